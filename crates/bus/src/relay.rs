@@ -1,0 +1,110 @@
+//! The outbox relay: delivers committed outbox rows to the bus at least once, in outbox order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use emporium_db::{Db, DbError};
+use emporium_kernel::Clock;
+use emporium_kernel::fault::CrashPoints;
+use tokio_util::sync::CancellationToken;
+
+use crate::{BusError, EventBus};
+
+/// Why a relay pass stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("outbox storage failed")]
+    Db(#[from] DbError),
+    #[error("bus refused an event")]
+    Bus(#[from] BusError),
+}
+
+/// Moves committed outbox rows onto the bus.
+///
+/// A row is marked published only after the bus accepted it, so a crash between the two delivers
+/// the event again on restart (consumers de-duplicate through the inbox). A row from a
+/// rolled-back transaction never existed, so it is never delivered.
+pub struct OutboxRelay {
+    db: Db,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+    crash: CrashPoints,
+    batch: i64,
+}
+
+impl OutboxRelay {
+    /// A relay from `db`'s outbox to `bus`.
+    pub fn new(db: Db, bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>, crash: CrashPoints) -> Self {
+        Self {
+            db,
+            bus,
+            clock,
+            crash,
+            batch: 256,
+        }
+    }
+
+    /// Delivers everything committed so far; returns how many events were delivered.
+    ///
+    /// Stops at the first event the bus refuses, so no later event overtakes it.
+    pub async fn drain(&self) -> Result<usize, RelayError> {
+        let mut delivered_total = 0;
+        loop {
+            let rows = emporium_db::pending_outbox(&self.db, self.batch).await?;
+            if rows.is_empty() {
+                return Ok(delivered_total);
+            }
+            let mut delivered = Vec::with_capacity(rows.len());
+            let mut failure = None;
+            for row in &rows {
+                self.crash.hit("relay.before_publish");
+                match self.bus.publish(&row.envelope).await {
+                    Ok(()) => delivered.push(row.position),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            self.crash.hit("relay.before_mark_published");
+            if !delivered.is_empty() {
+                emporium_db::mark_published(&self.db, &delivered, self.clock.now()).await?;
+                metrics::counter!("emporium_outbox_published_total").increment(delivered.len() as u64);
+            }
+            delivered_total += delivered.len();
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+        }
+    }
+
+    /// Runs until `cancel` fires: delivers on every commit signal (and every `poll` as a safety
+    /// net), backs off after failures, and drains once more before returning.
+    pub async fn run(self, poll: Duration, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.drain().await {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    metrics::counter!("emporium_outbox_relay_failures_total").increment(1);
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox relay pass failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = cancel.cancelled() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = self.db.outbox_signal().notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                () = cancel.cancelled() => break,
+            }
+        }
+        match self.drain().await {
+            Ok(n) => tracing::info!(delivered = n, "outbox flushed"),
+            Err(e) => tracing::warn!(error = %e, "outbox flush at shutdown failed; the rest is delivered at next start"),
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Pools and transactions for both engines behind one type.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use emporium_kernel::Event;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{DbError, Migration, migrate};
+
+/// Which engine a [`Db`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// `sqlite:PATH` or `postgres://…`.
+    pub url: String,
+    /// Pool size: readers on SQLite (the writer is always one connection), all connections on PostgreSQL.
+    pub max_connections: u32,
+    /// SQLite `synchronous=FULL` (durable across power loss) when true, `NORMAL` otherwise.
+    pub sqlite_synchronous_full: bool,
+    /// How long a caller waits for a pooled connection before the request fails with 503.
+    pub acquire_timeout: Duration,
+}
+
+/// Live pool figures, for the `/metrics` gauges.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// `writer`, `reader` (SQLite) or `primary` (PostgreSQL).
+    pub name: &'static str,
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+}
+
+/// A handle to the database: cheap to clone, shared by every context in the process.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pools: Pools,
+    // Woken after each commit that wrote outbox rows, so the relay delivers without polling delay.
+    outbox_signal: Notify,
+}
+
+enum Pools {
+    Sqlite { writer: SqlitePool, readers: SqlitePool },
+    Postgres(PgPool),
+}
+
+impl Db {
+    /// Opens (and for SQLite creates) the database named by `options.url`.
+    ///
+    /// SQLite runs in WAL mode with one writer connection, so writes are serialised in the
+    /// process and never fail with "database is locked" against each other.
+    pub async fn connect(options: &DbOptions) -> Result<Self, DbError> {
+        let url = options.url.as_str();
+        let pools = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let connect = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections.max(2))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await?;
+            Pools::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let sync = if options.sqlite_synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            };
+            let base = SqliteConnectOptions::from_str(url)?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(sync)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+                .pragma("temp_store", "memory");
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(base.clone().create_if_missing(true))
+                .await?;
+            let readers = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(base.read_only(true))
+                .await?;
+            Pools::Sqlite { writer, readers }
+        } else {
+            return Err(DbError::UnsupportedUrl);
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pools,
+                outbox_signal: Notify::new(),
+            }),
+        })
+    }
+
+    /// The engine in use.
+    pub fn backend(&self) -> Backend {
+        match self.inner.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies every pending migration of `sets` (one list per context), in version order.
+    pub async fn migrate(&self, sets: &[&[Migration]]) -> Result<(), DbError> {
+        match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => migrate::migrator(sets, false).run(writer).await?,
+            Pools::Postgres(pool) => migrate::migrator(sets, true).run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE` on the writer connection).
+    ///
+    /// Dropping the transaction without [`WriteTx::commit`] rolls it back, outbox rows included.
+    pub async fn begin_write(&self) -> Result<WriteTx, DbError> {
+        let tx = match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        };
+        Ok(WriteTx {
+            tx,
+            db: self.clone(),
+            wrote_events: false,
+        })
+    }
+
+    /// A connection for reads (SQLite: from the read-only pool).
+    pub async fn read(&self) -> Result<ReadConn, DbError> {
+        Ok(match &self.inner.pools {
+            Pools::Sqlite { readers, .. } => ReadConn::Sqlite(readers.acquire().await?),
+            Pools::Postgres(pool) => ReadConn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// Checks the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.read().await?;
+        crate::execute!(&mut conn, sqlx::query("SELECT 1"))?;
+        Ok(())
+    }
+
+    /// Notified after each commit that recorded events; the relay waits on it.
+    pub fn outbox_signal(&self) -> &Notify {
+        &self.inner.outbox_signal
+    }
+
+    /// Current size and idle count of each pool.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        fn stats<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                name,
+                size: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            }
+        }
+        match &self.inner.pools {
+            Pools::Sqlite { writer, readers } => {
+                vec![stats("writer", writer), stats("reader", readers)]
+            }
+            Pools::Postgres(pool) => vec![stats("primary", pool)],
+        }
+    }
+
+    /// Closes every pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.inner.pools {
+            Pools::Sqlite { writer, readers } => {
+                readers.close().await;
+                writer.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// A write transaction. Events recorded with [`WriteTx::record`] commit or vanish with it.
+pub struct WriteTx {
+    tx: Tx,
+    db: Db,
+    wrote_events: bool,
+}
+
+impl WriteTx {
+    /// The engine this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Records `event` in the outbox as the `sequence`-th event of its aggregate, in this
+    /// transaction. The current request's traceparent travels with it. Returns the event id.
+    pub async fn record<E: Event>(
+        &mut self,
+        event: &E,
+        sequence: i64,
+        occurred_at: OffsetDateTime,
+    ) -> Result<Uuid, DbError> {
+        let envelope = emporium_kernel::Envelope::wrap(
+            event,
+            sequence,
+            occurred_at,
+            emporium_kernel::trace::current(),
+        )?;
+        let data = serde_json::to_string(&envelope.data)?;
+        crate::execute!(&mut *self, sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )
+        .bind(envelope.id)
+        .bind(&envelope.event_type)
+        .bind(envelope.version)
+        .bind(&envelope.aggregate_id)
+        .bind(envelope.sequence)
+        .bind(envelope.occurred_at)
+        .bind(&envelope.trace)
+        .bind(data))?;
+        self.wrote_events = true;
+        Ok(envelope.id)
+    }
+
+    /// Commits; wakes the outbox relay when events were recorded.
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self.tx {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        if self.wrote_events {
+            self.db.inner.outbox_signal.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Rolls back explicitly (dropping the transaction does the same, later).
+    pub async fn rollback(self) -> Result<(), DbError> {
+        match self.tx {
+            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A pooled connection for reads.
+pub enum ReadConn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// The concrete connection of the engine in use; see [`crate::run!`].
+pub enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+impl<'a> From<&'a mut WriteTx> for Conn<'a> {
+    fn from(tx: &'a mut WriteTx) -> Self {
+        match &mut tx.tx {
+            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            Tx::Postgres(t) => Conn::Postgres(&mut *t),
+        }
+    }
+}
+
+impl<'a> From<&'a mut ReadConn> for Conn<'a> {
+    fn from(conn: &'a mut ReadConn) -> Self {
+        match conn {
+            ReadConn::Sqlite(c) => Conn::Sqlite(&mut *c),
+            ReadConn::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! HTTP conventions shared by every context: RFC 9457 problem responses (the one place where an
+//! error kind becomes a status), extractors whose rejections are problems too, the request
+//! middleware (request id, traceparent, timeout, metrics), bearer authentication plumbing, and
+//! the OpenAPI additions every route shares.
+
+pub mod auth;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod problem;
+
+pub use auth::{Authenticated, Customer, TokenVerifier};
+pub use extract::{Json, Path, Query};
+pub use problem::{ApiError, Problem};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";

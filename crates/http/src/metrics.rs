@@ -1,0 +1,44 @@
+//! The Prometheus recorder (installed once per process) and the RED metrics of every request.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus handle, installing the recorder on first use. `None` only when another
+/// recorder was installed first.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".to_owned()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0,
+                    ],
+                )
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Records one finished request under its route template (never the raw path).
+pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("emporium_http_requests_total", &labels).increment(1);
+    metrics::histogram!(
+        "emporium_http_request_duration_seconds",
+        "method" => method.to_owned(),
+        "route" => route.to_owned()
+    )
+    .record(elapsed.as_secs_f64());
+}

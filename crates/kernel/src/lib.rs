@@ -1,0 +1,18 @@
+//! The vocabulary every Emporium crate shares: typed ids, the error kinds and codes, the clock, the
+//! event envelope, opaque cursors and secrets. Depends on no other workspace crate.
+
+pub mod clock;
+pub mod cursor;
+pub mod error;
+pub mod event;
+pub mod id;
+pub mod secret;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use cursor::Cursor;
+pub use error::{DomainError, ErrorKind, FieldError, Violations};
+pub use event::{Envelope, Event};
+pub use secret::Secret;
+pub mod trace;
+pub mod auth;
+pub mod fault;
