@@ -32,7 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 #[macro_export]
 macro_rules! run {
     ($conn:expr, |$c:ident| $body:expr) => {
-        match $crate::Conn::from($conn) {
+        match ::core::convert::Into::<$crate::Conn<'_>>::into($conn) {
             $crate::Conn::Sqlite($c) => $body,
             $crate::Conn::Postgres($c) => $body,
         }

@@ -3,6 +3,7 @@
 //! middleware (request id, traceparent, timeout, metrics), bearer authentication plumbing, and
 //! the OpenAPI additions every route shares.
 
+pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod metrics;

@@ -89,6 +89,11 @@ impl ApiError {
         self.status
     }
 
+    /// The field violations, for validation problems.
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
     /// The stable code.
     pub fn code(&self) -> &str {
         &self.code

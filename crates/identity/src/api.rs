@@ -1,0 +1,88 @@
+//! Identity's boundary: the plain data it hands out and the trait other contexts call.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use emporium_kernel::auth::Role;
+
+use crate::domain::{ApiClientId, CustomerId, StaffUserId};
+use crate::error::IdentityError;
+
+/// A shopper's account.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub email: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// A back-office user.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StaffUser {
+    pub id: StaffUserId,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// A machine client of the client-credentials grant.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiClient {
+    pub id: ApiClientId,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The staff user who created it.
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Set once revoked; a revoked client gets no new tokens.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A newly created API client with its secret, shown this once.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewApiClient {
+    #[serde(flatten)]
+    pub client: ApiClient,
+    /// The client secret. It is stored hashed and cannot be shown again.
+    pub client_secret: String,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Absent for the client-credentials grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Space-separated granted scopes.
+    pub scope: String,
+}
+
+/// One page of a list, with the cursor of the next page.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What other contexts may ask of identity.
+#[async_trait::async_trait]
+pub trait IdentityApi: Send + Sync {
+    /// The customer with `id`, or `None`.
+    async fn find_customer(&self, id: CustomerId) -> Result<Option<Customer>, IdentityError>;
+}

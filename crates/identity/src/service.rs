@@ -1,0 +1,607 @@
+//! Identity's use cases: validate, run one transaction (with its outbox events), return plain data.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use emporium_db::Db;
+use emporium_kernel::auth::{Actor, Principal, Role};
+use emporium_kernel::{Clock, Cursor, FieldError, Violations};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::api::{ApiClient, Customer, IdentityApi, NewApiClient, Page, StaffUser, TokenResponse};
+use crate::domain::{
+    self, ADMIN_SCOPE, ApiClientId, CustomerId, Email, Password, STORE_SCOPE, StaffUserId,
+};
+use crate::error::{IdentityError, OAuthError};
+use crate::events;
+use crate::password::Hasher;
+use crate::store::{self, ClientRow, CustomerRow, StaffRow};
+use crate::throttle::LoginThrottle;
+use crate::tokens::{self, Grant, Tokens};
+
+/// The largest page a list returns.
+pub const MAX_PAGE: u32 = 200;
+
+/// Register a customer.
+#[derive(Debug, Clone)]
+pub struct RegisterCustomer {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+/// Create a staff user.
+#[derive(Debug, Clone)]
+pub struct CreateStaffUser {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Change a staff user; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateStaffUser {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub password: Option<String>,
+}
+
+/// Create an API client.
+#[derive(Debug, Clone)]
+pub struct CreateApiClient {
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
+/// How long tokens live.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLifetimes {
+    /// Refresh tokens (and so login sessions, without use) expire after this.
+    pub refresh: time::Duration,
+}
+
+/// The identity service: every use case of the context.
+pub struct IdentityService {
+    db: Db,
+    hasher: Hasher,
+    tokens: Arc<Tokens>,
+    throttle: LoginThrottle,
+    clock: Arc<dyn Clock>,
+    lifetimes: TokenLifetimes,
+}
+
+fn customer_of(row: &CustomerRow) -> Customer {
+    Customer {
+        id: CustomerId(row.id),
+        email: row.email.clone(),
+        name: row.name.clone(),
+        created_at: row.created_at,
+    }
+}
+
+fn staff_of(row: &StaffRow) -> StaffUser {
+    StaffUser {
+        id: StaffUserId(row.id),
+        email: row.email.clone(),
+        name: row.name.clone(),
+        // The CHECK constraint keeps the column to the three role names.
+        role: Role::parse(&row.role).unwrap_or(Role::Staff),
+        created_at: row.created_at,
+    }
+}
+
+fn client_of(row: &ClientRow) -> ApiClient {
+    ApiClient {
+        id: ApiClientId(row.id),
+        name: row.name.clone(),
+        scopes: row.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        created_by: row.created_by.clone(),
+        created_at: row.created_at,
+        revoked_at: row.revoked_at,
+    }
+}
+
+/// Where a page starts: ids are UUIDv7, so "older than the cursor" is "id below it".
+fn page_start(cursor: Option<&str>) -> Result<Uuid, IdentityError> {
+    match cursor {
+        None => Ok(Uuid::max()),
+        Some(c) => Cursor::decode::<Uuid>(c).map_err(|e| IdentityError::Invalid(vec![e])),
+    }
+}
+
+fn page_limit(limit: Option<u32>) -> Result<i64, IdentityError> {
+    match limit.unwrap_or(50) {
+        0 => Err(IdentityError::Invalid(vec![FieldError::new("/limit", "too_small", "at least 1")])),
+        n if n > MAX_PAGE => Err(IdentityError::Invalid(vec![FieldError::new(
+            "/limit",
+            "too_large",
+            format!("at most {MAX_PAGE}"),
+        )])),
+        n => Ok(i64::from(n)),
+    }
+}
+
+fn page_of<R, T>(rows: Vec<R>, limit: i64, id: impl Fn(&R) -> Uuid, map: impl Fn(&R) -> T) -> Page<T> {
+    let full = usize::try_from(limit).is_ok_and(|l| rows.len() == l);
+    let next_cursor = if full {
+        rows.last().map(|r| Cursor::encode(&id(r)).into_string())
+    } else {
+        None
+    };
+    Page {
+        items: rows.iter().map(map).collect(),
+        next_cursor,
+    }
+}
+
+impl IdentityService {
+    /// Wires the service.
+    pub fn new(
+        db: Db,
+        hasher: Hasher,
+        tokens: Arc<Tokens>,
+        throttle: LoginThrottle,
+        clock: Arc<dyn Clock>,
+        lifetimes: TokenLifetimes,
+    ) -> Self {
+        Self {
+            db,
+            hasher,
+            tokens,
+            throttle,
+            clock,
+            lifetimes,
+        }
+    }
+
+    /// The token signer/verifier.
+    pub fn tokens(&self) -> &Arc<Tokens> {
+        &self.tokens
+    }
+
+    /// Creates a customer account and records `customer.registered`.
+    pub async fn register(&self, cmd: RegisterCustomer) -> Result<Customer, IdentityError> {
+        let mut v = Violations::new();
+        let email = v.check("/email", Email::parse(&cmd.email));
+        let password = v.check("/password", Password::parse(&cmd.password, email.as_ref().map(Email::as_str)));
+        let name = v.check("/name", domain::parse_name(&cmd.name));
+        v.finish().map_err(IdentityError::Invalid)?;
+        let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+            return Err(IdentityError::Invalid(Vec::new()));
+        };
+        let password_hash = self.hasher.hash(password.expose()).await?;
+        let now = self.clock.now();
+        let row = CustomerRow {
+            id: CustomerId::generate().0,
+            email: email.as_str().to_owned(),
+            name,
+            password_hash,
+            created_at: now,
+        };
+        let mut tx = self.db.begin_write().await?;
+        if let Err(e) = store::insert_customer(&mut tx, &row).await {
+            return Err(if e.is_unique_violation() { IdentityError::EmailTaken } else { e.into() });
+        }
+        let event = events::CustomerRegistered {
+            customer_id: CustomerId(row.id),
+            email: row.email.clone(),
+            name: row.name.clone(),
+        };
+        tx.record(&event, 1, now).await?;
+        tx.commit().await?;
+        Ok(customer_of(&row))
+    }
+
+    /// The resource-owner password grant. `scope` containing `admin` signs in a staff user,
+    /// otherwise a customer. Failures are throttled per account and per address, and take as
+    /// long whether or not the account exists.
+    pub async fn password_grant(
+        &self,
+        username: &str,
+        password: &str,
+        scope: Option<&str>,
+        address: Option<IpAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let requested: Vec<&str> = scope.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).collect();
+        let staff = requested.contains(&ADMIN_SCOPE);
+        let allowed = if staff { ADMIN_SCOPE } else { STORE_SCOPE };
+        if let Some(bad) = requested.iter().find(|s| **s != allowed) {
+            return Err(OAuthError::InvalidScope(format!("scope `{bad}` cannot be granted with a password")));
+        }
+        let account = username.trim().to_lowercase();
+        if account.is_empty() || password.is_empty() {
+            return Err(OAuthError::InvalidRequest("username and password are required".into()));
+        }
+        self.throttle
+            .check(&account, address)
+            .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+
+        let mut conn = self.db.read().await?;
+        let (subject, actor, hash) = if staff {
+            let row = store::find_staff_by_email(&mut conn, &account).await?;
+            let actor = row.as_ref().and_then(|r| Role::parse(&r.role)).map(Actor::Staff);
+            (row.as_ref().map(|r| StaffUserId(r.id).to_string()), actor, row.map(|r| r.password_hash))
+        } else {
+            let row = store::find_customer_by_email(&mut conn, &account).await?;
+            (row.as_ref().map(|r| CustomerId(r.id).to_string()), Some(Actor::Customer), row.map(|r| r.password_hash))
+        };
+        drop(conn);
+        let matched = self.hasher.verify(password, hash).await?;
+        let (Some(subject), Some(actor), true) = (subject, actor, matched) else {
+            metrics::counter!("emporium_auth_login_failures_total").increment(1);
+            self.throttle
+                .record_failure(&account, address)
+                .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+            return Err(OAuthError::InvalidGrant("the username or password is wrong"));
+        };
+
+        let now = self.clock.now();
+        let family = Uuid::now_v7();
+        let (refresh, refresh_hash) = tokens::new_refresh_token()?;
+        let mut tx = self.db.begin_write().await?;
+        store::insert_family(&mut tx, family, &subject, now).await?;
+        store::insert_refresh(&mut tx, &refresh_hash, family, &subject, allowed, now, now + self.lifetimes.refresh).await?;
+        tx.commit().await?;
+        self.respond(
+            Grant {
+                subject,
+                actor,
+                scopes: vec![allowed.to_owned()],
+                session: Some(family.simple().to_string()),
+            },
+            Some(refresh),
+            now,
+        )
+    }
+
+    /// The refresh grant: rotates the token. A token used twice revokes its whole family.
+    pub async fn refresh_grant(&self, refresh_token: &str, scope: Option<&str>) -> Result<TokenResponse, OAuthError> {
+        if refresh_token.is_empty() {
+            return Err(OAuthError::InvalidRequest("refresh_token is required".into()));
+        }
+        let hash = tokens::hash_secret(refresh_token);
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let Some(used) = store::use_refresh(&mut tx, &hash, now).await? else {
+            if let Some(family) = store::family_of_used_refresh(&mut tx, &hash).await? {
+                store::revoke_family(&mut tx, family, now).await?;
+                tx.commit().await?;
+                metrics::counter!("emporium_auth_refresh_reuse_total").increment(1);
+                tracing::warn!(family = %family.simple(), "refresh token reused; session revoked");
+            }
+            return Err(OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked"));
+        };
+        if let Some(s) = scope.filter(|s| !s.trim().is_empty()) {
+            if s.split(' ').filter(|p| !p.is_empty()).any(|p| p != used.scope) {
+                return Err(OAuthError::InvalidScope("a refresh cannot widen the scope".into()));
+            }
+        }
+        // The party must still exist (and, for staff, the role is read afresh).
+        let actor = if let Ok(id) = used.subject.parse::<CustomerId>() {
+            store::find_customer(&mut tx, id.0).await?.map(|_| Actor::Customer)
+        } else if let Ok(id) = used.subject.parse::<StaffUserId>() {
+            store::find_staff(&mut tx, id.0).await?.and_then(|r| Role::parse(&r.role)).map(Actor::Staff)
+        } else {
+            None
+        };
+        let Some(actor) = actor else {
+            store::revoke_family(&mut tx, used.family_id, now).await?;
+            tx.commit().await?;
+            return Err(OAuthError::InvalidGrant("the account no longer exists"));
+        };
+        let (refresh, refresh_hash) = tokens::new_refresh_token()?;
+        store::insert_refresh(&mut tx, &refresh_hash, used.family_id, &used.subject, &used.scope, now, now + self.lifetimes.refresh).await?;
+        tx.commit().await?;
+        self.respond(
+            Grant {
+                subject: used.subject,
+                actor,
+                scopes: vec![used.scope],
+                session: Some(used.family_id.simple().to_string()),
+            },
+            Some(refresh),
+            now,
+        )
+    }
+
+    /// The client-credentials grant for API clients; no refresh token.
+    pub async fn client_credentials_grant(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        scope: Option<&str>,
+        basic: bool,
+        address: Option<IpAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let account = client_id.trim().to_owned();
+        self.throttle
+            .check(&account, address)
+            .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+        let row = match account.parse::<ApiClientId>() {
+            Ok(id) => {
+                let mut conn = self.db.read().await?;
+                store::find_client(&mut conn, id.0).await?
+            }
+            Err(_) => None,
+        };
+        let presented = tokens::hash_secret(client_secret);
+        let valid = row.as_ref().is_some_and(|r| {
+            r.revoked_at.is_none() && constant_time_eq(&r.secret_hash, &presented)
+        });
+        let Some(row) = row.filter(|_| valid) else {
+            self.throttle
+                .record_failure(&account, address)
+                .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+            return Err(OAuthError::InvalidClient { basic });
+        };
+        let granted: Vec<String> = row.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let scopes = match scope.map(str::trim).filter(|s| !s.is_empty()) {
+            None => granted,
+            Some(s) => {
+                let asked: Vec<String> = s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+                if let Some(bad) = asked.iter().find(|a| !granted.contains(a)) {
+                    return Err(OAuthError::InvalidScope(format!("scope `{bad}` is not granted to this client")));
+                }
+                asked
+            }
+        };
+        self.respond(
+            Grant {
+                subject: ApiClientId(row.id).to_string(),
+                actor: Actor::Client,
+                scopes,
+                session: None,
+            },
+            None,
+            self.clock.now(),
+        )
+    }
+
+    fn respond(&self, grant: Grant, refresh_token: Option<String>, now: OffsetDateTime) -> Result<TokenResponse, OAuthError> {
+        let access_token = self.tokens.issue(&grant, now)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: self.tokens.access_ttl().whole_seconds(),
+            refresh_token,
+            scope: grant.scopes.join(" "),
+        })
+    }
+
+    /// Revokes the caller's login session: its refresh tokens stop working. Access tokens
+    /// already issued live until they expire (minutes).
+    pub async fn logout(&self, principal: &Principal) -> Result<(), IdentityError> {
+        let Some(family) = principal.session.as_deref().and_then(|s| Uuid::try_parse(s).ok()) else {
+            return Ok(());
+        };
+        let mut tx = self.db.begin_write().await?;
+        store::revoke_family(&mut tx, family, self.clock.now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The customer a principal is.
+    pub async fn me(&self, principal: &Principal) -> Result<Customer, IdentityError> {
+        let id: CustomerId = principal.subject.parse().map_err(|_| IdentityError::CustomerNotFound)?;
+        self.get_customer(id).await
+    }
+
+    /// The customer with `id`.
+    pub async fn get_customer(&self, id: CustomerId) -> Result<Customer, IdentityError> {
+        let mut conn = self.db.read().await?;
+        store::find_customer(&mut conn, id.0)
+            .await?
+            .map(|r| customer_of(&r))
+            .ok_or(IdentityError::CustomerNotFound)
+    }
+
+    /// Customers, newest first, optionally those whose e-mail contains `search`.
+    pub async fn list_customers(&self, search: Option<&str>, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Customer>, IdentityError> {
+        let before = page_start(cursor)?;
+        let limit = page_limit(limit)?;
+        let needle = search.unwrap_or_default().trim().to_lowercase();
+        if needle.chars().count() > 254 {
+            return Err(IdentityError::Invalid(vec![FieldError::new("/email", "too_long", "at most 254 characters")]));
+        }
+        let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        let mut conn = self.db.read().await?;
+        let rows = store::list_customers(&mut conn, before, &pattern, limit).await?;
+        Ok(page_of(rows, limit, |r| r.id, customer_of))
+    }
+
+    /// Creates a staff user; `created_by` is a `usr_…` id or `cli`.
+    pub async fn create_staff(&self, cmd: CreateStaffUser, created_by: &str) -> Result<StaffUser, IdentityError> {
+        let mut v = Violations::new();
+        let email = v.check("/email", Email::parse(&cmd.email));
+        let password = v.check("/password", Password::parse(&cmd.password, email.as_ref().map(Email::as_str)));
+        let name = v.check("/name", domain::parse_name(&cmd.name));
+        v.finish().map_err(IdentityError::Invalid)?;
+        let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+            return Err(IdentityError::Invalid(Vec::new()));
+        };
+        let password_hash = self.hasher.hash(password.expose()).await?;
+        let now = self.clock.now();
+        let row = StaffRow {
+            id: StaffUserId::generate().0,
+            email: email.as_str().to_owned(),
+            name,
+            role: cmd.role.as_str().to_owned(),
+            password_hash,
+            created_at: now,
+            version: 1,
+        };
+        let mut tx = self.db.begin_write().await?;
+        if let Err(e) = store::insert_staff(&mut tx, &row).await {
+            return Err(if e.is_unique_violation() { IdentityError::EmailTaken } else { e.into() });
+        }
+        let event = events::StaffUserCreated {
+            user_id: StaffUserId(row.id),
+            email: row.email.clone(),
+            role: row.role.clone(),
+            created_by: created_by.to_owned(),
+        };
+        tx.record(&event, 1, now).await?;
+        tx.commit().await?;
+        Ok(staff_of(&row))
+    }
+
+    /// Staff users, newest first.
+    pub async fn list_staff(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<StaffUser>, IdentityError> {
+        let before = page_start(cursor)?;
+        let limit = page_limit(limit)?;
+        let mut conn = self.db.read().await?;
+        let rows = store::list_staff(&mut conn, before, limit).await?;
+        Ok(page_of(rows, limit, |r| r.id, staff_of))
+    }
+
+    /// The staff user with `id`.
+    pub async fn get_staff(&self, id: StaffUserId) -> Result<StaffUser, IdentityError> {
+        let mut conn = self.db.read().await?;
+        store::find_staff(&mut conn, id.0)
+            .await?
+            .map(|r| staff_of(&r))
+            .ok_or(IdentityError::UserNotFound)
+    }
+
+    /// Changes a staff user. The last owner cannot be demoted.
+    pub async fn update_staff(&self, id: StaffUserId, cmd: UpdateStaffUser, by: &str) -> Result<StaffUser, IdentityError> {
+        let mut v = Violations::new();
+        let name = cmd.name.as_deref().and_then(|n| v.check("/name", domain::parse_name(n)));
+        let password = cmd
+            .password
+            .as_deref()
+            .and_then(|p| v.check("/password", Password::parse(p, None)));
+        v.finish().map_err(IdentityError::Invalid)?;
+        let new_hash = match &password {
+            Some(p) => Some(self.hasher.hash(p.expose()).await?),
+            None => None,
+        };
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let owners = store::lock_owners(&mut tx).await?;
+        let mut row = store::find_staff(&mut tx, id.0).await?.ok_or(IdentityError::UserNotFound)?;
+        if let Some(role) = cmd.role {
+            if row.role == "owner" && role != Role::Owner && owners.len() <= 1 {
+                return Err(IdentityError::LastOwner);
+            }
+            row.role = role.as_str().to_owned();
+        }
+        if let Some(name) = name {
+            row.name = name;
+        }
+        if let Some(hash) = new_hash.clone() {
+            row.password_hash = hash;
+        }
+        row.version += 1;
+        store::update_staff(&mut tx, &row, now).await?;
+        let event = events::StaffUserUpdated {
+            user_id: id,
+            role: row.role.clone(),
+            password_changed: new_hash.is_some(),
+            updated_by: by.to_owned(),
+        };
+        tx.record(&event, row.version, now).await?;
+        tx.commit().await?;
+        Ok(staff_of(&row))
+    }
+
+    /// Removes a staff user. The last owner cannot be removed.
+    pub async fn delete_staff(&self, id: StaffUserId, by: &str) -> Result<(), IdentityError> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let owners = store::lock_owners(&mut tx).await?;
+        if owners == [id.0] {
+            return Err(IdentityError::LastOwner);
+        }
+        let row = store::find_staff(&mut tx, id.0).await?.ok_or(IdentityError::UserNotFound)?;
+        store::delete_staff(&mut tx, id.0).await?;
+        let event = events::StaffUserDeleted {
+            user_id: id,
+            deleted_by: by.to_owned(),
+        };
+        tx.record(&event, row.version + 1, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates an API client; its secret is returned this once.
+    pub async fn create_client(&self, cmd: CreateApiClient, by: &str) -> Result<NewApiClient, IdentityError> {
+        let mut v = Violations::new();
+        let name = v.check("/name", domain::parse_name(&cmd.name));
+        let scopes = v.check("/scopes", domain::parse_client_scopes(&cmd.scopes));
+        v.finish().map_err(IdentityError::Invalid)?;
+        let (Some(name), Some(scopes)) = (name, scopes) else {
+            return Err(IdentityError::Invalid(Vec::new()));
+        };
+        let secret = format!("sec_{}", tokens::random_token()?);
+        let now = self.clock.now();
+        let row = ClientRow {
+            id: ApiClientId::generate().0,
+            name,
+            secret_hash: tokens::hash_secret(&secret),
+            scopes: scopes.join(" "),
+            created_by: by.to_owned(),
+            created_at: now,
+            revoked_at: None,
+        };
+        let mut tx = self.db.begin_write().await?;
+        store::insert_client(&mut tx, &row).await?;
+        let event = events::ApiClientCreated {
+            client_id: ApiClientId(row.id),
+            name: row.name.clone(),
+            scopes,
+            created_by: by.to_owned(),
+        };
+        tx.record(&event, 1, now).await?;
+        tx.commit().await?;
+        Ok(NewApiClient {
+            client: client_of(&row),
+            client_secret: secret,
+        })
+    }
+
+    /// API clients, newest first (revoked ones included, marked).
+    pub async fn list_clients(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<ApiClient>, IdentityError> {
+        let before = page_start(cursor)?;
+        let limit = page_limit(limit)?;
+        let mut conn = self.db.read().await?;
+        let rows = store::list_clients(&mut conn, before, limit).await?;
+        Ok(page_of(rows, limit, |r| r.id, client_of))
+    }
+
+    /// Revokes an API client (idempotent). Tokens it already holds expire on their own.
+    pub async fn revoke_client(&self, id: ApiClientId, by: &str) -> Result<(), IdentityError> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        if store::revoke_client(&mut tx, id.0, now).await? == 0 {
+            // Already revoked is success; never existing is not.
+            return match store::find_client(&mut tx, id.0).await? {
+                Some(_) => Ok(()),
+                None => Err(IdentityError::ClientNotFound),
+            };
+        }
+        let event = events::ApiClientRevoked {
+            client_id: id,
+            revoked_by: by.to_owned(),
+        };
+        tx.record(&event, 2, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Compares two digests in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[async_trait::async_trait]
+impl IdentityApi for IdentityService {
+    async fn find_customer(&self, id: CustomerId) -> Result<Option<Customer>, IdentityError> {
+        let mut conn = self.db.read().await?;
+        Ok(store::find_customer(&mut conn, id.0).await?.map(|r| customer_of(&r)))
+    }
+}
