@@ -28,6 +28,9 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let bad = |detail: &str| FieldError::new("", "invalid_format", detail);
         let email = raw.trim().to_lowercase();
+        if email.is_empty() {
+            return Err(FieldError::new("", "required", "must not be empty"));
+        }
         if email.len() > 254 {
             return Err(FieldError::new("", "too_long", "at most 254 characters"));
         }
@@ -93,6 +96,9 @@ impl Password {
     /// Checks `raw` against the policy.
     pub fn parse(raw: &str, email: Option<&str>) -> Result<Self, FieldError> {
         let chars = raw.chars().count();
+        if chars == 0 {
+            return Err(FieldError::new("", "required", "must not be empty"));
+        }
         if chars < 10 {
             return Err(FieldError::new("", "too_short", "at least 10 characters"));
         }

@@ -1,10 +1,27 @@
-//! Identity: customers, staff users, API clients, their credentials and tokens.
+//! Identity: customers, staff users (roles owner > admin > staff), API clients of the
+//! client-credentials grant, their credentials (argon2id passwords, hashed secrets) and tokens
+//! (Ed25519 JWT access tokens, rotating refresh tokens with reuse detection).
+
 pub mod api;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod password;
+pub mod routes;
 pub mod service;
 pub mod store;
 pub mod throttle;
-pub mod password;
 pub mod tokens;
+
+pub use api::IdentityApi;
+pub use error::IdentityError;
+pub use routes::{ADMIN_RULES, router};
+pub use service::IdentityService;
+
+/// Identity's schema migrations.
+pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
+    version: 20261123000100,
+    description: "identity",
+    sqlite: include_str!("../migrations/sqlite/20261123000100_identity.sql"),
+    postgres: include_str!("../migrations/postgres/20261123000100_identity.sql"),
+}];

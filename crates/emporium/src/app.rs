@@ -1,0 +1,311 @@
+//! Wiring: opens the database, builds every context, assembles the HTTP router with its shared
+//! middleware, and runs the server, the outbox relay and the housekeeping tasks until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use emporium_bus::{InProcessBus, OutboxRelay};
+use emporium_db::{Db, DbOptions};
+use emporium_http::admin::AdminPolicy;
+use emporium_http::middleware::Limits;
+use emporium_http::{ApiError, TokenVerifier};
+use emporium_identity::IdentityService;
+use emporium_identity::password::Hasher;
+use emporium_identity::service::TokenLifetimes;
+use emporium_identity::throttle::{LoginThrottle, ThrottleLimits};
+use emporium_identity::tokens::Tokens;
+use emporium_kernel::fault::CrashPoints;
+use emporium_kernel::{Clock, ErrorKind};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::{Config, SqliteSync};
+use crate::journal;
+
+/// Every context's migrations, in the order they were introduced.
+pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
+    emporium_db::MIGRATIONS,
+    emporium_identity::MIGRATIONS,
+    journal::MIGRATIONS,
+];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Emporium",
+        description = "Headless commerce backend. Storefront routes under `/v1/store`, staff routes under \
+            `/v1/admin` (staff or API-client tokens), tokens under `/v1/auth`. Errors are RFC 9457 \
+            `application/problem+json` with a stable `code`."
+    ),
+    tags(
+        (name = "auth", description = "Registration and OAuth2 tokens"),
+        (name = "store", description = "Storefront"),
+        (name = "admin", description = "Back office (staff and API clients)"),
+        (name = "ops", description = "Health, readiness and metrics"),
+    ),
+    components(schemas(emporium_http::Problem))
+)]
+struct ApiDoc;
+
+/// Opens the configured database and applies pending migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let url = config.effective_database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+    }
+    let db = Db::connect(&DbOptions {
+        url,
+        max_connections: config.database.max_connections,
+        sqlite_synchronous_full: config.database.sqlite_synchronous == SqliteSync::Full,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+    })
+    .await
+    .context("cannot open the database")?;
+    db.migrate(MIGRATIONS).await.context("cannot migrate the database")?;
+    Ok(db)
+}
+
+/// The parts of a running store that tests and the CLI reach into.
+#[derive(Clone)]
+pub struct Store {
+    pub db: Db,
+    pub identity: Arc<IdentityService>,
+    pub bus: Arc<InProcessBus>,
+    pub clock: Arc<dyn Clock>,
+    pub crash_points: CrashPoints,
+}
+
+impl Store {
+    /// Builds every context over an open database.
+    pub fn build(config: &Config, db: Db, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let tokens = Tokens::open(
+            config.signing_keys_file(),
+            time::Duration::seconds(i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900)),
+            clock.now(),
+        )
+        .context("cannot open the signing keys")?;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let throttle = LoginThrottle::new(ThrottleLimits {
+            account_burst: config.auth.login_failures_per_account,
+            account_refill: Duration::from_secs(config.auth.account_refill_secs),
+            address_burst: config.auth.login_failures_per_address,
+            address_refill: Duration::from_secs(config.auth.address_refill_secs),
+        });
+        let identity = Arc::new(IdentityService::new(
+            db.clone(),
+            Hasher::new(cores),
+            Arc::new(tokens),
+            throttle,
+            clock.clone(),
+            TokenLifetimes {
+                refresh: time::Duration::days(i64::try_from(config.auth.refresh_token_ttl_days).unwrap_or(30)),
+            },
+        ));
+        let bus = Arc::new(InProcessBus::new());
+        bus.subscribe(Arc::new(journal::JournalConsumer::new(db.clone(), clock.clone())));
+        Ok(Self {
+            db,
+            identity,
+            bus,
+            clock,
+            crash_points: CrashPoints::new(config.crash_points.iter().cloned()),
+        })
+    }
+
+    /// A relay from this store's outbox to its bus.
+    pub fn relay(&self) -> OutboxRelay {
+        OutboxRelay::new(
+            self.db.clone(),
+            self.bus.clone(),
+            self.clock.clone(),
+            self.crash_points.clone(),
+        )
+    }
+
+    /// The whole HTTP application and its OpenAPI document.
+    pub fn router(&self, config: &Config, shutting_down: CancellationToken) -> Router {
+        let ops = OpenApiRouter::new()
+            .routes(routes!(healthz))
+            .routes(routes!(readyz))
+            .routes(routes!(metrics))
+            .with_state(OpsState {
+                db: self.db.clone(),
+                shutting_down,
+            });
+        let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .merge(emporium_identity::router(self.identity.clone()))
+            .merge(journal::router(self.db.clone()))
+            .merge(ops)
+            .split_for_parts();
+        emporium_http::openapi::add_shared_errors(&mut doc);
+        let policy = Arc::new(AdminPolicy::new([emporium_identity::ADMIN_RULES, journal::ADMIN_RULES]));
+        let verifier: Arc<dyn TokenVerifier> = self.identity.tokens().clone();
+        let limits = Limits {
+            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+        };
+        api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+            .fallback(emporium_http::middleware::not_found)
+            .method_not_allowed_fallback(emporium_http::middleware::method_not_allowed)
+            .route_layer(from_fn_with_state(policy, emporium_http::admin::guard))
+            .route_layer(from_fn(emporium_http::middleware::mark_route))
+            .layer(from_fn_with_state(verifier, emporium_http::auth::authenticate))
+            .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
+            .layer(CompressionLayer::new())
+            .layer(CatchPanicLayer::custom(emporium_http::middleware::panic_response))
+            .layer(from_fn_with_state(limits, emporium_http::middleware::request_context))
+    }
+}
+
+#[derive(Clone)]
+struct OpsState {
+    db: Db,
+    shutting_down: CancellationToken,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "Alive", body = Object)))]
+async fn healthz() -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({"status": "ok"}))).into_response()
+}
+
+/// Readiness: the database answers and the process is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Not ready (`database_unavailable`, `shutting_down`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+async fn readyz(State(ops): State<OpsState>) -> Result<Response, ApiError> {
+    if ops.shutting_down.is_cancelled() {
+        return Err(ApiError::new(ErrorKind::Unavailable, "shutting_down", "the process is shutting down"));
+    }
+    if let Err(e) = ops.db.ping().await {
+        tracing::warn!(error = %e, "readiness check: database unreachable");
+        return Err(ApiError::new(ErrorKind::Unavailable, "database_unavailable", "the database does not answer"));
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({"status": "ready"}))).into_response())
+}
+
+/// Prometheus metrics: requests by route and status, latency histograms, pool and outbox gauges.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+async fn metrics(State(ops): State<OpsState>) -> Response {
+    for pool in ops.db.pool_stats() {
+        metrics::gauge!("emporium_db_pool_connections", "pool" => pool.name, "state" => "idle").set(f64::from(pool.idle));
+        metrics::gauge!("emporium_db_pool_connections", "pool" => pool.name, "state" => "in_use")
+            .set(f64::from(pool.size.saturating_sub(pool.idle)));
+    }
+    if let Ok(pending) = emporium_db::count_pending(&ops.db).await {
+        metrics::gauge!("emporium_outbox_pending_events").set(pending as f64);
+    }
+    let body = emporium_http::metrics::handle().map(|h| h.render()).unwrap_or_default();
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// A running server: its address, and the handle that stops it.
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// The store behind it.
+    pub store: Store,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (bounded), flushes the outbox, closes
+    /// the database.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.store.db.close().await;
+    }
+
+    /// A token that fires when shutdown begins.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds `config.listen`, opens and migrates the database, and starts serving, relaying and
+/// housekeeping. Returns once the server accepts connections.
+pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<RunningServer> {
+    emporium_http::metrics::handle();
+    let db = open_database(config).await?;
+    let store = Store::build(config, db, clock)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let app = store.router(config, shutdown.clone());
+
+    let grace = Duration::from_millis(config.http.shutdown_grace_ms);
+    let stop = shutdown.clone();
+    let server_done = CancellationToken::new();
+    let server_done_signal = server_done.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let serve = async move {
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "server failed");
+            }
+        };
+        tokio::pin!(serve);
+        tokio::select! {
+            () = &mut serve => {}
+            () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing them");
+            }
+        }
+        server_done_signal.cancel();
+    });
+
+    // The relay runs until the server has stopped, then flushes what the last requests wrote.
+    let relay = store.relay();
+    let poll = Duration::from_millis(config.outbox.poll_interval_ms);
+    tasks.spawn(relay.run(poll, server_done));
+
+    let tokens = store.identity.tokens().clone();
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = every.tick() => { tokens.reload_if_changed(); }
+                () = stop.cancelled() => break,
+            }
+        }
+    });
+
+    tracing::info!(%local_addr, backend = ?store.db.backend(), "emporium is ready");
+    Ok(RunningServer {
+        local_addr,
+        store,
+        shutdown,
+        tasks,
+    })
+}

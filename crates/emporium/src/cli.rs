@@ -1,0 +1,216 @@
+//! The command line: `serve`, `migrate`, `config`, `admin create`, `keys rotate`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use emporium_kernel::SystemClock;
+use emporium_kernel::auth::Role;
+use emporium_identity::service::CreateStaffUser;
+
+use crate::config::{Config, Overrides};
+
+/// Emporium: a headless commerce backend in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "emporium", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./emporium.toml when present).
+    #[arg(long, global = true, env = "EMPORIUM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data folder (SQLite database, signing keys).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:PATH or postgres://…
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the all-in-one store.
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets masked).
+    Config,
+    /// Manage staff users.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Manage the token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// Staff user commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a staff user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// owner, admin or staff.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Display name (default: the e-mail address).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Signing key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key; tokens signed by older keys stay valid until they expire.
+    Rotate,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "expected owner, admin or staff".to_owned())
+}
+
+/// Exit code for a configuration error.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Runs the command; returns the process exit code.
+pub async fn run(cli: Cli, started: Instant) -> u8 {
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let overrides = Overrides {
+        listen,
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("emporium: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    crate::telemetry::init(&config);
+    let result = match cli.command {
+        Command::Serve { .. } => serve(&config, started).await,
+        Command::Migrate => migrate(&config).await,
+        Command::Config => {
+            print!("{}", config.to_masked_toml());
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Create { email, role, name },
+        } => create_admin(&config, email, role, name).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => rotate_keys(&config),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("emporium: {e:#}");
+            1
+        }
+    }
+}
+
+async fn serve(config: &Config, started: Instant) -> anyhow::Result<()> {
+    let server = crate::start(config, Arc::new(SystemClock)).await?;
+    tracing::info!(
+        address = %server.local_addr,
+        startup_ms = started.elapsed().as_secs_f64() * 1e3,
+        "listening"
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let db = crate::app::open_database(config).await?;
+    db.close().await;
+    println!("database is up to date");
+    Ok(())
+}
+
+async fn create_admin(config: &Config, email: String, role: Role, name: Option<String>) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let db = crate::app::open_database(config).await?;
+    let store = crate::Store::build(config, db.clone(), Arc::new(SystemClock))?;
+    let cmd = CreateStaffUser {
+        name: name.unwrap_or_else(|| email.clone()),
+        email,
+        password,
+        role,
+    };
+    let created = store.identity.create_staff(cmd, "cli").await;
+    db.close().await;
+    match created {
+        Ok(user) => {
+            println!("created {} {} ({})", user.role.as_str(), user.email, user.id);
+            Ok(())
+        }
+        Err(emporium_identity::IdentityError::Invalid(errors)) => {
+            let reasons: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.pointer.trim_start_matches('/'), e.detail))
+                .collect();
+            anyhow::bail!("invalid staff user: {}", reasons.join("; "))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn rotate_keys(config: &Config) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let access_ttl = time::Duration::seconds(i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900));
+    // Keep a superseded key until every token it signed has expired, with a margin.
+    let retire_after = access_ttl + time::Duration::minutes(10);
+    let kid = emporium_identity::tokens::rotate_keys(&config.signing_keys_file(), now, retire_after)?;
+    println!("new signing key {kid}; running servers pick it up within seconds");
+    Ok(())
+}

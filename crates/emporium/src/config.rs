@@ -1,0 +1,259 @@
+//! The one typed configuration, layered defaults < `emporium.toml` < `EMPORIUM_*` environment <
+//! command-line flags, and validated once at start. Only this crate reads config or environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use emporium_kernel::Secret;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database, signing keys and (later) media and the search index.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite:PATH`; default: `sqlite:<data_dir>/emporium.db`.
+    pub database_url: Option<Secret>,
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `emporium=debug,info`.
+    pub log_level: String,
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub outbox: OutboxConfig,
+    /// Crash points to enable, for fault tests only (e.g. `relay.before_publish`).
+    pub crash_points: Vec<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Database pools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Reader pool size on SQLite; whole pool on PostgreSQL.
+    pub max_connections: u32,
+    /// SQLite `synchronous`: `full` (an acknowledged write survives power loss) or `normal`.
+    pub sqlite_synchronous: SqliteSync,
+    /// Milliseconds to wait for a pooled connection before answering 503.
+    pub acquire_timeout_ms: u64,
+}
+
+/// SQLite durability setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request taking longer is answered 503 `request_timeout`.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub shutdown_grace_ms: u64,
+}
+
+/// Tokens and sign-in throttling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Access-token lifetime.
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime.
+    pub refresh_token_ttl_days: u64,
+    /// The signing keyring; default `<data_dir>/keys/jwt-signing-keys.json`.
+    pub signing_keys_file: Option<PathBuf>,
+    /// Failed sign-ins allowed per account before it is blocked.
+    pub login_failures_per_account: u32,
+    /// One more failure is allowed per account after this many seconds.
+    pub account_refill_secs: u64,
+    /// Failed sign-ins allowed per client address before it is blocked.
+    pub login_failures_per_address: u32,
+    /// One more failure is allowed per address after this many seconds.
+    pub address_refill_secs: u64,
+}
+
+/// The outbox relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// The relay also looks for undelivered events this often (it is woken on every commit).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            log_format: LogFormat::Human,
+            log_level: "info".to_owned(),
+            database: DatabaseConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            outbox: OutboxConfig::default(),
+            crash_points: Vec::new(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            sqlite_synchronous: SqliteSync::Full,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 30_000,
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_days: 30,
+            signing_keys_file: None,
+            login_failures_per_account: 5,
+            account_refill_secs: 60,
+            login_failures_per_address: 20,
+            address_refill_secs: 6,
+        }
+    }
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration: `{key}` {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Loads the layers: defaults, then `file` (if it exists; `emporium.toml` by default), then
+    /// `EMPORIUM_*` variables (nested keys with `__`, e.g. `EMPORIUM_HTTP__BODY_LIMIT_BYTES`),
+    /// then `overrides`; and validates the result.
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let default_file = PathBuf::from("emporium.toml");
+        let file = file.unwrap_or(&default_file);
+        let env = Env::prefixed("EMPORIUM_")
+            .split("__")
+            // Variables of the test harness and the config-file pointer are not settings.
+            .filter(|key| !key.as_str().starts_with("test_") && key.as_str() != "config");
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return invalid("database_url", "must start with sqlite:, postgres:// or postgresql://");
+            }
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1");
+        }
+        if self.http.body_limit_bytes == 0 {
+            return invalid("http.body_limit_bytes", "must be at least 1");
+        }
+        if self.http.request_timeout_ms == 0 {
+            return invalid("http.request_timeout_ms", "must be at least 1");
+        }
+        if !(60..=86_400).contains(&self.auth.access_token_ttl_secs) {
+            return invalid("auth.access_token_ttl_secs", "must be between 60 and 86400");
+        }
+        if self.auth.refresh_token_ttl_days == 0 {
+            return invalid("auth.refresh_token_ttl_days", "must be at least 1");
+        }
+        if self.auth.login_failures_per_account == 0 || self.auth.login_failures_per_address == 0 {
+            return invalid("auth.login_failures_per_account", "throttling limits must be at least 1");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return invalid("log_level", "is not a valid tracing filter");
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite:{}", self.data_dir.join("emporium.db").display()),
+        }
+    }
+
+    /// The signing keyring path in effect.
+    pub fn signing_keys_file(&self) -> PathBuf {
+        self.auth
+            .signing_keys_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("jwt-signing-keys.json"))
+    }
+
+    /// The configuration as TOML, secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}

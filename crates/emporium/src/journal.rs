@@ -1,0 +1,197 @@
+//! The event journal: a consumer that records every delivered event once, and the staff route
+//! that reads it (`GET /v1/admin/events`). It is the first consumer of the bus and the audit trail
+//! of the store.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use emporium_bus::{EventHandler, HandlerError};
+use emporium_db::{Db, run};
+use emporium_http::admin::AdminRule;
+use emporium_http::{ApiError, Query};
+use emporium_kernel::auth::Role;
+use emporium_kernel::{Clock, Cursor, Envelope, FieldError};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// The journal's schema.
+pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
+    version: 20261123000200,
+    description: "event journal",
+    sqlite: include_str!("../migrations/sqlite/20261123000200_event_journal.sql"),
+    postgres: include_str!("../migrations/postgres/20261123000200_event_journal.sql"),
+}];
+
+/// Who may read the journal.
+pub const ADMIN_RULES: &[AdminRule] = &[AdminRule::staff_or_client(
+    "GET",
+    "/v1/admin/events",
+    Role::Admin,
+    "events:read",
+)];
+
+/// Consumer name in the inbox; never change it.
+const CONSUMER: &str = "event_journal";
+
+/// Records each event in `event_journal`, exactly once per event id.
+pub struct JournalConsumer {
+    db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+impl JournalConsumer {
+    /// A consumer writing to `db`.
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for JournalConsumer {
+    fn name(&self) -> &'static str {
+        CONSUMER
+    }
+
+    fn accepts(&self, _event_type: &str) -> bool {
+        true
+    }
+
+    async fn handle(&self, e: &Envelope) -> Result<(), HandlerError> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        if !emporium_db::mark_handled(&mut tx, CONSUMER, e.id, now).await? {
+            // Handled before: a redelivery has no second effect.
+            return Ok(());
+        }
+        let data = serde_json::to_string(&e.data)?;
+        emporium_db::execute!(
+            &mut tx,
+            sqlx::query(
+                "INSERT INTO event_journal (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            )
+            .bind(e.id)
+            .bind(&e.event_type)
+            .bind(e.version)
+            .bind(&e.aggregate_id)
+            .bind(e.sequence)
+            .bind(e.occurred_at)
+            .bind(&e.trace)
+            .bind(&data)
+            .bind(now)
+        )?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Query of the journal.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JournalQuery {
+    /// Only events of this type, e.g. `customer.registered`.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only events of this aggregate, e.g. `cus_…`.
+    pub aggregate_id: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// One recorded event.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JournalEntry {
+    /// The event envelope as delivered.
+    #[schema(value_type = Object)]
+    pub event: Envelope,
+}
+
+/// A page of journal entries, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JournalPage {
+    pub items: Vec<JournalEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// Lists delivered events, newest first.
+#[utoipa::path(get, path = "/v1/admin/events", tag = "admin", params(JournalQuery),
+    responses((status = 200, description = "A page of events", body = JournalPage)))]
+async fn list_events(
+    State(db): State<Db>,
+    Query(q): Query<JournalQuery>,
+) -> Result<axum::Json<JournalPage>, ApiError> {
+    let limit = match q.limit.unwrap_or(50) {
+        n @ 1..=200 => i64::from(n),
+        _ => return Err(ApiError::validation(vec![FieldError::new("/limit", "out_of_range", "between 1 and 200")])),
+    };
+    let before = match q.cursor.as_deref() {
+        Some(c) => Cursor::decode::<Uuid>(c).map_err(|e| ApiError::validation(vec![e]))?,
+        None => Uuid::max(),
+    };
+    let rows = read_journal(
+        &db,
+        before,
+        q.event_type.as_deref().unwrap_or_default(),
+        q.aggregate_id.as_deref().unwrap_or_default(),
+        limit,
+    )
+    .await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|e| Cursor::encode(&e.id).into_string()))
+        .flatten();
+    Ok(axum::Json(JournalPage {
+        items: rows.into_iter().map(|event| JournalEntry { event }).collect(),
+        next_cursor,
+    }))
+}
+
+/// Journal entries older than `before`, newest first; empty filters match everything.
+async fn read_journal(
+    db: &Db,
+    before: Uuid,
+    event_type: &str,
+    aggregate_id: &str,
+    limit: i64,
+) -> Result<Vec<Envelope>, emporium_db::DbError> {
+    let mut conn = db.read().await?;
+    run!(&mut conn, |c| {
+        let rows = sqlx::query(
+            "SELECT event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data \
+             FROM event_journal \
+             WHERE event_id < $1 AND ($2 = '' OR event_type = $2) AND ($3 = '' OR aggregate_id = $3) \
+             ORDER BY event_id DESC LIMIT $4",
+        )
+        .bind(before)
+        .bind(event_type)
+        .bind(aggregate_id)
+        .bind(limit)
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let data: String = r.try_get("data")?;
+                Ok(Envelope {
+                    id: r.try_get("event_id")?,
+                    event_type: r.try_get("event_type")?,
+                    version: r.try_get("version")?,
+                    aggregate_id: r.try_get("aggregate_id")?,
+                    sequence: r.try_get("sequence")?,
+                    occurred_at: r.try_get("occurred_at")?,
+                    trace: r.try_get("trace")?,
+                    data: serde_json::from_str(&data)?,
+                })
+            })
+            .collect()
+    })
+}
+
+/// The journal route, bound to `db`.
+pub fn router(db: Db) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(list_events)).with_state(db)
+}

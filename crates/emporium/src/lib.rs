@@ -1,0 +1,11 @@
+//! The `emporium` binary's library half: configuration, wiring and the server, so the HTTP test
+//! suites can start the real application in-process.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod journal;
+pub mod telemetry;
+
+pub use app::{RunningServer, Store, start};
+pub use config::Config;

@@ -1,0 +1,251 @@
+//! Staff routes: customers, staff users and API clients. Access is decided by [`ADMIN_RULES`]
+//! in the admin guard, not here.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use emporium_http::admin::AdminRule;
+use emporium_http::{ApiError, Authenticated, Json, Path, Query};
+use emporium_kernel::auth::Role;
+use serde::Deserialize;
+
+use crate::api::{ApiClient, Customer, NewApiClient, Page, StaffUser};
+use crate::domain::{ApiClientId, CustomerId, StaffUserId};
+use crate::service::{CreateApiClient, CreateStaffUser, IdentityService, UpdateStaffUser};
+
+/// Who may call each identity admin route.
+pub const ADMIN_RULES: &[AdminRule] = &[
+    AdminRule::staff_or_client("GET", "/v1/admin/customers", Role::Staff, "customers:read"),
+    AdminRule::staff_or_client("GET", "/v1/admin/customers/{id}", Role::Staff, "customers:read"),
+    AdminRule::staff("GET", "/v1/admin/users", Role::Admin),
+    AdminRule::staff("POST", "/v1/admin/users", Role::Owner),
+    AdminRule::staff("GET", "/v1/admin/users/{id}", Role::Admin),
+    AdminRule::staff("PATCH", "/v1/admin/users/{id}", Role::Owner),
+    AdminRule::staff("DELETE", "/v1/admin/users/{id}", Role::Owner),
+    AdminRule::staff("GET", "/v1/admin/api-clients", Role::Admin),
+    AdminRule::staff("POST", "/v1/admin/api-clients", Role::Admin),
+    AdminRule::staff("DELETE", "/v1/admin/api-clients/{id}", Role::Admin),
+];
+
+type Svc = State<Arc<IdentityService>>;
+
+/// Query of the customer list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerListQuery {
+    /// Only customers whose e-mail address contains this text (case-insensitive).
+    pub email: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// Query of the other lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// Lists customers, newest first.
+#[utoipa::path(get, path = "/v1/admin/customers", tag = "admin", params(CustomerListQuery),
+    responses((status = 200, description = "A page of customers", body = Page<Customer>)))]
+pub async fn list_customers(
+    State(service): Svc,
+    Query(q): Query<CustomerListQuery>,
+) -> Result<axum::Json<Page<Customer>>, ApiError> {
+    Ok(axum::Json(
+        service
+            .list_customers(q.email.as_deref(), q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
+}
+
+/// One customer.
+#[utoipa::path(get, path = "/v1/admin/customers/{id}", tag = "admin",
+    params(("id" = CustomerId, Path, description = "Customer id")),
+    responses(
+        (status = 200, description = "The customer", body = Customer),
+        (status = 404, description = "`customer_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_customer(
+    State(service): Svc,
+    Path(id): Path<CustomerId>,
+) -> Result<axum::Json<Customer>, ApiError> {
+    Ok(axum::Json(service.get_customer(id).await?))
+}
+
+/// Lists staff users, newest first.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(PageQuery),
+    responses((status = 200, description = "A page of staff users", body = Page<StaffUser>)))]
+pub async fn list_users(
+    State(service): Svc,
+    Query(q): Query<PageQuery>,
+) -> Result<axum::Json<Page<StaffUser>>, ApiError> {
+    Ok(axum::Json(service.list_staff(q.cursor.as_deref(), q.limit).await?))
+}
+
+/// Body of `POST /v1/admin/users`. Absent text fields read as empty, so one answer lists every
+/// missing or invalid field.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub name: String,
+    pub role: Role,
+}
+
+/// Creates a staff user (owners only).
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "Created", body = StaffUser),
+        (status = 409, description = "`email_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_user(
+    State(service): Svc,
+    Authenticated(caller): Authenticated,
+    Json(body): Json<CreateUserBody>,
+) -> Result<(StatusCode, axum::Json<StaffUser>), ApiError> {
+    let user = service
+        .create_staff(
+            CreateStaffUser {
+                email: body.email,
+                password: body.password,
+                name: body.name,
+                role: body.role,
+            },
+            &caller.subject,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(user)))
+}
+
+/// One staff user.
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin",
+    params(("id" = StaffUserId, Path, description = "Staff user id")),
+    responses(
+        (status = 200, description = "The staff user", body = StaffUser),
+        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_user(
+    State(service): Svc,
+    Path(id): Path<StaffUserId>,
+) -> Result<axum::Json<StaffUser>, ApiError> {
+    Ok(axum::Json(service.get_staff(id).await?))
+}
+
+/// Body of `PATCH /v1/admin/users/{id}`; absent fields stay unchanged.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub password: Option<String>,
+}
+
+/// Changes a staff user's name, role or password (owners only). The last owner keeps the role.
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", request_body = UpdateUserBody,
+    params(("id" = StaffUserId, Path, description = "Staff user id")),
+    responses(
+        (status = 200, description = "Updated", body = StaffUser),
+        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_owner`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_user(
+    State(service): Svc,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<StaffUserId>,
+    Json(body): Json<UpdateUserBody>,
+) -> Result<axum::Json<StaffUser>, ApiError> {
+    let cmd = UpdateStaffUser {
+        name: body.name,
+        role: body.role,
+        password: body.password,
+    };
+    Ok(axum::Json(service.update_staff(id, cmd, &caller.subject).await?))
+}
+
+/// Removes a staff user (owners only). The last owner stays.
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin",
+    params(("id" = StaffUserId, Path, description = "Staff user id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_owner`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_user(
+    State(service): Svc,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<StaffUserId>,
+) -> Result<StatusCode, ApiError> {
+    service.delete_staff(id, &caller.subject).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists API clients, newest first, revoked ones included.
+#[utoipa::path(get, path = "/v1/admin/api-clients", tag = "admin", params(PageQuery),
+    responses((status = 200, description = "A page of API clients", body = Page<ApiClient>)))]
+pub async fn list_api_clients(
+    State(service): Svc,
+    Query(q): Query<PageQuery>,
+) -> Result<axum::Json<Page<ApiClient>>, ApiError> {
+    Ok(axum::Json(service.list_clients(q.cursor.as_deref(), q.limit).await?))
+}
+
+/// Body of `POST /v1/admin/api-clients`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiClientBody {
+    #[serde(default)]
+    pub name: String,
+    /// Granted scopes: `customers:read`, `events:read`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Creates an API client. The response holds its secret, which is never shown again.
+#[utoipa::path(post, path = "/v1/admin/api-clients", tag = "admin", request_body = CreateApiClientBody,
+    responses((status = 201, description = "Created; keep the secret", body = NewApiClient)))]
+pub async fn create_api_client(
+    State(service): Svc,
+    Authenticated(caller): Authenticated,
+    Json(body): Json<CreateApiClientBody>,
+) -> Result<(StatusCode, axum::Json<NewApiClient>), ApiError> {
+    let created = service
+        .create_client(
+            CreateApiClient {
+                name: body.name,
+                scopes: body.scopes,
+            },
+            &caller.subject,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Revokes an API client: it gets no new tokens. Idempotent.
+#[utoipa::path(delete, path = "/v1/admin/api-clients/{id}", tag = "admin",
+    params(("id" = ApiClientId, Path, description = "API client id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "`api_client_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke_api_client(
+    State(service): Svc,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<ApiClientId>,
+) -> Result<StatusCode, ApiError> {
+    service.revoke_client(id, &caller.subject).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
