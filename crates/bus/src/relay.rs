@@ -69,7 +69,8 @@ impl OutboxRelay {
             self.crash.hit("relay.before_mark_published");
             if !delivered.is_empty() {
                 emporium_db::mark_published(&self.db, &delivered, self.clock.now()).await?;
-                metrics::counter!("emporium_outbox_published_total").increment(delivered.len() as u64);
+                metrics::counter!("emporium_outbox_published_total")
+                    .increment(delivered.len() as u64);
             }
             delivered_total += delivered.len();
             if let Some(e) = failure {
@@ -104,7 +105,9 @@ impl OutboxRelay {
         }
         match self.drain().await {
             Ok(n) => tracing::info!(delivered = n, "outbox flushed"),
-            Err(e) => tracing::warn!(error = %e, "outbox flush at shutdown failed; the rest is delivered at next start"),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox flush at shutdown failed; the rest is delivered at next start")
+            }
         }
     }
 }

@@ -25,9 +25,9 @@ impl DbError {
 impl DomainError for DbError {
     fn kind_and_code(&self) -> (ErrorKind, &'static str) {
         match self {
-            Self::Query(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
-                (ErrorKind::Unavailable, "database_unavailable")
-            }
+            Self::Query(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => (ErrorKind::Unavailable, "database_unavailable"),
             Self::Query(sqlx::Error::Database(e)) if e.message().contains("database is locked") => {
                 (ErrorKind::Unavailable, "database_busy")
             }

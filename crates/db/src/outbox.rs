@@ -77,11 +77,12 @@ pub async fn mark_published(
 ) -> Result<(), DbError> {
     let mut tx = db.begin_write().await?;
     for position in positions {
-        crate::execute!(&mut tx, sqlx::query(
-            "UPDATE outbox SET published_at = $1 WHERE position = $2"
-        )
-        .bind(now)
-        .bind(position))?;
+        crate::execute!(
+            &mut tx,
+            sqlx::query("UPDATE outbox SET published_at = $1 WHERE position = $2")
+                .bind(now)
+                .bind(position)
+        )?;
     }
     tx.commit().await
 }
@@ -96,12 +97,15 @@ pub async fn mark_handled(
     event_id: Uuid,
     now: OffsetDateTime,
 ) -> Result<bool, DbError> {
-    let done = crate::execute!(tx, sqlx::query(
-        "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3) \
+    let done = crate::execute!(
+        tx,
+        sqlx::query(
+            "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3) \
          ON CONFLICT (consumer, event_id) DO NOTHING"
-    )
-    .bind(consumer)
-    .bind(event_id)
-    .bind(now))?;
+        )
+        .bind(consumer)
+        .bind(event_id)
+        .bind(now)
+    )?;
     Ok(done == 1)
 }

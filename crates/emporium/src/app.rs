@@ -76,7 +76,9 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     })
     .await
     .context("cannot open the database")?;
-    db.migrate(MIGRATIONS).await.context("cannot migrate the database")?;
+    db.migrate(MIGRATIONS)
+        .await
+        .context("cannot migrate the database")?;
     Ok(db)
 }
 
@@ -95,7 +97,9 @@ impl Store {
     pub fn build(config: &Config, db: Db, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let tokens = Tokens::open(
             config.signing_keys_file(),
-            time::Duration::seconds(i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900)),
+            time::Duration::seconds(
+                i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900),
+            ),
             clock.now(),
         )
         .context("cannot open the signing keys")?;
@@ -113,11 +117,16 @@ impl Store {
             throttle,
             clock.clone(),
             TokenLifetimes {
-                refresh: time::Duration::days(i64::try_from(config.auth.refresh_token_ttl_days).unwrap_or(30)),
+                refresh: time::Duration::days(
+                    i64::try_from(config.auth.refresh_token_ttl_days).unwrap_or(30),
+                ),
             },
         ));
         let bus = Arc::new(InProcessBus::new());
-        bus.subscribe(Arc::new(journal::JournalConsumer::new(db.clone(), clock.clone())));
+        bus.subscribe(Arc::new(journal::JournalConsumer::new(
+            db.clone(),
+            clock.clone(),
+        )));
         Ok(Self {
             db,
             identity,
@@ -153,7 +162,10 @@ impl Store {
             .merge(ops)
             .split_for_parts();
         emporium_http::openapi::add_shared_errors(&mut doc);
-        let policy = Arc::new(AdminPolicy::new([emporium_identity::ADMIN_RULES, journal::ADMIN_RULES]));
+        let policy = Arc::new(AdminPolicy::new([
+            emporium_identity::ADMIN_RULES,
+            journal::ADMIN_RULES,
+        ]));
         let verifier: Arc<dyn TokenVerifier> = self.identity.tokens().clone();
         let limits = Limits {
             request_timeout: Duration::from_millis(config.http.request_timeout_ms),
@@ -163,11 +175,19 @@ impl Store {
             .method_not_allowed_fallback(emporium_http::middleware::method_not_allowed)
             .route_layer(from_fn_with_state(policy, emporium_http::admin::guard))
             .route_layer(from_fn(emporium_http::middleware::mark_route))
-            .layer(from_fn_with_state(verifier, emporium_http::auth::authenticate))
+            .layer(from_fn_with_state(
+                verifier,
+                emporium_http::auth::authenticate,
+            ))
             .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
             .layer(CompressionLayer::new())
-            .layer(CatchPanicLayer::custom(emporium_http::middleware::panic_response))
-            .layer(from_fn_with_state(limits, emporium_http::middleware::request_context))
+            .layer(CatchPanicLayer::custom(
+                emporium_http::middleware::panic_response,
+            ))
+            .layer(from_fn_with_state(
+                limits,
+                emporium_http::middleware::request_context,
+            ))
     }
 }
 
@@ -181,7 +201,11 @@ struct OpsState {
 #[utoipa::path(get, path = "/healthz", tag = "ops",
     responses((status = 200, description = "Alive", body = Object)))]
 async fn healthz() -> Response {
-    ([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({"status": "ok"}))).into_response()
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(serde_json::json!({"status": "ok"})),
+    )
+        .into_response()
 }
 
 /// Readiness: the database answers and the process is not shutting down.
@@ -192,13 +216,25 @@ async fn healthz() -> Response {
     ))]
 async fn readyz(State(ops): State<OpsState>) -> Result<Response, ApiError> {
     if ops.shutting_down.is_cancelled() {
-        return Err(ApiError::new(ErrorKind::Unavailable, "shutting_down", "the process is shutting down"));
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "shutting_down",
+            "the process is shutting down",
+        ));
     }
     if let Err(e) = ops.db.ping().await {
         tracing::warn!(error = %e, "readiness check: database unreachable");
-        return Err(ApiError::new(ErrorKind::Unavailable, "database_unavailable", "the database does not answer"));
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "database_unavailable",
+            "the database does not answer",
+        ));
     }
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({"status": "ready"}))).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(serde_json::json!({"status": "ready"})),
+    )
+        .into_response())
 }
 
 /// Prometheus metrics: requests by route and status, latency histograms, pool and outbox gauges.
@@ -206,14 +242,17 @@ async fn readyz(State(ops): State<OpsState>) -> Result<Response, ApiError> {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(ops): State<OpsState>) -> Response {
     for pool in ops.db.pool_stats() {
-        metrics::gauge!("emporium_db_pool_connections", "pool" => pool.name, "state" => "idle").set(f64::from(pool.idle));
+        metrics::gauge!("emporium_db_pool_connections", "pool" => pool.name, "state" => "idle")
+            .set(f64::from(pool.idle));
         metrics::gauge!("emporium_db_pool_connections", "pool" => pool.name, "state" => "in_use")
             .set(f64::from(pool.size.saturating_sub(pool.idle)));
     }
     if let Ok(pending) = emporium_db::count_pending(&ops.db).await {
         metrics::gauge!("emporium_outbox_pending_events").set(pending as f64);
     }
-    let body = emporium_http::metrics::handle().map(|h| h.render()).unwrap_or_default();
+    let body = emporium_http::metrics::handle()
+        .map(|h| h.render())
+        .unwrap_or_default();
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use emporium_identity::service::CreateStaffUser;
 use emporium_kernel::SystemClock;
 use emporium_kernel::auth::Role;
-use emporium_identity::service::CreateStaffUser;
 
 use crate::config::{Config, Overrides};
 
@@ -172,7 +172,12 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_admin(config: &Config, email: String, role: Role, name: Option<String>) -> anyhow::Result<()> {
+async fn create_admin(
+    config: &Config,
+    email: String,
+    role: Role,
+    name: Option<String>,
+) -> anyhow::Result<()> {
     let mut password = String::new();
     std::io::stdin()
         .lock()
@@ -191,7 +196,12 @@ async fn create_admin(config: &Config, email: String, role: Role, name: Option<S
     db.close().await;
     match created {
         Ok(user) => {
-            println!("created {} {} ({})", user.role.as_str(), user.email, user.id);
+            println!(
+                "created {} {} ({})",
+                user.role.as_str(),
+                user.email,
+                user.id
+            );
             Ok(())
         }
         Err(emporium_identity::IdentityError::Invalid(errors)) => {
@@ -207,10 +217,12 @@ async fn create_admin(config: &Config, email: String, role: Role, name: Option<S
 
 fn rotate_keys(config: &Config) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc();
-    let access_ttl = time::Duration::seconds(i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900));
+    let access_ttl =
+        time::Duration::seconds(i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900));
     // Keep a superseded key until every token it signed has expired, with a margin.
     let retire_after = access_ttl + time::Duration::minutes(10);
-    let kid = emporium_identity::tokens::rotate_keys(&config.signing_keys_file(), now, retire_after)?;
+    let kid =
+        emporium_identity::tokens::rotate_keys(&config.signing_keys_file(), now, retire_after)?;
     println!("new signing key {kid}; running servers pick it up within seconds");
     Ok(())
 }

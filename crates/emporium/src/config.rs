@@ -182,13 +182,20 @@ impl Config {
     /// Loads the layers: defaults, then `file` (if it exists; `emporium.toml` by default), then
     /// `EMPORIUM_*` variables (nested keys with `__`, e.g. `EMPORIUM_HTTP__BODY_LIMIT_BYTES`),
     /// then `overrides`; and validates the result.
-    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
         let default_file = PathBuf::from("emporium.toml");
         let file = file.unwrap_or(&default_file);
         let env = Env::prefixed("EMPORIUM_")
+            .map(|key| key.as_str().to_ascii_lowercase().into())
             .split("__")
             // Variables of the test harness and the config-file pointer are not settings.
-            .filter(|key| !key.as_str().starts_with("test_") && key.as_str() != "config");
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                !key.starts_with("test_") && key != "config"
+            });
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
             .merge(env)
@@ -208,8 +215,14 @@ impl Config {
         };
         if let Some(url) = &self.database_url {
             let u = url.expose();
-            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-                return invalid("database_url", "must start with sqlite:, postgres:// or postgresql://");
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
+                return invalid(
+                    "database_url",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                );
             }
         }
         if self.database.max_connections == 0 {
@@ -227,8 +240,11 @@ impl Config {
         if self.auth.refresh_token_ttl_days == 0 {
             return invalid("auth.refresh_token_ttl_days", "must be at least 1");
         }
-        if self.auth.login_failures_per_account == 0 || self.auth.login_failures_per_address == 0 {
-            return invalid("auth.login_failures_per_account", "throttling limits must be at least 1");
+        if self.auth.login_failures_per_account == 0 {
+            return invalid("auth.login_failures_per_account", "must be at least 1");
+        }
+        if self.auth.login_failures_per_address == 0 {
+            return invalid("auth.login_failures_per_address", "must be at least 1");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return invalid("log_level", "is not a valid tracing filter");

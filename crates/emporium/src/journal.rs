@@ -128,7 +128,13 @@ async fn list_events(
 ) -> Result<axum::Json<JournalPage>, ApiError> {
     let limit = match q.limit.unwrap_or(50) {
         n @ 1..=200 => i64::from(n),
-        _ => return Err(ApiError::validation(vec![FieldError::new("/limit", "out_of_range", "between 1 and 200")])),
+        _ => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "/limit",
+                "out_of_range",
+                "between 1 and 200",
+            )]));
+        }
     };
     let before = match q.cursor.as_deref() {
         Some(c) => Cursor::decode::<Uuid>(c).map_err(|e| ApiError::validation(vec![e]))?,
@@ -146,7 +152,10 @@ async fn list_events(
         .then(|| rows.last().map(|e| Cursor::encode(&e.id).into_string()))
         .flatten();
     Ok(axum::Json(JournalPage {
-        items: rows.into_iter().map(|event| JournalEntry { event }).collect(),
+        items: rows
+            .into_iter()
+            .map(|event| JournalEntry { event })
+            .collect(),
         next_cursor,
     }))
 }
@@ -193,5 +202,7 @@ async fn read_journal(
 
 /// The journal route, bound to `db`.
 pub fn router(db: Db) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(list_events)).with_state(db)
+    OpenApiRouter::new()
+        .routes(routes!(list_events))
+        .with_state(db)
 }

@@ -8,7 +8,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = emporium::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("emporium: cannot start the async runtime: {e}");

@@ -111,7 +111,11 @@ impl AdminPolicy {
 
 /// Route layer: enforces the [`AdminPolicy`] on every route under `/v1/admin`.
 pub async fn guard(State(policy): State<Arc<AdminPolicy>>, req: Request, next: Next) -> Response {
-    let Some(route) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
+    let Some(route) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+    else {
         return next.run(req).await;
     };
     if !route.starts_with("/v1/admin") {
@@ -152,13 +156,45 @@ mod tests {
         ];
         let p = AdminPolicy::new([RULES]);
         let ok = |m, r, who: &Principal| p.check(m, r, who).is_ok();
-        assert!(ok("GET", "/v1/admin/customers", &principal(Actor::Staff(Role::Staff), &[])));
-        assert!(ok("GET", "/v1/admin/customers", &principal(Actor::Client, &["customers:read"])));
-        assert!(!ok("GET", "/v1/admin/customers", &principal(Actor::Client, &["events:read"])));
-        assert!(!ok("GET", "/v1/admin/customers", &principal(Actor::Customer, &["store"])));
-        assert!(!ok("POST", "/v1/admin/users", &principal(Actor::Staff(Role::Admin), &[])));
-        assert!(ok("POST", "/v1/admin/users", &principal(Actor::Staff(Role::Owner), &[])));
-        assert!(!ok("POST", "/v1/admin/users", &principal(Actor::Client, &["customers:read"])));
-        assert!(!ok("DELETE", "/v1/admin/customers", &principal(Actor::Staff(Role::Owner), &[])));
+        assert!(ok(
+            "GET",
+            "/v1/admin/customers",
+            &principal(Actor::Staff(Role::Staff), &[])
+        ));
+        assert!(ok(
+            "GET",
+            "/v1/admin/customers",
+            &principal(Actor::Client, &["customers:read"])
+        ));
+        assert!(!ok(
+            "GET",
+            "/v1/admin/customers",
+            &principal(Actor::Client, &["events:read"])
+        ));
+        assert!(!ok(
+            "GET",
+            "/v1/admin/customers",
+            &principal(Actor::Customer, &["store"])
+        ));
+        assert!(!ok(
+            "POST",
+            "/v1/admin/users",
+            &principal(Actor::Staff(Role::Admin), &[])
+        ));
+        assert!(ok(
+            "POST",
+            "/v1/admin/users",
+            &principal(Actor::Staff(Role::Owner), &[])
+        ));
+        assert!(!ok(
+            "POST",
+            "/v1/admin/users",
+            &principal(Actor::Client, &["customers:read"])
+        ));
+        assert!(!ok(
+            "DELETE",
+            "/v1/admin/customers",
+            &principal(Actor::Staff(Role::Owner), &[])
+        ));
     }
 }

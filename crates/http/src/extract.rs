@@ -41,17 +41,30 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
                 "the request body exceeds the size limit",
             )
         } else {
-            ApiError::new(ErrorKind::BadRequest, "body_unreadable", "the request body could not be read")
+            ApiError::new(
+                ErrorKind::BadRequest,
+                "body_unreadable",
+                "the request body could not be read",
+            )
         }
     })
 }
 
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses JSON into `T`, mapping serde's failure to a problem with the field's JSON Pointer.
@@ -87,10 +100,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
-            let pointer = pointer_of(e.path());
-            ApiError::validation(vec![field_error(pointer, &e.into_inner().to_string())])
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let pointer = pointer_of(e.path());
+                ApiError::validation(vec![field_error(pointer, &e.into_inner().to_string())])
+            })
     }
 }
 
@@ -201,6 +216,9 @@ mod tests {
     #[test]
     fn broken_syntax_and_trailing_garbage_are_400() {
         assert_eq!(err_of(r#"{"email": "#).code(), "malformed_json");
-        assert_eq!(err_of(r#"{"email": "a", "tags": []} x"#).code(), "malformed_json");
+        assert_eq!(
+            err_of(r#"{"email": "a", "tags": []} x"#).code(),
+            "malformed_json"
+        );
     }
 }

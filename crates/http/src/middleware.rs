@@ -33,7 +33,10 @@ struct RouteTemplate(String);
 /// Route layer: copies the matched route template onto the response so metrics and logs use the
 /// template, never the raw path.
 pub async fn mark_route(req: Request, next: Next) -> Response {
-    let template = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let mut response = next.run(req).await;
     if let Some(t) = template {
         response.extensions_mut().insert(RouteTemplate(t));
@@ -95,9 +98,19 @@ pub async fn request_context(State(limits): State<Limits>, req: Request, next: N
     crate::metrics::record_request(method.as_str(), &route, status.as_u16(), elapsed);
     let _entered = span.enter();
     if status.is_server_error() {
-        tracing::warn!(status = status.as_u16(), route, elapsed_ms = elapsed.as_secs_f64() * 1e3, "request failed");
+        tracing::warn!(
+            status = status.as_u16(),
+            route,
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
+            "request failed"
+        );
     } else {
-        tracing::debug!(status = status.as_u16(), route, elapsed_ms = elapsed.as_secs_f64() * 1e3, "request finished");
+        tracing::debug!(
+            status = status.as_u16(),
+            route,
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
+            "request finished"
+        );
     }
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -112,8 +125,13 @@ pub async fn request_context(State(limits): State<Limits>, req: Request, next: N
 /// The trace id of a valid version-00 `traceparent`, else `None` (a new trace starts).
 fn parse_trace_id(value: &str) -> Option<String> {
     let mut parts = value.trim().split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
     let valid = version == "00"
         && parts.next().is_none()
         && hex(trace, 32)

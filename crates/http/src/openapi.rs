@@ -20,33 +20,57 @@ pub fn add_shared_errors(doc: &mut OpenApi) {
     );
     for (path, item) in doc.paths.paths.iter_mut() {
         let authenticated = path.starts_with("/v1/admin") || path.starts_with("/v1/store/me");
-        let ops: [(&mut Option<Operation>, bool); 5] = [
-            (&mut item.get, false),
-            (&mut item.delete, false),
-            (&mut item.post, true),
-            (&mut item.put, true),
-            (&mut item.patch, true),
+        let ops: [&mut Option<Operation>; 5] = [
+            &mut item.get,
+            &mut item.delete,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
         ];
-        for (op, has_body) in ops {
+        for op in ops {
             let Some(op) = op.as_mut() else { continue };
+            let body_media = op
+                .request_body
+                .as_ref()
+                .map(|b| match b {
+                    RefOr::T(body) => body.content.keys().cloned().collect::<Vec<_>>(),
+                    // A referenced body is a JSON schema component.
+                    RefOr::Ref(_) => vec!["application/json".to_owned()],
+                })
+                .unwrap_or_default();
+            let json_body = body_media.iter().any(|m| m.contains("json"));
             let mut add = |status: &str, description: &str| {
                 op.responses
                     .responses
                     .entry(status.to_owned())
                     .or_insert_with(|| problem_response(description));
             };
-            if has_body {
-                add("400", "Malformed request body (`malformed_json`)");
+            if !body_media.is_empty() {
                 add("413", "Body too large (`body_too_large`)");
+            }
+            if json_body {
+                add("400", "Malformed request body (`malformed_json`)");
                 add("415", "Body is not JSON (`unsupported_media_type`)");
-                add("422", "Invalid fields (`validation_failed`), each with its JSON Pointer");
+                add(
+                    "422",
+                    "Invalid fields (`validation_failed`), each with its JSON Pointer",
+                );
             }
             if authenticated {
-                add("401", "Missing or invalid access token (`unauthenticated`, `token_invalid`)");
+                add(
+                    "401",
+                    "Missing or invalid access token (`unauthenticated`, `token_invalid`)",
+                );
                 add("403", "The token does not allow this (`forbidden`)");
             }
-            add("500", "Unexpected failure (`internal`); quote the request id");
-            add("503", "A dependency is down or the request timed out (`database_unavailable`, `request_timeout`)");
+            add(
+                "500",
+                "Unexpected failure (`internal`); quote the request id",
+            );
+            add(
+                "503",
+                "A dependency is down or the request timed out (`database_unavailable`, `request_timeout`)",
+            );
         }
     }
 }

@@ -75,7 +75,11 @@ impl ApiError {
 
     /// 500 `internal`; the detail stays in the log, never in the response.
     pub fn internal() -> Self {
-        Self::new(ErrorKind::Internal, "internal", "an unexpected error occurred")
+        Self::new(
+            ErrorKind::Internal,
+            "internal",
+            "an unexpected error occurred",
+        )
     }
 
     /// Sets `Retry-After` (seconds).
@@ -183,7 +187,10 @@ impl IntoResponse for ApiError {
             } else {
                 r#"Bearer realm="emporium""#
             };
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

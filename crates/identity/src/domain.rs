@@ -141,7 +141,11 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
         return Err(FieldError::new("", "too_long", "at most 200 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(FieldError::new("", "invalid_format", "must not contain control characters"));
+        return Err(FieldError::new(
+            "",
+            "invalid_format",
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -181,19 +185,36 @@ mod tests {
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn malformed_emails_are_rejected() {
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a..b@example.com", "ada@exa_mple.com", "ada@-x.com", "a b@example.com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a..b@example.com",
+            "ada@exa_mple.com",
+            "ada@-x.com",
+            "a b@example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn the_password_policy_names_the_rule_broken() {
-        let code = |p: &str| Password::parse(p, Some("ada@example.com")).err().map(|e| e.code);
+        let code = |p: &str| {
+            Password::parse(p, Some("ada@example.com"))
+                .err()
+                .map(|e| e.code)
+        };
         assert_eq!(code("short"), Some("too_short".into()));
         assert_eq!(code(&"x".repeat(129)), Some("too_long".into()));
         assert_eq!(code("aaaaaaaaaaaa"), Some("too_common".into()));

@@ -98,7 +98,11 @@ mod tests {
         let h = Hasher::new(2);
         let phc = h.hash("correct horse battery").await.unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        assert!(h.verify("correct horse battery", Some(phc.clone())).await.unwrap());
+        assert!(
+            h.verify("correct horse battery", Some(phc.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!h.verify("wrong horse battery", Some(phc)).await.unwrap());
         assert!(!h.verify("anything at all", None).await.unwrap());
     }

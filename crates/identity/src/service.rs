@@ -96,7 +96,12 @@ fn client_of(row: &ClientRow) -> ApiClient {
     ApiClient {
         id: ApiClientId(row.id),
         name: row.name.clone(),
-        scopes: row.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        scopes: row
+            .scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         created_by: row.created_by.clone(),
         created_at: row.created_at,
         revoked_at: row.revoked_at,
@@ -113,7 +118,11 @@ fn page_start(cursor: Option<&str>) -> Result<Uuid, IdentityError> {
 
 fn page_limit(limit: Option<u32>) -> Result<i64, IdentityError> {
     match limit.unwrap_or(50) {
-        0 => Err(IdentityError::Invalid(vec![FieldError::new("/limit", "too_small", "at least 1")])),
+        0 => Err(IdentityError::Invalid(vec![FieldError::new(
+            "/limit",
+            "too_small",
+            "at least 1",
+        )])),
         n if n > MAX_PAGE => Err(IdentityError::Invalid(vec![FieldError::new(
             "/limit",
             "too_large",
@@ -123,7 +132,12 @@ fn page_limit(limit: Option<u32>) -> Result<i64, IdentityError> {
     }
 }
 
-fn page_of<R, T>(rows: Vec<R>, limit: i64, id: impl Fn(&R) -> Uuid, map: impl Fn(&R) -> T) -> Page<T> {
+fn page_of<R, T>(
+    rows: Vec<R>,
+    limit: i64,
+    id: impl Fn(&R) -> Uuid,
+    map: impl Fn(&R) -> T,
+) -> Page<T> {
     let full = usize::try_from(limit).is_ok_and(|l| rows.len() == l);
     let next_cursor = if full {
         rows.last().map(|r| Cursor::encode(&id(r)).into_string())
@@ -165,7 +179,10 @@ impl IdentityService {
     pub async fn register(&self, cmd: RegisterCustomer) -> Result<Customer, IdentityError> {
         let mut v = Violations::new();
         let email = v.check("/email", Email::parse(&cmd.email));
-        let password = v.check("/password", Password::parse(&cmd.password, email.as_ref().map(Email::as_str)));
+        let password = v.check(
+            "/password",
+            Password::parse(&cmd.password, email.as_ref().map(Email::as_str)),
+        );
         let name = v.check("/name", domain::parse_name(&cmd.name));
         v.finish().map_err(IdentityError::Invalid)?;
         let (Some(email), Some(password), Some(name)) = (email, password, name) else {
@@ -182,7 +199,11 @@ impl IdentityService {
         };
         let mut tx = self.db.begin_write().await?;
         if let Err(e) = store::insert_customer(&mut tx, &row).await {
-            return Err(if e.is_unique_violation() { IdentityError::EmailTaken } else { e.into() });
+            return Err(if e.is_unique_violation() {
+                IdentityError::EmailTaken
+            } else {
+                e.into()
+            });
         }
         let event = events::CustomerRegistered {
             customer_id: CustomerId(row.id),
@@ -204,15 +225,23 @@ impl IdentityService {
         scope: Option<&str>,
         address: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
-        let requested: Vec<&str> = scope.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).collect();
+        let requested: Vec<&str> = scope
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .collect();
         let staff = requested.contains(&ADMIN_SCOPE);
         let allowed = if staff { ADMIN_SCOPE } else { STORE_SCOPE };
         if let Some(bad) = requested.iter().find(|s| **s != allowed) {
-            return Err(OAuthError::InvalidScope(format!("scope `{bad}` cannot be granted with a password")));
+            return Err(OAuthError::InvalidScope(format!(
+                "scope `{bad}` cannot be granted with a password"
+            )));
         }
         let account = username.trim().to_lowercase();
         if account.is_empty() || password.is_empty() {
-            return Err(OAuthError::InvalidRequest("username and password are required".into()));
+            return Err(OAuthError::InvalidRequest(
+                "username and password are required".into(),
+            ));
         }
         self.throttle
             .check(&account, address)
@@ -221,11 +250,22 @@ impl IdentityService {
         let mut conn = self.db.read().await?;
         let (subject, actor, hash) = if staff {
             let row = store::find_staff_by_email(&mut conn, &account).await?;
-            let actor = row.as_ref().and_then(|r| Role::parse(&r.role)).map(Actor::Staff);
-            (row.as_ref().map(|r| StaffUserId(r.id).to_string()), actor, row.map(|r| r.password_hash))
+            let actor = row
+                .as_ref()
+                .and_then(|r| Role::parse(&r.role))
+                .map(Actor::Staff);
+            (
+                row.as_ref().map(|r| StaffUserId(r.id).to_string()),
+                actor,
+                row.map(|r| r.password_hash),
+            )
         } else {
             let row = store::find_customer_by_email(&mut conn, &account).await?;
-            (row.as_ref().map(|r| CustomerId(r.id).to_string()), Some(Actor::Customer), row.map(|r| r.password_hash))
+            (
+                row.as_ref().map(|r| CustomerId(r.id).to_string()),
+                Some(Actor::Customer),
+                row.map(|r| r.password_hash),
+            )
         };
         drop(conn);
         let matched = self.hasher.verify(password, hash).await?;
@@ -234,7 +274,9 @@ impl IdentityService {
             self.throttle
                 .record_failure(&account, address)
                 .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
-            return Err(OAuthError::InvalidGrant("the username or password is wrong"));
+            return Err(OAuthError::InvalidGrant(
+                "the username or password is wrong",
+            ));
         };
 
         let now = self.clock.now();
@@ -242,7 +284,16 @@ impl IdentityService {
         let (refresh, refresh_hash) = tokens::new_refresh_token()?;
         let mut tx = self.db.begin_write().await?;
         store::insert_family(&mut tx, family, &subject, now).await?;
-        store::insert_refresh(&mut tx, &refresh_hash, family, &subject, allowed, now, now + self.lifetimes.refresh).await?;
+        store::insert_refresh(
+            &mut tx,
+            &refresh_hash,
+            family,
+            &subject,
+            allowed,
+            now,
+            now + self.lifetimes.refresh,
+        )
+        .await?;
         tx.commit().await?;
         self.respond(
             Grant {
@@ -257,9 +308,15 @@ impl IdentityService {
     }
 
     /// The refresh grant: rotates the token. A token used twice revokes its whole family.
-    pub async fn refresh_grant(&self, refresh_token: &str, scope: Option<&str>) -> Result<TokenResponse, OAuthError> {
+    pub async fn refresh_grant(
+        &self,
+        refresh_token: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
         if refresh_token.is_empty() {
-            return Err(OAuthError::InvalidRequest("refresh_token is required".into()));
+            return Err(OAuthError::InvalidRequest(
+                "refresh_token is required".into(),
+            ));
         }
         let hash = tokens::hash_secret(refresh_token);
         let now = self.clock.now();
@@ -271,18 +328,29 @@ impl IdentityService {
                 metrics::counter!("emporium_auth_refresh_reuse_total").increment(1);
                 tracing::warn!(family = %family.simple(), "refresh token reused; session revoked");
             }
-            return Err(OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked"));
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token is invalid, expired or revoked",
+            ));
         };
-        if let Some(s) = scope.filter(|s| !s.trim().is_empty()) {
-            if s.split(' ').filter(|p| !p.is_empty()).any(|p| p != used.scope) {
-                return Err(OAuthError::InvalidScope("a refresh cannot widen the scope".into()));
-            }
+        let widened = scope
+            .unwrap_or_default()
+            .split(' ')
+            .any(|p| !p.is_empty() && p != used.scope);
+        if widened {
+            return Err(OAuthError::InvalidScope(
+                "a refresh cannot widen the scope".into(),
+            ));
         }
         // The party must still exist (and, for staff, the role is read afresh).
         let actor = if let Ok(id) = used.subject.parse::<CustomerId>() {
-            store::find_customer(&mut tx, id.0).await?.map(|_| Actor::Customer)
+            store::find_customer(&mut tx, id.0)
+                .await?
+                .map(|_| Actor::Customer)
         } else if let Ok(id) = used.subject.parse::<StaffUserId>() {
-            store::find_staff(&mut tx, id.0).await?.and_then(|r| Role::parse(&r.role)).map(Actor::Staff)
+            store::find_staff(&mut tx, id.0)
+                .await?
+                .and_then(|r| Role::parse(&r.role))
+                .map(Actor::Staff)
         } else {
             None
         };
@@ -292,7 +360,16 @@ impl IdentityService {
             return Err(OAuthError::InvalidGrant("the account no longer exists"));
         };
         let (refresh, refresh_hash) = tokens::new_refresh_token()?;
-        store::insert_refresh(&mut tx, &refresh_hash, used.family_id, &used.subject, &used.scope, now, now + self.lifetimes.refresh).await?;
+        store::insert_refresh(
+            &mut tx,
+            &refresh_hash,
+            used.family_id,
+            &used.subject,
+            &used.scope,
+            now,
+            now + self.lifetimes.refresh,
+        )
+        .await?;
         tx.commit().await?;
         self.respond(
             Grant {
@@ -336,13 +413,24 @@ impl IdentityService {
                 .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
             return Err(OAuthError::InvalidClient { basic });
         };
-        let granted: Vec<String> = row.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let granted: Vec<String> = row
+            .scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         let scopes = match scope.map(str::trim).filter(|s| !s.is_empty()) {
             None => granted,
             Some(s) => {
-                let asked: Vec<String> = s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+                let asked: Vec<String> = s
+                    .split(' ')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect();
                 if let Some(bad) = asked.iter().find(|a| !granted.contains(a)) {
-                    return Err(OAuthError::InvalidScope(format!("scope `{bad}` is not granted to this client")));
+                    return Err(OAuthError::InvalidScope(format!(
+                        "scope `{bad}` is not granted to this client"
+                    )));
                 }
                 asked
             }
@@ -359,7 +447,12 @@ impl IdentityService {
         )
     }
 
-    fn respond(&self, grant: Grant, refresh_token: Option<String>, now: OffsetDateTime) -> Result<TokenResponse, OAuthError> {
+    fn respond(
+        &self,
+        grant: Grant,
+        refresh_token: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse, OAuthError> {
         let access_token = self.tokens.issue(&grant, now)?;
         Ok(TokenResponse {
             access_token,
@@ -373,7 +466,11 @@ impl IdentityService {
     /// Revokes the caller's login session: its refresh tokens stop working. Access tokens
     /// already issued live until they expire (minutes).
     pub async fn logout(&self, principal: &Principal) -> Result<(), IdentityError> {
-        let Some(family) = principal.session.as_deref().and_then(|s| Uuid::try_parse(s).ok()) else {
+        let Some(family) = principal
+            .session
+            .as_deref()
+            .and_then(|s| Uuid::try_parse(s).ok())
+        else {
             return Ok(());
         };
         let mut tx = self.db.begin_write().await?;
@@ -384,7 +481,10 @@ impl IdentityService {
 
     /// The customer a principal is.
     pub async fn me(&self, principal: &Principal) -> Result<Customer, IdentityError> {
-        let id: CustomerId = principal.subject.parse().map_err(|_| IdentityError::CustomerNotFound)?;
+        let id: CustomerId = principal
+            .subject
+            .parse()
+            .map_err(|_| IdentityError::CustomerNotFound)?;
         self.get_customer(id).await
     }
 
@@ -398,14 +498,26 @@ impl IdentityService {
     }
 
     /// Customers, newest first, optionally those whose e-mail contains `search`.
-    pub async fn list_customers(&self, search: Option<&str>, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Customer>, IdentityError> {
+    pub async fn list_customers(
+        &self,
+        search: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Customer>, IdentityError> {
         let before = page_start(cursor)?;
         let limit = page_limit(limit)?;
         let needle = search.unwrap_or_default().trim().to_lowercase();
         if needle.chars().count() > 254 {
-            return Err(IdentityError::Invalid(vec![FieldError::new("/email", "too_long", "at most 254 characters")]));
+            return Err(IdentityError::Invalid(vec![FieldError::new(
+                "/email",
+                "too_long",
+                "at most 254 characters",
+            )]));
         }
-        let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         let pattern = format!("%{escaped}%");
         let mut conn = self.db.read().await?;
         let rows = store::list_customers(&mut conn, before, &pattern, limit).await?;
@@ -413,10 +525,17 @@ impl IdentityService {
     }
 
     /// Creates a staff user; `created_by` is a `usr_…` id or `cli`.
-    pub async fn create_staff(&self, cmd: CreateStaffUser, created_by: &str) -> Result<StaffUser, IdentityError> {
+    pub async fn create_staff(
+        &self,
+        cmd: CreateStaffUser,
+        created_by: &str,
+    ) -> Result<StaffUser, IdentityError> {
         let mut v = Violations::new();
         let email = v.check("/email", Email::parse(&cmd.email));
-        let password = v.check("/password", Password::parse(&cmd.password, email.as_ref().map(Email::as_str)));
+        let password = v.check(
+            "/password",
+            Password::parse(&cmd.password, email.as_ref().map(Email::as_str)),
+        );
         let name = v.check("/name", domain::parse_name(&cmd.name));
         v.finish().map_err(IdentityError::Invalid)?;
         let (Some(email), Some(password), Some(name)) = (email, password, name) else {
@@ -435,7 +554,11 @@ impl IdentityService {
         };
         let mut tx = self.db.begin_write().await?;
         if let Err(e) = store::insert_staff(&mut tx, &row).await {
-            return Err(if e.is_unique_violation() { IdentityError::EmailTaken } else { e.into() });
+            return Err(if e.is_unique_violation() {
+                IdentityError::EmailTaken
+            } else {
+                e.into()
+            });
         }
         let event = events::StaffUserCreated {
             user_id: StaffUserId(row.id),
@@ -449,7 +572,11 @@ impl IdentityService {
     }
 
     /// Staff users, newest first.
-    pub async fn list_staff(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<StaffUser>, IdentityError> {
+    pub async fn list_staff(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<StaffUser>, IdentityError> {
         let before = page_start(cursor)?;
         let limit = page_limit(limit)?;
         let mut conn = self.db.read().await?;
@@ -467,9 +594,17 @@ impl IdentityService {
     }
 
     /// Changes a staff user. The last owner cannot be demoted.
-    pub async fn update_staff(&self, id: StaffUserId, cmd: UpdateStaffUser, by: &str) -> Result<StaffUser, IdentityError> {
+    pub async fn update_staff(
+        &self,
+        id: StaffUserId,
+        cmd: UpdateStaffUser,
+        by: &str,
+    ) -> Result<StaffUser, IdentityError> {
         let mut v = Violations::new();
-        let name = cmd.name.as_deref().and_then(|n| v.check("/name", domain::parse_name(n)));
+        let name = cmd
+            .name
+            .as_deref()
+            .and_then(|n| v.check("/name", domain::parse_name(n)));
         let password = cmd
             .password
             .as_deref()
@@ -482,7 +617,9 @@ impl IdentityService {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
         let owners = store::lock_owners(&mut tx).await?;
-        let mut row = store::find_staff(&mut tx, id.0).await?.ok_or(IdentityError::UserNotFound)?;
+        let mut row = store::find_staff(&mut tx, id.0)
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
         if let Some(role) = cmd.role {
             if row.role == "owner" && role != Role::Owner && owners.len() <= 1 {
                 return Err(IdentityError::LastOwner);
@@ -516,7 +653,9 @@ impl IdentityService {
         if owners == [id.0] {
             return Err(IdentityError::LastOwner);
         }
-        let row = store::find_staff(&mut tx, id.0).await?.ok_or(IdentityError::UserNotFound)?;
+        let row = store::find_staff(&mut tx, id.0)
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
         store::delete_staff(&mut tx, id.0).await?;
         let event = events::StaffUserDeleted {
             user_id: id,
@@ -528,7 +667,11 @@ impl IdentityService {
     }
 
     /// Creates an API client; its secret is returned this once.
-    pub async fn create_client(&self, cmd: CreateApiClient, by: &str) -> Result<NewApiClient, IdentityError> {
+    pub async fn create_client(
+        &self,
+        cmd: CreateApiClient,
+        by: &str,
+    ) -> Result<NewApiClient, IdentityError> {
         let mut v = Violations::new();
         let name = v.check("/name", domain::parse_name(&cmd.name));
         let scopes = v.check("/scopes", domain::parse_client_scopes(&cmd.scopes));
@@ -564,7 +707,11 @@ impl IdentityService {
     }
 
     /// API clients, newest first (revoked ones included, marked).
-    pub async fn list_clients(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<ApiClient>, IdentityError> {
+    pub async fn list_clients(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<ApiClient>, IdentityError> {
         let before = page_start(cursor)?;
         let limit = page_limit(limit)?;
         let mut conn = self.db.read().await?;
@@ -602,6 +749,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl IdentityApi for IdentityService {
     async fn find_customer(&self, id: CustomerId) -> Result<Option<Customer>, IdentityError> {
         let mut conn = self.db.read().await?;
-        Ok(store::find_customer(&mut conn, id.0).await?.map(|r| customer_of(&r)))
+        Ok(store::find_customer(&mut conn, id.0)
+            .await?
+            .map(|r| customer_of(&r)))
     }
 }

@@ -126,7 +126,10 @@ pub async fn find_customer_by_email<'c>(
 }
 
 /// The customer with `id`, if any.
-pub async fn find_customer<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<CustomerRow>, DbError> {
+pub async fn find_customer<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Option<CustomerRow>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
             "SELECT id, email, name, password_hash, created_at FROM customers WHERE id = $1",
@@ -217,7 +220,11 @@ pub async fn find_staff<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<S
 }
 
 /// Staff users older than `before`, newest first.
-pub async fn list_staff<'c>(c: impl Into<Conn<'c>>, before: Uuid, limit: i64) -> Result<Vec<StaffRow>, DbError> {
+pub async fn list_staff<'c>(
+    c: impl Into<Conn<'c>>,
+    before: Uuid,
+    limit: i64,
+) -> Result<Vec<StaffRow>, DbError> {
     run!(c, |c| {
         let rows = sqlx::query(
             "SELECT id, email, name, role, password_hash, created_at, version FROM staff_users \
@@ -251,7 +258,11 @@ pub async fn lock_owners<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<Uuid>, DbErro
 }
 
 /// Writes a staff user's name, role, password hash and version.
-pub async fn update_staff<'c>(c: impl Into<Conn<'c>>, row: &StaffRow, now: OffsetDateTime) -> Result<u64, DbError> {
+pub async fn update_staff<'c>(
+    c: impl Into<Conn<'c>>,
+    row: &StaffRow,
+    now: OffsetDateTime,
+) -> Result<u64, DbError> {
     emporium_db::execute!(
         c,
         sqlx::query(
@@ -270,7 +281,11 @@ pub async fn update_staff<'c>(c: impl Into<Conn<'c>>, row: &StaffRow, now: Offse
 
 /// Deletes a staff user; returns rows deleted.
 pub async fn delete_staff<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<u64, DbError> {
-    emporium_db::execute!(c, sqlx::query("DELETE FROM staff_users WHERE id = $1").bind(id)).map_err(Into::into)
+    emporium_db::execute!(
+        c,
+        sqlx::query("DELETE FROM staff_users WHERE id = $1").bind(id)
+    )
+    .map_err(Into::into)
 }
 
 /// Inserts an API client.
@@ -292,7 +307,10 @@ pub async fn insert_client<'c>(c: impl Into<Conn<'c>>, row: &ClientRow) -> Resul
 }
 
 /// The API client with `id`, if any.
-pub async fn find_client<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<ClientRow>, DbError> {
+pub async fn find_client<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Option<ClientRow>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
             "SELECT id, name, secret_hash, scopes, created_by, created_at, revoked_at \
@@ -309,7 +327,11 @@ pub async fn find_client<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<
 }
 
 /// API clients older than `before`, newest first.
-pub async fn list_clients<'c>(c: impl Into<Conn<'c>>, before: Uuid, limit: i64) -> Result<Vec<ClientRow>, DbError> {
+pub async fn list_clients<'c>(
+    c: impl Into<Conn<'c>>,
+    before: Uuid,
+    limit: i64,
+) -> Result<Vec<ClientRow>, DbError> {
     run!(c, |c| {
         let rows = sqlx::query(
             "SELECT id, name, secret_hash, scopes, created_by, created_at, revoked_at \
@@ -324,7 +346,11 @@ pub async fn list_clients<'c>(c: impl Into<Conn<'c>>, before: Uuid, limit: i64) 
 }
 
 /// Revokes a live API client; returns 0 when it is absent or already revoked.
-pub async fn revoke_client<'c>(c: impl Into<Conn<'c>>, id: Uuid, now: OffsetDateTime) -> Result<u64, DbError> {
+pub async fn revoke_client<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<u64, DbError> {
     emporium_db::execute!(
         c,
         sqlx::query("UPDATE api_clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
@@ -335,7 +361,12 @@ pub async fn revoke_client<'c>(c: impl Into<Conn<'c>>, id: Uuid, now: OffsetDate
 }
 
 /// Starts a refresh-token family (a login session).
-pub async fn insert_family<'c>(c: impl Into<Conn<'c>>, id: Uuid, subject: &str, now: OffsetDateTime) -> Result<(), DbError> {
+pub async fn insert_family<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<(), DbError> {
     emporium_db::execute!(
         c,
         sqlx::query("INSERT INTO token_families (id, subject, created_at) VALUES ($1, $2, $3)")
@@ -402,7 +433,10 @@ pub async fn use_refresh<'c>(
 }
 
 /// The family of a refresh token that was already used, if the token exists and was used.
-pub async fn family_of_used_refresh<'c>(c: impl Into<Conn<'c>>, hash: &[u8]) -> Result<Option<Uuid>, DbError> {
+pub async fn family_of_used_refresh<'c>(
+    c: impl Into<Conn<'c>>,
+    hash: &[u8],
+) -> Result<Option<Uuid>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
             "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
@@ -418,12 +452,18 @@ pub async fn family_of_used_refresh<'c>(c: impl Into<Conn<'c>>, hash: &[u8]) -> 
 }
 
 /// Revokes a family: none of its refresh tokens works any more.
-pub async fn revoke_family<'c>(c: impl Into<Conn<'c>>, family: Uuid, now: OffsetDateTime) -> Result<u64, DbError> {
+pub async fn revoke_family<'c>(
+    c: impl Into<Conn<'c>>,
+    family: Uuid,
+    now: OffsetDateTime,
+) -> Result<u64, DbError> {
     emporium_db::execute!(
         c,
-        sqlx::query("UPDATE token_families SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
-            .bind(family)
-            .bind(now)
+        sqlx::query(
+            "UPDATE token_families SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1"
+        )
+        .bind(family)
+        .bind(now)
     )
     .map_err(Into::into)
 }

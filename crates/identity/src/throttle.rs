@@ -75,13 +75,16 @@ impl LoginThrottle {
     pub fn check(&self, account: &str, address: Option<IpAddr>) -> Result<(), u64> {
         let now = Instant::now();
         let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
-        let wait = [Some(Key::Account(account.to_owned())), address.map(Key::Address)]
-            .into_iter()
-            .flatten()
-            .filter_map(|k| blocked.get(&k).copied())
-            .filter(|until| *until > now)
-            .map(|until| until - now)
-            .max();
+        let wait = [
+            Some(Key::Account(account.to_owned())),
+            address.map(Key::Address),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|k| blocked.get(&k).copied())
+        .filter(|until| *until > now)
+        .map(|until| until - now)
+        .max();
         match wait {
             Some(w) => Err(w.as_secs().max(1)),
             None => Ok(()),
@@ -93,12 +96,15 @@ impl LoginThrottle {
         let now = self.clock.now();
         let mut waits = Vec::with_capacity(2);
         if let Err(not_until) = self.accounts.check_key(&account.to_owned()) {
-            waits.push((Key::Account(account.to_owned()), not_until.wait_time_from(now)));
+            waits.push((
+                Key::Account(account.to_owned()),
+                not_until.wait_time_from(now),
+            ));
         }
-        if let Some(ip) = address {
-            if let Err(not_until) = self.addresses.check_key(&ip) {
-                waits.push((Key::Address(ip), not_until.wait_time_from(now)));
-            }
+        if let Some(ip) = address
+            && let Err(not_until) = self.addresses.check_key(&ip)
+        {
+            waits.push((Key::Address(ip), not_until.wait_time_from(now)));
         }
         if waits.is_empty() {
             return Ok(());
@@ -146,7 +152,9 @@ mod tests {
             address_burst: 4,
             ..ThrottleLimits::default()
         });
-        let results: Vec<_> = (0..5).map(|i| t.record_failure(&format!("u{i}@example.com"), Some(ip))).collect();
+        let results: Vec<_> = (0..5)
+            .map(|i| t.record_failure(&format!("u{i}@example.com"), Some(ip)))
+            .collect();
         assert!(results[..4].iter().all(Result::is_ok));
         assert!(results[4].is_err());
         assert!(t.check("new@example.com", Some(ip)).is_err());

@@ -196,7 +196,9 @@ pub fn rotate_keys(
     let successors: Vec<OffsetDateTime> = file.keys.iter().skip(1).map(|k| k.created_at).collect();
     let mut index = 0;
     file.keys.retain(|_| {
-        let keep = successors.get(index).is_none_or(|next| now - *next < retire_after);
+        let keep = successors
+            .get(index)
+            .is_none_or(|next| now - *next < retire_after);
         index += 1;
         keep
     });
@@ -245,7 +247,11 @@ pub struct Tokens {
 
 impl Tokens {
     /// Loads the keyring at `path`, generating a first key when there is none.
-    pub fn open(path: PathBuf, access_ttl: time::Duration, now: OffsetDateTime) -> Result<Self, KeyringError> {
+    pub fn open(
+        path: PathBuf,
+        access_ttl: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Self, KeyringError> {
         let set = match load(&path)? {
             Some(set) => set,
             None => {
@@ -270,7 +276,9 @@ impl Tokens {
     /// Re-reads the keyring when the file changed (after `emporium keys rotate`); returns true
     /// when it did. A broken file is reported and the keys in memory stay in use.
     pub fn reload_if_changed(&self) -> bool {
-        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         if modified.is_none() || modified == self.current().modified {
             return false;
         }
@@ -347,8 +355,11 @@ fn invalid(detail: &str) -> ApiError {
 
 impl TokenVerifier for Tokens {
     fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("the access token is malformed"))?;
-        let kid = header.kid.ok_or_else(|| invalid("the access token has no key id"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| invalid("the access token is malformed"))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| invalid("the access token has no key id"))?;
         let set = self.current();
         let key = set
             .keys
@@ -360,25 +371,34 @@ impl TokenVerifier for Tokens {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
         validation.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::new(ErrorKind::Unauthenticated, "token_invalid", "the access token has expired")
-                }
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(
+            |e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::new(
+                    ErrorKind::Unauthenticated,
+                    "token_invalid",
+                    "the access token has expired",
+                ),
                 _ => invalid("the access token is not valid"),
-            }
-        })?;
+            },
+        )?;
         let claims = data.claims;
         let actor = match (claims.act.as_str(), claims.role.as_deref()) {
             ("customer", None) => Actor::Customer,
             ("client", None) => Actor::Client,
-            ("staff", Some(role)) => Actor::Staff(Role::parse(role).ok_or_else(|| invalid("unknown role"))?),
+            ("staff", Some(role)) => {
+                Actor::Staff(Role::parse(role).ok_or_else(|| invalid("unknown role"))?)
+            }
             _ => return Err(invalid("the access token names no known party")),
         };
         Ok(Principal {
             subject: claims.sub,
             actor,
-            scopes: claims.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            scopes: claims
+                .scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             session: claims.sid,
         })
     }
@@ -428,8 +448,14 @@ mod tests {
         // The mtime may not move within the same tick on some filesystems; force a reload.
         *tokens.keys.write().unwrap() = Arc::new(load(&path).unwrap().unwrap());
         let new = tokens.issue(&grant(), now).unwrap();
-        assert_eq!(jsonwebtoken::decode_header(&new).unwrap().kid.as_deref(), Some(new_kid.as_str()));
-        assert_ne!(jsonwebtoken::decode_header(&old).unwrap().kid, jsonwebtoken::decode_header(&new).unwrap().kid);
+        assert_eq!(
+            jsonwebtoken::decode_header(&new).unwrap().kid.as_deref(),
+            Some(new_kid.as_str())
+        );
+        assert_ne!(
+            jsonwebtoken::decode_header(&old).unwrap().kid,
+            jsonwebtoken::decode_header(&new).unwrap().kid
+        );
         assert!(tokens.verify(&old).is_ok());
         assert!(tokens.verify(&new).is_ok());
         assert_eq!(tokens.jwks()["keys"].as_array().unwrap().len(), 2);
@@ -439,8 +465,11 @@ mod tests {
     fn expired_and_tampered_tokens_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
-        let tokens = Tokens::open(dir.path().join("k.json"), time::Duration::minutes(15), now).unwrap();
-        let expired = tokens.issue(&grant(), now - time::Duration::hours(1)).unwrap();
+        let tokens =
+            Tokens::open(dir.path().join("k.json"), time::Duration::minutes(15), now).unwrap();
+        let expired = tokens
+            .issue(&grant(), now - time::Duration::hours(1))
+            .unwrap();
         assert_eq!(tokens.verify(&expired).unwrap_err().code(), "token_invalid");
         let good = tokens.issue(&grant(), now).unwrap();
         let mut tampered = good.clone();

@@ -21,7 +21,13 @@ impl Cursor {
 
     /// Decodes a client-supplied cursor; a tampered or foreign one is an `invalid_cursor` error.
     pub fn decode<K: DeserializeOwned>(token: &str) -> Result<K, FieldError> {
-        let bad = || FieldError::new("/cursor", "invalid_cursor", "the cursor is not one this API issued");
+        let bad = || {
+            FieldError::new(
+                "/cursor",
+                "invalid_cursor",
+                "the cursor is not one this API issued",
+            )
+        };
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
         serde_json::from_slice(&bytes).map_err(|_| bad())
     }

@@ -40,9 +40,6 @@ macro_rules! typed_id {
         pub struct $name(pub ::uuid::Uuid);
 
         impl $name {
-            /// The prefix shown before the hex digits.
-            pub const PREFIX: &'static str = $prefix;
-
             /// A new time-ordered (UUIDv7) id.
             pub fn generate() -> Self {
                 Self(::uuid::Uuid::now_v7())

@@ -13,6 +13,6 @@ pub use cursor::Cursor;
 pub use error::{DomainError, ErrorKind, FieldError, Violations};
 pub use event::{Envelope, Event};
 pub use secret::Secret;
-pub mod trace;
 pub mod auth;
 pub mod fault;
+pub mod trace;

@@ -17,7 +17,12 @@ use crate::service::{CreateApiClient, CreateStaffUser, IdentityService, UpdateSt
 /// Who may call each identity admin route.
 pub const ADMIN_RULES: &[AdminRule] = &[
     AdminRule::staff_or_client("GET", "/v1/admin/customers", Role::Staff, "customers:read"),
-    AdminRule::staff_or_client("GET", "/v1/admin/customers/{id}", Role::Staff, "customers:read"),
+    AdminRule::staff_or_client(
+        "GET",
+        "/v1/admin/customers/{id}",
+        Role::Staff,
+        "customers:read",
+    ),
     AdminRule::staff("GET", "/v1/admin/users", Role::Admin),
     AdminRule::staff("POST", "/v1/admin/users", Role::Owner),
     AdminRule::staff("GET", "/v1/admin/users/{id}", Role::Admin),
@@ -89,7 +94,9 @@ pub async fn list_users(
     State(service): Svc,
     Query(q): Query<PageQuery>,
 ) -> Result<axum::Json<Page<StaffUser>>, ApiError> {
-    Ok(axum::Json(service.list_staff(q.cursor.as_deref(), q.limit).await?))
+    Ok(axum::Json(
+        service.list_staff(q.cursor.as_deref(), q.limit).await?,
+    ))
 }
 
 /// Body of `POST /v1/admin/users`. Absent text fields read as empty, so one answer lists every
@@ -173,7 +180,9 @@ pub async fn update_user(
         role: body.role,
         password: body.password,
     };
-    Ok(axum::Json(service.update_staff(id, cmd, &caller.subject).await?))
+    Ok(axum::Json(
+        service.update_staff(id, cmd, &caller.subject).await?,
+    ))
 }
 
 /// Removes a staff user (owners only). The last owner stays.
@@ -200,7 +209,9 @@ pub async fn list_api_clients(
     State(service): Svc,
     Query(q): Query<PageQuery>,
 ) -> Result<axum::Json<Page<ApiClient>>, ApiError> {
-    Ok(axum::Json(service.list_clients(q.cursor.as_deref(), q.limit).await?))
+    Ok(axum::Json(
+        service.list_clients(q.cursor.as_deref(), q.limit).await?,
+    ))
 }
 
 /// Body of `POST /v1/admin/api-clients`.

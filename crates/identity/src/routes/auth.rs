@@ -102,10 +102,15 @@ impl IntoResponse for OAuthError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::InvalidClient { basic } = self {
-            let challenge = if basic { r#"Basic realm="emporium""# } else { r#"Bearer realm="emporium""# };
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            let challenge = if basic {
+                r#"Basic realm="emporium""#
+            } else {
+                r#"Bearer realm="emporium""#
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         no_store(response)
     }
@@ -121,14 +126,23 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
         return Err(bad());
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::InvalidRequest("the token endpoint takes HTTP Basic client authentication only".into()));
+        return Err(OAuthError::InvalidRequest(
+            "the token endpoint takes HTTP Basic client authentication only".into(),
+        ));
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before encoding.
-    let unescape = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
-    Ok(Some((unescape(id).ok_or_else(bad)?, unescape(secret).ok_or_else(bad)?)))
+    let unescape = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Ok(Some((
+        unescape(id).ok_or_else(bad)?,
+        unescape(secret).ok_or_else(bad)?,
+    )))
 }
 
 /// The OAuth2 token endpoint: password, refresh-token and client-credentials grants.
@@ -157,9 +171,15 @@ pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) ->
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form_type {
-        return OAuthError::InvalidRequest("the body must be application/x-www-form-urlencoded".into()).into_response();
+        return OAuthError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded".into(),
+        )
+        .into_response();
     }
     let body = match emporium_http::extract::read_body(req, &()).await {
         Ok(b) => b,
@@ -171,10 +191,16 @@ pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) ->
         let scope = form.scope.as_deref();
         match form.grant_type.as_deref() {
             Some("password") => {
-                let (Some(username), Some(password)) = (form.username.as_deref(), form.password.as_deref()) else {
-                    return Err(OAuthError::InvalidRequest("username and password are required".into()));
+                let (Some(username), Some(password)) =
+                    (form.username.as_deref(), form.password.as_deref())
+                else {
+                    return Err(OAuthError::InvalidRequest(
+                        "username and password are required".into(),
+                    ));
                 };
-                service.password_grant(username, password, scope, address).await
+                service
+                    .password_grant(username, password, scope, address)
+                    .await
             }
             Some("refresh_token") => {
                 let token = form.refresh_token.as_deref().unwrap_or_default();
@@ -185,14 +211,22 @@ pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) ->
                 let in_body = form.client_id.clone().zip(form.client_secret.clone());
                 let (credentials, is_basic) = match (basic, in_body) {
                     (Some(_), Some(_)) => {
-                        return Err(OAuthError::InvalidRequest("send client credentials once: HTTP Basic or the form".into()));
+                        return Err(OAuthError::InvalidRequest(
+                            "send client credentials once: HTTP Basic or the form".into(),
+                        ));
                     }
                     (Some(b), None) => (b, true),
                     (None, Some(f)) => (f, false),
                     (None, None) => return Err(OAuthError::InvalidClient { basic: false }),
                 };
                 service
-                    .client_credentials_grant(&credentials.0, &credentials.1, scope, is_basic, address)
+                    .client_credentials_grant(
+                        &credentials.0,
+                        &credentials.1,
+                        scope,
+                        is_basic,
+                        address,
+                    )
                     .await
             }
             Some(_) => Err(OAuthError::UnsupportedGrantType),
@@ -250,8 +284,9 @@ pub async fn me(
 )]
 pub async fn jwks(State(service): State<Arc<IdentityService>>) -> Response {
     let mut response = axum::Json(service.tokens().jwks()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     response
 }

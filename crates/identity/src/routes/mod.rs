@@ -24,7 +24,11 @@ pub fn router(service: Arc<IdentityService>) -> OpenApiRouter {
         .routes(routes!(admin::list_customers))
         .routes(routes!(admin::get_customer))
         .routes(routes!(admin::list_users, admin::create_user))
-        .routes(routes!(admin::get_user, admin::update_user, admin::delete_user))
+        .routes(routes!(
+            admin::get_user,
+            admin::update_user,
+            admin::delete_user
+        ))
         .routes(routes!(admin::list_api_clients, admin::create_api_client))
         .routes(routes!(admin::revoke_api_client))
         .with_state(service)

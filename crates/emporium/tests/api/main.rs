@@ -1,0 +1,12 @@
+//! HTTP suites: each starts the real server on a random port against a fresh database and talks
+//! to it over TCP. Suites that touch storage run on SQLite always and on PostgreSQL when
+//! `EMPORIUM_TEST_POSTGRES_URL` is set.
+
+// Test code may panic on the unexpected: that is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod events;
+mod helpers;
+mod http_conventions;
+mod identity;
