@@ -26,7 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 /// Runs one statement on whichever engine `$conn` holds: `$c` is bound to the engine's concrete
 /// connection and `$body` is compiled once per engine.
 ///
-/// ```ignore
+/// ```text
 /// let n: i64 = db::run!(tx, |c| sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(c).await)?;
 /// ```
 #[macro_export]
@@ -42,7 +42,7 @@ macro_rules! run {
 /// Executes a statement (no rows back) on whichever engine `$conn` holds; yields the number of
 /// rows affected.
 ///
-/// ```ignore
+/// ```text
 /// let n = db::execute!(&mut tx, sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id))?;
 /// ```
 #[macro_export]

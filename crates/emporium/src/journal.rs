@@ -10,7 +10,7 @@ use emporium_db::{Db, run};
 use emporium_http::admin::AdminRule;
 use emporium_http::{ApiError, Query};
 use emporium_kernel::auth::Role;
-use emporium_kernel::{Clock, Cursor, Envelope, FieldError};
+use emporium_kernel::{Clock, Cursor, Envelope};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa_axum::router::OpenApiRouter;
@@ -126,16 +126,8 @@ async fn list_events(
     State(db): State<Db>,
     Query(q): Query<JournalQuery>,
 ) -> Result<axum::Json<JournalPage>, ApiError> {
-    let limit = match q.limit.unwrap_or(50) {
-        n @ 1..=200 => i64::from(n),
-        _ => {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "/limit",
-                "out_of_range",
-                "between 1 and 200",
-            )]));
-        }
-    };
+    let limit = emporium_kernel::cursor::page_limit(q.limit, 50, 200)
+        .map_err(|e| ApiError::validation(vec![e]))?;
     let before = match q.cursor.as_deref() {
         Some(c) => Cursor::decode::<Uuid>(c).map_err(|e| ApiError::validation(vec![e]))?,
         None => Uuid::max(),

@@ -80,10 +80,9 @@ impl AdminPolicy {
 
     /// The rule for a route, if any.
     pub fn access(&self, method: &str, route: &str) -> Option<Access> {
-        self.rules
-            .iter()
-            .find(|((m, r), _)| *m == method && *r == route)
-            .map(|(_, a)| *a)
+        // The map is covariant in its key, so it can be searched with borrowed strings.
+        let rules: &HashMap<(&str, &str), Access> = &self.rules;
+        rules.get(&(method, route)).copied()
     }
 
     /// Decides whether `principal` may call `method route`.

@@ -117,19 +117,8 @@ fn page_start(cursor: Option<&str>) -> Result<Uuid, IdentityError> {
 }
 
 fn page_limit(limit: Option<u32>) -> Result<i64, IdentityError> {
-    match limit.unwrap_or(50) {
-        0 => Err(IdentityError::Invalid(vec![FieldError::new(
-            "/limit",
-            "too_small",
-            "at least 1",
-        )])),
-        n if n > MAX_PAGE => Err(IdentityError::Invalid(vec![FieldError::new(
-            "/limit",
-            "too_large",
-            format!("at most {MAX_PAGE}"),
-        )])),
-        n => Ok(i64::from(n)),
-    }
+    emporium_kernel::cursor::page_limit(limit, 50, MAX_PAGE)
+        .map_err(|e| IdentityError::Invalid(vec![e]))
 }
 
 fn page_of<R, T>(

@@ -43,6 +43,19 @@ impl Cursor {
     }
 }
 
+/// The page size a client asked for, checked against `1..=max`, or `default` when absent.
+pub fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<i64, FieldError> {
+    match requested.unwrap_or(default) {
+        0 => Err(FieldError::new("/limit", "too_small", "at least 1")),
+        n if n > max => Err(FieldError::new(
+            "/limit",
+            "too_large",
+            format!("at most {max}"),
+        )),
+        n => Ok(i64::from(n)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Cursor;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod docs;
 mod events;
 mod helpers;
 mod http_conventions;
