@@ -400,3 +400,20 @@ async fn no_input_produces_a_server_error() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_time_limit_is_abandoned_with_a_503_problem() {
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        c.http.request_timeout_ms = 1
+    })
+    .await;
+    // Hashing a password takes far longer than a millisecond.
+    let r = app
+        .post_json("/v1/auth/register", &json!({"email": "slow@example.com", "password": crate::helpers::PASSWORD, "name": "Slow"}), None)
+        .await;
+    assert_problem(r, 503, "request_timeout").await;
+    // The abandoned request left nothing behind.
+    let id = app.store().identity.clone();
+    let page = id.list_customers(Some("slow@"), None, None).await.unwrap();
+    assert!(page.items.is_empty());
+}
