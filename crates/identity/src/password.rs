@@ -1,18 +1,22 @@
 //! argon2id password hashing, off the async runtime and bounded in concurrency.
 //!
 //! One hash at the crate defaults (m = 19 MiB, t = 2, p = 1; the OWASP baseline) costs tens of
-//! milliseconds of CPU and 19 MiB of memory, so hashing runs on the blocking pool behind a
-//! semaphore sized to the cores.
+//! milliseconds of CPU and 19 MiB of memory. Hashing runs on a few dedicated threads fed by a
+//! bounded queue: the runtime never blocks, at most that many hashes run at once, and the memory
+//! the allocator keeps for the 19 MiB blocks stays bounded by the number of threads (on the
+//! blocking pool every new thread could pin another copy).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot};
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// Hashes and verifies passwords.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// Hashing failed (never the password's fault).
@@ -21,11 +25,32 @@ pub struct Hasher {
 pub struct HashError(String);
 
 impl Hasher {
-    /// A hasher running at most `parallelism` hashes at once.
-    pub fn new(parallelism: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(parallelism.max(1))),
+    /// A hasher with `threads` hashing threads. The threads end when the last clone is dropped.
+    pub fn new(threads: usize) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>(1024);
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // A std mutex, held while waiting for the next job: idle workers queue on it.
+                        let job = queue
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            None => break,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
         }
+        Self { jobs }
     }
 
     /// The argon2id PHC string of `password` with a fresh random salt.
@@ -65,14 +90,18 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have gone (request cancelled); the result is then dropped.
+            let _ = done.send(work());
+        });
+        self.jobs
+            .send(job)
             .await
-            .map_err(|e| HashError(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
+            .map_err(|_| HashError("hashing threads are gone".to_owned()))?;
+        result
             .await
-            .map_err(|e| HashError(e.to_string()))?
+            .map_err(|_| HashError("hashing thread failed".to_owned()))?
     }
 }
 

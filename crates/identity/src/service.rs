@@ -70,6 +70,10 @@ pub struct IdentityService {
     throttle: LoginThrottle,
     clock: Arc<dyn Clock>,
     lifetimes: TokenLifetimes,
+    // Customers by id, for the read on every storefront request that names its customer.
+    // Invariant: every write to a customer row invalidates its entry; only found customers are
+    // kept, so a registration never meets a stale "absent".
+    customers: moka::sync::Cache<Uuid, Customer>,
 }
 
 fn customer_of(row: &CustomerRow) -> Customer {
@@ -156,6 +160,10 @@ impl IdentityService {
             throttle,
             clock,
             lifetimes,
+            customers: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
         }
     }
 
@@ -477,13 +485,18 @@ impl IdentityService {
         self.get_customer(id).await
     }
 
-    /// The customer with `id`.
+    /// The customer with `id` (through the customer cache).
     pub async fn get_customer(&self, id: CustomerId) -> Result<Customer, IdentityError> {
+        if let Some(hit) = self.customers.get(&id.0) {
+            return Ok(hit);
+        }
         let mut conn = self.db.read().await?;
-        store::find_customer(&mut conn, id.0)
+        let customer = store::find_customer(&mut conn, id.0)
             .await?
             .map(|r| customer_of(&r))
-            .ok_or(IdentityError::CustomerNotFound)
+            .ok_or(IdentityError::CustomerNotFound)?;
+        self.customers.insert(id.0, customer.clone());
+        Ok(customer)
     }
 
     /// Customers, newest first, optionally those whose e-mail contains `search`.

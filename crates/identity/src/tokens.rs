@@ -243,6 +243,10 @@ pub struct Tokens {
     path: PathBuf,
     keys: RwLock<Arc<KeySet>>,
     access_ttl: time::Duration,
+    // Tokens whose signature was already checked, with their expiry: a client sends the same
+    // token with every request, and an Ed25519 verification costs more than the rest of a
+    // typical request. Entries live no longer than a token can.
+    verified: moka::sync::Cache<String, Arc<(Principal, i64)>>,
 }
 
 impl Tokens {
@@ -262,10 +266,17 @@ impl Tokens {
                 })?
             }
         };
+        let lifetime = std::time::Duration::from_secs(
+            u64::try_from(access_ttl.whole_seconds()).unwrap_or(900),
+        );
         Ok(Self {
             path,
             keys: RwLock::new(Arc::new(set)),
             access_ttl,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(lifetime)
+                .build(),
         })
     }
 
@@ -355,6 +366,29 @@ fn invalid(detail: &str) -> ApiError {
 
 impl TokenVerifier for Tokens {
     fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(hit) = self.verified.get(token) {
+            if hit.1 > now {
+                return Ok(hit.0.clone());
+            }
+            self.verified.invalidate(token);
+            return Err(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "token_invalid",
+                "the access token has expired",
+            ));
+        }
+        let (principal, exp) = self.verify_signature(token)?;
+        self.verified
+            .insert(token.to_owned(), Arc::new((principal.clone(), exp)));
+        Ok(principal)
+    }
+}
+
+impl Tokens {
+    /// Full verification: key id, signature, expiry, issuer, audience; returns the principal
+    /// and the expiry.
+    fn verify_signature(&self, token: &str) -> Result<(Principal, i64), ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| invalid("the access token is malformed"))?;
         let kid = header
@@ -390,7 +424,7 @@ impl TokenVerifier for Tokens {
             }
             _ => return Err(invalid("the access token names no known party")),
         };
-        Ok(Principal {
+        let principal = Principal {
             subject: claims.sub,
             actor,
             scopes: claims
@@ -400,7 +434,8 @@ impl TokenVerifier for Tokens {
                 .map(str::to_owned)
                 .collect(),
             session: claims.sid,
-        })
+        };
+        Ok((principal, claims.exp))
     }
 }
 

@@ -697,6 +697,23 @@ async fn the_last_owner_cannot_be_demoted_or_removed(app: TestApp) {
             ("/password".into(), "too_short".into())
         ]
     );
+    let r = app
+        .client
+        .delete(app.url("/v1/admin/users/usr_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 404, "user_not_found").await;
+    let r = app
+        .send_json(
+            reqwest::Method::PATCH,
+            "/v1/admin/users/usr_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f",
+            &json!({"name": "X"}),
+            Some(&owner),
+        )
+        .await;
+    assert_problem(r, 404, "user_not_found").await;
     // With a second owner, the first may step down.
     let second =
         json!({"email": "boss2@example.com", "password": PASSWORD, "name": "Two", "role": "owner"});
