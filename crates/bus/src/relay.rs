@@ -30,6 +30,7 @@ pub struct OutboxRelay {
     clock: Arc<dyn Clock>,
     crash: CrashPoints,
     batch: i64,
+    retention: Option<time::Duration>,
 }
 
 impl OutboxRelay {
@@ -41,7 +42,15 @@ impl OutboxRelay {
             clock,
             crash,
             batch: 256,
+            retention: None,
         }
+    }
+
+    /// Keeps delivered events this long, then deletes them (pruned every ten minutes by
+    /// [`OutboxRelay::run`]). Without it, delivered events are kept for ever.
+    pub fn with_retention(mut self, retention: time::Duration) -> Self {
+        self.retention = Some(retention);
+        self
     }
 
     /// Delivers everything committed so far; returns how many events were delivered.
@@ -83,7 +92,18 @@ impl OutboxRelay {
     /// net), backs off after failures, and drains once more before returning.
     pub async fn run(self, poll: Duration, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
+        let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
+            if let Some(retention) = self.retention
+                && pruned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(600))
+            {
+                pruned_at = Some(tokio::time::Instant::now());
+                match emporium_db::prune_delivered(&self.db, self.clock.now() - retention).await {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, "pruned delivered outbox events"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "outbox pruning failed"),
+                }
+            }
             match self.drain().await {
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {

@@ -12,7 +12,9 @@ mod pool;
 
 pub use error::DbError;
 pub use migrate::Migration;
-pub use outbox::{OutboxRow, count_pending, mark_handled, mark_published, pending_outbox};
+pub use outbox::{
+    OutboxRow, count_pending, mark_handled, mark_published, pending_outbox, prune_delivered,
+};
 pub use pool::{Backend, Conn, Db, DbOptions, PoolStats, ReadConn, WriteTx};
 
 /// Migrations of the platform tables (outbox, inbox).

@@ -109,3 +109,21 @@ pub async fn mark_handled(
     )?;
     Ok(done == 1)
 }
+
+/// Deletes outbox rows published before `before`, and inbox records older than it. Returns the
+/// outbox rows deleted. Safe once every consumer is past `before`: the relay never redelivers a
+/// published row, so old inbox records guard nothing.
+pub async fn prune_delivered(db: &Db, before: OffsetDateTime) -> Result<u64, DbError> {
+    let mut tx = db.begin_write().await?;
+    let deleted = crate::execute!(
+        &mut tx,
+        sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
+            .bind(before)
+    )?;
+    crate::execute!(
+        &mut tx,
+        sqlx::query("DELETE FROM inbox WHERE handled_at < $1").bind(before)
+    )?;
+    tx.commit().await?;
+    Ok(deleted)
+}

@@ -324,7 +324,11 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     });
 
     // The relay runs until the server has stopped, then flushes what the last requests wrote.
-    let relay = store.relay();
+    let mut relay = store.relay();
+    if config.outbox.retention_hours > 0 {
+        let hours = i64::try_from(config.outbox.retention_hours).unwrap_or(i64::MAX / 3600);
+        relay = relay.with_retention(time::Duration::hours(hours));
+    }
     let poll = Duration::from_millis(config.outbox.poll_interval_ms);
     tasks.spawn(relay.run(poll, server_done));
 

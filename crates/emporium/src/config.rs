@@ -97,6 +97,9 @@ pub struct AuthConfig {
 pub struct OutboxConfig {
     /// The relay also looks for undelivered events this often (it is woken on every commit).
     pub poll_interval_ms: u64,
+    /// Delivered events are kept this many hours, then deleted (0: kept for ever). The event
+    /// journal keeps its own copy.
+    pub retention_hours: u64,
 }
 
 impl Default for Config {
@@ -154,6 +157,7 @@ impl Default for OutboxConfig {
     fn default() -> Self {
         Self {
             poll_interval_ms: 1_000,
+            retention_hours: 168,
         }
     }
 }

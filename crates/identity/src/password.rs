@@ -2,14 +2,91 @@
 //!
 //! One hash at the crate defaults (m = 19 MiB, t = 2, p = 1; the OWASP baseline) costs tens of
 //! milliseconds of CPU and 19 MiB of memory. Hashing runs on a few dedicated threads fed by a
-//! bounded queue: the runtime never blocks, at most that many hashes run at once, and the memory
-//! the allocator keeps for the 19 MiB blocks stays bounded by the number of threads (on the
-//! blocking pool every new thread could pin another copy).
+//! bounded queue, so the runtime never blocks and at most that many hashes run at once. Each
+//! thread keeps its own 19 MiB work area and reuses it for every hash: allocating it per hash
+//! lets the allocator scatter retained copies across its arenas (hundreds of MiB under load).
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use tokio::sync::{mpsc, oneshot};
+
+thread_local! {
+    // The argon2 work area of a hashing thread, grown to the largest cost seen and then reused.
+    static WORK_AREA: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs argon2 with `params` into `out`, in this thread's reusable work area.
+fn argon2_into(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), HashError> {
+    let blocks = params.block_count();
+    WORK_AREA.with(|area| {
+        let mut area = area.borrow_mut();
+        if area.len() < blocks {
+            area.resize(blocks, Block::new());
+        }
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt, out, &mut area[..blocks])
+            .map_err(|e| HashError(e.to_string()))
+    })
+}
+
+/// The argon2id PHC string of `password` with `salt`, at the default cost.
+fn hash_phc(password: &[u8], salt: &[u8]) -> Result<String, HashError> {
+    let err = |e: argon2::password_hash::phc::Error| HashError(e.to_string());
+    let params = Params::default();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params.clone(),
+        password,
+        salt,
+        &mut out,
+    )?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| HashError(e.to_string()))?,
+        salt: Some(Salt::new(salt).map_err(err)?),
+        hash: Some(Output::new(&out).map_err(err)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// True when `password` matches the PHC string (its algorithm, version and cost are honoured).
+fn verify_phc(password: &[u8], phc: &str) -> Result<bool, HashError> {
+    let bad = |e: &dyn std::fmt::Display| HashError(format!("stored hash unreadable: {e}"));
+    let parsed = PasswordHash::new(phc).map_err(|e| bad(&e))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(|e| bad(&e))?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).map_err(|e| bad(&e))?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&parsed).map_err(|e| bad(&e))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(HashError("stored hash lacks salt or output".to_owned()));
+    };
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(
+        algorithm,
+        version,
+        params,
+        password,
+        salt.as_ref(),
+        &mut out,
+    )?;
+    // Output compares in constant time.
+    Ok(Output::new(&out).is_ok_and(|computed| computed == expected))
+}
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -59,10 +136,7 @@ impl Hasher {
         self.blocking(move || {
             let mut salt = [0u8; 16];
             getrandom::fill(&mut salt).map_err(|e| HashError(e.to_string()))?;
-            Argon2::default()
-                .hash_password_with_salt(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| HashError(e.to_string()))
+            hash_phc(password.as_bytes(), &salt)
         })
         .await
     }
@@ -77,11 +151,7 @@ impl Hasher {
             None => dummy_hash()?.to_owned(),
         };
         let matched = self
-            .blocking(move || {
-                Ok(Argon2::default()
-                    .verify_password(password.as_bytes(), phc.as_str())
-                    .is_ok())
-            })
+            .blocking(move || verify_phc(password.as_bytes(), &phc))
             .await?;
         Ok(exists && matched)
     }
@@ -108,12 +178,7 @@ impl Hasher {
 fn dummy_hash() -> Result<&'static str, HashError> {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
     DUMMY
-        .get_or_init(|| {
-            Argon2::default()
-                .hash_password_with_salt(b"no account has this password", b"emporium-dummy-salt")
-                .ok()
-                .map(|h| h.to_string())
-        })
+        .get_or_init(|| hash_phc(b"no account has this password", b"emporium-dummy-salt").ok())
         .as_deref()
         .ok_or_else(|| HashError("dummy hash unavailable".to_owned()))
 }
@@ -121,6 +186,30 @@ fn dummy_hash() -> Result<&'static str, HashError> {
 #[cfg(test)]
 mod tests {
     use super::Hasher;
+
+    #[test]
+    fn hashes_are_standard_phc_strings_the_argon2_crate_verifies() {
+        use argon2::PasswordVerifier;
+        let phc = super::hash_phc(b"correct horse battery", b"0123456789abcdef").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"correct horse battery", phc.as_str())
+                .is_ok()
+        );
+        // And hashes made elsewhere (another cost) verify here.
+        use argon2::PasswordHasher;
+        let other = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8192, 3, 1, None).unwrap(),
+        )
+        .hash_password_with_salt(b"pw from elsewhere", b"saltsaltsaltsalt")
+        .unwrap()
+        .to_string();
+        assert!(super::verify_phc(b"pw from elsewhere", &other).unwrap());
+        assert!(!super::verify_phc(b"wrong", &other).unwrap());
+    }
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {

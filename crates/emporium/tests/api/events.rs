@@ -162,6 +162,51 @@ async fn a_redelivered_event_has_no_second_effect(app: TestApp) {
     assert_eq!(journal_count(&app, &id).await, 1, "but recorded once");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_events_are_pruned_after_their_retention_and_pending_ones_never() {
+    let app = TestApp::spawn().await;
+    let db = &app.store().db;
+    let delivered = app.register("old@example.com").await;
+    app.drain_outbox().await;
+    let now = time::OffsetDateTime::now_utc();
+    let mut tx = db.begin_write().await.unwrap();
+    tx.record(
+        &Probe {
+            id: "probe-pending".into(),
+        },
+        1,
+        now,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let pruned = emporium_db::prune_delivered(db, now + time::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(pruned >= 1);
+    let mut conn = db.read().await.unwrap();
+    let left: Vec<String> = run!(&mut conn, |c| sqlx::query(
+        "SELECT aggregate_id FROM outbox"
+    )
+    .fetch_all(c)
+    .await
+    .map(|rows| rows
+        .iter()
+        .map(|r| r.get::<String, _>("aggregate_id"))
+        .collect()))
+    .unwrap();
+    drop(conn);
+    assert!(!left.contains(&delivered["id"].as_str().unwrap().to_owned()));
+    // The probe was either still pending (and kept) or already delivered: never lost.
+    app.drain_outbox().await;
+    assert_eq!(journal_count(&app, "probe-pending").await, 1);
+    assert_eq!(
+        journal_count(&app, delivered["id"].as_str().unwrap()).await,
+        1,
+        "the journal keeps its copy"
+    );
+}
+
 /// A free loopback port for a child process.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
