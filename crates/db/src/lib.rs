@@ -13,7 +13,8 @@ mod pool;
 pub use error::DbError;
 pub use migrate::Migration;
 pub use outbox::{
-    OutboxRow, count_pending, mark_handled, mark_published, pending_outbox, prune_delivered,
+    OutboxRow, count_pending, envelope_from_row, mark_handled, mark_published, pending_outbox,
+    prune_delivered,
 };
 pub use pool::{Backend, Conn, Db, DbOptions, PoolStats, ReadConn, WriteTx};
 

@@ -16,7 +16,10 @@ pub struct OutboxRow {
     pub envelope: Envelope,
 }
 
-fn decode_row<R>(row: &R) -> Result<OutboxRow, DbError>
+/// Reads an [`Envelope`] from a row with the outbox's column names (`event_id`, `event_type`,
+/// `version`, `aggregate_id`, `sequence`, `occurred_at`, `trace`, `data` as JSON text). Any table
+/// that stores envelopes uses these names.
+pub fn envelope_from_row<R>(row: &R) -> Result<Envelope, DbError>
 where
     R: Row,
     for<'r> &'r str: sqlx::ColumnIndex<R>,
@@ -28,18 +31,15 @@ where
     for<'r> OffsetDateTime: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let data: String = row.try_get("data")?;
-    Ok(OutboxRow {
-        position: row.try_get("position")?,
-        envelope: Envelope {
-            id: row.try_get("event_id")?,
-            event_type: row.try_get("event_type")?,
-            version: row.try_get("version")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            occurred_at: row.try_get("occurred_at")?,
-            trace: row.try_get("trace")?,
-            data: serde_json::from_str(&data)?,
-        },
+    Ok(Envelope {
+        id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        version: row.try_get("version")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        occurred_at: row.try_get("occurred_at")?,
+        trace: row.try_get("trace")?,
+        data: serde_json::from_str(&data)?,
     })
 }
 
@@ -54,7 +54,14 @@ pub async fn pending_outbox(db: &Db, limit: i64) -> Result<Vec<OutboxRow>, DbErr
         .bind(limit)
         .fetch_all(c)
         .await?;
-        rows.iter().map(decode_row).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    position: r.try_get("position")?,
+                    envelope: envelope_from_row(r)?,
+                })
+            })
+            .collect()
     })
 }
 

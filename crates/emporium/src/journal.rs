@@ -12,7 +12,6 @@ use emporium_http::{ApiError, Query};
 use emporium_kernel::auth::Role;
 use emporium_kernel::{Clock, Cursor, Envelope};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -174,21 +173,7 @@ async fn read_journal(
         .bind(limit)
         .fetch_all(c)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let data: String = r.try_get("data")?;
-                Ok(Envelope {
-                    id: r.try_get("event_id")?,
-                    event_type: r.try_get("event_type")?,
-                    version: r.try_get("version")?,
-                    aggregate_id: r.try_get("aggregate_id")?,
-                    sequence: r.try_get("sequence")?,
-                    occurred_at: r.try_get("occurred_at")?,
-                    trace: r.try_get("trace")?,
-                    data: serde_json::from_str(&data)?,
-                })
-            })
-            .collect()
+        rows.iter().map(emporium_db::envelope_from_row).collect()
     })
 }
 

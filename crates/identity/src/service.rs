@@ -172,20 +172,34 @@ impl IdentityService {
         &self.tokens
     }
 
-    /// Creates a customer account and records `customer.registered`.
-    pub async fn register(&self, cmd: RegisterCustomer) -> Result<Customer, IdentityError> {
+    /// Checks a new account's e-mail, password and name (reporting every bad field at once) and
+    /// hashes the password.
+    async fn new_account(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<(Email, String, String), IdentityError> {
         let mut v = Violations::new();
-        let email = v.check("/email", Email::parse(&cmd.email));
+        let email = v.check("/email", Email::parse(email));
         let password = v.check(
             "/password",
-            Password::parse(&cmd.password, email.as_ref().map(Email::as_str)),
+            Password::parse(password, email.as_ref().map(Email::as_str)),
         );
-        let name = v.check("/name", domain::parse_name(&cmd.name));
+        let name = v.check("/name", domain::parse_name(name));
         v.finish().map_err(IdentityError::Invalid)?;
         let (Some(email), Some(password), Some(name)) = (email, password, name) else {
             return Err(IdentityError::Invalid(Vec::new()));
         };
         let password_hash = self.hasher.hash(password.expose()).await?;
+        Ok((email, name, password_hash))
+    }
+
+    /// Creates a customer account and records `customer.registered`.
+    pub async fn register(&self, cmd: RegisterCustomer) -> Result<Customer, IdentityError> {
+        let (email, name, password_hash) = self
+            .new_account(&cmd.email, &cmd.password, &cmd.name)
+            .await?;
         let now = self.clock.now();
         let row = CustomerRow {
             id: CustomerId::generate().0,
@@ -532,18 +546,9 @@ impl IdentityService {
         cmd: CreateStaffUser,
         created_by: &str,
     ) -> Result<StaffUser, IdentityError> {
-        let mut v = Violations::new();
-        let email = v.check("/email", Email::parse(&cmd.email));
-        let password = v.check(
-            "/password",
-            Password::parse(&cmd.password, email.as_ref().map(Email::as_str)),
-        );
-        let name = v.check("/name", domain::parse_name(&cmd.name));
-        v.finish().map_err(IdentityError::Invalid)?;
-        let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-            return Err(IdentityError::Invalid(Vec::new()));
-        };
-        let password_hash = self.hasher.hash(password.expose()).await?;
+        let (email, name, password_hash) = self
+            .new_account(&cmd.email, &cmd.password, &cmd.name)
+            .await?;
         let now = self.clock.now();
         let row = StaffRow {
             id: StaffUserId::generate().0,
