@@ -293,6 +293,9 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     emporium_http::metrics::handle();
     let db = open_database(config).await?;
     let store = Store::build(config, db, clock)?;
+    if config.demo {
+        crate::demo::seed(&store).await?;
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -39,6 +39,9 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Seed demo data on first start (demo owner and shopper accounts).
+        #[arg(long)]
+        demo: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -88,12 +91,13 @@ pub const EXIT_CONFIG: u8 = 2;
 
 /// Runs the command; returns the process exit code.
 pub async fn run(cli: Cli, started: Instant) -> u8 {
-    let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
-        _ => None,
+    let (listen, demo) = match &cli.command {
+        Command::Serve { listen, demo } => (*listen, demo.then_some(true)),
+        _ => (None, None),
     };
     let overrides = Overrides {
         listen,
+        demo,
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
     };

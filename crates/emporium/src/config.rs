@@ -19,6 +19,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite:PATH`; default: `sqlite:<data_dir>/emporium.db`.
     pub database_url: Option<Secret>,
+    /// Seed demo data at start when the store has none (see `emporium::demo`).
+    pub demo: bool,
     /// `human` or `json`.
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `emporium=debug,info`.
@@ -108,6 +110,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            demo: false,
             log_format: LogFormat::Human,
             log_level: "info".to_owned(),
             database: DatabaseConfig::default(),
@@ -171,6 +174,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo: Option<bool>,
 }
 
 /// A configuration that cannot be used; the message names the key.

@@ -249,3 +249,43 @@ async fn tokens_signed_before_a_key_rotation_stay_valid() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_store_can_be_signed_in_to_and_seeding_twice_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+            c.data_dir = dir.path().to_owned();
+            c.demo = true;
+        })
+        .await;
+        let owner = app
+            .token_form(&[
+                ("grant_type", "password"),
+                ("username", emporium::demo::OWNER_EMAIL),
+                ("password", emporium::demo::OWNER_PASSWORD),
+                ("scope", "admin"),
+            ])
+            .await;
+        assert_eq!(owner.status(), StatusCode::OK);
+        let token = owner.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let users: Value = app
+            .get("/v1/admin/users", Some(&token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(users["items"].as_array().unwrap().len(), 1);
+        let shopper = app
+            .token_form(&[
+                ("grant_type", "password"),
+                ("username", emporium::demo::SHOPPER_EMAIL),
+                ("password", emporium::demo::SHOPPER_PASSWORD),
+            ])
+            .await;
+        assert_eq!(shopper.status(), StatusCode::OK);
+    }
+}
