@@ -353,3 +353,54 @@ async fn an_event_committed_before_a_crash_is_delivered_after_restart_postgres()
     crash_then_restart(Some(url)).await;
     drop_postgres_database(&admin, &name).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish_and_flushes_their_events() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = start_binary(data.path(), None, None).await;
+    let client = reqwest::Client::new();
+    // Each registration hashes a password (tens of milliseconds on two threads), so most of
+    // these are still in flight when the first answer arrives.
+    let mut requests: futures_util::stream::FuturesUnordered<_> = (0..12)
+        .map(|i| {
+            let request = client
+                .post(format!("{}/v1/auth/register", child.base))
+                .json(&serde_json::json!({"email": format!("late{i}@example.com"), "password": PASSWORD, "name": "Late"}))
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    use futures_util::StreamExt;
+    let first = requests.next().await.unwrap().unwrap().unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let pid = child.process.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while let Some(answer) = requests.next().await {
+        let answer = answer
+            .unwrap()
+            .expect("an in-flight request is answered, not cut off");
+        assert_eq!(answer.status(), StatusCode::CREATED);
+    }
+    assert_eq!(wait_exit(&mut child.process).await.code(), Some(0));
+
+    // Every event was delivered before exit: nothing waits in the outbox.
+    let config = crate::helpers::test_config(data.path(), None);
+    let db = emporium::app::open_database(&config).await.unwrap();
+    assert_eq!(emporium_db::count_pending(&db).await.unwrap(), 0);
+    let mut conn = db.read().await.unwrap();
+    let journaled: i64 = run!(&mut conn, |c| sqlx::query_scalar(
+        "SELECT count(*) FROM event_journal WHERE event_type = 'customer.registered'"
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    assert_eq!(journaled, 12);
+    drop(conn);
+    db.close().await;
+}
