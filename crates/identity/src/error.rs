@@ -31,6 +31,17 @@ pub enum IdentityError {
     Keys(#[from] KeyringError),
 }
 
+impl IdentityError {
+    /// An insert's failure: a duplicate e-mail address is `EmailTaken`, anything else storage.
+    pub fn taken_or_storage(e: DbError) -> Self {
+        if e.is_unique_violation() {
+            Self::EmailTaken
+        } else {
+            Self::Storage(e)
+        }
+    }
+}
+
 impl DomainError for IdentityError {
     fn kind_and_code(&self) -> (ErrorKind, &'static str) {
         match self {

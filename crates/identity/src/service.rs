@@ -209,13 +209,9 @@ impl IdentityService {
             created_at: now,
         };
         let mut tx = self.db.begin_write().await?;
-        if let Err(e) = store::insert_customer(&mut tx, &row).await {
-            return Err(if e.is_unique_violation() {
-                IdentityError::EmailTaken
-            } else {
-                e.into()
-            });
-        }
+        store::insert_customer(&mut tx, &row)
+            .await
+            .map_err(IdentityError::taken_or_storage)?;
         let event = events::CustomerRegistered {
             customer_id: CustomerId(row.id),
             email: row.email.clone(),
@@ -560,13 +556,9 @@ impl IdentityService {
             version: 1,
         };
         let mut tx = self.db.begin_write().await?;
-        if let Err(e) = store::insert_staff(&mut tx, &row).await {
-            return Err(if e.is_unique_violation() {
-                IdentityError::EmailTaken
-            } else {
-                e.into()
-            });
-        }
+        store::insert_staff(&mut tx, &row)
+            .await
+            .map_err(IdentityError::taken_or_storage)?;
         let event = events::StaffUserCreated {
             user_id: StaffUserId(row.id),
             email: row.email.clone(),
