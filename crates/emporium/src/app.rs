@@ -169,6 +169,7 @@ impl Store {
         let verifier: Arc<dyn TokenVerifier> = self.identity.tokens().clone();
         let limits = Limits {
             request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+            trusted_proxies: config.http.trusted_proxies.clone().into(),
         };
         api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
             .fallback(emporium_http::middleware::not_found)

@@ -71,6 +71,9 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace_ms: u64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for sign-in throttling and
+    /// logs). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Tokens and sign-in throttling.
@@ -138,6 +141,7 @@ impl Default for HttpConfig {
             request_timeout_ms: 30_000,
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_ms: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }

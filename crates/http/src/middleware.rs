@@ -2,9 +2,11 @@
 //! timeout, RED metrics; and the problem answers for unknown routes, wrong methods and panics.
 
 use std::any::Any;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,11 +21,38 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// The W3C trace context header.
 pub const TRACEPARENT: &str = "traceparent";
 
-/// Limits of the request pipeline.
-#[derive(Debug, Clone, Copy)]
+/// Limits and trust settings of the request pipeline.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Time a request may take before it is answered 503 `request_timeout`.
     pub request_timeout: Duration,
+    /// Peers (reverse proxies, the gateway) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[IpAddr]>,
+}
+
+/// The address of the client a request came from: the TCP peer, or, when the peer is a trusted
+/// proxy, the nearest untrusted address in `X-Forwarded-For`. Absent when the server was not
+/// started with connection info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+/// Works out the client address from the peer and the forwarding header.
+pub fn client_addr(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    // Each proxy appends the address it received from; walk back past our own proxies.
+    let mut client = peer;
+    if let Some(chain) = forwarded_for {
+        for hop in chain.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted.contains(&ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+    }
+    client
 }
 
 /// The route template a request matched, carried on the response for the outer middleware.
@@ -45,8 +74,22 @@ pub async fn mark_route(req: Request, next: Next) -> Response {
 }
 
 /// Outer layer: request id, traceparent, span, timeout, metrics.
-pub async fn request_context(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(limits): State<Limits>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
+    let mut client = None;
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let addr = client_addr(peer.ip(), forwarded, &limits.trusted_proxies);
+        req.extensions_mut().insert(ClientAddr(addr));
+        client = Some(addr);
+    }
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -69,6 +112,7 @@ pub async fn request_context(State(limits): State<Limits>, req: Request, next: N
         request_id = %request_id,
         trace_id = %trace_id,
         span_id = %span_id,
+        client = client.map(tracing::field::display),
     );
     let ctx = RequestContext {
         request_id: request_id.clone(),
@@ -169,7 +213,33 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_trace_id;
+    use super::{client_addr, parse_trace_id};
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        // An untrusted peer cannot claim another address.
+        assert_eq!(
+            client_addr(ip("203.0.113.9"), Some("198.51.100.1"), &proxies),
+            ip("203.0.113.9")
+        );
+        // Through our proxies, the nearest untrusted hop is the client; what the client itself
+        // wrote to the left of it is ignored.
+        assert_eq!(
+            client_addr(
+                ip("10.0.0.1"),
+                Some("6.6.6.6, 198.51.100.1, 10.0.0.2"),
+                &proxies
+            ),
+            ip("198.51.100.1")
+        );
+        assert_eq!(client_addr(ip("10.0.0.1"), None, &proxies), ip("10.0.0.1"));
+        assert_eq!(
+            client_addr(ip("10.0.0.1"), Some("garbage"), &proxies),
+            ip("10.0.0.1")
+        );
+    }
 
     #[test]
     fn a_valid_traceparent_keeps_its_trace_id() {

@@ -942,3 +942,56 @@ async fn failed_sign_ins_are_throttled_per_client_address() {
         .await;
     assert_problem(r, 429, "login_throttled").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own() {
+    let fail = |app: &TestApp, user: String, from: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/v1/auth/token"))
+            .header("x-forwarded-for", from)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user.as_str()),
+                ("password", "wrong password!"),
+            ])
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    let behind_proxy = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        c.auth.login_failures_per_address = 3;
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    for i in 0..3 {
+        assert_eq!(
+            fail(&behind_proxy, format!("a{i}@example.com"), "198.51.100.1").await,
+            400
+        );
+    }
+    assert_eq!(
+        fail(&behind_proxy, "a9@example.com".into(), "198.51.100.1").await,
+        429
+    );
+    assert_eq!(
+        fail(&behind_proxy, "b0@example.com".into(), "198.51.100.2").await,
+        400,
+        "another client is not blocked"
+    );
+
+    // Without trust, the header is ignored: a client cannot dodge the limit by inventing addresses.
+    let direct = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        c.auth.login_failures_per_address = 3
+    })
+    .await;
+    for (i, from) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(fail(&direct, format!("c{i}@example.com"), from).await, 400);
+    }
+    assert_eq!(
+        fail(&direct, "c9@example.com".into(), "198.51.100.4").await,
+        429
+    );
+}

@@ -1,13 +1,13 @@
 //! Registration, the OAuth2 token endpoint, logout, the current customer and the JWKS.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use emporium_http::middleware::ClientAddr;
 use emporium_http::{ApiError, Authenticated, Customer as CustomerCaller, Json};
 use serde::{Deserialize, Serialize};
 
@@ -162,10 +162,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     )
 )]
 pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) -> Response {
-    let address = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip());
+    let address = req.extensions().get::<ClientAddr>().map(|ClientAddr(a)| *a);
     let headers = req.headers().clone();
     let form_type = headers
         .get(header::CONTENT_TYPE)
