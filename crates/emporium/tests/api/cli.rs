@@ -135,58 +135,29 @@ fn migrate_creates_the_database_and_is_repeatable() {
 async fn the_first_owner_is_created_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
-    let out = emporium(
-        dir.path(),
-        &[
+    let create = |role: &str, password: &str| {
+        let args = [
             "admin",
             "create",
             "--email",
             "Founder@Example.com",
             "--role",
-            "owner",
+            role,
             "--data-dir",
             &data,
-        ],
-        &[],
-        Some("short\n"),
-    );
+        ];
+        emporium(dir.path(), &args, &[], Some(&format!("{password}\n")))
+    };
+    let out = create("owner", "short");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("password"),
         "{}",
         text(&out.stderr)
     );
-    let out = emporium(
-        dir.path(),
-        &[
-            "admin",
-            "create",
-            "--email",
-            "Founder@Example.com",
-            "--role",
-            "emperor",
-            "--data-dir",
-            &data,
-        ],
-        &[],
-        Some("x\n"),
-    );
+    let out = create("emperor", PASSWORD);
     assert_eq!(out.status.code(), Some(2), "clap rejects an unknown role");
-    let out = emporium(
-        dir.path(),
-        &[
-            "admin",
-            "create",
-            "--email",
-            "Founder@Example.com",
-            "--role",
-            "owner",
-            "--data-dir",
-            &data,
-        ],
-        &[],
-        Some(&format!("{PASSWORD}\n")),
-    );
+    let out = create("owner", PASSWORD);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("founder@example.com"));
 

@@ -222,7 +222,7 @@ fn free_port() -> u16 {
 }
 
 struct Child {
-    process: std::process::Child,
+    process: tokio::process::Child,
     base: String,
 }
 
@@ -232,7 +232,7 @@ async fn start_binary(
     config_file: Option<&std::path::Path>,
 ) -> Child {
     let port = free_port();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"));
     cmd.arg("serve")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
@@ -241,7 +241,8 @@ async fn start_binary(
         .env_remove("EMPORIUM_CONFIG")
         .current_dir(data)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
     if let Some(url) = database_url {
         cmd.arg("--database-url").arg(url);
     }
@@ -263,18 +264,11 @@ async fn start_binary(
     Child { process, base }
 }
 
-async fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the process did not exit"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn wait_exit(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the process exited within 30 s")
+        .unwrap()
 }
 
 async fn crash_then_restart(database_url: Option<String>) {
@@ -331,7 +325,7 @@ async fn crash_then_restart(database_url: Option<String>) {
     db.close().await;
 
     // SIGTERM: a graceful stop with exit code 0.
-    let pid = child.process.id().to_string();
+    let pid = child.process.id().expect("still running").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -373,7 +367,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_their_events() {
     use futures_util::StreamExt;
     let first = requests.next().await.unwrap().unwrap().unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
-    let pid = child.process.id().to_string();
+    let pid = child.process.id().expect("still running").to_string();
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &pid])
