@@ -20,6 +20,8 @@ pub enum ErrorKind {
     NotFound,
     /// The request conflicts with the current state; 409.
     Conflict,
+    /// A conditional request's precondition (`If-Match`) does not hold; 412.
+    PreconditionFailed,
     /// Too many requests; 429.
     RateLimited,
     /// A dependency is down or the process is shutting down; 503.

@@ -6,12 +6,15 @@ pub mod cursor;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod ids;
+pub mod money;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::Cursor;
 pub use error::{DomainError, ErrorKind, FieldError, Violations};
 pub use event::{Envelope, Event};
+pub use money::{Currency, Money};
 pub use secret::Secret;
 pub mod auth;
 pub mod fault;

@@ -1,0 +1,1 @@
+//! Stock locations, stock levels, reservations with expiry and the adjustment ledger.

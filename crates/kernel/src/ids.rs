@@ -1,0 +1,38 @@
+//! Ids that cross context boundaries: a cart line names a variant, a reservation names a stock
+//! location. The context that owns each thing still owns its rows; these are only the names.
+
+crate::typed_id!(
+    /// A product (catalog).
+    ProductId,
+    "prod"
+);
+crate::typed_id!(
+    /// A purchasable variant of a product (catalog); stock and prices hang off it.
+    VariantId,
+    "var"
+);
+crate::typed_id!(
+    /// A node of the category tree (catalog).
+    CategoryId,
+    "pcat"
+);
+crate::typed_id!(
+    /// A hand-picked collection of products (catalog).
+    CollectionId,
+    "pcol"
+);
+crate::typed_id!(
+    /// A file attached to a product (catalog).
+    MediaId,
+    "med"
+);
+crate::typed_id!(
+    /// A place stock is kept (inventory).
+    LocationId,
+    "sloc"
+);
+crate::typed_id!(
+    /// A hold on stock for a checkout (inventory).
+    ReservationId,
+    "res"
+);

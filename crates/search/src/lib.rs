@@ -1,0 +1,1 @@
+//! Product search: a tantivy index projected from catalog and inventory events.
