@@ -12,6 +12,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use emporium_bus::{InProcessBus, OutboxRelay};
+use emporium_catalog::projection::{CacheInvalidator, StockProjection};
+use emporium_catalog::reads::ReadCacheConfig;
+use emporium_catalog::{CatalogReads, CatalogService, CatalogState};
 use emporium_db::{Db, DbOptions};
 use emporium_http::admin::AdminPolicy;
 use emporium_http::middleware::Limits;
@@ -41,6 +44,14 @@ pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
     emporium_db::MIGRATIONS,
     emporium_identity::MIGRATIONS,
     journal::MIGRATIONS,
+    emporium_catalog::MIGRATIONS,
+];
+
+/// Every context's admin access rules: the one table the admin guard consults.
+pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
+    emporium_identity::ADMIN_RULES,
+    journal::ADMIN_RULES,
+    emporium_catalog::ADMIN_RULES,
 ];
 
 #[derive(OpenApi)]
@@ -87,6 +98,8 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 pub struct Store {
     pub db: Db,
     pub identity: Arc<IdentityService>,
+    pub catalog: Arc<CatalogService>,
+    pub catalog_reads: Arc<CatalogReads>,
     pub bus: Arc<InProcessBus>,
     pub clock: Arc<dyn Clock>,
     pub crash_points: CrashPoints,
@@ -127,9 +140,19 @@ impl Store {
             db.clone(),
             clock.clone(),
         )));
+        let catalog = Arc::new(CatalogService::new(db.clone(), clock.clone()));
+        let catalog_reads = Arc::new(CatalogReads::new(db.clone(), &ReadCacheConfig::default()));
+        bus.subscribe(Arc::new(CacheInvalidator::new(catalog_reads.clone())));
+        bus.subscribe(Arc::new(StockProjection::new(
+            db.clone(),
+            catalog_reads.clone(),
+            clock.clone(),
+        )));
         Ok(Self {
             db,
             identity,
+            catalog,
+            catalog_reads,
             bus,
             clock,
             crash_points: CrashPoints::new(config.crash_points.iter().cloned()),
@@ -155,17 +178,19 @@ impl Store {
             .with_state(OpsState {
                 db: self.db.clone(),
                 shutting_down,
+                catalog_reads: self.catalog_reads.clone(),
             });
         let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(emporium_identity::router(self.identity.clone()))
             .merge(journal::router(self.db.clone()))
+            .merge(emporium_catalog::router(CatalogState {
+                service: self.catalog.clone(),
+                reads: self.catalog_reads.clone(),
+            }))
             .merge(ops)
             .split_for_parts();
         emporium_http::openapi::add_shared_errors(&mut doc);
-        let policy = Arc::new(AdminPolicy::new([
-            emporium_identity::ADMIN_RULES,
-            journal::ADMIN_RULES,
-        ]));
+        let policy = Arc::new(AdminPolicy::new(ADMIN_RULES.iter().copied()));
         let verifier: Arc<dyn TokenVerifier> = self.identity.tokens().clone();
         let limits = Limits {
             request_timeout: Duration::from_millis(config.http.request_timeout_ms),
@@ -196,6 +221,7 @@ impl Store {
 struct OpsState {
     db: Db,
     shutting_down: CancellationToken,
+    catalog_reads: Arc<CatalogReads>,
 }
 
 /// Liveness: the process answers.
@@ -248,6 +274,7 @@ async fn metrics(State(ops): State<OpsState>) -> Response {
         metrics::gauge!("emporium_db_pool_connections", "pool" => pool.name, "state" => "in_use")
             .set(f64::from(pool.size.saturating_sub(pool.idle)));
     }
+    ops.catalog_reads.publish_gauges();
     if let Ok(pending) = emporium_db::count_pending(&ops.db).await {
         metrics::gauge!("emporium_outbox_pending_events").set(pending as f64);
     }

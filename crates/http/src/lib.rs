@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod conditional;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;

@@ -72,13 +72,7 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-/// One page of a list, with the cursor of the next page.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
+pub use emporium_kernel::Page;
 
 /// What other contexts may ask of identity.
 #[async_trait::async_trait]

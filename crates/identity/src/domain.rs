@@ -151,7 +151,14 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
 }
 
 /// The scopes an API client may hold. Each names what it unlocks under `/v1/admin`.
-pub const CLIENT_SCOPES: &[&str] = &["customers:read", "events:read"];
+pub const CLIENT_SCOPES: &[&str] = &[
+    "customers:read",
+    "events:read",
+    "catalog:read",
+    "catalog:write",
+    "inventory:read",
+    "inventory:write",
+];
 
 /// The scope of a customer's token.
 pub const STORE_SCOPE: &str = "store";

@@ -43,6 +43,14 @@ impl Cursor {
     }
 }
 
+/// One page of a list, with the cursor of the next page.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// The page size a client asked for, checked against `1..=max`, or `default` when absent.
 pub fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<i64, FieldError> {
     match requested.unwrap_or(default) {

@@ -11,7 +11,7 @@ pub mod money;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cursor::Cursor;
+pub use cursor::{Cursor, Page};
 pub use error::{DomainError, ErrorKind, FieldError, Violations};
 pub use event::{Envelope, Event};
 pub use money::{Currency, Money};

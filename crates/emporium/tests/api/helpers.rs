@@ -181,6 +181,28 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// Any request, with extra headers (`If-Match`, `If-None-Match`, …).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.expect("request sent")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
         self.send_json(reqwest::Method::POST, path, body, token)
             .await

@@ -1,0 +1,174 @@
+//! Catalog's boundary: the plain data it hands out, which is also the payload of its events.
+
+use std::collections::BTreeMap;
+
+use emporium_kernel::Money;
+use emporium_kernel::ids::{CategoryId, CollectionId, MediaId, ProductId, VariantId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Where a product is in its life: only `published` products are on the storefront.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductStatus {
+    Draft,
+    Published,
+    Archived,
+}
+
+impl ProductStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Published => "published",
+            Self::Archived => "archived",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "draft" => Some(Self::Draft),
+            "published" => Some(Self::Published),
+            "archived" => Some(Self::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// An axis along which a product varies (e.g. `Size` with `S`, `M`, `L`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductOption {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// A purchasable variant: one value for each of the product's options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Variant {
+    pub id: VariantId,
+    /// Stock keeping unit, unique in the store.
+    pub sku: String,
+    pub title: String,
+    /// Option name → value.
+    pub options: BTreeMap<String, String>,
+    pub weight_grams: i64,
+    /// One price per currency, in minor units.
+    pub prices: Vec<Money>,
+    pub position: i64,
+    /// Units that can be sold now (on hand minus reserved, all locations). Filled in on reads;
+    /// absent from events (inventory owns it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<i64>,
+}
+
+/// A category a product belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CategoryRef {
+    pub id: CategoryId,
+    pub handle: String,
+    pub name: String,
+    /// Ids from the root down to this category.
+    pub path: Vec<CategoryId>,
+}
+
+/// A collection a product belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CollectionRef {
+    pub id: CollectionId,
+    pub handle: String,
+    pub title: String,
+}
+
+/// A file attached to a product, served under `/media/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Media {
+    pub id: MediaId,
+    pub url: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub alt: String,
+    pub position: i64,
+}
+
+/// A product with everything that hangs off it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Product {
+    pub id: ProductId,
+    /// URL slug, unique.
+    pub handle: String,
+    pub title: String,
+    pub description: String,
+    pub status: ProductStatus,
+    pub options: Vec<ProductOption>,
+    pub variants: Vec<Variant>,
+    pub categories: Vec<CategoryRef>,
+    pub collections: Vec<CollectionRef>,
+    /// Free-form attributes (material, brand, …).
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub media: Vec<Media>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub published_at: Option<OffsetDateTime>,
+    /// Bumped by every change; the product's ETag.
+    pub version: i64,
+    /// Some variant can be sold now. Filled in on reads; absent from events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_stock: Option<bool>,
+}
+
+/// A node of the category tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Category {
+    pub id: CategoryId,
+    pub handle: String,
+    pub name: String,
+    pub description: String,
+    pub parent_id: Option<CategoryId>,
+    /// Order among its siblings.
+    pub position: i64,
+    /// Ids from the root down to this category.
+    pub path: Vec<CategoryId>,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The category tree as the storefront shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CategoryNode {
+    pub id: CategoryId,
+    pub handle: String,
+    pub name: String,
+    pub description: String,
+    #[schema(no_recursion)]
+    pub children: Vec<CategoryNode>,
+}
+
+/// A hand-picked group of products.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Collection {
+    pub id: CollectionId,
+    pub handle: String,
+    pub title: String,
+    pub description: String,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}

@@ -1,0 +1,110 @@
+//! The catalog's consumers: availability projected from inventory events, and the storefront
+//! cache invalidated by the catalog's own events.
+
+use std::sync::Arc;
+
+use emporium_bus::{EventHandler, HandlerError};
+use emporium_db::Db;
+use emporium_kernel::ids::VariantId;
+use emporium_kernel::{Clock, Envelope};
+use serde::Deserialize;
+
+use crate::reads::CatalogReads;
+use crate::store;
+
+/// Inbox name of the availability projection; never change it.
+const STOCK_CONSUMER: &str = "catalog_stock";
+
+/// The fields of `inventory.stock_changed` the catalog needs.
+#[derive(Debug, Deserialize)]
+struct StockChanged {
+    variant_id: VariantId,
+    variant_available: i64,
+}
+
+/// Keeps `catalog_variant_stock` and each product's `in_stock` flag in step with inventory.
+pub struct StockProjection {
+    db: Db,
+    reads: Arc<CatalogReads>,
+    clock: Arc<dyn Clock>,
+}
+
+impl StockProjection {
+    /// A projection writing to `db` and invalidating `reads`.
+    pub fn new(db: Db, reads: Arc<CatalogReads>, clock: Arc<dyn Clock>) -> Self {
+        Self { db, reads, clock }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for StockProjection {
+    fn name(&self) -> &'static str {
+        STOCK_CONSUMER
+    }
+
+    fn accepts(&self, event_type: &str) -> bool {
+        event_type == "inventory.stock_changed"
+    }
+
+    async fn handle(&self, e: &Envelope) -> Result<(), HandlerError> {
+        let change: StockChanged = serde_json::from_value(e.data.clone())?;
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        if !emporium_db::mark_handled(&mut tx, STOCK_CONSUMER, e.id, now).await? {
+            return Ok(());
+        }
+        store::upsert_variant_stock(&mut tx, change.variant_id.0, change.variant_available, now)
+            .await?;
+        let product = store::product_of_variant(&mut tx, change.variant_id.0).await?;
+        if let Some(product) = product {
+            store::refresh_in_stock(&mut tx, product).await?;
+        }
+        tx.commit().await?;
+        if let Some(product) = product {
+            self.reads.invalidate_product(product).await;
+        }
+        Ok(())
+    }
+}
+
+/// The fields of a product event the cache needs.
+#[derive(Debug, Deserialize)]
+struct ProductKeys {
+    id: emporium_kernel::ids::ProductId,
+    handle: String,
+}
+
+/// Drops storefront cache entries the catalog's events made stale. Invalidation is idempotent,
+/// so it needs no inbox.
+pub struct CacheInvalidator {
+    reads: Arc<CatalogReads>,
+}
+
+impl CacheInvalidator {
+    /// An invalidator for `reads`.
+    pub fn new(reads: Arc<CatalogReads>) -> Self {
+        Self { reads }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for CacheInvalidator {
+    fn name(&self) -> &'static str {
+        "catalog_cache"
+    }
+
+    fn accepts(&self, event_type: &str) -> bool {
+        event_type.starts_with("product.") || event_type.starts_with("category.")
+    }
+
+    async fn handle(&self, e: &Envelope) -> Result<(), HandlerError> {
+        if e.event_type.starts_with("category.") {
+            self.reads.invalidate_tree().await;
+            return Ok(());
+        }
+        let keys: ProductKeys = serde_json::from_value(e.data.clone())?;
+        self.reads.invalidate_product(keys.id.0).await;
+        self.reads.invalidate_handle(&keys.handle).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,1044 @@
+//! Catalog's SQL, and nothing else. Every function takes a connection: the writer's transaction
+//! for writes, a reader for reads.
+
+use emporium_db::{Conn, DbError, run};
+use emporium_kernel::Money;
+use sqlx::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A product's own columns.
+#[derive(Debug, Clone)]
+pub struct ProductRow {
+    pub id: Uuid,
+    pub handle: String,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    /// JSON array of options.
+    pub options: String,
+    /// JSON object.
+    pub attributes: String,
+    pub version: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub published_at: Option<OffsetDateTime>,
+}
+
+/// A variant's own columns.
+#[derive(Debug, Clone)]
+pub struct VariantRow {
+    pub id: Uuid,
+    pub sku: String,
+    pub title: String,
+    /// JSON object, option name → value.
+    pub options: String,
+    pub weight_grams: i64,
+    pub position: i64,
+}
+
+/// A category row.
+#[derive(Debug, Clone)]
+pub struct CategoryRow {
+    pub id: Uuid,
+    pub handle: String,
+    pub name: String,
+    pub description: String,
+    pub parent_id: Option<Uuid>,
+    pub position: i64,
+    /// `/<hex>/<hex>/`, root first, itself last.
+    pub path: String,
+    pub version: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A collection row.
+#[derive(Debug, Clone)]
+pub struct CollectionRow {
+    pub id: Uuid,
+    pub handle: String,
+    pub title: String,
+    pub description: String,
+    pub version: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A media row.
+#[derive(Debug, Clone)]
+pub struct MediaRow {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub object_key: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub alt: String,
+    pub position: i64,
+    pub created_at: OffsetDateTime,
+}
+
+macro_rules! product_row {
+    ($r:expr) => {
+        ProductRow {
+            id: $r.try_get("id")?,
+            handle: $r.try_get("handle")?,
+            title: $r.try_get("title")?,
+            description: $r.try_get("description")?,
+            status: $r.try_get("status")?,
+            options: $r.try_get("options")?,
+            attributes: $r.try_get("attributes")?,
+            version: $r.try_get("version")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+            published_at: $r.try_get("published_at")?,
+        }
+    };
+}
+
+macro_rules! category_row {
+    ($r:expr) => {
+        CategoryRow {
+            id: $r.try_get("id")?,
+            handle: $r.try_get("handle")?,
+            name: $r.try_get("name")?,
+            description: $r.try_get("description")?,
+            parent_id: $r.try_get("parent_id")?,
+            position: $r.try_get("position")?,
+            path: $r.try_get("path")?,
+            version: $r.try_get("version")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    };
+}
+
+macro_rules! collection_row {
+    ($r:expr) => {
+        CollectionRow {
+            id: $r.try_get("id")?,
+            handle: $r.try_get("handle")?,
+            title: $r.try_get("title")?,
+            description: $r.try_get("description")?,
+            version: $r.try_get("version")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    };
+}
+
+/// A bind value of a statement assembled from constant fragments.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Uuid(Uuid),
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Time(OffsetDateTime),
+}
+
+/// Binds `args` in order to a query built from constant SQL fragments.
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for arg in $args {
+            q = match arg {
+                Arg::Uuid(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Int(v) => q.bind(*v),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::Time(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// `$start, $start+1, …` for an `IN (…)` list of `n` values.
+pub fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// ---------------------------------------------------------------- products
+
+/// The product with `id`, locked for the rest of the transaction on PostgreSQL (SQLite's single
+/// writer already serialises writes).
+pub async fn lock_product<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Option<ProductRow>, DbError> {
+    match c.into() {
+        Conn::Sqlite(c) => {
+            let row = sqlx::query(
+                "SELECT id, handle, title, description, status, options, attributes, version, created_at, updated_at, published_at \
+                 FROM products WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(c)
+            .await?;
+            Ok(match row {
+                Some(r) => Some(product_row!(r)),
+                None => None,
+            })
+        }
+        Conn::Postgres(c) => {
+            let row = sqlx::query(
+                "SELECT id, handle, title, description, status, options, attributes, version, created_at, updated_at, published_at \
+                 FROM products WHERE id = $1 FOR UPDATE",
+            )
+            .bind(id)
+            .fetch_optional(c)
+            .await?;
+            Ok(match row {
+                Some(r) => Some(product_row!(r)),
+                None => None,
+            })
+        }
+    }
+}
+
+/// The id of the product with `handle`.
+pub async fn product_id_by_handle<'c>(
+    c: impl Into<Conn<'c>>,
+    handle: &str,
+) -> Result<Option<Uuid>, DbError> {
+    run!(c, |c| sqlx::query_scalar(
+        "SELECT id FROM products WHERE handle = $1"
+    )
+    .bind(handle)
+    .fetch_optional(c)
+    .await
+    .map_err(DbError::from))
+}
+
+/// True when a product other than `except` has `handle`.
+pub async fn handle_in_use<'c>(
+    c: impl Into<Conn<'c>>,
+    handle: &str,
+    except: Uuid,
+) -> Result<bool, DbError> {
+    let n: i64 = run!(c, |c| sqlx::query_scalar(
+        "SELECT count(*) FROM products WHERE handle = $1 AND id <> $2"
+    )
+    .bind(handle)
+    .bind(except)
+    .fetch_one(c)
+    .await)?;
+    Ok(n > 0)
+}
+
+/// Inserts a product (its document is written by [`save_product`] afterwards).
+pub async fn insert_product<'c>(c: impl Into<Conn<'c>>, row: &ProductRow) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO products (id, handle, title, description, status, options, attributes, version, created_at, updated_at, published_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )
+        .bind(row.id)
+        .bind(&row.handle)
+        .bind(&row.title)
+        .bind(&row.description)
+        .bind(&row.status)
+        .bind(&row.options)
+        .bind(&row.attributes)
+        .bind(row.version)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(row.published_at)
+    )?;
+    Ok(())
+}
+
+/// Writes a product's columns and document at `row.version`, if it is still at
+/// `previous_version`. Returns false when another write got there first.
+pub async fn save_product<'c>(
+    c: impl Into<Conn<'c>>,
+    row: &ProductRow,
+    document: &str,
+    previous_version: i64,
+) -> Result<bool, DbError> {
+    let n = emporium_db::execute!(
+        c,
+        sqlx::query(
+            "UPDATE products SET handle = $2, title = $3, description = $4, status = $5, options = $6, \
+             attributes = $7, version = $8, updated_at = $9, published_at = $10, document = $11 \
+             WHERE id = $1 AND version = $12"
+        )
+        .bind(row.id)
+        .bind(&row.handle)
+        .bind(&row.title)
+        .bind(&row.description)
+        .bind(&row.status)
+        .bind(&row.options)
+        .bind(&row.attributes)
+        .bind(row.version)
+        .bind(row.updated_at)
+        .bind(row.published_at)
+        .bind(document)
+        .bind(previous_version)
+    )?;
+    Ok(n == 1)
+}
+
+/// Deletes a product and everything hanging off it.
+pub async fn delete_product<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<bool, DbError> {
+    let n = emporium_db::execute!(
+        c,
+        sqlx::query("DELETE FROM products WHERE id = $1").bind(id)
+    )?;
+    Ok(n == 1)
+}
+
+/// A product's stored document and projected stock flag, if it exists (and, with
+/// `published_only`, is published).
+pub async fn read_document<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    published_only: bool,
+) -> Result<Option<(String, bool)>, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query(
+            "SELECT document, in_stock FROM products WHERE id = $1 AND ($2 = FALSE OR status = 'published')",
+        )
+        .bind(id)
+        .bind(published_only)
+        .fetch_optional(c)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("document")?, r.try_get("in_stock")?)),
+            None => None,
+        })
+    })
+}
+
+/// Availability of every variant of the given products that inventory has reported.
+pub async fn availability_of_products<'c>(
+    c: impl Into<Conn<'c>>,
+    product_ids: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, DbError> {
+    if product_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT s.variant_id, s.available FROM product_variants v \
+         JOIN catalog_variant_stock s ON s.variant_id = v.id WHERE v.product_id IN ({})",
+        placeholders(1, product_ids.len())
+    );
+    let args: Vec<Arg> = product_ids.iter().map(|id| Arg::Uuid(*id)).collect();
+    run!(c, |c| {
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &args)
+            .fetch_all(c)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("variant_id")?, r.try_get("available")?)))
+            .collect()
+    })
+}
+
+/// Runs a statement assembled from constant fragments and returns `(id, document, in_stock)`
+/// of each row, plus the sort key columns named in `keys` as text-free `Arg`s decided by the
+/// caller.
+pub async fn query_documents<'c>(
+    c: impl Into<Conn<'c>>,
+    sql: String,
+    args: &[Arg],
+) -> Result<Vec<DocumentRow>, DbError> {
+    run!(c, |c| {
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), args)
+            .fetch_all(c)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DocumentRow {
+                    id: r.try_get("id")?,
+                    document: r.try_get("document")?,
+                    in_stock: r.try_get("in_stock")?,
+                    title: r.try_get("title")?,
+                    published_at: r.try_get("published_at")?,
+                    min_amount: r.try_get("min_amount")?,
+                })
+            })
+            .collect()
+    })
+}
+
+/// A row of a product list.
+#[derive(Debug, Clone)]
+pub struct DocumentRow {
+    pub id: Uuid,
+    pub document: String,
+    pub in_stock: bool,
+    pub title: String,
+    pub published_at: Option<OffsetDateTime>,
+    /// The cheapest variant in the listed currency, when the list is priced.
+    pub min_amount: Option<i64>,
+}
+
+// ---------------------------------------------------------------- variants and prices
+
+/// A product's variants in position order.
+pub async fn list_variants<'c>(
+    c: impl Into<Conn<'c>>,
+    product_id: Uuid,
+) -> Result<Vec<VariantRow>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT id, sku, title, options, weight_grams, position FROM product_variants \
+             WHERE product_id = $1 ORDER BY position, id",
+        )
+        .bind(product_id)
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(VariantRow {
+                    id: r.try_get("id")?,
+                    sku: r.try_get("sku")?,
+                    title: r.try_get("title")?,
+                    options: r.try_get("options")?,
+                    weight_grams: r.try_get("weight_grams")?,
+                    position: r.try_get("position")?,
+                })
+            })
+            .collect()
+    })
+}
+
+/// Every price of a product's variants, as `(variant, currency, amount)`.
+pub async fn list_prices<'c>(
+    c: impl Into<Conn<'c>>,
+    product_id: Uuid,
+) -> Result<Vec<(Uuid, String, i64)>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT p.variant_id, p.currency, p.amount FROM variant_prices p \
+             JOIN product_variants v ON v.id = p.variant_id WHERE v.product_id = $1 ORDER BY p.currency",
+        )
+        .bind(product_id)
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("variant_id")?,
+                    r.try_get("currency")?,
+                    r.try_get("amount")?,
+                ))
+            })
+            .collect()
+    })
+}
+
+/// The variant holding `sku`, other than `except`.
+pub async fn sku_in_use<'c>(
+    c: impl Into<Conn<'c>>,
+    sku: &str,
+    except: Uuid,
+) -> Result<bool, DbError> {
+    let n: i64 = run!(c, |c| sqlx::query_scalar(
+        "SELECT count(*) FROM product_variants WHERE sku = $1 AND id <> $2"
+    )
+    .bind(sku)
+    .bind(except)
+    .fetch_one(c)
+    .await)?;
+    Ok(n > 0)
+}
+
+/// Inserts a variant.
+pub async fn insert_variant<'c>(
+    c: impl Into<Conn<'c>>,
+    product_id: Uuid,
+    row: &VariantRow,
+    now: OffsetDateTime,
+) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO product_variants (id, product_id, sku, title, options, weight_grams, position, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+        )
+        .bind(row.id)
+        .bind(product_id)
+        .bind(&row.sku)
+        .bind(&row.title)
+        .bind(&row.options)
+        .bind(row.weight_grams)
+        .bind(row.position)
+        .bind(now)
+    )?;
+    Ok(())
+}
+
+/// Rewrites a variant's columns.
+pub async fn update_variant<'c>(
+    c: impl Into<Conn<'c>>,
+    row: &VariantRow,
+    now: OffsetDateTime,
+) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "UPDATE product_variants SET sku = $2, title = $3, options = $4, weight_grams = $5, position = $6, updated_at = $7 \
+             WHERE id = $1"
+        )
+        .bind(row.id)
+        .bind(&row.sku)
+        .bind(&row.title)
+        .bind(&row.options)
+        .bind(row.weight_grams)
+        .bind(row.position)
+        .bind(now)
+    )?;
+    Ok(())
+}
+
+/// Deletes a variant (its prices go with it).
+pub async fn delete_variant<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query("DELETE FROM product_variants WHERE id = $1").bind(id)
+    )?;
+    Ok(())
+}
+
+/// Replaces a variant's prices.
+pub async fn set_prices(
+    tx: &mut emporium_db::WriteTx,
+    variant_id: Uuid,
+    prices: &[Money],
+) -> Result<(), DbError> {
+    emporium_db::execute!(
+        &mut *tx,
+        sqlx::query("DELETE FROM variant_prices WHERE variant_id = $1").bind(variant_id)
+    )?;
+    for price in prices {
+        emporium_db::execute!(
+            &mut *tx,
+            sqlx::query(
+                "INSERT INTO variant_prices (variant_id, currency, amount) VALUES ($1, $2, $3)"
+            )
+            .bind(variant_id)
+            .bind(price.currency.as_str())
+            .bind(price.amount)
+        )?;
+    }
+    Ok(())
+}
+
+/// Recomputes the product's price range per currency from its variants.
+pub async fn refresh_product_prices(
+    tx: &mut emporium_db::WriteTx,
+    product_id: Uuid,
+) -> Result<(), DbError> {
+    emporium_db::execute!(
+        &mut *tx,
+        sqlx::query("DELETE FROM product_prices WHERE product_id = $1").bind(product_id)
+    )?;
+    emporium_db::execute!(
+        &mut *tx,
+        sqlx::query(
+            "INSERT INTO product_prices (product_id, currency, min_amount, max_amount) \
+             SELECT v.product_id, p.currency, MIN(p.amount), MAX(p.amount) FROM variant_prices p \
+             JOIN product_variants v ON v.id = p.variant_id WHERE v.product_id = $1 \
+             GROUP BY v.product_id, p.currency"
+        )
+        .bind(product_id)
+    )?;
+    Ok(())
+}
+
+/// Recomputes the product's stock flag from the projected availability of its variants.
+pub async fn refresh_in_stock<'c>(c: impl Into<Conn<'c>>, product_id: Uuid) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "UPDATE products SET in_stock = EXISTS (SELECT 1 FROM product_variants v \
+             JOIN catalog_variant_stock s ON s.variant_id = v.id WHERE v.product_id = $1 AND s.available > 0) \
+             WHERE id = $1"
+        )
+        .bind(product_id)
+    )?;
+    Ok(())
+}
+
+/// Records a variant's availability as inventory reported it.
+pub async fn upsert_variant_stock<'c>(
+    c: impl Into<Conn<'c>>,
+    variant_id: Uuid,
+    available: i64,
+    now: OffsetDateTime,
+) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO catalog_variant_stock (variant_id, available, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (variant_id) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at"
+        )
+        .bind(variant_id)
+        .bind(available)
+        .bind(now)
+    )?;
+    Ok(())
+}
+
+/// The product a variant belongs to.
+pub async fn product_of_variant<'c>(
+    c: impl Into<Conn<'c>>,
+    variant_id: Uuid,
+) -> Result<Option<Uuid>, DbError> {
+    run!(c, |c| sqlx::query_scalar(
+        "SELECT product_id FROM product_variants WHERE id = $1"
+    )
+    .bind(variant_id)
+    .fetch_optional(c)
+    .await
+    .map_err(DbError::from))
+}
+
+// ---------------------------------------------------------------- product links
+
+/// Replaces a product's categories.
+pub async fn set_product_categories(
+    tx: &mut emporium_db::WriteTx,
+    product_id: Uuid,
+    ids: &[Uuid],
+) -> Result<(), DbError> {
+    emporium_db::execute!(
+        &mut *tx,
+        sqlx::query("DELETE FROM product_categories WHERE product_id = $1").bind(product_id)
+    )?;
+    for id in ids {
+        emporium_db::execute!(
+            &mut *tx,
+            sqlx::query("INSERT INTO product_categories (product_id, category_id) VALUES ($1, $2)")
+                .bind(product_id)
+                .bind(*id)
+        )?;
+    }
+    Ok(())
+}
+
+/// Replaces a product's collections.
+pub async fn set_product_collections(
+    tx: &mut emporium_db::WriteTx,
+    product_id: Uuid,
+    ids: &[Uuid],
+) -> Result<(), DbError> {
+    emporium_db::execute!(
+        &mut *tx,
+        sqlx::query("DELETE FROM product_collections WHERE product_id = $1").bind(product_id)
+    )?;
+    for id in ids {
+        emporium_db::execute!(
+            &mut *tx,
+            sqlx::query(
+                "INSERT INTO product_collections (product_id, collection_id) VALUES ($1, $2)"
+            )
+            .bind(product_id)
+            .bind(*id)
+        )?;
+    }
+    Ok(())
+}
+
+/// A product's categories, by name.
+pub async fn product_categories<'c>(
+    c: impl Into<Conn<'c>>,
+    product_id: Uuid,
+) -> Result<Vec<CategoryRow>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT c.id, c.handle, c.name, c.description, c.parent_id, c.position, c.path, c.version, c.created_at, c.updated_at \
+             FROM product_categories pc JOIN categories c ON c.id = pc.category_id \
+             WHERE pc.product_id = $1 ORDER BY c.name, c.id",
+        )
+        .bind(product_id)
+        .fetch_all(c)
+        .await?;
+        rows.iter().map(|r| Ok(category_row!(r))).collect()
+    })
+}
+
+/// A product's collections, by title.
+pub async fn product_collections<'c>(
+    c: impl Into<Conn<'c>>,
+    product_id: Uuid,
+) -> Result<Vec<CollectionRow>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT c.id, c.handle, c.title, c.description, c.version, c.created_at, c.updated_at \
+             FROM product_collections pc JOIN collections c ON c.id = pc.collection_id \
+             WHERE pc.product_id = $1 ORDER BY c.title, c.id",
+        )
+        .bind(product_id)
+        .fetch_all(c)
+        .await?;
+        rows.iter().map(|r| Ok(collection_row!(r))).collect()
+    })
+}
+
+/// A product's media in position order.
+pub async fn product_media<'c>(
+    c: impl Into<Conn<'c>>,
+    product_id: Uuid,
+) -> Result<Vec<MediaRow>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT id, product_id, object_key, content_type, size_bytes, alt, position, created_at \
+             FROM product_media WHERE product_id = $1 ORDER BY position, id",
+        )
+        .bind(product_id)
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MediaRow {
+                    id: r.try_get("id")?,
+                    product_id: r.try_get("product_id")?,
+                    object_key: r.try_get("object_key")?,
+                    content_type: r.try_get("content_type")?,
+                    size_bytes: r.try_get("size_bytes")?,
+                    alt: r.try_get("alt")?,
+                    position: r.try_get("position")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    })
+}
+
+/// Inserts a media row.
+pub async fn insert_media<'c>(c: impl Into<Conn<'c>>, row: &MediaRow) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO product_media (id, product_id, object_key, content_type, size_bytes, alt, position, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )
+        .bind(row.id)
+        .bind(row.product_id)
+        .bind(&row.object_key)
+        .bind(&row.content_type)
+        .bind(row.size_bytes)
+        .bind(&row.alt)
+        .bind(row.position)
+        .bind(row.created_at)
+    )?;
+    Ok(())
+}
+
+/// Deletes a media row of a product; false when there was none.
+pub async fn delete_media<'c>(
+    c: impl Into<Conn<'c>>,
+    product_id: Uuid,
+    id: Uuid,
+) -> Result<bool, DbError> {
+    let n = emporium_db::execute!(
+        c,
+        sqlx::query("DELETE FROM product_media WHERE id = $1 AND product_id = $2")
+            .bind(id)
+            .bind(product_id)
+    )?;
+    Ok(n == 1)
+}
+
+/// The products linked to any category whose path starts with `path_prefix`.
+pub async fn products_in_subtree<'c>(
+    c: impl Into<Conn<'c>>,
+    path_prefix: &str,
+) -> Result<Vec<Uuid>, DbError> {
+    let pattern = format!("{path_prefix}%");
+    run!(c, |c| {
+        sqlx::query_scalar(
+        "SELECT DISTINCT pc.product_id FROM product_categories pc JOIN categories c ON c.id = pc.category_id \
+         WHERE c.path LIKE $1"
+    )
+    .bind(pattern)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from)
+    })
+}
+
+/// The products in a collection.
+pub async fn products_in_collection<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Vec<Uuid>, DbError> {
+    run!(c, |c| sqlx::query_scalar(
+        "SELECT product_id FROM product_collections WHERE collection_id = $1"
+    )
+    .bind(id)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))
+}
+
+// ---------------------------------------------------------------- categories
+
+/// Every category, parents before children, siblings by position.
+pub async fn list_categories<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<CategoryRow>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT id, handle, name, description, parent_id, position, path, version, created_at, updated_at \
+             FROM categories ORDER BY length(path), position, name, id",
+        )
+        .fetch_all(c)
+        .await?;
+        rows.iter().map(|r| Ok(category_row!(r))).collect()
+    })
+}
+
+/// The category with `id`.
+pub async fn get_category<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Option<CategoryRow>, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query(
+            "SELECT id, handle, name, description, parent_id, position, path, version, created_at, updated_at \
+             FROM categories WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(category_row!(r)),
+            None => None,
+        })
+    })
+}
+
+/// The categories whose path starts with `path_prefix` (a category and its descendants).
+pub async fn categories_in_subtree<'c>(
+    c: impl Into<Conn<'c>>,
+    path_prefix: &str,
+) -> Result<Vec<CategoryRow>, DbError> {
+    let pattern = format!("{path_prefix}%");
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT id, handle, name, description, parent_id, position, path, version, created_at, updated_at \
+             FROM categories WHERE path LIKE $1 ORDER BY length(path), id",
+        )
+        .bind(pattern)
+        .fetch_all(c)
+        .await?;
+        rows.iter().map(|r| Ok(category_row!(r))).collect()
+    })
+}
+
+/// Inserts a category.
+pub async fn insert_category<'c>(c: impl Into<Conn<'c>>, row: &CategoryRow) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO categories (id, handle, name, description, parent_id, position, path, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )
+        .bind(row.id)
+        .bind(&row.handle)
+        .bind(&row.name)
+        .bind(&row.description)
+        .bind(row.parent_id)
+        .bind(row.position)
+        .bind(&row.path)
+        .bind(row.version)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// Rewrites a category's columns.
+pub async fn update_category<'c>(c: impl Into<Conn<'c>>, row: &CategoryRow) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "UPDATE categories SET handle = $2, name = $3, description = $4, parent_id = $5, position = $6, \
+             path = $7, version = $8, updated_at = $9 WHERE id = $1"
+        )
+        .bind(row.id)
+        .bind(&row.handle)
+        .bind(&row.name)
+        .bind(&row.description)
+        .bind(row.parent_id)
+        .bind(row.position)
+        .bind(&row.path)
+        .bind(row.version)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// Deletes a category and unlinks its products.
+pub async fn delete_category(tx: &mut emporium_db::WriteTx, id: Uuid) -> Result<(), DbError> {
+    emporium_db::execute!(
+        &mut *tx,
+        sqlx::query("DELETE FROM product_categories WHERE category_id = $1").bind(id)
+    )?;
+    emporium_db::execute!(
+        &mut *tx,
+        sqlx::query("DELETE FROM categories WHERE id = $1").bind(id)
+    )?;
+    Ok(())
+}
+
+/// How many categories have `id` as parent.
+pub async fn count_children<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<i64, DbError> {
+    run!(c, |c| sqlx::query_scalar(
+        "SELECT count(*) FROM categories WHERE parent_id = $1"
+    )
+    .bind(id)
+    .fetch_one(c)
+    .await
+    .map_err(DbError::from))
+}
+
+/// True when a category other than `except` has `handle`.
+pub async fn category_handle_in_use<'c>(
+    c: impl Into<Conn<'c>>,
+    handle: &str,
+    except: Uuid,
+) -> Result<bool, DbError> {
+    let n: i64 = run!(c, |c| sqlx::query_scalar(
+        "SELECT count(*) FROM categories WHERE handle = $1 AND id <> $2"
+    )
+    .bind(handle)
+    .bind(except)
+    .fetch_one(c)
+    .await)?;
+    Ok(n > 0)
+}
+
+// ---------------------------------------------------------------- collections
+
+/// Collections after `after` in id order (newest last), at most `limit`.
+pub async fn list_collections<'c>(
+    c: impl Into<Conn<'c>>,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<CollectionRow>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT id, handle, title, description, version, created_at, updated_at FROM collections \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?;
+        rows.iter().map(|r| Ok(collection_row!(r))).collect()
+    })
+}
+
+/// The collection with `id`.
+pub async fn get_collection<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Option<CollectionRow>, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query(
+            "SELECT id, handle, title, description, version, created_at, updated_at FROM collections WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(collection_row!(r)),
+            None => None,
+        })
+    })
+}
+
+/// Inserts or rewrites a collection.
+pub async fn upsert_collection<'c>(
+    c: impl Into<Conn<'c>>,
+    row: &CollectionRow,
+) -> Result<(), DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO collections (id, handle, title, description, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET handle = excluded.handle, \
+             title = excluded.title, description = excluded.description, version = excluded.version, \
+             updated_at = excluded.updated_at"
+        )
+        .bind(row.id)
+        .bind(&row.handle)
+        .bind(&row.title)
+        .bind(&row.description)
+        .bind(row.version)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// Deletes a collection (its product links go with it).
+pub async fn delete_collection<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<bool, DbError> {
+    let n = emporium_db::execute!(
+        c,
+        sqlx::query("DELETE FROM collections WHERE id = $1").bind(id)
+    )?;
+    Ok(n == 1)
+}
+
+/// True when a collection other than `except` has `handle`.
+pub async fn collection_handle_in_use<'c>(
+    c: impl Into<Conn<'c>>,
+    handle: &str,
+    except: Uuid,
+) -> Result<bool, DbError> {
+    let n: i64 = run!(c, |c| sqlx::query_scalar(
+        "SELECT count(*) FROM collections WHERE handle = $1 AND id <> $2"
+    )
+    .bind(handle)
+    .bind(except)
+    .fetch_one(c)
+    .await)?;
+    Ok(n > 0)
+}
+
+/// Which of `ids` exist in `table` (`categories` or `collections`).
+pub async fn existing_ids<'c>(
+    c: impl Into<Conn<'c>>,
+    table: LinkTable,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id FROM {} WHERE id IN ({})",
+        table.name(),
+        placeholders(1, ids.len())
+    );
+    let args: Vec<Arg> = ids.iter().map(|id| Arg::Uuid(*id)).collect();
+    run!(c, |c| {
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &args)
+            .fetch_all(c)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    })
+}
+
+/// A table products link to.
+#[derive(Debug, Clone, Copy)]
+pub enum LinkTable {
+    Categories,
+    Collections,
+}
+
+impl LinkTable {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Categories => "categories",
+            Self::Collections => "collections",
+        }
+    }
+}
