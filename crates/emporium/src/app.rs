@@ -24,6 +24,7 @@ use emporium_identity::password::Hasher;
 use emporium_identity::service::TokenLifetimes;
 use emporium_identity::throttle::{LoginThrottle, ThrottleLimits};
 use emporium_identity::tokens::Tokens;
+use emporium_inventory::InventoryService;
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
 use tokio::net::TcpListener;
@@ -45,6 +46,7 @@ pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
     emporium_identity::MIGRATIONS,
     journal::MIGRATIONS,
     emporium_catalog::MIGRATIONS,
+    emporium_inventory::MIGRATIONS,
 ];
 
 /// Every context's admin access rules: the one table the admin guard consults.
@@ -52,6 +54,7 @@ pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
     emporium_identity::ADMIN_RULES,
     journal::ADMIN_RULES,
     emporium_catalog::ADMIN_RULES,
+    emporium_inventory::ADMIN_RULES,
 ];
 
 #[derive(OpenApi)]
@@ -100,6 +103,7 @@ pub struct Store {
     pub identity: Arc<IdentityService>,
     pub catalog: Arc<CatalogService>,
     pub catalog_reads: Arc<CatalogReads>,
+    pub inventory: Arc<InventoryService>,
     pub bus: Arc<InProcessBus>,
     pub clock: Arc<dyn Clock>,
     pub crash_points: CrashPoints,
@@ -148,11 +152,13 @@ impl Store {
             catalog_reads.clone(),
             clock.clone(),
         )));
+        let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
         Ok(Self {
             db,
             identity,
             catalog,
             catalog_reads,
+            inventory,
             bus,
             clock,
             crash_points: CrashPoints::new(config.crash_points.iter().cloned()),
@@ -187,6 +193,7 @@ impl Store {
                 service: self.catalog.clone(),
                 reads: self.catalog_reads.clone(),
             }))
+            .merge(emporium_inventory::router(self.inventory.clone()))
             .merge(ops)
             .split_for_parts();
         emporium_http::openapi::add_shared_errors(&mut doc);
@@ -362,6 +369,13 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     }
     let poll = Duration::from_millis(config.outbox.poll_interval_ms);
     tasks.spawn(relay.run(poll, server_done));
+
+    // Reservations past their expiry give their stock back.
+    tasks.spawn(emporium_inventory::run_expiry(
+        store.inventory.clone(),
+        Duration::from_secs(5),
+        shutdown.clone(),
+    ));
 
     let tokens = store.identity.tokens().clone();
     let stop = shutdown.clone();

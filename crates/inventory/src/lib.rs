@@ -1,1 +1,33 @@
-//! Stock locations, stock levels, reservations with expiry and the adjustment ledger.
+//! Inventory: stock locations, stock levels per variant and location, reservations with expiry,
+//! and the ledger of every stock change.
+//!
+//! Stock is keyed by the catalog's variant id; inventory never reads catalog tables. Stock moves
+//! only by conditional updates (`… WHERE on_hand - reserved >= $qty`), each with a ledger row and
+//! an `inventory.stock_changed` event in the same transaction. Other contexts use it through
+//! [`InventoryApi`].
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod expiry;
+pub mod routes;
+pub mod service;
+pub mod store;
+
+pub use api::{
+    Availability, InventoryApi, LedgerEntry, Location, Page, Reservation, ReservationLine,
+    ReservationStatus, ReserveLine, Shortage, StockLevel, VariantStock,
+};
+pub use error::InventoryError;
+pub use expiry::run_expiry;
+pub use routes::{ADMIN_RULES, router};
+pub use service::{AdjustLevel, CreateLocation, InventoryService, SetLevel, UpdateLocation};
+
+/// Inventory's schema migrations.
+pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
+    version: 20261124000200,
+    description: "inventory",
+    sqlite: include_str!("../migrations/sqlite/20261124000200_inventory.sql"),
+    postgres: include_str!("../migrations/postgres/20261124000200_inventory.sql"),
+}];

@@ -738,3 +738,103 @@ async fn catalog_routes_check_who_is_calling(app: TestApp) {
         .await;
     assert_problem(r, 404, "product_not_found").await;
 }
+
+on_both_backends!(stock_levels_reach_the_storefront_and_its_in_stock_filter);
+
+async fn stock_levels_reach_the_storefront_and_its_in_stock_filter(app: TestApp) {
+    let staff = app.staff_token("cat@example.com", Role::Staff).await;
+    let stocked = create_product(&app, &staff, simple_product("Kettle", "KET-1", 3900, &[])).await;
+    let empty = create_product(&app, &staff, simple_product("Toaster", "TOA-1", 2900, &[])).await;
+    let r = app
+        .post_json(
+            "/v1/admin/inventory/locations",
+            &json!({"code": "main", "name": "Main warehouse"}),
+            Some(&staff),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let location: Value = r.json().await.unwrap();
+    let (vid, lid) = (
+        stocked["variants"][0]["id"].as_str().unwrap(),
+        location["id"].as_str().unwrap(),
+    );
+    let r = app
+        .request(
+            Method::PUT,
+            &format!("/v1/admin/inventory/levels/{vid}/{lid}"),
+            Some(&json!({"on_hand": 7, "reason": "delivery"})),
+            Some(&staff),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+
+    let pid = stocked["id"].as_str().unwrap();
+    let shown = eventually(Duration::from_secs(5), || async {
+        let p: Value = app
+            .get(&format!("/v1/store/products/{pid}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        p["in_stock"] == true && p["variants"][0]["available"] == 7
+    })
+    .await;
+    assert!(shown, "the stock level never reached the storefront");
+    let r = app.get("/v1/store/products?in_stock=true", None).await;
+    let page: Value = r.json().await.unwrap();
+    let ids: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["id"])
+        .collect();
+    assert_eq!(ids, [&stocked["id"]]);
+    let r = app.get("/v1/store/products?in_stock=false", None).await;
+    let page: Value = r.json().await.unwrap();
+    let ids: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["id"])
+        .collect();
+    assert_eq!(ids, [&empty["id"]]);
+
+    // A reservation lowers what the storefront shows; releasing it gives it back.
+    let reservation = app
+        .store()
+        .inventory
+        .reserve(
+            &[emporium_inventory::ReserveLine {
+                variant_id: vid.parse().unwrap(),
+                quantity: 5,
+            }],
+            time::Duration::minutes(10),
+            "cart_test",
+        )
+        .await
+        .unwrap();
+    let lowered = eventually(Duration::from_secs(5), || async {
+        let p: Value = app
+            .get(&format!("/v1/store/products/{pid}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        p["variants"][0]["available"] == 2
+    })
+    .await;
+    assert!(lowered, "the reservation did not lower availability");
+    app.store().inventory.release(reservation.id).await.unwrap();
+    let restored = eventually(Duration::from_secs(5), || async {
+        let p: Value = app
+            .get(&format!("/v1/store/products/{pid}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        p["variants"][0]["available"] == 7
+    })
+    .await;
+    assert!(restored, "the release did not restore availability");
+}

@@ -1,0 +1,256 @@
+//! Inventory's use cases: validate, run one transaction (stock change, ledger row and outbox
+//! events together), return plain data.
+//!
+//! Lock order: a transaction that changes stock takes its variants' locks in variant id order
+//! (`store::lock_variant`), and one that ends a reservation first claims the reservation row
+//! (`store::end_reservation`) and only then takes variant locks. No transaction holds a variant
+//! lock while waiting for a reservation row, so none waits in a cycle.
+
+mod reservations;
+mod stock;
+
+use std::sync::Arc;
+
+use emporium_db::{Db, WriteTx};
+use emporium_kernel::ids::{LocationId, ReservationId, VariantId};
+use emporium_kernel::{Clock, Cursor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::api::{
+    Availability, InventoryApi, LedgerEntry, Location, Page, Reservation, ReservationLine,
+    ReservationStatus, ReserveLine, StockLevel,
+};
+use crate::domain::LedgerEntryId;
+use crate::error::InventoryError;
+use crate::events;
+use crate::store::{self, LedgerRow, LevelRow, LineRow, LocationRow, ReservationRow};
+
+/// The largest page a list returns.
+pub const MAX_PAGE: u32 = 200;
+
+/// The most variants one availability question may name.
+pub const MAX_AVAILABILITY_VARIANTS: usize = 1000;
+
+/// The actor of changes nobody asked for (expiry).
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// The ledger reason of a level set without one.
+pub const DEFAULT_SET_REASON: &str = "set";
+
+/// Create a stock location.
+#[derive(Debug, Clone)]
+pub struct CreateLocation {
+    pub code: String,
+    pub name: String,
+}
+
+/// Change a stock location; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateLocation {
+    pub code: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Set the absolute level of a variant at a location.
+#[derive(Debug, Clone)]
+pub struct SetLevel {
+    /// Units physically there; not below what is reserved.
+    pub on_hand: i64,
+    /// Why, for the ledger; `set` when absent.
+    pub reason: Option<String>,
+}
+
+/// Add to or take from the level of a variant at a location.
+#[derive(Debug, Clone)]
+pub struct AdjustLevel {
+    /// Units added (positive) or removed (negative); never zero.
+    pub delta: i64,
+    /// Why, for the ledger.
+    pub reason: String,
+}
+
+/// The inventory service: every use case of the context.
+pub struct InventoryService {
+    db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+/// One change of one stock level, for the ledger and the `inventory.stock_changed` event.
+struct StockMove<'a> {
+    level: &'a LevelRow,
+    delta_on_hand: i64,
+    delta_reserved: i64,
+    reason: &'a str,
+    actor: &'a str,
+    reservation: Option<Uuid>,
+}
+
+fn location_of(row: &LocationRow) -> Location {
+    Location {
+        id: LocationId(row.id),
+        code: row.code.clone(),
+        name: row.name.clone(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+fn level_of(row: &LevelRow) -> StockLevel {
+    StockLevel {
+        variant_id: VariantId(row.variant_id),
+        location_id: LocationId(row.location_id),
+        on_hand: row.on_hand,
+        reserved: row.reserved,
+        available: row.on_hand - row.reserved,
+        updated_at: row.updated_at,
+    }
+}
+
+fn entry_of(row: &LedgerRow) -> LedgerEntry {
+    LedgerEntry {
+        id: LedgerEntryId(row.id),
+        variant_id: VariantId(row.variant_id),
+        location_id: LocationId(row.location_id),
+        delta_on_hand: row.delta_on_hand,
+        delta_reserved: row.delta_reserved,
+        on_hand_after: row.on_hand_after,
+        reserved_after: row.reserved_after,
+        reason: row.reason.clone(),
+        actor: row.actor.clone(),
+        reservation_id: row.reservation_id.map(ReservationId),
+        created_at: row.created_at,
+    }
+}
+
+fn lines_of(lines: &[LineRow]) -> Vec<ReservationLine> {
+    lines
+        .iter()
+        .map(|l| ReservationLine {
+            variant_id: VariantId(l.variant_id),
+            location_id: LocationId(l.location_id),
+            quantity: l.quantity,
+        })
+        .collect()
+}
+
+fn reservation_of(row: &ReservationRow, lines: &[LineRow]) -> Result<Reservation, InventoryError> {
+    let status = ReservationStatus::parse(&row.status)
+        .ok_or(InventoryError::Inconsistent("unknown reservation status"))?;
+    Ok(Reservation {
+        id: ReservationId(row.id),
+        status,
+        reference: row.reference.clone(),
+        lines: lines_of(lines),
+        expires_at: row.expires_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn page_limit(limit: Option<u32>) -> Result<i64, InventoryError> {
+    emporium_kernel::cursor::page_limit(limit, 50, MAX_PAGE)
+        .map_err(|e| InventoryError::Invalid(vec![e]))
+}
+
+fn page_of<R, T, K: serde::Serialize>(
+    rows: Vec<R>,
+    limit: i64,
+    key: impl Fn(&R) -> K,
+    map: impl Fn(&R) -> T,
+) -> Page<T> {
+    let full = usize::try_from(limit).is_ok_and(|l| rows.len() == l);
+    let next_cursor = if full {
+        rows.last().map(|r| Cursor::encode(&key(r)).into_string())
+    } else {
+        None
+    };
+    Page {
+        items: rows.iter().map(map).collect(),
+        next_cursor,
+    }
+}
+
+/// Writes the ledger row and the `inventory.stock_changed` event of one level change, in the
+/// transaction of the change. The caller holds the variant's lock, so the variant-wide figure
+/// includes every committed and in-transaction change.
+async fn record_move(
+    tx: &mut WriteTx,
+    m: StockMove<'_>,
+    now: OffsetDateTime,
+) -> Result<(), InventoryError> {
+    let level = m.level;
+    let entry = LedgerRow {
+        id: LedgerEntryId::generate().0,
+        variant_id: level.variant_id,
+        location_id: level.location_id,
+        delta_on_hand: m.delta_on_hand,
+        delta_reserved: m.delta_reserved,
+        on_hand_after: level.on_hand,
+        reserved_after: level.reserved,
+        reason: m.reason.to_owned(),
+        actor: m.actor.to_owned(),
+        reservation_id: m.reservation,
+        created_at: now,
+    };
+    store::insert_ledger(&mut *tx, &entry).await?;
+    let (on_hand, reserved) = store::variant_totals(&mut *tx, level.variant_id).await?;
+    let event = events::StockChanged {
+        variant_id: VariantId(level.variant_id),
+        location_id: LocationId(level.location_id),
+        on_hand: level.on_hand,
+        reserved: level.reserved,
+        available: level.on_hand - level.reserved,
+        variant_available: on_hand - reserved,
+        reason: m.reason.to_owned(),
+    };
+    tx.record(&event, level.version, now).await?;
+    Ok(())
+}
+
+impl InventoryService {
+    /// Wires the service.
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// The clock the service reads "now" from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}
+
+#[async_trait::async_trait]
+impl InventoryApi for InventoryService {
+    async fn reserve(
+        &self,
+        lines: &[ReserveLine],
+        ttl: time::Duration,
+        reference: &str,
+    ) -> Result<Reservation, InventoryError> {
+        InventoryService::reserve(self, lines, ttl, reference).await
+    }
+
+    async fn release(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
+        InventoryService::release(self, id).await
+    }
+
+    async fn commit(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
+        InventoryService::commit(self, id).await
+    }
+
+    async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
+        InventoryService::get_reservation(self, id).await
+    }
+
+    async fn availability(
+        &self,
+        variant_ids: &[VariantId],
+    ) -> Result<Vec<Availability>, InventoryError> {
+        InventoryService::availability(self, variant_ids).await
+    }
+
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<u64, InventoryError> {
+        InventoryService::release_expired(self, now).await
+    }
+}

@@ -1,0 +1,363 @@
+//! Reservations: holding stock all-or-nothing, releasing, committing and expiring holds.
+
+use emporium_db::WriteTx;
+use emporium_kernel::Violations;
+use emporium_kernel::ids::{ReservationId, VariantId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    InventoryService, MAX_AVAILABILITY_VARIANTS, SYSTEM_ACTOR, StockMove, lines_of, record_move,
+    reservation_of,
+};
+use crate::api::{Availability, Reservation, ReservationStatus, ReserveLine, Shortage};
+use crate::domain;
+use crate::error::InventoryError;
+use crate::events;
+use crate::store::{self, Ending, LevelRow, LineRow, ReservationRow};
+
+/// How many expired reservations the sweeper reads at a time.
+const EXPIRY_BATCH: i64 = 200;
+
+/// Holds `quantity` units of `variant` at the first location, most available first, whose
+/// conditional update takes them.
+async fn take_from_one_location(
+    tx: &mut WriteTx,
+    variant: Uuid,
+    quantity: i64,
+    now: OffsetDateTime,
+) -> Result<Option<LevelRow>, InventoryError> {
+    for location in store::candidate_locations(&mut *tx, variant, quantity).await? {
+        if let Some(level) = store::reserve_at(&mut *tx, variant, location, quantity, now).await? {
+            return Ok(Some(level));
+        }
+    }
+    Ok(None)
+}
+
+/// Gives back every held unit of the reservation `row` has just ended (released or expired),
+/// with a ledger row and an event per line. Returns the lines.
+async fn give_back(
+    tx: &mut WriteTx,
+    row: &ReservationRow,
+    reason: &str,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<LineRow>, InventoryError> {
+    let lines = store::reservation_lines(&mut *tx, row.id).await?;
+    for line in &lines {
+        store::lock_variant(&mut *tx, line.variant_id).await?;
+        let level = store::release_at(
+            &mut *tx,
+            line.variant_id,
+            line.location_id,
+            line.quantity,
+            now,
+        )
+        .await?
+        .ok_or(InventoryError::Inconsistent(
+            "a reservation holds more than its level has reserved",
+        ))?;
+        let change = StockMove {
+            level: &level,
+            delta_on_hand: 0,
+            delta_reserved: -line.quantity,
+            reason,
+            actor,
+            reservation: Some(row.id),
+        };
+        record_move(tx, change, now).await?;
+    }
+    Ok(lines)
+}
+
+/// Expires reservation `id` when it is active and its time is up at `now`, giving its stock back.
+/// Returns whether it did.
+async fn expire_in(
+    tx: &mut WriteTx,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<bool, InventoryError> {
+    let ending = Ending::Expire {
+        now_floor: domain::floor_to_second(now),
+    };
+    let Some(row) = store::end_reservation(&mut *tx, id, ending, now).await? else {
+        return Ok(false);
+    };
+    let lines = give_back(tx, &row, "expired", SYSTEM_ACTOR, now).await?;
+    let event = events::ReservationExpired {
+        id: ReservationId(row.id),
+        reference: row.reference.clone(),
+        lines: lines_of(&lines),
+        expires_at: row.expires_at,
+    };
+    tx.record(&event, row.version, now).await?;
+    Ok(true)
+}
+
+/// Rolls back a transaction that made no change worth keeping.
+async fn abandon(tx: WriteTx) {
+    if let Err(e) = tx.rollback().await {
+        tracing::warn!(error = %e, "rollback failed; the connection discards the transaction");
+    }
+}
+
+impl InventoryService {
+    // ---- Reservations ------------------------------------------------------------------------
+
+    /// See [`InventoryApi::reserve`].
+    pub async fn reserve(
+        &self,
+        lines: &[ReserveLine],
+        ttl: time::Duration,
+        reference: &str,
+    ) -> Result<Reservation, InventoryError> {
+        let mut v = Violations::new();
+        let merged = domain::merge_reserve_lines(lines, &mut v);
+        let ttl = v.check("/ttl", domain::parse_ttl(ttl));
+        let reference = v.check("/reference", domain::parse_text(reference));
+        v.finish().map_err(InventoryError::Invalid)?;
+        let (Some(ttl), Some(reference)) = (ttl, reference) else {
+            return Err(InventoryError::Invalid(Vec::new()));
+        };
+        let now = self.clock.now();
+        let row = ReservationRow {
+            id: ReservationId::generate().0,
+            status: ReservationStatus::Active.as_str().to_owned(),
+            reference,
+            version: 1,
+            expires_at: domain::expiry_of(now, ttl),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.db.begin_write().await?;
+        store::insert_reservation(&mut tx, &row).await?;
+        let mut taken = Vec::with_capacity(merged.len());
+        let mut shortages = Vec::new();
+        // `merged` iterates in variant id order: the lock order.
+        for (&variant, &quantity) in &merged {
+            store::lock_variant(&mut tx, variant.0).await?;
+            if shortages.is_empty() {
+                if let Some(level) =
+                    take_from_one_location(&mut tx, variant.0, quantity, now).await?
+                {
+                    let line = LineRow {
+                        variant_id: variant.0,
+                        location_id: level.location_id,
+                        quantity,
+                    };
+                    store::insert_reservation_line(&mut tx, row.id, &line).await?;
+                    let change = StockMove {
+                        level: &level,
+                        delta_on_hand: 0,
+                        delta_reserved: quantity,
+                        reason: "reserved",
+                        actor: &row.reference,
+                        reservation: Some(row.id),
+                    };
+                    record_move(&mut tx, change, now).await?;
+                    taken.push(line);
+                    continue;
+                }
+                let available = store::max_available(&mut tx, variant.0).await?;
+                shortages.push(Shortage {
+                    variant_id: variant,
+                    requested: quantity,
+                    available,
+                });
+            } else {
+                // The reservation fails anyway: only find out whether this line is short too.
+                let available = store::max_available(&mut tx, variant.0).await?;
+                if available < quantity {
+                    shortages.push(Shortage {
+                        variant_id: variant,
+                        requested: quantity,
+                        available,
+                    });
+                }
+            }
+        }
+        if !shortages.is_empty() {
+            abandon(tx).await;
+            return Err(InventoryError::OutOfStock { lines: shortages });
+        }
+        let reservation = reservation_of(&row, &taken)?;
+        let event = events::ReservationCreated {
+            id: reservation.id,
+            reference: row.reference.clone(),
+            lines: reservation.lines.clone(),
+            expires_at: row.expires_at,
+        };
+        tx.record(&event, row.version, now).await?;
+        tx.commit().await?;
+        Ok(reservation)
+    }
+
+    /// See [`InventoryApi::release`].
+    pub async fn release(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        if let Some(row) = store::end_reservation(&mut tx, id.0, Ending::Release, now).await? {
+            let reference = row.reference.clone();
+            let lines = give_back(&mut tx, &row, "released", &reference, now).await?;
+            let event = events::ReservationReleased {
+                id,
+                reference,
+                lines: lines_of(&lines),
+                expires_at: row.expires_at,
+            };
+            tx.record(&event, row.version, now).await?;
+            tx.commit().await?;
+            return reservation_of(&row, &lines);
+        }
+        let row = store::find_reservation(&mut tx, id.0)
+            .await?
+            .ok_or(InventoryError::ReservationNotFound)?;
+        let lines = store::reservation_lines(&mut tx, id.0).await?;
+        abandon(tx).await;
+        match ReservationStatus::parse(&row.status) {
+            Some(ReservationStatus::Released | ReservationStatus::Expired) => {
+                reservation_of(&row, &lines)
+            }
+            Some(ReservationStatus::Committed) => Err(InventoryError::ReservationCommitted),
+            _ => Err(InventoryError::Inconsistent(
+                "an active reservation could not be released",
+            )),
+        }
+    }
+
+    /// See [`InventoryApi::commit`].
+    pub async fn commit(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
+        let now = self.clock.now();
+        let ending = Ending::Commit {
+            now_floor: domain::floor_to_second(now),
+        };
+        let mut tx = self.db.begin_write().await?;
+        if let Some(row) = store::end_reservation(&mut tx, id.0, ending, now).await? {
+            let lines = store::reservation_lines(&mut tx, id.0).await?;
+            for line in &lines {
+                store::lock_variant(&mut tx, line.variant_id).await?;
+                let level = store::commit_at(
+                    &mut tx,
+                    line.variant_id,
+                    line.location_id,
+                    line.quantity,
+                    now,
+                )
+                .await?
+                .ok_or(InventoryError::Inconsistent(
+                    "a reservation holds more than its level has reserved",
+                ))?;
+                let change = StockMove {
+                    level: &level,
+                    delta_on_hand: -line.quantity,
+                    delta_reserved: -line.quantity,
+                    reason: "committed",
+                    actor: &row.reference,
+                    reservation: Some(row.id),
+                };
+                record_move(&mut tx, change, now).await?;
+            }
+            let event = events::ReservationCommitted {
+                id,
+                reference: row.reference.clone(),
+                lines: lines_of(&lines),
+                expires_at: row.expires_at,
+            };
+            tx.record(&event, row.version, now).await?;
+            tx.commit().await?;
+            return reservation_of(&row, &lines);
+        }
+        let row = store::find_reservation(&mut tx, id.0)
+            .await?
+            .ok_or(InventoryError::ReservationNotFound)?;
+        match ReservationStatus::parse(&row.status) {
+            Some(ReservationStatus::Committed) => {
+                let lines = store::reservation_lines(&mut tx, id.0).await?;
+                abandon(tx).await;
+                reservation_of(&row, &lines)
+            }
+            Some(ReservationStatus::Active) => {
+                // Its time is up but the sweeper has not passed yet: it is expired all the same,
+                // so expire it now rather than sell stock whose hold has lapsed.
+                if expire_in(&mut tx, id.0, now).await? {
+                    tx.commit().await?;
+                } else {
+                    abandon(tx).await;
+                }
+                Err(InventoryError::ReservationExpired)
+            }
+            _ => {
+                abandon(tx).await;
+                Err(InventoryError::ReservationExpired)
+            }
+        }
+    }
+
+    /// See [`InventoryApi::get_reservation`].
+    pub async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
+        let mut conn = self.db.read().await?;
+        let row = store::find_reservation(&mut conn, id.0)
+            .await?
+            .ok_or(InventoryError::ReservationNotFound)?;
+        let lines = store::reservation_lines(&mut conn, id.0).await?;
+        reservation_of(&row, &lines)
+    }
+
+    /// See [`InventoryApi::availability`].
+    pub async fn availability(
+        &self,
+        variant_ids: &[VariantId],
+    ) -> Result<Vec<Availability>, InventoryError> {
+        if variant_ids.len() > MAX_AVAILABILITY_VARIANTS {
+            return Err(InventoryError::invalid(
+                "/variant_ids",
+                "too_long",
+                format!("at most {MAX_AVAILABILITY_VARIANTS} variants"),
+            ));
+        }
+        let mut conn = self.db.read().await?;
+        let mut out = Vec::with_capacity(variant_ids.len());
+        for &variant_id in variant_ids {
+            let (on_hand, reserved) = store::variant_totals(&mut conn, variant_id.0).await?;
+            out.push(Availability {
+                variant_id,
+                on_hand,
+                reserved,
+                available: on_hand - reserved,
+            });
+        }
+        Ok(out)
+    }
+
+    /// See [`InventoryApi::release_expired`]. Each reservation ends in its own transaction, so
+    /// a sweep interrupted half-way leaves every reservation either expired or untouched.
+    pub async fn release_expired(&self, now: OffsetDateTime) -> Result<u64, InventoryError> {
+        let now_floor = domain::floor_to_second(now);
+        let mut after = Uuid::nil();
+        let mut expired = 0;
+        loop {
+            let ids = {
+                let mut conn = self.db.read().await?;
+                store::expired_reservations(&mut conn, now_floor, after, EXPIRY_BATCH).await?
+            };
+            for &id in &ids {
+                let mut tx = self.db.begin_write().await?;
+                if expire_in(&mut tx, id, now).await? {
+                    tx.commit().await?;
+                    expired += 1;
+                } else {
+                    // Committed or released meanwhile.
+                    abandon(tx).await;
+                }
+            }
+            match ids.last() {
+                Some(&last) if usize::try_from(EXPIRY_BATCH).is_ok_and(|b| ids.len() == b) => {
+                    after = last;
+                }
+                _ => break,
+            }
+        }
+        Ok(expired)
+    }
+}

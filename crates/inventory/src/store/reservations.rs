@@ -1,0 +1,160 @@
+//! Reservations and their lines.
+
+use emporium_db::{Conn, DbError, execute, run};
+use sqlx::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Ending, LineRow, ReservationRow};
+
+/// Inserts a reservation (without its lines).
+pub async fn insert_reservation<'c>(
+    c: impl Into<Conn<'c>>,
+    row: &ReservationRow,
+) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO reservations (id, status, reference, version, expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(row.id)
+        .bind(&row.status)
+        .bind(&row.reference)
+        .bind(row.version)
+        .bind(row.expires_at)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// Inserts one line of reservation `id`.
+pub async fn insert_reservation_line<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    line: &LineRow,
+) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO reservation_lines (reservation_id, variant_id, location_id, quantity) \
+             VALUES ($1, $2, $3, $4)"
+        )
+        .bind(id)
+        .bind(line.variant_id)
+        .bind(line.location_id)
+        .bind(line.quantity)
+    )?;
+    Ok(())
+}
+
+/// The reservation with `id`, if any.
+pub async fn find_reservation<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Option<ReservationRow>, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query(
+            "SELECT id, status, reference, version, expires_at, created_at, updated_at \
+             FROM reservations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(reservation_row!(r)),
+            None => None,
+        })
+    })
+}
+
+/// The lines of reservation `id`, by variant id (the lock order).
+pub async fn reservation_lines<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Vec<LineRow>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT variant_id, location_id, quantity FROM reservation_lines \
+             WHERE reservation_id = $1 ORDER BY variant_id",
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LineRow {
+                    variant_id: r.try_get("variant_id")?,
+                    location_id: r.try_get("location_id")?,
+                    quantity: r.try_get("quantity")?,
+                })
+            })
+            .collect()
+    })
+}
+
+/// Ends an active reservation, when `ending`'s condition holds; the row after, or `None` when
+/// the reservation is missing, no longer active, or the condition fails. Being one conditional
+/// update, two concurrent endings of one reservation cannot both apply.
+pub async fn end_reservation<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    ending: Ending,
+    now: OffsetDateTime,
+) -> Result<Option<ReservationRow>, DbError> {
+    run!(c, |c| {
+        let query = match ending {
+            Ending::Release => sqlx::query(
+                "UPDATE reservations SET status = 'released', version = version + 1, updated_at = $2 \
+                 WHERE id = $1 AND status = 'active' \
+                 RETURNING id, status, reference, version, expires_at, created_at, updated_at",
+            )
+            .bind(id)
+            .bind(now),
+            Ending::Commit { now_floor } => sqlx::query(
+                "UPDATE reservations SET status = 'committed', version = version + 1, updated_at = $2 \
+                 WHERE id = $1 AND status = 'active' AND expires_at > $3 \
+                 RETURNING id, status, reference, version, expires_at, created_at, updated_at",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(now_floor),
+            Ending::Expire { now_floor } => sqlx::query(
+                "UPDATE reservations SET status = 'expired', version = version + 1, updated_at = $2 \
+                 WHERE id = $1 AND status = 'active' AND expires_at <= $3 \
+                 RETURNING id, status, reference, version, expires_at, created_at, updated_at",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(now_floor),
+        };
+        let row = query.fetch_optional(c).await?;
+        Ok(match row {
+            Some(r) => Some(reservation_row!(r)),
+            None => None,
+        })
+    })
+}
+
+/// Ids of active reservations whose time is up at the whole-second instant `now_floor`, after
+/// `after` in id order.
+pub async fn expired_reservations<'c>(
+    c: impl Into<Conn<'c>>,
+    now_floor: OffsetDateTime,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<Uuid>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT id FROM reservations \
+             WHERE status = 'active' AND expires_at <= $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(now_floor)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    })
+}
