@@ -18,6 +18,12 @@ pub enum CatalogError {
     CollectionNotFound,
     #[error("no media with this id on this product")]
     MediaNotFound,
+    /// Answered 413 by the upload route.
+    #[error("the file is larger than {max_bytes} bytes")]
+    MediaTooLarge { max_bytes: usize },
+    /// Answered 415 by the upload route.
+    #[error("the file is not a JPEG, PNG, GIF, WebP or AVIF image")]
+    MediaTypeNotAllowed,
     #[error("another product already has the handle `{0}`")]
     HandleTaken(String),
     #[error("another category or collection already has the handle `{0}`")]
@@ -60,6 +66,9 @@ impl DomainError for CatalogError {
             Self::CategoryNotFound => (ErrorKind::NotFound, "category_not_found"),
             Self::CollectionNotFound => (ErrorKind::NotFound, "collection_not_found"),
             Self::MediaNotFound => (ErrorKind::NotFound, "media_not_found"),
+            // The upload route answers these 413 and 415 (see `routes::media`).
+            Self::MediaTooLarge { .. } => (ErrorKind::Invalid, "media_too_large"),
+            Self::MediaTypeNotAllowed => (ErrorKind::Invalid, "media_type_not_allowed"),
             Self::HandleTaken(_) | Self::CategoryHandleTaken(_) => {
                 (ErrorKind::Conflict, "handle_taken")
             }

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod listing;
+pub mod media;
 pub mod projection;
 pub mod reads;
 pub mod routes;
@@ -14,6 +15,7 @@ pub mod store;
 
 pub use api::{Category, CategoryNode, Collection, Product, ProductStatus, Variant};
 pub use error::CatalogError;
+pub use media::{MediaS3Config, MediaStore};
 pub use reads::CatalogReads;
 pub use routes::{ADMIN_RULES, CatalogState, router};
 pub use service::CatalogService;

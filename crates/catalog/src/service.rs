@@ -150,6 +150,15 @@ pub struct AdminListQuery {
     pub limit: Option<u32>,
 }
 
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    /// The product already matched the input; nothing was written.
+    Unchanged,
+}
+
 /// What kind of change a product write was, deciding its event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
@@ -192,49 +201,7 @@ impl CatalogService {
         mut input: NewProduct,
     ) -> Result<Product, CatalogError> {
         let now = self.clock.now();
-        input.title = input.title.trim().to_owned();
-        input.description = input.description.trim().to_owned();
-        let mut v = Violations::new();
-        check_len(&mut v, "/title", &input.title, 1, 500);
-        check_len(&mut v, "/description", &input.description, 0, 50_000);
-        if let Some(handle) = &input.handle {
-            domain::check_handle(&mut v, "/handle", handle);
-        }
-        domain::check_options(&mut v, &input.options);
-        domain::check_attributes(&mut v, &input.attributes);
-        let mut skus = HashSet::new();
-        for (i, variant) in input.variants.iter().enumerate() {
-            let at = format!("/variants/{i}");
-            domain::check_variant(
-                &mut v,
-                &at,
-                &variant.sku,
-                &variant.options,
-                variant.weight_grams,
-                &variant.prices,
-                &input.options,
-            );
-            if let Some(title) = &variant.title {
-                check_len(&mut v, &format!("{at}/title"), title.trim(), 1, 200);
-            }
-            if !skus.insert(variant.sku.as_str()) {
-                v.push(
-                    format!("{at}/sku"),
-                    "duplicate",
-                    "two variants have this SKU",
-                );
-            }
-        }
-        domain::check_variant_set(
-            &mut v,
-            &input.options,
-            input
-                .variants
-                .iter()
-                .enumerate()
-                .map(|(i, x)| (format!("/variants/{i}"), &x.options)),
-        );
-        v.finish().map_err(CatalogError::Invalid)?;
+        validate_new(&mut input)?;
         check_links(tx, &input.category_ids, &input.collection_ids).await?;
 
         let id = ProductId::generate().0;
@@ -557,7 +524,8 @@ impl CatalogService {
         Ok(product)
     }
 
-    /// Attaches a stored file to a product.
+    /// Attaches a stored file to a product, after the others (its `product_id`, `position` and
+    /// `created_at` are set here).
     pub async fn add_media(
         &self,
         id: ProductId,
@@ -572,6 +540,7 @@ impl CatalogService {
         let media = MediaRow {
             product_id: id.0,
             position: existing.iter().map(|m| m.position + 1).max().unwrap_or(0),
+            created_at: now,
             ..media
         };
         store::insert_media(&mut tx, &media).await?;
@@ -623,6 +592,21 @@ impl CatalogService {
         listing::with_stock(&document, in_stock, &stock)
     }
 
+    /// The variant ids of the given SKUs (those that exist).
+    pub async fn variant_ids_by_sku(
+        &self,
+        skus: &[String],
+    ) -> Result<std::collections::HashMap<String, VariantId>, CatalogError> {
+        let mut conn = self.db.read().await?;
+        let mut out = std::collections::HashMap::new();
+        for chunk in skus.chunks(500) {
+            for (sku, id) in store::variants_by_sku(&mut conn, chunk).await? {
+                out.insert(sku, VariantId(id));
+            }
+        }
+        Ok(out)
+    }
+
     /// The id of the product with `handle`.
     pub async fn product_id_by_handle(&self, handle: &str) -> Result<ProductId, CatalogError> {
         let mut conn = self.db.read().await?;
@@ -667,6 +651,120 @@ impl CatalogService {
             ..ListFilter::default()
         };
         listing::page(&mut conn, filter).await
+    }
+
+    /// Creates the product named by `input.handle`, or brings the existing one in line with
+    /// `input` (fields, status, links; variants matched by SKU keep their ids, new SKUs are
+    /// added, missing ones removed). Writing the same input again changes nothing: no new
+    /// version, no event. Runs inside `tx` (the caller holds a savepoint around it).
+    pub async fn upsert_product_in(
+        &self,
+        tx: &mut WriteTx,
+        mut input: NewProduct,
+    ) -> Result<Upserted, CatalogError> {
+        let Some(handle) = input.handle.clone() else {
+            return Err(CatalogError::field(
+                "/handle",
+                "required",
+                "an import names each product by its handle",
+            ));
+        };
+        let Some(id) = store::product_id_by_handle(&mut *tx, &handle).await? else {
+            self.create_product_in(tx, input).await?;
+            return Ok(Upserted::Created);
+        };
+        let now = self.clock.now();
+        validate_new(&mut input)?;
+        check_links(tx, &input.category_ids, &input.collection_ids).await?;
+        let Some(mut row) = store::lock_product(&mut *tx, id).await? else {
+            return Err(CatalogError::ProductNotFound);
+        };
+        let before = match store::read_document(&mut *tx, id, false).await? {
+            Some((document, _)) => Some(serde_json::from_str::<Product>(&document)?),
+            None => None,
+        };
+        let was = parse_status(&row.status)?;
+        let status = input.status.unwrap_or(was);
+        row.title = input.title;
+        row.description = input.description;
+        row.status = status.as_str().to_owned();
+        if status == ProductStatus::Published && row.published_at.is_none() {
+            row.published_at = Some(now);
+        }
+        row.options = serde_json::to_string(&input.options)?;
+        row.attributes = serde_json::to_string(&input.attributes)?;
+        let existing = store::list_variants(&mut *tx, id).await?;
+        let wanted: HashSet<&str> = input.variants.iter().map(|v| v.sku.as_str()).collect();
+        for old in existing.iter().filter(|v| !wanted.contains(v.sku.as_str())) {
+            store::delete_variant(&mut *tx, old.id).await?;
+        }
+        for (position, variant) in input.variants.iter().enumerate() {
+            let title = variant
+                .title
+                .as_ref()
+                .map(|t| t.trim().to_owned())
+                .unwrap_or_else(|| domain::default_variant_title(&input.options, &variant.options));
+            let position = i64::try_from(position).unwrap_or(i64::MAX);
+            let options = serde_json::to_string(&variant.options)?;
+            let vrow = match existing.iter().find(|v| v.sku == variant.sku) {
+                Some(old) => {
+                    let vrow = VariantRow {
+                        id: old.id,
+                        sku: old.sku.clone(),
+                        title,
+                        options,
+                        weight_grams: variant.weight_grams,
+                        position,
+                    };
+                    store::update_variant(&mut *tx, &vrow, now).await?;
+                    vrow
+                }
+                None => {
+                    if store::sku_in_use(&mut *tx, &variant.sku, Uuid::nil()).await? {
+                        return Err(CatalogError::SkuTaken(variant.sku.clone()));
+                    }
+                    let vrow = VariantRow {
+                        id: VariantId::generate().0,
+                        sku: variant.sku.clone(),
+                        title,
+                        options,
+                        weight_grams: variant.weight_grams,
+                        position,
+                    };
+                    store::insert_variant(&mut *tx, id, &vrow, now)
+                        .await
+                        .map_err(|e| {
+                            unique_or(e, || CatalogError::SkuTaken(variant.sku.clone()))
+                        })?;
+                    vrow
+                }
+            };
+            store::set_prices(tx, vrow.id, &variant.prices).await?;
+        }
+        store::set_product_categories(tx, id, &dedup(input.category_ids.iter().map(|c| c.0)))
+            .await?;
+        store::set_product_collections(tx, id, &dedup(input.collection_ids.iter().map(|c| c.0)))
+            .await?;
+        store::refresh_in_stock(&mut *tx, id).await?;
+        let mut after = assemble(tx, &row).await?;
+        if let Some(before) = before {
+            // Timestamps are not the input's: compare everything else (PostgreSQL also keeps
+            // them to the microsecond, the document to the nanosecond).
+            after.updated_at = before.updated_at;
+            after.created_at = before.created_at;
+            if after.published_at.is_some() && before.published_at.is_some() {
+                after.published_at = before.published_at;
+            }
+            if after == before {
+                return Ok(Upserted::Unchanged);
+            }
+        }
+        let previous = row.version;
+        row.version += 1;
+        row.updated_at = now;
+        self.finish(tx, row, previous, Change::Updated { was })
+            .await?;
+        Ok(Upserted::Updated)
     }
 
     // ------------------------------------------------------------ categories
@@ -1126,6 +1224,53 @@ impl CatalogService {
         };
         Ok(product)
     }
+}
+
+/// Trims and checks a new product's fields, recording every violation.
+fn validate_new(input: &mut NewProduct) -> Result<(), CatalogError> {
+    input.title = input.title.trim().to_owned();
+    input.description = input.description.trim().to_owned();
+    let mut v = Violations::new();
+    check_len(&mut v, "/title", &input.title, 1, 500);
+    check_len(&mut v, "/description", &input.description, 0, 50_000);
+    if let Some(handle) = &input.handle {
+        domain::check_handle(&mut v, "/handle", handle);
+    }
+    domain::check_options(&mut v, &input.options);
+    domain::check_attributes(&mut v, &input.attributes);
+    let mut skus = HashSet::new();
+    for (i, variant) in input.variants.iter().enumerate() {
+        let at = format!("/variants/{i}");
+        domain::check_variant(
+            &mut v,
+            &at,
+            &variant.sku,
+            &variant.options,
+            variant.weight_grams,
+            &variant.prices,
+            &input.options,
+        );
+        if let Some(title) = &variant.title {
+            check_len(&mut v, &format!("{at}/title"), title.trim(), 1, 200);
+        }
+        if !skus.insert(variant.sku.as_str()) {
+            v.push(
+                format!("{at}/sku"),
+                "duplicate",
+                "two variants have this SKU",
+            );
+        }
+    }
+    domain::check_variant_set(
+        &mut v,
+        &input.options,
+        input
+            .variants
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (format!("/variants/{i}"), &x.options)),
+    );
+    v.finish().map_err(CatalogError::Invalid)
 }
 
 /// Builds the product document from its tables (inside the writing transaction).

@@ -586,6 +586,29 @@ pub async fn upsert_variant_stock<'c>(
     Ok(())
 }
 
+/// `(sku, variant id)` of the variants holding any of `skus`.
+pub async fn variants_by_sku<'c>(
+    c: impl Into<Conn<'c>>,
+    skus: &[String],
+) -> Result<Vec<(String, Uuid)>, DbError> {
+    if skus.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT sku, id FROM product_variants WHERE sku IN ({})",
+        placeholders(1, skus.len())
+    );
+    let args: Vec<Arg> = skus.iter().map(|s| Arg::Text(s.clone())).collect();
+    run!(c, |c| {
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &args)
+            .fetch_all(c)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("sku")?, r.try_get("id")?)))
+            .collect()
+    })
+}
+
 /// The product a variant belongs to.
 pub async fn product_of_variant<'c>(
     c: impl Into<Conn<'c>>,

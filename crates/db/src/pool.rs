@@ -249,6 +249,27 @@ impl WriteTx {
         Ok(envelope.id)
     }
 
+    /// Marks a savepoint: a later [`WriteTx::rollback_to_savepoint`] undoes everything after it
+    /// (outbox rows included) and keeps what came before. One level: a bulk job wraps each item
+    /// in it, so a bad item leaves no trace and the others go on.
+    pub async fn savepoint(&mut self) -> Result<(), DbError> {
+        crate::execute!(&mut *self, sqlx::query("SAVEPOINT item"))?;
+        Ok(())
+    }
+
+    /// Keeps what was done since the savepoint.
+    pub async fn release_savepoint(&mut self) -> Result<(), DbError> {
+        crate::execute!(&mut *self, sqlx::query("RELEASE SAVEPOINT item"))?;
+        Ok(())
+    }
+
+    /// Undoes what was done since the savepoint, which stays set; the transaction goes on (also
+    /// after a failed statement on PostgreSQL).
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), DbError> {
+        crate::execute!(&mut *self, sqlx::query("ROLLBACK TO SAVEPOINT item"))?;
+        Ok(())
+    }
+
     /// Commits; wakes the outbox relay when events were recorded.
     pub async fn commit(self) -> Result<(), DbError> {
         match self.tx {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use emporium_bus::{InProcessBus, OutboxRelay};
 use emporium_catalog::projection::{CacheInvalidator, StockProjection};
 use emporium_catalog::reads::ReadCacheConfig;
-use emporium_catalog::{CatalogReads, CatalogService, CatalogState};
+use emporium_catalog::{CatalogReads, CatalogService, CatalogState, MediaS3Config, MediaStore};
 use emporium_db::{Db, DbOptions};
 use emporium_http::admin::AdminPolicy;
 use emporium_http::middleware::Limits;
@@ -96,6 +96,27 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// Opens the configured media storage: the S3-compatible bucket, or `<data_dir>/media`.
+fn open_media(config: &Config) -> anyhow::Result<MediaStore> {
+    match &config.media.s3 {
+        Some(s3) => MediaStore::s3(&MediaS3Config {
+            bucket: s3.bucket.clone(),
+            region: s3.region.clone(),
+            endpoint: s3.endpoint.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.as_ref().map(|s| s.expose().to_owned()),
+            allow_http: s3.allow_http,
+        })
+        .context("cannot open the media bucket"),
+        None => MediaStore::local(&config.media_dir()).with_context(|| {
+            format!(
+                "cannot open the media folder {}",
+                config.media_dir().display()
+            )
+        }),
+    }
+}
+
 /// The parts of a running store that tests and the CLI reach into.
 #[derive(Clone)]
 pub struct Store {
@@ -103,6 +124,7 @@ pub struct Store {
     pub identity: Arc<IdentityService>,
     pub catalog: Arc<CatalogService>,
     pub catalog_reads: Arc<CatalogReads>,
+    pub media: MediaStore,
     pub inventory: Arc<InventoryService>,
     pub bus: Arc<InProcessBus>,
     pub clock: Arc<dyn Clock>,
@@ -145,6 +167,7 @@ impl Store {
             clock.clone(),
         )));
         let catalog = Arc::new(CatalogService::new(db.clone(), clock.clone()));
+        let media = open_media(config)?;
         let catalog_reads = Arc::new(CatalogReads::new(db.clone(), &ReadCacheConfig::default()));
         bus.subscribe(Arc::new(CacheInvalidator::new(catalog_reads.clone())));
         bus.subscribe(Arc::new(StockProjection::new(
@@ -158,6 +181,7 @@ impl Store {
             identity,
             catalog,
             catalog_reads,
+            media,
             inventory,
             bus,
             clock,
@@ -192,6 +216,8 @@ impl Store {
             .merge(emporium_catalog::router(CatalogState {
                 service: self.catalog.clone(),
                 reads: self.catalog_reads.clone(),
+                media: self.media.clone(),
+                media_max_bytes: config.media.max_bytes,
             }))
             .merge(emporium_inventory::router(self.inventory.clone()))
             .merge(ops)

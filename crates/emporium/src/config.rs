@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
-    /// Folder for the SQLite database, signing keys and (later) media and the search index.
+    /// Folder for the SQLite database, signing keys, media (`media/`, unless in S3) and (later)
+    /// the search index.
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite:PATH`; default: `sqlite:<data_dir>/emporium.db`.
     pub database_url: Option<Secret>,
@@ -29,6 +30,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub outbox: OutboxConfig,
+    pub media: MediaConfig,
     /// Crash points to enable, for fault tests only (e.g. `relay.before_publish`).
     pub crash_points: Vec<String>,
 }
@@ -107,6 +109,52 @@ pub struct OutboxConfig {
     pub retention_hours: u64,
 }
 
+/// Product media (images) storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Largest accepted media file, in bytes (larger uploads answer 413 `media_too_large`).
+    pub max_bytes: usize,
+    /// An S3-compatible bucket; when absent media are kept in `<data_dir>/media`.
+    pub s3: Option<MediaS3Settings>,
+}
+
+/// An S3-compatible bucket for product media.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaS3Settings {
+    /// The bucket name.
+    pub bucket: String,
+    /// The bucket's region (`us-east-1` by default, which most S3-compatible servers accept).
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// The server's URL for S3-compatible services (MinIO, R2, …); AWS S3 when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The access key; when absent, the environment's credentials (instance role, web identity).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// The secret key of `access_key_id`.
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// Allows a plain `http://` endpoint (a server on a private network).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".to_owned()
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            s3: None,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -120,6 +168,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             outbox: OutboxConfig::default(),
+            media: MediaConfig::default(),
             crash_points: Vec::new(),
         }
     }
@@ -259,6 +308,35 @@ impl Config {
         if self.auth.login_failures_per_address == 0 {
             return invalid("auth.login_failures_per_address", "must be at least 1");
         }
+        if self.media.max_bytes == 0 {
+            return invalid("media.max_bytes", "must be at least 1");
+        }
+        if let Some(s3) = &self.media.s3 {
+            if s3.bucket.trim().is_empty() {
+                return invalid("media.s3.bucket", "must not be empty");
+            }
+            if s3.region.trim().is_empty() {
+                return invalid("media.s3.region", "must not be empty");
+            }
+            if let Some(endpoint) = &s3.endpoint {
+                if endpoint.starts_with("http://") {
+                    if !s3.allow_http {
+                        return invalid(
+                            "media.s3.endpoint",
+                            "is plain http:// but media.s3.allow_http is false",
+                        );
+                    }
+                } else if !endpoint.starts_with("https://") {
+                    return invalid("media.s3.endpoint", "must start with https:// or http://");
+                }
+            }
+            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+                return invalid(
+                    "media.s3.secret_access_key",
+                    "and media.s3.access_key_id must be given together",
+                );
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return invalid("log_level", "is not a valid tracing filter");
         }
@@ -279,6 +357,11 @@ impl Config {
             .signing_keys_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("keys").join("jwt-signing-keys.json"))
+    }
+
+    /// The folder of product media when no S3 bucket is configured.
+    pub fn media_dir(&self) -> PathBuf {
+        self.data_dir.join("media")
     }
 
     /// The configuration as TOML, secrets masked.

@@ -16,7 +16,11 @@ pub const SHOPPER_EMAIL: &str = "shopper@demo.emporium.test";
 /// The demo shopper's password.
 pub const SHOPPER_PASSWORD: &str = "demo shopper passphrase";
 
-/// Creates the demo accounts that do not exist yet.
+/// Products in the demo catalog `serve --demo` seeds on first start.
+pub const DEMO_PRODUCTS: usize = 200;
+
+/// Creates the demo accounts that do not exist yet, and the demo catalog when the store has no
+/// product.
 pub async fn seed(store: &Store) -> anyhow::Result<()> {
     let owner = store
         .identity
@@ -43,6 +47,22 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
             Ok(()) | Err(IdentityError::EmailTaken) => {}
             Err(e) => return Err(anyhow::Error::new(e).context("cannot seed demo data")),
         }
+    }
+    // A browsable store on first start: the demo catalog, once.
+    let empty = store
+        .catalog
+        .list_products(emporium_catalog::service::AdminListQuery {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .items
+        .is_empty();
+    if empty {
+        let bar = indicatif::ProgressBar::hidden();
+        let summary =
+            crate::import::run(store, crate::seed::demo_catalog(DEMO_PRODUCTS), &bar).await?;
+        tracing::info!(products = summary.created, "demo catalog seeded");
     }
     tracing::warn!(
         owner = OWNER_EMAIL,

@@ -5,7 +5,9 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod import;
 pub mod journal;
+pub mod seed;
 pub mod telemetry;
 
 pub use app::{RunningServer, Store, start};

@@ -1,6 +1,6 @@
-//! Staff routes: products, variants, categories and collections. Writes take `If-Match` (the
-//! ETag of the version read) and answer 412 when it is stale. Access is decided by
-//! [`ADMIN_RULES`] in the admin guard, not here.
+//! Staff routes: products, variants, categories and collections (media uploads are in
+//! [`super::media`]). Writes take `If-Match` (the ETag of the version read) and answer 412 when
+//! it is stale. Access is decided by [`ADMIN_RULES`] in the admin guard, not here.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::CatalogState;
 use crate::api::{Category, Collection, Product, ProductStatus, Variant};
 use crate::error::CatalogError;
+use crate::media;
 use crate::service::{
     AdminListQuery, CategoryPatch, CollectionInput, NewCategory, NewProduct, NewVariant,
     ProductPatch, VariantPatch,
@@ -53,6 +54,13 @@ pub const ADMIN_RULES: &[AdminRule] = &[
     AdminRule::staff_or_client(
         "DELETE",
         "/v1/admin/products/{id}/variants/{variant_id}",
+        Role::Staff,
+        WRITE,
+    ),
+    AdminRule::staff_or_client("POST", "/v1/admin/products/{id}/media", Role::Staff, WRITE),
+    AdminRule::staff_or_client(
+        "DELETE",
+        "/v1/admin/products/{id}/media/{media_id}",
         Role::Staff,
         WRITE,
     ),
@@ -183,8 +191,8 @@ pub async fn update_product(
     Ok(versioned(StatusCode::OK, product.version, &product))
 }
 
-/// Deletes a product, its variants and media. (To take it off the storefront but keep it, set
-/// its status to `archived`.)
+/// Deletes a product, its variants and media (with their files). (To take it off the storefront
+/// but keep it, set its status to `archived`.)
 #[utoipa::path(delete, path = "/v1/admin/products/{id}", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the product changed since")),
@@ -197,9 +205,12 @@ pub async fn delete_product(
     Path(id): Path<ProductId>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    s.service
+    let keys = s
+        .service
         .delete_product(id, if_match_version(&headers))
         .await?;
+    // The product is gone; its files follow on a best-effort basis (failures are logged).
+    media::delete_objects(&s.media, id, &keys).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,13 +1,18 @@
-//! The catalog's HTTP routes: staff under `/v1/admin`, storefront under `/v1/store`.
+//! The catalog's HTTP routes: staff under `/v1/admin`, storefront under `/v1/store`, and the
+//! stored media files under `/media`.
 
 pub mod admin;
+pub mod media;
 pub mod store;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::media::MediaStore;
 use crate::reads::CatalogReads;
 use crate::service::CatalogService;
 
@@ -18,10 +23,20 @@ pub use admin::ADMIN_RULES;
 pub struct CatalogState {
     pub service: Arc<CatalogService>,
     pub reads: Arc<CatalogReads>,
+    /// Where product media are stored.
+    pub media: MediaStore,
+    /// The largest media file accepted, in bytes.
+    pub media_max_bytes: usize,
 }
 
 /// The catalog's routes and their OpenAPI descriptions.
 pub fn router(state: CatalogState) -> OpenApiRouter {
+    // Uploads get a body limit sized for media files instead of the API's global one.
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(media::upload_media))
+        .route_layer(DefaultBodyLimit::max(media::upload_body_limit(
+            state.media_max_bytes,
+        )));
     OpenApiRouter::new()
         .routes(routes!(admin::list_products, admin::create_product))
         .routes(routes!(
@@ -47,6 +62,9 @@ pub fn router(state: CatalogState) -> OpenApiRouter {
             admin::update_collection,
             admin::delete_collection
         ))
+        .merge(uploads)
+        .routes(routes!(media::delete_media))
+        .route("/media/{*key}", get(media::serve_media))
         .routes(routes!(store::list_products))
         .routes(routes!(store::get_product))
         .routes(routes!(store::category_tree))

@@ -12,3 +12,5 @@ mod events;
 mod helpers;
 mod http_conventions;
 mod identity;
+mod import;
+mod media;
