@@ -27,6 +27,7 @@ use emporium_identity::tokens::Tokens;
 use emporium_inventory::InventoryService;
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
+use emporium_search::{SearchIndex, SearchProjector};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -126,6 +127,9 @@ pub struct Store {
     pub catalog_reads: Arc<CatalogReads>,
     pub media: MediaStore,
     pub inventory: Arc<InventoryService>,
+    pub search: Arc<SearchIndex>,
+    /// The journal in position order, which the search index follows.
+    pub journal: Arc<journal::JournalFeed>,
     pub bus: Arc<InProcessBus>,
     pub clock: Arc<dyn Clock>,
     pub crash_points: CrashPoints,
@@ -162,10 +166,15 @@ impl Store {
             },
         ));
         let bus = Arc::new(InProcessBus::new());
-        bus.subscribe(Arc::new(journal::JournalConsumer::new(
-            db.clone(),
-            clock.clone(),
-        )));
+        let journal_consumer = journal::JournalConsumer::new(db.clone(), clock.clone());
+        let journal = Arc::new(journal_consumer.feed());
+        bus.subscribe(Arc::new(journal_consumer));
+        let search = Arc::new(SearchIndex::open(config.search_dir()).with_context(|| {
+            format!(
+                "cannot open the search index in {}",
+                config.search_dir().display()
+            )
+        })?);
         let catalog = Arc::new(CatalogService::new(db.clone(), clock.clone()));
         let media = open_media(config)?;
         let catalog_reads = Arc::new(CatalogReads::new(db.clone(), &ReadCacheConfig::default()));
@@ -183,6 +192,8 @@ impl Store {
             catalog_reads,
             media,
             inventory,
+            search,
+            journal,
             bus,
             clock,
             crash_points: CrashPoints::new(config.crash_points.iter().cloned()),
@@ -220,6 +231,7 @@ impl Store {
                 media_max_bytes: config.media.max_bytes,
             }))
             .merge(emporium_inventory::router(self.inventory.clone()))
+            .merge(emporium_search::router(self.search.clone()))
             .merge(ops)
             .split_for_parts();
         emporium_http::openapi::add_shared_errors(&mut doc);
@@ -395,6 +407,11 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     }
     let poll = Duration::from_millis(config.outbox.poll_interval_ms);
     tasks.spawn(relay.run(poll, server_done));
+
+    // The search index follows the journal from its last checkpoint.
+    tasks.spawn(
+        SearchProjector::new(store.search.clone()).run(store.journal.clone(), shutdown.clone()),
+    );
 
     // Reservations past their expiry give their stock back.
     tasks.spawn(emporium_inventory::run_expiry(

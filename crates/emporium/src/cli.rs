@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `config`, `admin create`, `keys rotate`, `import
-//! products`, `seed`.
+//! products`, `search reindex`, `seed`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -63,6 +63,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Manage the product search index.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// Add a deterministic demo catalog (categories, products, variants, prices, stock).
     Seed {
         /// How many products.
@@ -80,6 +85,14 @@ pub enum ImportCommand {
         /// The file to import.
         file: PathBuf,
     },
+}
+
+/// Search index commands.
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Rebuild the search index from scratch by replaying the event journal. Run it with the
+    /// server stopped: the server holds the index while it runs.
+    Reindex,
 }
 
 /// Staff user commands.
@@ -151,6 +164,9 @@ pub async fn run(cli: Cli, started: Instant) -> u8 {
             Ok(records) => import(&config, records, "products").await,
             Err(e) => Err(e),
         },
+        Command::Search {
+            command: SearchCommand::Reindex,
+        } => reindex(&config).await,
         Command::Seed { products } => {
             import(
                 &config,
@@ -292,6 +308,34 @@ async fn import(
     } else {
         anyhow::bail!("{} {what} failed", summary.failed.len())
     }
+}
+
+async fn reindex(config: &Config) -> anyhow::Result<()> {
+    let db = crate::app::open_database(config).await?;
+    let store = crate::Store::build(config, db.clone(), Arc::new(SystemClock))?;
+    let started = Instant::now();
+    let outcome = async {
+        // Events still in the outbox reach the journal first, so the rebuild includes them.
+        store
+            .relay()
+            .drain()
+            .await
+            .context("cannot deliver the pending events")?;
+        let position = emporium_search::SearchProjector::new(store.search.clone())
+            .rebuild(store.journal.as_ref())
+            .await
+            .context("cannot rebuild the search index (is a server using it?)")?;
+        anyhow::Ok(position)
+    }
+    .await;
+    db.close().await;
+    let position = outcome?;
+    println!(
+        "search index rebuilt in {:.1} s: {} published products, journal position {position}",
+        started.elapsed().as_secs_f64(),
+        store.search.published_count()?,
+    );
+    Ok(())
 }
 
 fn rotate_keys(config: &Config) -> anyhow::Result<()> {

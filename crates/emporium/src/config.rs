@@ -364,6 +364,11 @@ impl Config {
         self.data_dir.join("media")
     }
 
+    /// The folder of the search index.
+    pub fn search_dir(&self) -> PathBuf {
+        self.data_dir.join("search")
+    }
+
     /// The configuration as TOML, secrets masked.
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))

@@ -3,6 +3,7 @@
 //! of the store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use emporium_bus::{EventHandler, HandlerError};
@@ -11,18 +12,29 @@ use emporium_http::admin::AdminRule;
 use emporium_http::{ApiError, Query};
 use emporium_kernel::auth::Role;
 use emporium_kernel::{Clock, Cursor, Envelope};
+use emporium_search::{EventFeed, FeedError};
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use tokio::sync::Notify;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The journal's schema.
-pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
-    version: 20261123000200,
-    description: "event journal",
-    sqlite: include_str!("../migrations/sqlite/20261123000200_event_journal.sql"),
-    postgres: include_str!("../migrations/postgres/20261123000200_event_journal.sql"),
-}];
+pub const MIGRATIONS: &[emporium_db::Migration] = &[
+    emporium_db::Migration {
+        version: 20261123000200,
+        description: "event journal",
+        sqlite: include_str!("../migrations/sqlite/20261123000200_event_journal.sql"),
+        postgres: include_str!("../migrations/postgres/20261123000200_event_journal.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261125000100,
+        description: "event journal positions",
+        sqlite: include_str!("../migrations/sqlite/20261125000100_event_journal_position.sql"),
+        postgres: include_str!("../migrations/postgres/20261125000100_event_journal_position.sql"),
+    },
+];
 
 /// Who may read the journal.
 pub const ADMIN_RULES: &[AdminRule] = &[AdminRule::staff_or_client(
@@ -35,16 +47,29 @@ pub const ADMIN_RULES: &[AdminRule] = &[AdminRule::staff_or_client(
 /// Consumer name in the inbox; never change it.
 const CONSUMER: &str = "event_journal";
 
-/// Records each event in `event_journal`, exactly once per event id.
+/// Records each event in `event_journal`, exactly once per event id, at the next position.
 pub struct JournalConsumer {
     db: Db,
     clock: Arc<dyn Clock>,
+    recorded: Arc<Notify>,
 }
 
 impl JournalConsumer {
     /// A consumer writing to `db`.
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            recorded: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A feed over the journal this consumer writes, woken by each event it records.
+    pub fn feed(&self) -> JournalFeed {
+        JournalFeed {
+            db: self.db.clone(),
+            recorded: self.recorded.clone(),
+        }
     }
 }
 
@@ -83,7 +108,47 @@ impl EventHandler for JournalConsumer {
             .bind(now)
         )?;
         tx.commit().await?;
+        // One stored permit: a reader that was not waiting yet still sees it on its next wait.
+        self.recorded.notify_one();
         Ok(())
+    }
+}
+
+/// The journal read in position order: the feed the search index is projected from.
+///
+/// Positions follow the order the consumer recorded events in. The consumer records one event
+/// at a time per process, so a position is never committed after a higher one.
+pub struct JournalFeed {
+    db: Db,
+    recorded: Arc<Notify>,
+}
+
+impl JournalFeed {
+    /// A feed over `db`'s journal that learns of new events only by its `wait` timeout (for
+    /// tools that run without the consumer).
+    pub fn polling(db: Db) -> Self {
+        Self {
+            db,
+            recorded: Arc::new(Notify::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventFeed for JournalFeed {
+    async fn read_after(
+        &self,
+        position: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Envelope)>, FeedError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        read_positioned(&self.db, position, limit)
+            .await
+            .map_err(FeedError::new)
+    }
+
+    async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.recorded.notified()).await;
     }
 }
 
@@ -149,6 +214,28 @@ async fn list_events(
             .collect(),
         next_cursor,
     }))
+}
+
+/// Up to `limit` journal entries above `position`, in position order.
+async fn read_positioned(
+    db: &Db,
+    position: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Envelope)>, emporium_db::DbError> {
+    let mut conn = db.read().await?;
+    run!(&mut conn, |c| {
+        let rows = sqlx::query(
+            "SELECT position, event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data \
+             FROM event_journal WHERE position > $1 ORDER BY position LIMIT $2",
+        )
+        .bind(position)
+        .bind(limit)
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("position")?, emporium_db::envelope_from_row(r)?)))
+            .collect()
+    })
 }
 
 /// Journal entries older than `before`, newest first; empty filters match everything.

@@ -3,11 +3,10 @@
 //! payload of each commit so both move together).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
-use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::TermQuery;
 use tantivy::schema::{Field, IndexRecordOption, Value};
@@ -15,6 +14,7 @@ use tantivy::{
     Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
     TantivyError, Term,
 };
+use tokio::sync::watch;
 
 use crate::contract::CategoryData;
 use crate::document::Registry;
@@ -45,7 +45,8 @@ pub struct SearchIndex {
     writer: Mutex<Option<IndexWriter>>,
     /// Every known category; replaced whole after each commit.
     categories: RwLock<Arc<Registry>>,
-    checkpoint: AtomicI64,
+    /// The checkpoint, watched by whoever waits for the index to catch up.
+    checkpoint: watch::Sender<i64>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -101,7 +102,7 @@ impl SearchIndex {
             fields,
             writer: Mutex::new(None),
             categories: RwLock::new(Arc::new(Registry::new())),
-            checkpoint: AtomicI64::new(checkpoint),
+            checkpoint: watch::Sender::new(checkpoint),
         };
         let registry = this.load_registry(&this.reader.searcher())?;
         this.set_registry(registry);
@@ -110,7 +111,22 @@ impl SearchIndex {
 
     /// The feed position of the last event applied and committed (0 before any).
     pub fn checkpoint(&self) -> i64 {
-        self.checkpoint.load(Ordering::Acquire)
+        *self.checkpoint.borrow()
+    }
+
+    /// Follows the checkpoint: the receiver sees each commit's position once searches can see
+    /// its changes.
+    pub fn watch_checkpoint(&self) -> watch::Receiver<i64> {
+        self.checkpoint.subscribe()
+    }
+
+    /// How many published products the last commit holds: what searches can find.
+    pub fn published_count(&self) -> Result<usize, SearchError> {
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.status, "published"),
+            IndexRecordOption::Basic,
+        );
+        Ok(self.reader.searcher().search(&query, &Count)?)
     }
 
     /// The categories as of the last commit.
@@ -151,7 +167,7 @@ impl SearchIndex {
         match outcome {
             Ok(Some((position, value))) => {
                 self.reader.reload()?;
-                self.checkpoint.store(position, Ordering::Release);
+                self.checkpoint.send_replace(position);
                 Ok(Some(value))
             }
             Ok(None) => Ok(None),

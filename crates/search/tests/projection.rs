@@ -256,11 +256,11 @@ async fn the_run_loop_follows_the_feed_until_stopped() {
 
     let mut shirt = Product::new("Linen shirt");
     store.push(shirt.live());
-    wait_for(|| store.index.checkpoint() == 2).await;
+    reaches(&store.index, 2).await;
     assert_eq!(store.titles("linen"), ["Linen shirt"]);
 
     store.push([stock(shirt.variant_id(), 3)]);
-    wait_for(|| store.index.checkpoint() == 3).await;
+    reaches(&store.index, 3).await;
     assert!(store.q("linen").hits[0].in_stock);
 
     stop.cancel();
@@ -270,16 +270,16 @@ async fn the_run_loop_follows_the_feed_until_stopped() {
         .expect("the loop does not panic");
 }
 
-/// Awaits a condition; the deadline only matters when the test fails.
-async fn wait_for(condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met in time"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Awaits the commit of `position`; the deadline only matters when the test fails.
+async fn reaches(index: &SearchIndex, position: i64) {
+    let mut checkpoint = index.watch_checkpoint();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        checkpoint.wait_for(|p| *p >= position),
+    )
+    .await
+    .expect("the projector catches up in time")
+    .expect("the index is alive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -275,6 +275,23 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Stops the server (gracefully); its data stays.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
+    /// Starts the server again on the same data, on a new port.
+    pub async fn start(&mut self) {
+        assert!(self.server.is_none(), "the server is already running");
+        let server = emporium::start(&self.config, Arc::new(SystemClock))
+            .await
+            .expect("server restarts");
+        self.base = format!("http://{}", server.local_addr);
+        self.server = Some(server);
+    }
+
     /// Delivers every committed outbox event now.
     pub async fn drain_outbox(&self) {
         self.store().relay().drain().await.expect("outbox drained");

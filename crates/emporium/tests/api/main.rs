@@ -14,3 +14,4 @@ mod http_conventions;
 mod identity;
 mod import;
 mod media;
+mod search;
