@@ -21,7 +21,9 @@ use crate::domain::{self, check_len};
 use crate::error::CatalogError;
 use crate::events;
 use crate::listing::{self, ListFilter, Sort};
-use crate::store::{self, CategoryRow, CollectionRow, LinkTable, MediaRow, ProductRow, VariantRow};
+use crate::store::{
+    self, CategoryRow, CollectionRow, HandleTable, LinkTable, MediaRow, ProductRow, VariantRow,
+};
 
 /// The largest page a list returns.
 pub const MAX_PAGE: u32 = 100;
@@ -205,15 +207,15 @@ impl CatalogService {
         check_links(tx, &input.category_ids, &input.collection_ids).await?;
 
         let id = ProductId::generate().0;
-        let handle = match input.handle {
-            Some(handle) => {
-                if store::handle_in_use(&mut *tx, &handle, id).await? {
-                    return Err(CatalogError::HandleTaken(handle));
-                }
-                handle
-            }
-            None => free_handle(tx, &domain::slugify(&input.title), id).await?,
-        };
+        let handle = new_handle(
+            tx,
+            HandleTable::Products,
+            id,
+            input.handle,
+            &input.title,
+            CatalogError::HandleTaken,
+        )
+        .await?;
         for variant in &input.variants {
             if store::sku_in_use(&mut *tx, &variant.sku, Uuid::nil()).await? {
                 return Err(CatalogError::SkuTaken(variant.sku.clone()));
@@ -299,7 +301,9 @@ impl CatalogService {
         )
         .await?;
         if let Some(handle) = patch.handle {
-            if handle != row.handle && store::handle_in_use(&mut tx, &handle, id.0).await? {
+            if handle != row.handle
+                && store::handle_in_use(&mut tx, HandleTable::Products, &handle, id.0).await?
+            {
                 return Err(CatalogError::HandleTaken(handle));
             }
             row.handle = handle;
@@ -792,13 +796,11 @@ impl CatalogService {
     pub async fn create_category(&self, input: NewCategory) -> Result<Category, CatalogError> {
         let now = self.clock.now();
         let name = input.name.trim().to_owned();
-        let mut v = Violations::new();
-        check_len(&mut v, "/name", &name, 1, 200);
-        check_len(&mut v, "/description", input.description.trim(), 0, 10_000);
-        if let Some(handle) = &input.handle {
-            domain::check_handle(&mut v, "/handle", handle);
-        }
-        v.finish().map_err(CatalogError::Invalid)?;
+        check_group_fields(
+            ("/name", Some(&name)),
+            Some(&input.description),
+            input.handle.as_deref(),
+        )?;
         let mut tx = self.db.begin_write().await?;
         let id = CategoryId::generate().0;
         let parent_path = match input.parent_id {
@@ -816,15 +818,15 @@ impl CatalogService {
             }
             None => "/".to_owned(),
         };
-        let handle = match input.handle {
-            Some(h) => {
-                if store::category_handle_in_use(&mut tx, &h, id).await? {
-                    return Err(CatalogError::CategoryHandleTaken(h));
-                }
-                h
-            }
-            None => free_category_handle(&mut tx, &domain::slugify(&name), id).await?,
-        };
+        let handle = new_handle(
+            &mut tx,
+            HandleTable::Categories,
+            id,
+            input.handle,
+            &name,
+            CatalogError::CategoryHandleTaken,
+        )
+        .await?;
         let row = CategoryRow {
             id,
             handle,
@@ -856,17 +858,11 @@ impl CatalogService {
         if_match: Option<i64>,
     ) -> Result<Category, CatalogError> {
         let now = self.clock.now();
-        let mut v = Violations::new();
-        if let Some(name) = &patch.name {
-            check_len(&mut v, "/name", name.trim(), 1, 200);
-        }
-        if let Some(d) = &patch.description {
-            check_len(&mut v, "/description", d.trim(), 0, 10_000);
-        }
-        if let Some(handle) = &patch.handle {
-            domain::check_handle(&mut v, "/handle", handle);
-        }
-        v.finish().map_err(CatalogError::Invalid)?;
+        check_group_fields(
+            ("/name", patch.name.as_deref()),
+            patch.description.as_deref(),
+            patch.handle.as_deref(),
+        )?;
         let mut tx = self.db.begin_write().await?;
         let mut row = store::get_category(&mut tx, id.0)
             .await?
@@ -875,7 +871,8 @@ impl CatalogService {
         let old_path = row.path.clone();
         let mut touches_products = false;
         if let Some(handle) = patch.handle {
-            if handle != row.handle && store::category_handle_in_use(&mut tx, &handle, id.0).await?
+            if handle != row.handle
+                && store::handle_in_use(&mut tx, HandleTable::Categories, &handle, id.0).await?
             {
                 return Err(CatalogError::CategoryHandleTaken(handle));
             }
@@ -1027,33 +1024,22 @@ impl CatalogService {
         let now = self.clock.now();
         let title = input.title.unwrap_or_default().trim().to_owned();
         let description = input.description.unwrap_or_default().trim().to_owned();
-        let mut v = Violations::new();
-        check_len(&mut v, "/title", &title, 1, 200);
-        check_len(&mut v, "/description", &description, 0, 10_000);
-        if let Some(handle) = &input.handle {
-            domain::check_handle(&mut v, "/handle", handle);
-        }
-        v.finish().map_err(CatalogError::Invalid)?;
+        check_group_fields(
+            ("/title", Some(&title)),
+            Some(&description),
+            input.handle.as_deref(),
+        )?;
         let id = CollectionId::generate().0;
         let mut tx = self.db.begin_write().await?;
-        let handle = match input.handle {
-            Some(h) => {
-                if store::collection_handle_in_use(&mut tx, &h, id).await? {
-                    return Err(CatalogError::CategoryHandleTaken(h));
-                }
-                h
-            }
-            None => {
-                let base = domain::slugify(&title);
-                let mut candidate = base.clone();
-                let mut n = 1;
-                while store::collection_handle_in_use(&mut tx, &candidate, id).await? {
-                    n += 1;
-                    candidate = format!("{base}-{n}");
-                }
-                candidate
-            }
-        };
+        let handle = new_handle(
+            &mut tx,
+            HandleTable::Collections,
+            id,
+            input.handle,
+            &title,
+            CatalogError::CategoryHandleTaken,
+        )
+        .await?;
         let row = CollectionRow {
             id,
             handle,
@@ -1081,17 +1067,11 @@ impl CatalogService {
         if_match: Option<i64>,
     ) -> Result<Collection, CatalogError> {
         let now = self.clock.now();
-        let mut v = Violations::new();
-        if let Some(t) = &input.title {
-            check_len(&mut v, "/title", t.trim(), 1, 200);
-        }
-        if let Some(d) = &input.description {
-            check_len(&mut v, "/description", d.trim(), 0, 10_000);
-        }
-        if let Some(handle) = &input.handle {
-            domain::check_handle(&mut v, "/handle", handle);
-        }
-        v.finish().map_err(CatalogError::Invalid)?;
+        check_group_fields(
+            ("/title", input.title.as_deref()),
+            input.description.as_deref(),
+            input.handle.as_deref(),
+        )?;
         let mut tx = self.db.begin_write().await?;
         let mut row = store::get_collection(&mut tx, id.0)
             .await?
@@ -1099,7 +1079,9 @@ impl CatalogService {
         check_version(row.version, if_match)?;
         let before = (row.handle.clone(), row.title.clone());
         if let Some(h) = input.handle {
-            if h != row.handle && store::collection_handle_in_use(&mut tx, &h, id.0).await? {
+            if h != row.handle
+                && store::handle_in_use(&mut tx, HandleTable::Collections, &h, id.0).await?
+            {
                 return Err(CatalogError::CategoryHandleTaken(h));
             }
             row.handle = h;
@@ -1403,6 +1385,26 @@ async fn check_links(
     v.finish().map_err(CatalogError::Invalid)
 }
 
+/// Checks the fields categories and collections share, each one given: the name or title (at
+/// its pointer), the description and the handle. Every violation is reported.
+fn check_group_fields(
+    (title_pointer, title): (&str, Option<&str>),
+    description: Option<&str>,
+    handle: Option<&str>,
+) -> Result<(), CatalogError> {
+    let mut v = Violations::new();
+    if let Some(title) = title {
+        check_len(&mut v, title_pointer, title.trim(), 1, 200);
+    }
+    if let Some(description) = description {
+        check_len(&mut v, "/description", description.trim(), 0, 10_000);
+    }
+    if let Some(handle) = handle {
+        domain::check_handle(&mut v, "/handle", handle);
+    }
+    v.finish().map_err(CatalogError::Invalid)
+}
+
 /// Existing variants must still fit a new option set.
 fn check_variants_fit(
     v: &mut Violations,
@@ -1434,25 +1436,27 @@ fn parsed_options(variants: &[VariantRow]) -> Result<Vec<BTreeMap<String, String
         .collect()
 }
 
-/// A free handle based on `base`: `base`, then `base-2`, `base-3`, ….
-async fn free_handle(tx: &mut WriteTx, base: &str, id: Uuid) -> Result<String, CatalogError> {
-    let mut candidate = base.to_owned();
-    let mut n = 1;
-    while store::handle_in_use(&mut *tx, &candidate, id).await? {
-        n += 1;
-        candidate = format!("{base}-{n}");
-    }
-    Ok(candidate)
-}
-
-async fn free_category_handle(
+/// The handle of a new row `id` of `table`: `requested`, unless another row has it (then
+/// `taken`), or else the first free one of `base`, `base-2`, `base-3`, … with `base` the slug
+/// of `name`.
+async fn new_handle(
     tx: &mut WriteTx,
-    base: &str,
+    table: HandleTable,
     id: Uuid,
+    requested: Option<String>,
+    name: &str,
+    taken: fn(String) -> CatalogError,
 ) -> Result<String, CatalogError> {
-    let mut candidate = base.to_owned();
+    if let Some(handle) = requested {
+        if store::handle_in_use(&mut *tx, table, &handle, id).await? {
+            return Err(taken(handle));
+        }
+        return Ok(handle);
+    }
+    let base = domain::slugify(name);
+    let mut candidate = base.clone();
     let mut n = 1;
-    while store::category_handle_in_use(&mut *tx, &candidate, id).await? {
+    while store::handle_in_use(&mut *tx, table, &candidate, id).await? {
         n += 1;
         candidate = format!("{base}-{n}");
     }

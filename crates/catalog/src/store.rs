@@ -3,7 +3,7 @@
 
 use emporium_db::{Conn, DbError, run};
 use emporium_kernel::Money;
-use sqlx::Row;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -78,52 +78,121 @@ pub struct MediaRow {
     pub created_at: OffsetDateTime,
 }
 
-macro_rules! product_row {
-    ($r:expr) => {
-        ProductRow {
-            id: $r.try_get("id")?,
-            handle: $r.try_get("handle")?,
-            title: $r.try_get("title")?,
-            description: $r.try_get("description")?,
-            status: $r.try_get("status")?,
-            options: $r.try_get("options")?,
-            attributes: $r.try_get("attributes")?,
-            version: $r.try_get("version")?,
-            created_at: $r.try_get("created_at")?,
-            updated_at: $r.try_get("updated_at")?,
-            published_at: $r.try_get("published_at")?,
+/// Implements `sqlx::FromRow` for a row struct on both backends, each field read from the
+/// column of its name.
+macro_rules! from_row {
+    ($row:ident { $($field:ident),+ $(,)? }) => {
+        impl<'r, R> sqlx::FromRow<'r, R> for $row
+        where
+            R: Row,
+            &'static str: ColumnIndex<R>,
+            Uuid: Decode<'r, R::Database> + Type<R::Database>,
+            String: Decode<'r, R::Database> + Type<R::Database>,
+            i64: Decode<'r, R::Database> + Type<R::Database>,
+            bool: Decode<'r, R::Database> + Type<R::Database>,
+            OffsetDateTime: Decode<'r, R::Database> + Type<R::Database>,
+        {
+            fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+                Ok(Self {
+                    $($field: r.try_get(stringify!($field))?,)+
+                })
+            }
         }
     };
 }
 
-macro_rules! category_row {
-    ($r:expr) => {
-        CategoryRow {
-            id: $r.try_get("id")?,
-            handle: $r.try_get("handle")?,
-            name: $r.try_get("name")?,
-            description: $r.try_get("description")?,
-            parent_id: $r.try_get("parent_id")?,
-            position: $r.try_get("position")?,
-            path: $r.try_get("path")?,
-            version: $r.try_get("version")?,
-            created_at: $r.try_get("created_at")?,
-            updated_at: $r.try_get("updated_at")?,
-        }
+from_row!(ProductRow {
+    id,
+    handle,
+    title,
+    description,
+    status,
+    options,
+    attributes,
+    version,
+    created_at,
+    updated_at,
+    published_at,
+});
+from_row!(VariantRow {
+    id,
+    sku,
+    title,
+    options,
+    weight_grams,
+    position,
+});
+from_row!(CategoryRow {
+    id,
+    handle,
+    name,
+    description,
+    parent_id,
+    position,
+    path,
+    version,
+    created_at,
+    updated_at,
+});
+from_row!(CollectionRow {
+    id,
+    handle,
+    title,
+    description,
+    version,
+    created_at,
+    updated_at,
+});
+from_row!(MediaRow {
+    id,
+    product_id,
+    object_key,
+    content_type,
+    size_bytes,
+    alt,
+    position,
+    created_at,
+});
+from_row!(DocumentRow {
+    id,
+    document,
+    in_stock,
+    title,
+    published_at,
+    min_amount,
+});
+
+// The column lists of the row structs, in field order: macros rather than constants so that
+// `concat!` can build each statement into a `&'static str`.
+
+macro_rules! product_columns {
+    () => {
+        "id, handle, title, description, status, options, attributes, version, created_at, \
+         updated_at, published_at"
     };
 }
 
-macro_rules! collection_row {
-    ($r:expr) => {
-        CollectionRow {
-            id: $r.try_get("id")?,
-            handle: $r.try_get("handle")?,
-            title: $r.try_get("title")?,
-            description: $r.try_get("description")?,
-            version: $r.try_get("version")?,
-            created_at: $r.try_get("created_at")?,
-            updated_at: $r.try_get("updated_at")?,
-        }
+macro_rules! variant_columns {
+    () => {
+        "id, sku, title, options, weight_grams, position"
+    };
+}
+
+macro_rules! category_columns {
+    () => {
+        "id, handle, name, description, parent_id, position, path, version, created_at, updated_at"
+    };
+}
+
+macro_rules! collection_columns {
+    () => {
+        "id, handle, title, description, version, created_at, updated_at"
+    };
+}
+
+macro_rules! media_columns {
+    () => {
+        "id, product_id, object_key, content_type, size_bytes, alt, position, created_at"
     };
 }
 
@@ -170,34 +239,21 @@ pub async fn lock_product<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
 ) -> Result<Option<ProductRow>, DbError> {
-    match c.into() {
-        Conn::Sqlite(c) => {
-            let row = sqlx::query(
-                "SELECT id, handle, title, description, status, options, attributes, version, created_at, updated_at, published_at \
-                 FROM products WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(c)
-            .await?;
-            Ok(match row {
-                Some(r) => Some(product_row!(r)),
-                None => None,
-            })
-        }
-        Conn::Postgres(c) => {
-            let row = sqlx::query(
-                "SELECT id, handle, title, description, status, options, attributes, version, created_at, updated_at, published_at \
-                 FROM products WHERE id = $1 FOR UPDATE",
-            )
-            .bind(id)
-            .fetch_optional(c)
-            .await?;
-            Ok(match row {
-                Some(r) => Some(product_row!(r)),
-                None => None,
-            })
-        }
-    }
+    const SQLITE: &str = concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products WHERE id = $1"
+    );
+    const POSTGRES: &str = concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products WHERE id = $1 FOR UPDATE"
+    );
+    let row = match c.into() {
+        Conn::Sqlite(c) => sqlx::query_as(SQLITE).bind(id).fetch_optional(c).await,
+        Conn::Postgres(c) => sqlx::query_as(POSTGRES).bind(id).fetch_optional(c).await,
+    };
+    Ok(row?)
 }
 
 /// The id of the product with `handle`.
@@ -214,19 +270,33 @@ pub async fn product_id_by_handle<'c>(
     .map_err(DbError::from))
 }
 
-/// True when a product other than `except` has `handle`.
+/// A table whose rows are named by a unique `handle`.
+#[derive(Debug, Clone, Copy)]
+pub enum HandleTable {
+    Products,
+    Categories,
+    Collections,
+}
+
+/// True when a row of `table` other than `except` has `handle`.
 pub async fn handle_in_use<'c>(
     c: impl Into<Conn<'c>>,
+    table: HandleTable,
     handle: &str,
     except: Uuid,
 ) -> Result<bool, DbError> {
-    let n: i64 = run!(c, |c| sqlx::query_scalar(
-        "SELECT count(*) FROM products WHERE handle = $1 AND id <> $2"
-    )
-    .bind(handle)
-    .bind(except)
-    .fetch_one(c)
-    .await)?;
+    let sql = match table {
+        HandleTable::Products => "SELECT count(*) FROM products WHERE handle = $1 AND id <> $2",
+        HandleTable::Categories => "SELECT count(*) FROM categories WHERE handle = $1 AND id <> $2",
+        HandleTable::Collections => {
+            "SELECT count(*) FROM collections WHERE handle = $1 AND id <> $2"
+        }
+    };
+    let n: i64 = run!(c, |c| sqlx::query_scalar(sql)
+        .bind(handle)
+        .bind(except)
+        .fetch_one(c)
+        .await)?;
     Ok(n > 0)
 }
 
@@ -234,10 +304,11 @@ pub async fn handle_in_use<'c>(
 pub async fn insert_product<'c>(c: impl Into<Conn<'c>>, row: &ProductRow) -> Result<(), DbError> {
     emporium_db::execute!(
         c,
-        sqlx::query(
-            "INSERT INTO products (id, handle, title, description, status, options, attributes, version, created_at, updated_at, published_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        )
+        sqlx::query(concat!(
+            "INSERT INTO products (",
+            product_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
         .bind(row.id)
         .bind(&row.handle)
         .bind(&row.title)
@@ -300,19 +371,15 @@ pub async fn read_document<'c>(
     id: Uuid,
     published_only: bool,
 ) -> Result<Option<(String, bool)>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "SELECT document, in_stock FROM products WHERE id = $1 AND ($2 = FALSE OR status = 'published')",
-        )
-        .bind(id)
-        .bind(published_only)
-        .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get("document")?, r.try_get("in_stock")?)),
-            None => None,
-        })
-    })
+    run!(c, |c| sqlx::query_as(
+        "SELECT document, in_stock FROM products \
+         WHERE id = $1 AND ($2 = FALSE OR status = 'published')"
+    )
+    .bind(id)
+    .bind(published_only)
+    .fetch_optional(c)
+    .await
+    .map_err(DbError::from))
 }
 
 /// Availability of every variant of the given products that inventory has reported.
@@ -330,12 +397,10 @@ pub async fn availability_of_products<'c>(
     );
     let args: Vec<Arg> = product_ids.iter().map(|id| Arg::Uuid(*id)).collect();
     run!(c, |c| {
-        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &args)
+        bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), &args)
             .fetch_all(c)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("variant_id")?, r.try_get("available")?)))
-            .collect()
+            .await
+            .map_err(DbError::from)
     })
 }
 
@@ -348,21 +413,10 @@ pub async fn query_documents<'c>(
     args: &[Arg],
 ) -> Result<Vec<DocumentRow>, DbError> {
     run!(c, |c| {
-        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), args)
+        bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), args)
             .fetch_all(c)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DocumentRow {
-                    id: r.try_get("id")?,
-                    document: r.try_get("document")?,
-                    in_stock: r.try_get("in_stock")?,
-                    title: r.try_get("title")?,
-                    published_at: r.try_get("published_at")?,
-                    min_amount: r.try_get("min_amount")?,
-                })
-            })
-            .collect()
+            .await
+            .map_err(DbError::from)
     })
 }
 
@@ -385,27 +439,16 @@ pub async fn list_variants<'c>(
     c: impl Into<Conn<'c>>,
     product_id: Uuid,
 ) -> Result<Vec<VariantRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT id, sku, title, options, weight_grams, position FROM product_variants \
-             WHERE product_id = $1 ORDER BY position, id",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        variant_columns!(),
+        " FROM product_variants WHERE product_id = $1 ORDER BY position, id"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(product_id)
         .fetch_all(c)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VariantRow {
-                    id: r.try_get("id")?,
-                    sku: r.try_get("sku")?,
-                    title: r.try_get("title")?,
-                    options: r.try_get("options")?,
-                    weight_grams: r.try_get("weight_grams")?,
-                    position: r.try_get("position")?,
-                })
-            })
-            .collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// Every price of a product's variants, as `(variant, currency, amount)`.
@@ -413,24 +456,14 @@ pub async fn list_prices<'c>(
     c: impl Into<Conn<'c>>,
     product_id: Uuid,
 ) -> Result<Vec<(Uuid, String, i64)>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT p.variant_id, p.currency, p.amount FROM variant_prices p \
-             JOIN product_variants v ON v.id = p.variant_id WHERE v.product_id = $1 ORDER BY p.currency",
-        )
-        .bind(product_id)
-        .fetch_all(c)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("variant_id")?,
-                    r.try_get("currency")?,
-                    r.try_get("amount")?,
-                ))
-            })
-            .collect()
-    })
+    run!(c, |c| sqlx::query_as(
+        "SELECT p.variant_id, p.currency, p.amount FROM variant_prices p \
+         JOIN product_variants v ON v.id = p.variant_id WHERE v.product_id = $1 ORDER BY p.currency"
+    )
+    .bind(product_id)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))
 }
 
 /// The variant holding `sku`, other than `except`.
@@ -600,12 +633,10 @@ pub async fn variants_by_sku<'c>(
     );
     let args: Vec<Arg> = skus.iter().map(|s| Arg::Text(s.clone())).collect();
     run!(c, |c| {
-        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &args)
+        bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), &args)
             .fetch_all(c)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("sku")?, r.try_get("id")?)))
-            .collect()
+            .await
+            .map_err(DbError::from)
     })
 }
 
@@ -674,17 +705,18 @@ pub async fn product_categories<'c>(
     c: impl Into<Conn<'c>>,
     product_id: Uuid,
 ) -> Result<Vec<CategoryRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT c.id, c.handle, c.name, c.description, c.parent_id, c.position, c.path, c.version, c.created_at, c.updated_at \
-             FROM product_categories pc JOIN categories c ON c.id = pc.category_id \
-             WHERE pc.product_id = $1 ORDER BY c.name, c.id",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        category_columns!(),
+        " FROM categories \
+         WHERE id IN (SELECT category_id FROM product_categories WHERE product_id = $1) \
+         ORDER BY name, id"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(product_id)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(category_row!(r))).collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// A product's collections, by title.
@@ -692,17 +724,18 @@ pub async fn product_collections<'c>(
     c: impl Into<Conn<'c>>,
     product_id: Uuid,
 ) -> Result<Vec<CollectionRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT c.id, c.handle, c.title, c.description, c.version, c.created_at, c.updated_at \
-             FROM product_collections pc JOIN collections c ON c.id = pc.collection_id \
-             WHERE pc.product_id = $1 ORDER BY c.title, c.id",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        collection_columns!(),
+        " FROM collections \
+         WHERE id IN (SELECT collection_id FROM product_collections WHERE product_id = $1) \
+         ORDER BY title, id"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(product_id)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(collection_row!(r))).collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// A product's media in position order.
@@ -710,39 +743,27 @@ pub async fn product_media<'c>(
     c: impl Into<Conn<'c>>,
     product_id: Uuid,
 ) -> Result<Vec<MediaRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT id, product_id, object_key, content_type, size_bytes, alt, position, created_at \
-             FROM product_media WHERE product_id = $1 ORDER BY position, id",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        media_columns!(),
+        " FROM product_media WHERE product_id = $1 ORDER BY position, id"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(product_id)
         .fetch_all(c)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MediaRow {
-                    id: r.try_get("id")?,
-                    product_id: r.try_get("product_id")?,
-                    object_key: r.try_get("object_key")?,
-                    content_type: r.try_get("content_type")?,
-                    size_bytes: r.try_get("size_bytes")?,
-                    alt: r.try_get("alt")?,
-                    position: r.try_get("position")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// Inserts a media row.
 pub async fn insert_media<'c>(c: impl Into<Conn<'c>>, row: &MediaRow) -> Result<(), DbError> {
     emporium_db::execute!(
         c,
-        sqlx::query(
-            "INSERT INTO product_media (id, product_id, object_key, content_type, size_bytes, alt, position, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
+        sqlx::query(concat!(
+            "INSERT INTO product_media (",
+            media_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
         .bind(row.id)
         .bind(row.product_id)
         .bind(&row.object_key)
@@ -806,15 +827,15 @@ pub async fn products_in_collection<'c>(
 
 /// Every category, parents before children, siblings by position.
 pub async fn list_categories<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<CategoryRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT id, handle, name, description, parent_id, position, path, version, created_at, updated_at \
-             FROM categories ORDER BY length(path), position, name, id",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        category_columns!(),
+        " FROM categories ORDER BY length(path), position, name, id"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(category_row!(r))).collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// The category with `id`.
@@ -822,19 +843,16 @@ pub async fn get_category<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
 ) -> Result<Option<CategoryRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "SELECT id, handle, name, description, parent_id, position, path, version, created_at, updated_at \
-             FROM categories WHERE id = $1",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        category_columns!(),
+        " FROM categories WHERE id = $1"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(id)
         .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(category_row!(r)),
-            None => None,
-        })
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// The categories whose path starts with `path_prefix` (a category and its descendants).
@@ -842,27 +860,28 @@ pub async fn categories_in_subtree<'c>(
     c: impl Into<Conn<'c>>,
     path_prefix: &str,
 ) -> Result<Vec<CategoryRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        category_columns!(),
+        " FROM categories WHERE path LIKE $1 ORDER BY length(path), id"
+    );
     let pattern = format!("{path_prefix}%");
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT id, handle, name, description, parent_id, position, path, version, created_at, updated_at \
-             FROM categories WHERE path LIKE $1 ORDER BY length(path), id",
-        )
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(pattern)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(category_row!(r))).collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// Inserts a category.
 pub async fn insert_category<'c>(c: impl Into<Conn<'c>>, row: &CategoryRow) -> Result<(), DbError> {
     emporium_db::execute!(
         c,
-        sqlx::query(
-            "INSERT INTO categories (id, handle, name, description, parent_id, position, path, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )
+        sqlx::query(concat!(
+            "INSERT INTO categories (",
+            category_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
         .bind(row.id)
         .bind(&row.handle)
         .bind(&row.name)
@@ -922,22 +941,6 @@ pub async fn count_children<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<i64,
     .map_err(DbError::from))
 }
 
-/// True when a category other than `except` has `handle`.
-pub async fn category_handle_in_use<'c>(
-    c: impl Into<Conn<'c>>,
-    handle: &str,
-    except: Uuid,
-) -> Result<bool, DbError> {
-    let n: i64 = run!(c, |c| sqlx::query_scalar(
-        "SELECT count(*) FROM categories WHERE handle = $1 AND id <> $2"
-    )
-    .bind(handle)
-    .bind(except)
-    .fetch_one(c)
-    .await)?;
-    Ok(n > 0)
-}
-
 // ---------------------------------------------------------------- collections
 
 /// Collections after `after` in id order (newest last), at most `limit`.
@@ -946,17 +949,17 @@ pub async fn list_collections<'c>(
     after: Uuid,
     limit: i64,
 ) -> Result<Vec<CollectionRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT id, handle, title, description, version, created_at, updated_at FROM collections \
-             WHERE id > $1 ORDER BY id LIMIT $2",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        collection_columns!(),
+        " FROM collections WHERE id > $1 ORDER BY id LIMIT $2"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(after)
         .bind(limit)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(collection_row!(r))).collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// The collection with `id`.
@@ -964,18 +967,16 @@ pub async fn get_collection<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
 ) -> Result<Option<CollectionRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "SELECT id, handle, title, description, version, created_at, updated_at FROM collections WHERE id = $1",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        collection_columns!(),
+        " FROM collections WHERE id = $1"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(id)
         .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(collection_row!(r)),
-            None => None,
-        })
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// Inserts or rewrites a collection.
@@ -985,12 +986,13 @@ pub async fn upsert_collection<'c>(
 ) -> Result<(), DbError> {
     emporium_db::execute!(
         c,
-        sqlx::query(
-            "INSERT INTO collections (id, handle, title, description, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET handle = excluded.handle, \
+        sqlx::query(concat!(
+            "INSERT INTO collections (",
+            collection_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET handle = excluded.handle, \
              title = excluded.title, description = excluded.description, version = excluded.version, \
              updated_at = excluded.updated_at"
-        )
+        ))
         .bind(row.id)
         .bind(&row.handle)
         .bind(&row.title)
@@ -1011,22 +1013,6 @@ pub async fn delete_collection<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<b
     Ok(n == 1)
 }
 
-/// True when a collection other than `except` has `handle`.
-pub async fn collection_handle_in_use<'c>(
-    c: impl Into<Conn<'c>>,
-    handle: &str,
-    except: Uuid,
-) -> Result<bool, DbError> {
-    let n: i64 = run!(c, |c| sqlx::query_scalar(
-        "SELECT count(*) FROM collections WHERE handle = $1 AND id <> $2"
-    )
-    .bind(handle)
-    .bind(except)
-    .fetch_one(c)
-    .await)?;
-    Ok(n > 0)
-}
-
 /// Which of `ids` exist in `table` (`categories` or `collections`).
 pub async fn existing_ids<'c>(
     c: impl Into<Conn<'c>>,
@@ -1043,10 +1029,10 @@ pub async fn existing_ids<'c>(
     );
     let args: Vec<Arg> = ids.iter().map(|id| Arg::Uuid(*id)).collect();
     run!(c, |c| {
-        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &args)
+        bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())), &args)
             .fetch_all(c)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+            .await
+            .map_err(DbError::from)
     })
 }
 

@@ -20,7 +20,7 @@ pub use api::{
     ReservationStatus, ReserveLine, Shortage, StockLevel, VariantStock,
 };
 pub use error::InventoryError;
-pub use expiry::run_expiry;
+pub use expiry::{ExpirySweeps, run_expiry};
 pub use routes::{ADMIN_RULES, router};
 pub use service::{AdjustLevel, CreateLocation, InventoryService, SetLevel, UpdateLocation};
 

@@ -198,6 +198,16 @@ pub async fn get_levels(
     Ok(axum::Json(service.variant_stock(q.variant_id).await?))
 }
 
+/// Path of a stock level: `/v1/admin/inventory/levels/{variant_id}/{location_id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct LevelPath {
+    /// Variant id
+    pub variant_id: VariantId,
+    /// Location id
+    pub location_id: LocationId,
+}
+
 /// Body of `PUT /v1/admin/inventory/levels/{variant_id}/{location_id}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -210,11 +220,7 @@ pub struct SetLevelBody {
 
 /// Sets the absolute stock level of a variant at a location, creating it when absent.
 #[utoipa::path(put, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}", tag = "admin",
-    request_body = SetLevelBody,
-    params(
-        ("variant_id" = VariantId, Path, description = "Variant id"),
-        ("location_id" = LocationId, Path, description = "Location id"),
-    ),
+    request_body = SetLevelBody, params(LevelPath),
     responses(
         (status = 200, description = "The level after the change", body = StockLevel),
         (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
@@ -223,7 +229,7 @@ pub struct SetLevelBody {
 pub async fn set_level(
     State(service): Svc,
     Authenticated(caller): Authenticated,
-    Path((variant_id, location_id)): Path<(VariantId, LocationId)>,
+    Path(level): Path<LevelPath>,
     Json(body): Json<SetLevelBody>,
 ) -> Result<axum::Json<StockLevel>, ApiError> {
     let cmd = SetLevel {
@@ -232,7 +238,7 @@ pub async fn set_level(
     };
     Ok(axum::Json(
         service
-            .set_level(variant_id, location_id, cmd, &caller.subject)
+            .set_level(level.variant_id, level.location_id, cmd, &caller.subject)
             .await?,
     ))
 }
@@ -250,11 +256,7 @@ pub struct AdjustmentBody {
 
 /// Adds units to, or removes units from, the stock of a variant at a location.
 #[utoipa::path(post, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}/adjustments",
-    tag = "admin", request_body = AdjustmentBody,
-    params(
-        ("variant_id" = VariantId, Path, description = "Variant id"),
-        ("location_id" = LocationId, Path, description = "Location id"),
-    ),
+    tag = "admin", request_body = AdjustmentBody, params(LevelPath),
     responses(
         (status = 200, description = "The level after the change", body = StockLevel),
         (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
@@ -263,7 +265,7 @@ pub struct AdjustmentBody {
 pub async fn adjust_level(
     State(service): Svc,
     Authenticated(caller): Authenticated,
-    Path((variant_id, location_id)): Path<(VariantId, LocationId)>,
+    Path(level): Path<LevelPath>,
     Json(body): Json<AdjustmentBody>,
 ) -> Result<axum::Json<StockLevel>, ApiError> {
     let cmd = AdjustLevel {
@@ -272,7 +274,7 @@ pub async fn adjust_level(
     };
     Ok(axum::Json(
         service
-            .adjust_level(variant_id, location_id, cmd, &caller.subject)
+            .adjust_level(level.variant_id, level.location_id, cmd, &caller.subject)
             .await?,
     ))
 }

@@ -15,6 +15,7 @@ use emporium_db::{Db, WriteTx};
 use emporium_kernel::ids::{LocationId, ReservationId, VariantId};
 use emporium_kernel::{Clock, Cursor};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::api::{
@@ -24,6 +25,7 @@ use crate::api::{
 use crate::domain::LedgerEntryId;
 use crate::error::InventoryError;
 use crate::events;
+use crate::expiry::ExpirySweeps;
 use crate::store::{self, LedgerRow, LevelRow, LineRow, LocationRow, ReservationRow};
 
 /// The largest page a list returns.
@@ -74,6 +76,8 @@ pub struct AdjustLevel {
 pub struct InventoryService {
     db: Db,
     clock: Arc<dyn Clock>,
+    // Published by the expiry loop (`crate::expiry::run_expiry`) after each pass.
+    expiry_sweeps: watch::Sender<ExpirySweeps>,
 }
 
 /// One change of one stock level, for the ledger and the `inventory.stock_changed` event.
@@ -211,12 +215,29 @@ async fn record_move(
 impl InventoryService {
     /// Wires the service.
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            expiry_sweeps: watch::Sender::new(ExpirySweeps::default()),
+        }
     }
 
     /// The clock the service reads "now" from.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// Watches the expiry loop running on this service: the receiver sees the count of its
+    /// finished passes change after each one, so a caller can await a pass instead of polling.
+    pub fn expiry_sweeps(&self) -> watch::Receiver<ExpirySweeps> {
+        self.expiry_sweeps.subscribe()
+    }
+
+    /// Publishes a finished expiry pass that expired `expired` reservations, or failed (`None`).
+    pub(crate) fn publish_expiry_pass(&self, expired: Option<u64>) {
+        // `send_modify` updates the value even while nobody watches.
+        self.expiry_sweeps
+            .send_modify(|sweeps| sweeps.record_pass(expired));
     }
 }
 

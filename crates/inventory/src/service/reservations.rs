@@ -35,11 +35,21 @@ async fn take_from_one_location(
     Ok(None)
 }
 
-/// Gives back every held unit of the reservation `row` has just ended (released or expired),
-/// with a ledger row and an event per line. Returns the lines.
-async fn give_back(
+/// Where the units a reservation held go when it ends.
+#[derive(Debug, Clone, Copy)]
+enum HeldUnits {
+    /// Back to the available stock (released or expired): only `reserved` goes down.
+    GivenBack,
+    /// Out of the stock (committed): `on_hand` and `reserved` both go down.
+    Sold,
+}
+
+/// Moves every unit held by the reservation `row` has just ended where `held` says, with a
+/// ledger row and an event per line. Returns the lines.
+async fn settle_lines(
     tx: &mut WriteTx,
     row: &ReservationRow,
+    held: HeldUnits,
     reason: &str,
     actor: &str,
     now: OffsetDateTime,
@@ -47,21 +57,24 @@ async fn give_back(
     let lines = store::reservation_lines(&mut *tx, row.id).await?;
     for line in &lines {
         store::lock_variant(&mut *tx, line.variant_id).await?;
-        let level = store::release_at(
-            &mut *tx,
-            line.variant_id,
-            line.location_id,
-            line.quantity,
-            now,
-        )
-        .await?
-        .ok_or(InventoryError::Inconsistent(
+        let (variant, location, quantity) = (line.variant_id, line.location_id, line.quantity);
+        let (level, delta_on_hand) = match held {
+            HeldUnits::GivenBack => (
+                store::release_at(&mut *tx, variant, location, quantity, now).await?,
+                0,
+            ),
+            HeldUnits::Sold => (
+                store::commit_at(&mut *tx, variant, location, quantity, now).await?,
+                -quantity,
+            ),
+        };
+        let level = level.ok_or(InventoryError::Inconsistent(
             "a reservation holds more than its level has reserved",
         ))?;
         let change = StockMove {
             level: &level,
-            delta_on_hand: 0,
-            delta_reserved: -line.quantity,
+            delta_on_hand,
+            delta_reserved: -quantity,
             reason,
             actor,
             reservation: Some(row.id),
@@ -84,7 +97,7 @@ async fn expire_in(
     let Some(row) = store::end_reservation(&mut *tx, id, ending, now).await? else {
         return Ok(false);
     };
-    let lines = give_back(tx, &row, "expired", SYSTEM_ACTOR, now).await?;
+    let lines = settle_lines(tx, &row, HeldUnits::GivenBack, "expired", SYSTEM_ACTOR, now).await?;
     let event = events::ReservationExpired {
         id: ReservationId(row.id),
         reference: row.reference.clone(),
@@ -199,7 +212,15 @@ impl InventoryService {
         let mut tx = self.db.begin_write().await?;
         if let Some(row) = store::end_reservation(&mut tx, id.0, Ending::Release, now).await? {
             let reference = row.reference.clone();
-            let lines = give_back(&mut tx, &row, "released", &reference, now).await?;
+            let lines = settle_lines(
+                &mut tx,
+                &row,
+                HeldUnits::GivenBack,
+                "released",
+                &reference,
+                now,
+            )
+            .await?;
             let event = events::ReservationReleased {
                 id,
                 reference,
@@ -234,30 +255,15 @@ impl InventoryService {
         };
         let mut tx = self.db.begin_write().await?;
         if let Some(row) = store::end_reservation(&mut tx, id.0, ending, now).await? {
-            let lines = store::reservation_lines(&mut tx, id.0).await?;
-            for line in &lines {
-                store::lock_variant(&mut tx, line.variant_id).await?;
-                let level = store::commit_at(
-                    &mut tx,
-                    line.variant_id,
-                    line.location_id,
-                    line.quantity,
-                    now,
-                )
-                .await?
-                .ok_or(InventoryError::Inconsistent(
-                    "a reservation holds more than its level has reserved",
-                ))?;
-                let change = StockMove {
-                    level: &level,
-                    delta_on_hand: -line.quantity,
-                    delta_reserved: -line.quantity,
-                    reason: "committed",
-                    actor: &row.reference,
-                    reservation: Some(row.id),
-                };
-                record_move(&mut tx, change, now).await?;
-            }
+            let lines = settle_lines(
+                &mut tx,
+                &row,
+                HeldUnits::Sold,
+                "committed",
+                &row.reference,
+                now,
+            )
+            .await?;
             let event = events::ReservationCommitted {
                 id,
                 reference: row.reference.clone(),

@@ -1,7 +1,9 @@
 //! Staff use cases: stock locations, setting and adjusting levels, the ledger.
 
+use emporium_db::{Db, WriteTx};
 use emporium_kernel::ids::{LocationId, VariantId};
 use emporium_kernel::{Cursor, Violations};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
@@ -12,7 +14,61 @@ use crate::api::{LedgerEntry, Location, Page, StockLevel, VariantStock};
 use crate::domain;
 use crate::error::InventoryError;
 use crate::events;
-use crate::store::{self, LocationRow};
+use crate::store::{self, LevelRow, LocationRow};
+
+/// Opens the transaction of a staff change to the level of `variant` at `location`: takes the
+/// variant's lock, then checks that the location exists (`LocationNotFound`).
+async fn begin_level_change(
+    db: &Db,
+    variant: VariantId,
+    location: LocationId,
+) -> Result<WriteTx, InventoryError> {
+    let mut tx = db.begin_write().await?;
+    store::lock_variant(&mut tx, variant.0).await?;
+    if store::find_location(&mut tx, location.0).await?.is_none() {
+        return Err(InventoryError::LocationNotFound);
+    }
+    Ok(tx)
+}
+
+/// Creates the missing level of `variant` at `location` with `on_hand` units (the caller holds
+/// the variant's lock, so nobody else creates it meanwhile).
+async fn create_level(
+    tx: &mut WriteTx,
+    variant: VariantId,
+    location: LocationId,
+    on_hand: i64,
+    now: OffsetDateTime,
+) -> Result<LevelRow, InventoryError> {
+    store::insert_level(&mut *tx, variant.0, location.0, on_hand, now)
+        .await?
+        .ok_or(InventoryError::Inconsistent(
+            "a stock level appeared while it was created",
+        ))
+}
+
+/// Records the staff change that moved `level` by `delta` units on hand (its ledger row and
+/// event), then commits.
+async fn finish_level_change(
+    mut tx: WriteTx,
+    level: &LevelRow,
+    delta: i64,
+    reason: &str,
+    by: &str,
+    now: OffsetDateTime,
+) -> Result<StockLevel, InventoryError> {
+    let change = StockMove {
+        level,
+        delta_on_hand: delta,
+        delta_reserved: 0,
+        reason,
+        actor: by,
+        reservation: None,
+    };
+    record_move(&mut tx, change, now).await?;
+    tx.commit().await?;
+    Ok(level_of(level))
+}
 
 impl InventoryService {
     // ---- Locations ---------------------------------------------------------------------------
@@ -155,19 +211,11 @@ impl InventoryService {
             return Err(InventoryError::Invalid(Vec::new()));
         };
         let now = self.clock.now();
-        let mut tx = self.db.begin_write().await?;
-        store::lock_variant(&mut tx, variant.0).await?;
-        if store::find_location(&mut tx, location.0).await?.is_none() {
-            return Err(InventoryError::LocationNotFound);
-        }
+        let mut tx = begin_level_change(&self.db, variant, location).await?;
         // The variant's lock is held, so the level read here is the one the update changes.
         let (level, delta) = match store::find_level(&mut tx, variant.0, location.0).await? {
             None => {
-                let level = store::insert_level(&mut tx, variant.0, location.0, on_hand, now)
-                    .await?
-                    .ok_or(InventoryError::Inconsistent(
-                        "a stock level appeared while it was created",
-                    ))?;
+                let level = create_level(&mut tx, variant, location, on_hand, now).await?;
                 (level, on_hand)
             }
             Some(before) => {
@@ -181,17 +229,7 @@ impl InventoryService {
                 (level, delta)
             }
         };
-        let change = StockMove {
-            level: &level,
-            delta_on_hand: delta,
-            delta_reserved: 0,
-            reason: &reason,
-            actor: by,
-            reservation: None,
-        };
-        record_move(&mut tx, change, now).await?;
-        tx.commit().await?;
-        Ok(level_of(&level))
+        finish_level_change(tx, &level, delta, &reason, by, now).await
     }
 
     /// Adds `delta` units to (or takes them from) the level of `variant` at `location`. A
@@ -212,21 +250,11 @@ impl InventoryService {
             return Err(InventoryError::Invalid(Vec::new()));
         };
         let now = self.clock.now();
-        let mut tx = self.db.begin_write().await?;
-        store::lock_variant(&mut tx, variant.0).await?;
-        if store::find_location(&mut tx, location.0).await?.is_none() {
-            return Err(InventoryError::LocationNotFound);
-        }
+        let mut tx = begin_level_change(&self.db, variant, location).await?;
         let level = match store::adjust_on_hand(&mut tx, variant.0, location.0, delta, now).await? {
             Some(level) => level,
             None => match store::find_level(&mut tx, variant.0, location.0).await? {
-                None if delta > 0 => {
-                    store::insert_level(&mut tx, variant.0, location.0, delta, now)
-                        .await?
-                        .ok_or(InventoryError::Inconsistent(
-                            "a stock level appeared while it was created",
-                        ))?
-                }
+                None if delta > 0 => create_level(&mut tx, variant, location, delta, now).await?,
                 None => {
                     return Err(InventoryError::InsufficientStock {
                         delta,
@@ -243,17 +271,7 @@ impl InventoryService {
                 }
             },
         };
-        let change = StockMove {
-            level: &level,
-            delta_on_hand: delta,
-            delta_reserved: 0,
-            reason: &reason,
-            actor: by,
-            reservation: None,
-        };
-        record_move(&mut tx, change, now).await?;
-        tx.commit().await?;
-        Ok(level_of(&level))
+        finish_level_change(tx, &level, delta, &reason, by, now).await
     }
 
     /// The stock ledger, newest first, optionally of one variant.

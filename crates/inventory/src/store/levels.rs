@@ -1,7 +1,6 @@
 //! Stock levels, their conditional updates, the per-variant lock and the ledger.
 
 use emporium_db::{Conn, DbError, execute, run};
-use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,26 +37,39 @@ fn lock_key(variant: Uuid) -> i32 {
     fold(0) ^ fold(4) ^ fold(8) ^ fold(12)
 }
 
+// The column lists of the row structs, in field order: macros rather than constants so that
+// `concat!` can build each statement into a `&'static str`.
+
+macro_rules! level_columns {
+    () => {
+        "variant_id, location_id, on_hand, reserved, version, updated_at"
+    };
+}
+
+macro_rules! ledger_columns {
+    () => {
+        "id, variant_id, location_id, delta_on_hand, delta_reserved, on_hand_after, \
+         reserved_after, reason, actor, reservation_id, created_at"
+    };
+}
+
 /// The level of `variant` at `location`, if any.
 pub async fn find_level<'c>(
     c: impl Into<Conn<'c>>,
     variant: Uuid,
     location: Uuid,
 ) -> Result<Option<LevelRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "SELECT variant_id, location_id, on_hand, reserved, version, updated_at \
-             FROM stock_levels WHERE variant_id = $1 AND location_id = $2",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        level_columns!(),
+        " FROM stock_levels WHERE variant_id = $1 AND location_id = $2"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(variant)
         .bind(location)
         .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(level_row!(r)),
-            None => None,
-        })
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// Every level of `variant`, by location id.
@@ -65,16 +77,37 @@ pub async fn levels_of_variant<'c>(
     c: impl Into<Conn<'c>>,
     variant: Uuid,
 ) -> Result<Vec<LevelRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT variant_id, location_id, on_hand, reserved, version, updated_at \
-             FROM stock_levels WHERE variant_id = $1 ORDER BY location_id",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        level_columns!(),
+        " FROM stock_levels WHERE variant_id = $1 ORDER BY location_id"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(variant)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(level_row!(r))).collect()
-    })
+        .await
+        .map_err(DbError::from))
+}
+
+/// Runs `sql`, a statement writing the level of `variant` (`$1`) at `location` (`$2`) with
+/// `amount` (`$3`) at `now` (`$4`) and returning the level's columns: the row after, or `None`
+/// when it wrote nothing.
+async fn write_level<'c>(
+    c: impl Into<Conn<'c>>,
+    sql: &'static str,
+    variant: Uuid,
+    location: Uuid,
+    amount: i64,
+    now: OffsetDateTime,
+) -> Result<Option<LevelRow>, DbError> {
+    run!(c, |c| sqlx::query_as(sql)
+        .bind(variant)
+        .bind(location)
+        .bind(amount)
+        .bind(now)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
 }
 
 /// Creates the level of `variant` at `location` with `on_hand` units and none reserved; `None`
@@ -86,23 +119,14 @@ pub async fn insert_level<'c>(
     on_hand: i64,
     now: OffsetDateTime,
 ) -> Result<Option<LevelRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "INSERT INTO stock_levels (variant_id, location_id, on_hand, reserved, version, updated_at) \
-             VALUES ($1, $2, $3, 0, 1, $4) ON CONFLICT (variant_id, location_id) DO NOTHING \
-             RETURNING variant_id, location_id, on_hand, reserved, version, updated_at",
-        )
-        .bind(variant)
-        .bind(location)
-        .bind(on_hand)
-        .bind(now)
-        .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(level_row!(r)),
-            None => None,
-        })
-    })
+    const SQL: &str = concat!(
+        "INSERT INTO stock_levels (",
+        level_columns!(),
+        ") VALUES ($1, $2, $3, 0, 1, $4) ON CONFLICT (variant_id, location_id) DO NOTHING \
+         RETURNING ",
+        level_columns!()
+    );
+    write_level(c, SQL, variant, location, on_hand, now).await
 }
 
 /// Sets `on_hand` when it is not below what is reserved; the row after, or `None` when the
@@ -114,23 +138,12 @@ pub async fn set_on_hand<'c>(
     on_hand: i64,
     now: OffsetDateTime,
 ) -> Result<Option<LevelRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "UPDATE stock_levels SET on_hand = $3, version = version + 1, updated_at = $4 \
-             WHERE variant_id = $1 AND location_id = $2 AND reserved <= $3 \
-             RETURNING variant_id, location_id, on_hand, reserved, version, updated_at",
-        )
-        .bind(variant)
-        .bind(location)
-        .bind(on_hand)
-        .bind(now)
-        .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(level_row!(r)),
-            None => None,
-        })
-    })
+    const SQL: &str = concat!(
+        "UPDATE stock_levels SET on_hand = $3, version = version + 1, updated_at = $4 \
+         WHERE variant_id = $1 AND location_id = $2 AND reserved <= $3 RETURNING ",
+        level_columns!()
+    );
+    write_level(c, SQL, variant, location, on_hand, now).await
 }
 
 /// Adds `delta` to `on_hand` when the result stays at or above what is reserved (so never
@@ -142,23 +155,12 @@ pub async fn adjust_on_hand<'c>(
     delta: i64,
     now: OffsetDateTime,
 ) -> Result<Option<LevelRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "UPDATE stock_levels SET on_hand = on_hand + $3, version = version + 1, updated_at = $4 \
-             WHERE variant_id = $1 AND location_id = $2 AND on_hand + $3 >= reserved \
-             RETURNING variant_id, location_id, on_hand, reserved, version, updated_at",
-        )
-        .bind(variant)
-        .bind(location)
-        .bind(delta)
-        .bind(now)
-        .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(level_row!(r)),
-            None => None,
-        })
-    })
+    const SQL: &str = concat!(
+        "UPDATE stock_levels SET on_hand = on_hand + $3, version = version + 1, updated_at = $4 \
+         WHERE variant_id = $1 AND location_id = $2 AND on_hand + $3 >= reserved RETURNING ",
+        level_columns!()
+    );
+    write_level(c, SQL, variant, location, delta, now).await
 }
 
 /// Holds `quantity` units at one location when that many are available there; the row after,
@@ -170,23 +172,12 @@ pub async fn reserve_at<'c>(
     quantity: i64,
     now: OffsetDateTime,
 ) -> Result<Option<LevelRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "UPDATE stock_levels SET reserved = reserved + $3, version = version + 1, updated_at = $4 \
-             WHERE variant_id = $1 AND location_id = $2 AND on_hand - reserved >= $3 \
-             RETURNING variant_id, location_id, on_hand, reserved, version, updated_at",
-        )
-        .bind(variant)
-        .bind(location)
-        .bind(quantity)
-        .bind(now)
-        .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(level_row!(r)),
-            None => None,
-        })
-    })
+    const SQL: &str = concat!(
+        "UPDATE stock_levels SET reserved = reserved + $3, version = version + 1, updated_at = $4 \
+         WHERE variant_id = $1 AND location_id = $2 AND on_hand - reserved >= $3 RETURNING ",
+        level_columns!()
+    );
+    write_level(c, SQL, variant, location, quantity, now).await
 }
 
 /// Gives back `quantity` held units at one location; `None` when fewer are held there.
@@ -197,23 +188,12 @@ pub async fn release_at<'c>(
     quantity: i64,
     now: OffsetDateTime,
 ) -> Result<Option<LevelRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "UPDATE stock_levels SET reserved = reserved - $3, version = version + 1, updated_at = $4 \
-             WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3 \
-             RETURNING variant_id, location_id, on_hand, reserved, version, updated_at",
-        )
-        .bind(variant)
-        .bind(location)
-        .bind(quantity)
-        .bind(now)
-        .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(level_row!(r)),
-            None => None,
-        })
-    })
+    const SQL: &str = concat!(
+        "UPDATE stock_levels SET reserved = reserved - $3, version = version + 1, updated_at = $4 \
+         WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3 RETURNING ",
+        level_columns!()
+    );
+    write_level(c, SQL, variant, location, quantity, now).await
 }
 
 /// Takes `quantity` held units out of the stock (both `on_hand` and `reserved` go down);
@@ -225,24 +205,13 @@ pub async fn commit_at<'c>(
     quantity: i64,
     now: OffsetDateTime,
 ) -> Result<Option<LevelRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3, \
-             version = version + 1, updated_at = $4 \
-             WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3 \
-             RETURNING variant_id, location_id, on_hand, reserved, version, updated_at",
-        )
-        .bind(variant)
-        .bind(location)
-        .bind(quantity)
-        .bind(now)
-        .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(level_row!(r)),
-            None => None,
-        })
-    })
+    const SQL: &str = concat!(
+        "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3, \
+         version = version + 1, updated_at = $4 \
+         WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3 RETURNING ",
+        level_columns!()
+    );
+    write_level(c, SQL, variant, location, quantity, now).await
 }
 
 /// Locations with at least `quantity` units of `variant` available, most available first.
@@ -252,7 +221,7 @@ pub async fn candidate_locations<'c>(
     quantity: i64,
 ) -> Result<Vec<Uuid>, DbError> {
     run!(c, |c| {
-        let rows = sqlx::query(
+        sqlx::query_scalar(
             "SELECT location_id FROM stock_levels \
              WHERE variant_id = $1 AND on_hand - reserved >= $2 \
              ORDER BY on_hand - reserved DESC, location_id",
@@ -260,8 +229,8 @@ pub async fn candidate_locations<'c>(
         .bind(variant)
         .bind(quantity)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("location_id")?)).collect()
+        .await
+        .map_err(DbError::from)
     })
 }
 
@@ -285,15 +254,15 @@ pub async fn variant_totals<'c>(
     variant: Uuid,
 ) -> Result<(i64, i64), DbError> {
     run!(c, |c| {
-        let row = sqlx::query(
+        sqlx::query_as(
             "SELECT CAST(COALESCE(SUM(on_hand), 0) AS BIGINT) AS on_hand, \
              CAST(COALESCE(SUM(reserved), 0) AS BIGINT) AS reserved \
              FROM stock_levels WHERE variant_id = $1",
         )
         .bind(variant)
         .fetch_one(c)
-        .await?;
-        Ok((row.try_get("on_hand")?, row.try_get("reserved")?))
+        .await
+        .map_err(DbError::from)
     })
 }
 
@@ -301,11 +270,11 @@ pub async fn variant_totals<'c>(
 pub async fn insert_ledger<'c>(c: impl Into<Conn<'c>>, row: &LedgerRow) -> Result<(), DbError> {
     execute!(
         c,
-        sqlx::query(
-            "INSERT INTO stock_ledger (id, variant_id, location_id, delta_on_hand, delta_reserved, \
-             on_hand_after, reserved_after, reason, actor, reservation_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        )
+        sqlx::query(concat!(
+            "INSERT INTO stock_ledger (",
+            ledger_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
         .bind(row.id)
         .bind(row.variant_id)
         .bind(row.location_id)
@@ -327,18 +296,17 @@ pub async fn list_ledger<'c>(
     before: Uuid,
     limit: i64,
 ) -> Result<Vec<LedgerRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT id, variant_id, location_id, delta_on_hand, delta_reserved, on_hand_after, \
-             reserved_after, reason, actor, reservation_id, created_at FROM stock_ledger \
-             WHERE id < $1 ORDER BY id DESC LIMIT $2",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        ledger_columns!(),
+        " FROM stock_ledger WHERE id < $1 ORDER BY id DESC LIMIT $2"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(before)
         .bind(limit)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(ledger_row!(r))).collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// Ledger rows of `variant` older than `before`, newest first.
@@ -348,19 +316,18 @@ pub async fn list_ledger_of_variant<'c>(
     before: Uuid,
     limit: i64,
 ) -> Result<Vec<LedgerRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT id, variant_id, location_id, delta_on_hand, delta_reserved, on_hand_after, \
-             reserved_after, reason, actor, reservation_id, created_at FROM stock_ledger \
-             WHERE variant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        ledger_columns!(),
+        " FROM stock_ledger WHERE variant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(variant)
         .bind(before)
         .bind(limit)
         .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(ledger_row!(r))).collect()
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 #[cfg(test)]

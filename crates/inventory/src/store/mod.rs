@@ -2,6 +2,7 @@
 //! transaction for writes, a reader for reads. Stock only ever moves by conditional updates whose
 //! `WHERE` states the rule (enough available, not below reserved), never by read-then-write.
 
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -77,65 +78,73 @@ pub enum Ending {
     Expire { now_floor: OffsetDateTime },
 }
 
-macro_rules! location_row {
-    ($r:expr) => {
-        LocationRow {
-            id: $r.try_get("id")?,
-            code: $r.try_get("code")?,
-            name: $r.try_get("name")?,
-            version: $r.try_get("version")?,
-            created_at: $r.try_get("created_at")?,
-            updated_at: $r.try_get("updated_at")?,
+/// Implements `sqlx::FromRow` for a row struct on both backends, each field read from the
+/// column of its name.
+macro_rules! from_row {
+    ($row:ident { $($field:ident),+ $(,)? }) => {
+        impl<'r, R> sqlx::FromRow<'r, R> for $row
+        where
+            R: Row,
+            &'static str: ColumnIndex<R>,
+            Uuid: Decode<'r, R::Database> + Type<R::Database>,
+            String: Decode<'r, R::Database> + Type<R::Database>,
+            i64: Decode<'r, R::Database> + Type<R::Database>,
+            bool: Decode<'r, R::Database> + Type<R::Database>,
+            OffsetDateTime: Decode<'r, R::Database> + Type<R::Database>,
+        {
+            fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+                Ok(Self {
+                    $($field: r.try_get(stringify!($field))?,)+
+                })
+            }
         }
     };
 }
 
-macro_rules! level_row {
-    ($r:expr) => {
-        LevelRow {
-            variant_id: $r.try_get("variant_id")?,
-            location_id: $r.try_get("location_id")?,
-            on_hand: $r.try_get("on_hand")?,
-            reserved: $r.try_get("reserved")?,
-            version: $r.try_get("version")?,
-            updated_at: $r.try_get("updated_at")?,
-        }
-    };
-}
+from_row!(LocationRow {
+    id,
+    code,
+    name,
+    version,
+    created_at,
+    updated_at,
+});
+from_row!(LevelRow {
+    variant_id,
+    location_id,
+    on_hand,
+    reserved,
+    version,
+    updated_at,
+});
+from_row!(LedgerRow {
+    id,
+    variant_id,
+    location_id,
+    delta_on_hand,
+    delta_reserved,
+    on_hand_after,
+    reserved_after,
+    reason,
+    actor,
+    reservation_id,
+    created_at,
+});
+from_row!(ReservationRow {
+    id,
+    status,
+    reference,
+    version,
+    expires_at,
+    created_at,
+    updated_at,
+});
+from_row!(LineRow {
+    variant_id,
+    location_id,
+    quantity,
+});
 
-macro_rules! ledger_row {
-    ($r:expr) => {
-        LedgerRow {
-            id: $r.try_get("id")?,
-            variant_id: $r.try_get("variant_id")?,
-            location_id: $r.try_get("location_id")?,
-            delta_on_hand: $r.try_get("delta_on_hand")?,
-            delta_reserved: $r.try_get("delta_reserved")?,
-            on_hand_after: $r.try_get("on_hand_after")?,
-            reserved_after: $r.try_get("reserved_after")?,
-            reason: $r.try_get("reason")?,
-            actor: $r.try_get("actor")?,
-            reservation_id: $r.try_get("reservation_id")?,
-            created_at: $r.try_get("created_at")?,
-        }
-    };
-}
-
-macro_rules! reservation_row {
-    ($r:expr) => {
-        ReservationRow {
-            id: $r.try_get("id")?,
-            status: $r.try_get("status")?,
-            reference: $r.try_get("reference")?,
-            version: $r.try_get("version")?,
-            expires_at: $r.try_get("expires_at")?,
-            created_at: $r.try_get("created_at")?,
-            updated_at: $r.try_get("updated_at")?,
-        }
-    };
-}
-
-// The row macros above are in scope in these modules because they are declared after them.
 mod levels;
 mod locations;
 mod reservations;

@@ -1,11 +1,17 @@
 //! Reservations and their lines.
 
 use emporium_db::{Conn, DbError, execute, run};
-use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Ending, LineRow, ReservationRow};
+
+/// The columns of [`ReservationRow`], in field order (a macro, so that `concat!` can use it).
+macro_rules! reservation_columns {
+    () => {
+        "id, status, reference, version, expires_at, created_at, updated_at"
+    };
+}
 
 /// Inserts a reservation (without its lines).
 pub async fn insert_reservation<'c>(
@@ -14,10 +20,11 @@ pub async fn insert_reservation<'c>(
 ) -> Result<(), DbError> {
     execute!(
         c,
-        sqlx::query(
-            "INSERT INTO reservations (id, status, reference, version, expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        )
+        sqlx::query(concat!(
+            "INSERT INTO reservations (",
+            reservation_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
         .bind(row.id)
         .bind(&row.status)
         .bind(&row.reference)
@@ -54,19 +61,16 @@ pub async fn find_reservation<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
 ) -> Result<Option<ReservationRow>, DbError> {
-    run!(c, |c| {
-        let row = sqlx::query(
-            "SELECT id, status, reference, version, expires_at, created_at, updated_at \
-             FROM reservations WHERE id = $1",
-        )
+    const SQL: &str = concat!(
+        "SELECT ",
+        reservation_columns!(),
+        " FROM reservations WHERE id = $1"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
         .bind(id)
         .fetch_optional(c)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(reservation_row!(r)),
-            None => None,
-        })
-    })
+        .await
+        .map_err(DbError::from))
 }
 
 /// The lines of reservation `id`, by variant id (the lock order).
@@ -74,24 +78,14 @@ pub async fn reservation_lines<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
 ) -> Result<Vec<LineRow>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT variant_id, location_id, quantity FROM reservation_lines \
-             WHERE reservation_id = $1 ORDER BY variant_id",
-        )
-        .bind(id)
-        .fetch_all(c)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LineRow {
-                    variant_id: r.try_get("variant_id")?,
-                    location_id: r.try_get("location_id")?,
-                    quantity: r.try_get("quantity")?,
-                })
-            })
-            .collect()
-    })
+    run!(c, |c| sqlx::query_as(
+        "SELECT variant_id, location_id, quantity FROM reservation_lines \
+         WHERE reservation_id = $1 ORDER BY variant_id"
+    )
+    .bind(id)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))
 }
 
 /// Ends an active reservation, when `ending`'s condition holds; the row after, or `None` when
@@ -103,37 +97,32 @@ pub async fn end_reservation<'c>(
     ending: Ending,
     now: OffsetDateTime,
 ) -> Result<Option<ReservationRow>, DbError> {
+    const RELEASE: &str = concat!(
+        "UPDATE reservations SET status = 'released', version = version + 1, updated_at = $2 \
+         WHERE id = $1 AND status = 'active' RETURNING ",
+        reservation_columns!()
+    );
+    const COMMIT: &str = concat!(
+        "UPDATE reservations SET status = 'committed', version = version + 1, updated_at = $2 \
+         WHERE id = $1 AND status = 'active' AND expires_at > $3 RETURNING ",
+        reservation_columns!()
+    );
+    const EXPIRE: &str = concat!(
+        "UPDATE reservations SET status = 'expired', version = version + 1, updated_at = $2 \
+         WHERE id = $1 AND status = 'active' AND expires_at <= $3 RETURNING ",
+        reservation_columns!()
+    );
     run!(c, |c| {
         let query = match ending {
-            Ending::Release => sqlx::query(
-                "UPDATE reservations SET status = 'released', version = version + 1, updated_at = $2 \
-                 WHERE id = $1 AND status = 'active' \
-                 RETURNING id, status, reference, version, expires_at, created_at, updated_at",
-            )
-            .bind(id)
-            .bind(now),
-            Ending::Commit { now_floor } => sqlx::query(
-                "UPDATE reservations SET status = 'committed', version = version + 1, updated_at = $2 \
-                 WHERE id = $1 AND status = 'active' AND expires_at > $3 \
-                 RETURNING id, status, reference, version, expires_at, created_at, updated_at",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(now_floor),
-            Ending::Expire { now_floor } => sqlx::query(
-                "UPDATE reservations SET status = 'expired', version = version + 1, updated_at = $2 \
-                 WHERE id = $1 AND status = 'active' AND expires_at <= $3 \
-                 RETURNING id, status, reference, version, expires_at, created_at, updated_at",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(now_floor),
+            Ending::Release => sqlx::query_as(RELEASE).bind(id).bind(now),
+            Ending::Commit { now_floor } => {
+                sqlx::query_as(COMMIT).bind(id).bind(now).bind(now_floor)
+            }
+            Ending::Expire { now_floor } => {
+                sqlx::query_as(EXPIRE).bind(id).bind(now).bind(now_floor)
+            }
         };
-        let row = query.fetch_optional(c).await?;
-        Ok(match row {
-            Some(r) => Some(reservation_row!(r)),
-            None => None,
-        })
+        query.fetch_optional(c).await.map_err(DbError::from)
     })
 }
 
@@ -145,16 +134,14 @@ pub async fn expired_reservations<'c>(
     after: Uuid,
     limit: i64,
 ) -> Result<Vec<Uuid>, DbError> {
-    run!(c, |c| {
-        let rows = sqlx::query(
-            "SELECT id FROM reservations \
-             WHERE status = 'active' AND expires_at <= $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(now_floor)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(c)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
-    })
+    run!(c, |c| sqlx::query_scalar(
+        "SELECT id FROM reservations \
+         WHERE status = 'active' AND expires_at <= $1 AND id > $2 ORDER BY id LIMIT $3"
+    )
+    .bind(now_floor)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))
 }

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use emporium_inventory::{InventoryError, ReservationStatus, ReserveLine};
+use emporium_inventory::{ExpirySweeps, InventoryError, ReservationStatus, ReserveLine};
 use emporium_kernel::ids::{LocationId, ReservationId, VariantId};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -472,28 +473,37 @@ async fn the_expiry_loop_sweeps_until_it_is_stopped(h: Harness) {
         .unwrap();
     h.clock.advance(time::Duration::minutes(2));
 
+    let mut sweeps = h.service.expiry_sweeps();
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(emporium_inventory::run_expiry(
         Arc::clone(&h.service),
         Duration::from_millis(20),
         stop.clone(),
     ));
-    // Wait for the condition; the deadline only matters when the sweeper is broken.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = h.service.get_reservation(r.id).await.unwrap().status;
-        if status == ReservationStatus::Expired {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never swept");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let first = after_passes(&mut sweeps, 1).await;
+    assert_eq!((first.failed, first.last_expired), (0, 1));
+    let status = h.service.get_reservation(r.id).await.unwrap().status;
+    assert_eq!(status, ReservationStatus::Expired);
+    assert_eq!(h.level(variant, loc).await, (10, 0));
+    // It keeps sweeping, finding nothing more to do.
+    let second = after_passes(&mut sweeps, 2).await;
+    assert_eq!((second.failed, second.last_expired), (0, 0));
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(30), sweeper)
         .await
         .expect("the sweeper stops when cancelled")
         .unwrap();
-    assert_eq!(h.level(variant, loc).await, (10, 0));
+    assert_eq!(h.events("inventory.reservation_expired").await.len(), 1);
+}
+
+/// What the expiry loop reports once it has finished `passes` passes; the deadline only matters
+/// when the loop is broken.
+async fn after_passes(sweeps: &mut watch::Receiver<ExpirySweeps>, passes: u64) -> ExpirySweeps {
+    let reached = sweeps.wait_for(|s| s.completed >= passes);
+    *tokio::time::timeout(Duration::from_secs(30), reached)
+        .await
+        .expect("the expiry loop stalled")
+        .unwrap()
 }
 
 async fn unknown_reservations_are_not_found(h: Harness) {
