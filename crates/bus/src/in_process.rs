@@ -1,4 +1,5 @@
-//! The all-in-one bus: delivery is a direct call to each consumer, awaited, in outbox order.
+//! The all-in-one bus: delivery is a direct call to each consumer, awaited, in outbox order; a
+//! batch goes to each consumer whole, so it can apply it in one transaction.
 
 use std::sync::{Arc, RwLock};
 
@@ -50,6 +51,28 @@ impl EventBus for InProcessBus {
                 first_failure.get_or_insert(BusError::Handler {
                     consumer: handler.name(),
                     event_id: envelope.id,
+                    source,
+                });
+            }
+        }
+        first_failure.map_or(Ok(()), Err)
+    }
+
+    async fn publish_batch(&self, envelopes: &[Envelope]) -> Result<(), BusError> {
+        let mut first_failure = None;
+        for handler in self.handlers() {
+            let accepted: Vec<&Envelope> = envelopes
+                .iter()
+                .filter(|e| handler.accepts(&e.event_type))
+                .collect();
+            if accepted.is_empty() {
+                continue;
+            }
+            if let Err(source) = handler.handle_batch(&accepted).await {
+                tracing::warn!(consumer = handler.name(), events = accepted.len(), error = %source, "consumer failed on a batch");
+                first_failure.get_or_insert(BusError::Handler {
+                    consumer: handler.name(),
+                    event_id: accepted[0].id,
                     source,
                 });
             }

@@ -34,6 +34,15 @@ pub enum BusError {
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes one event. `Ok` means every consumer has it; on `Err` the relay retries later.
     async fn publish(&self, envelope: &Envelope) -> Result<(), BusError>;
+
+    /// Publishes events in order. `Ok` means every consumer has all of them; on `Err` the relay
+    /// delivers the whole batch again later (consumers skip what they already handled).
+    async fn publish_batch(&self, envelopes: &[Envelope]) -> Result<(), BusError> {
+        for envelope in envelopes {
+            self.publish(envelope).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A consumer of events.
@@ -48,4 +57,15 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Applies the event. Must be idempotent through the inbox: check and record the event id in
     /// the same transaction as the effect.
     async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError>;
+
+    /// Applies events in order, each one it `accepts`. A consumer that can apply many events in
+    /// one transaction overrides it; the effect must be that of [`EventHandler::handle`] on each
+    /// event in turn, and a failure must leave every event either applied and recorded in the
+    /// inbox, or not applied.
+    async fn handle_batch(&self, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
+        for envelope in envelopes {
+            self.handle(envelope).await?;
+        }
+        Ok(())
+    }
 }

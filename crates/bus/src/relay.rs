@@ -55,36 +55,24 @@ impl OutboxRelay {
 
     /// Delivers everything committed so far; returns how many events were delivered.
     ///
-    /// Stops at the first event the bus refuses, so no later event overtakes it.
+    /// Rows go to the bus a batch at a time, in order, and are marked published only when the
+    /// bus accepted the whole batch; a refused batch stops the pass, so no later event overtakes
+    /// it, and is delivered again whole (consumers skip what they already handled).
     pub async fn drain(&self) -> Result<usize, RelayError> {
-        let mut delivered_total = 0;
+        let mut delivered = 0;
         loop {
             let rows = emporium_db::pending_outbox(&self.db, self.batch).await?;
             if rows.is_empty() {
-                return Ok(delivered_total);
+                return Ok(delivered);
             }
-            let mut delivered = Vec::with_capacity(rows.len());
-            let mut failure = None;
-            for row in &rows {
-                self.crash.hit("relay.before_publish");
-                match self.bus.publish(&row.envelope).await {
-                    Ok(()) => delivered.push(row.position),
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-            }
+            let (positions, envelopes): (Vec<i64>, Vec<_>) =
+                rows.into_iter().map(|r| (r.position, r.envelope)).unzip();
+            self.crash.hit("relay.before_publish");
+            self.bus.publish_batch(&envelopes).await?;
             self.crash.hit("relay.before_mark_published");
-            if !delivered.is_empty() {
-                emporium_db::mark_published(&self.db, &delivered, self.clock.now()).await?;
-                metrics::counter!("emporium_outbox_published_total")
-                    .increment(delivered.len() as u64);
-            }
-            delivered_total += delivered.len();
-            if let Some(e) = failure {
-                return Err(e.into());
-            }
+            emporium_db::mark_published(&self.db, &positions, self.clock.now()).await?;
+            metrics::counter!("emporium_outbox_published_total").increment(positions.len() as u64);
+            delivered += positions.len();
         }
     }
 

@@ -185,9 +185,14 @@ fn statement(filter: &ListFilter) -> (String, Vec<Arg>) {
         sql.push_str(&format!(" AND lower(p.title) LIKE {p} ESCAPE '\\'"));
     }
     if let Some(path) = &filter.category_path {
-        let p = next(&mut args, Arg::Text(format!("{}%", escape_like(path))));
+        // The category and its descendants are the paths in [path, path with its final `/`
+        // raised to `0`): an index range, probed once per product the walk visits.
+        let upper = format!("{}0", path.strip_suffix('/').unwrap_or(path));
+        let lo = next(&mut args, Arg::Text(path.clone()));
+        let hi = next(&mut args, Arg::Text(upper));
         sql.push_str(&format!(
-            " AND p.id IN (SELECT pc.product_id FROM product_categories pc JOIN categories c ON c.id = pc.category_id WHERE c.path LIKE {p} ESCAPE '\\')"
+            " AND EXISTS (SELECT 1 FROM product_categories pc JOIN categories c ON c.id = pc.category_id \
+             WHERE pc.product_id = p.id AND c.path >= {lo} AND c.path < {hi})"
         ));
     }
     if let Some(collection) = filter.collection {
@@ -219,33 +224,24 @@ fn statement(filter: &ListFilter) -> (String, Vec<Arg>) {
                     .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH);
                 let a = next(&mut args, Arg::Time(at));
-                let b = next(&mut args, Arg::Time(at));
                 let c = next(&mut args, Arg::Uuid(id));
-                sql.push_str(&format!(
-                    " AND (p.published_at < {a} OR (p.published_at = {b} AND p.id < {c}))"
-                ));
+                sql.push_str(&format!(" AND (p.published_at, p.id) < ({a}, {c})"));
             }
             Sort::Title => {
-                let t = after.text.clone().unwrap_or_default();
-                let a = next(&mut args, Arg::Text(t.clone()));
-                let b = next(&mut args, Arg::Text(t));
+                let a = next(&mut args, Arg::Text(after.text.clone().unwrap_or_default()));
                 let c = next(&mut args, Arg::Uuid(id));
-                sql.push_str(&format!(
-                    " AND (p.title > {a} OR (p.title = {b} AND p.id > {c}))"
-                ));
+                sql.push_str(&format!(" AND (p.title, p.id) > ({a}, {c})"));
             }
             Sort::PriceAsc | Sort::PriceDesc if priced => {
-                let n = after.number.unwrap_or_default();
-                let a = next(&mut args, Arg::Int(n));
-                let b = next(&mut args, Arg::Int(n));
+                let a = next(&mut args, Arg::Int(after.number.unwrap_or_default()));
                 let c = next(&mut args, Arg::Uuid(id));
-                let (cmp, idcmp) = if filter.sort == Sort::PriceAsc {
-                    (">", ">")
+                let cmp = if filter.sort == Sort::PriceAsc {
+                    ">"
                 } else {
-                    ("<", "<")
+                    "<"
                 };
                 sql.push_str(&format!(
-                    " AND (pp.min_amount {cmp} {a} OR (pp.min_amount = {b} AND p.id {idcmp} {c}))"
+                    " AND (pp.min_amount, pp.product_id) {cmp} ({a}, {c})"
                 ));
             }
             Sort::PriceAsc | Sort::PriceDesc => {}
@@ -255,8 +251,9 @@ fn statement(filter: &ListFilter) -> (String, Vec<Arg>) {
         Sort::Created => " ORDER BY p.id DESC",
         Sort::Newest => " ORDER BY p.published_at DESC, p.id DESC",
         Sort::Title => " ORDER BY p.title, p.id",
-        Sort::PriceAsc if priced => " ORDER BY pp.min_amount, p.id",
-        Sort::PriceDesc if priced => " ORDER BY pp.min_amount DESC, p.id DESC",
+        // Ordered by the index's own columns, so the walk needs no sort.
+        Sort::PriceAsc if priced => " ORDER BY pp.min_amount, pp.product_id",
+        Sort::PriceDesc if priced => " ORDER BY pp.min_amount DESC, pp.product_id DESC",
         Sort::PriceAsc | Sort::PriceDesc => " ORDER BY p.id DESC",
     });
     let p = next(&mut args, Arg::Int(filter.limit + 1));
@@ -292,7 +289,7 @@ mod tests {
         assert!(!sql.contains("DROP"), "{sql}");
         assert!(!sql.contains("EUR"), "{sql}");
         assert_eq!(sql.matches('$').count(), args.len());
-        assert!(sql.contains("ORDER BY pp.min_amount, p.id"));
+        assert!(sql.contains("ORDER BY pp.min_amount, pp.product_id"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The catalog's consumers: availability projected from inventory events, and the storefront
 //! cache invalidated by the catalog's own events.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use emporium_bus::{EventHandler, HandlerError};
@@ -47,20 +48,35 @@ impl EventHandler for StockProjection {
     }
 
     async fn handle(&self, e: &Envelope) -> Result<(), HandlerError> {
-        let change: StockChanged = serde_json::from_value(e.data.clone())?;
+        self.handle_batch(&[e]).await
+    }
+
+    /// Applies the batch in one transaction, then drops the products it changed from the cache.
+    async fn handle_batch(&self, events: &[&Envelope]) -> Result<(), HandlerError> {
         let now = self.clock.now();
+        let mut changed = BTreeSet::new();
         let mut tx = self.db.begin_write().await?;
-        if !emporium_db::mark_handled(&mut tx, STOCK_CONSUMER, e.id, now).await? {
-            return Ok(());
-        }
-        store::upsert_variant_stock(&mut tx, change.variant_id.0, change.variant_available, now)
+        for e in events {
+            let change: StockChanged = serde_json::from_value(e.data.clone())?;
+            if !emporium_db::mark_handled(&mut tx, STOCK_CONSUMER, e.id, now).await? {
+                continue;
+            }
+            store::upsert_variant_stock(
+                &mut tx,
+                change.variant_id.0,
+                change.variant_available,
+                now,
+            )
             .await?;
-        let product = store::product_of_variant(&mut tx, change.variant_id.0).await?;
-        if let Some(product) = product {
-            store::refresh_in_stock(&mut tx, product).await?;
+            if let Some(product) = store::product_of_variant(&mut tx, change.variant_id.0).await? {
+                changed.insert(product);
+            }
+        }
+        for product in &changed {
+            store::refresh_in_stock(&mut tx, *product).await?;
         }
         tx.commit().await?;
-        if let Some(product) = product {
+        for product in changed {
             self.reads.invalidate_product(product).await;
         }
         Ok(())

@@ -1,9 +1,8 @@
 //! Catalog's SQL, and nothing else. Every function takes a connection: the writer's transaction
 //! for writes, a reader for reads.
 
-use emporium_db::{Conn, DbError, run};
+use emporium_db::{Conn, DbError, from_row, run};
 use emporium_kernel::Money;
-use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -76,29 +75,6 @@ pub struct MediaRow {
     pub alt: String,
     pub position: i64,
     pub created_at: OffsetDateTime,
-}
-
-/// Implements `sqlx::FromRow` for a row struct on both backends, each field read from the
-/// column of its name.
-macro_rules! from_row {
-    ($row:ident { $($field:ident),+ $(,)? }) => {
-        impl<'r, R> sqlx::FromRow<'r, R> for $row
-        where
-            R: Row,
-            &'static str: ColumnIndex<R>,
-            Uuid: Decode<'r, R::Database> + Type<R::Database>,
-            String: Decode<'r, R::Database> + Type<R::Database>,
-            i64: Decode<'r, R::Database> + Type<R::Database>,
-            bool: Decode<'r, R::Database> + Type<R::Database>,
-            OffsetDateTime: Decode<'r, R::Database> + Type<R::Database>,
-        {
-            fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
-                Ok(Self {
-                    $($field: r.try_get(stringify!($field))?,)+
-                })
-            }
-        }
-    };
 }
 
 from_row!(ProductRow {

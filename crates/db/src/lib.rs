@@ -42,6 +42,49 @@ macro_rules! run {
     };
 }
 
+/// Implements `sqlx::FromRow` for a row struct on both engines, each field read from the column
+/// of its name (fields may be `Uuid`, `String`, `i64`, `bool`, `OffsetDateTime`, or options of
+/// them).
+///
+/// ```text
+/// db::from_row!(ProductRow { id, handle, title });
+/// ```
+#[macro_export]
+macro_rules! from_row {
+    ($row:ident { $($field:ident),+ $(,)? }) => {
+        impl<'r, R> $crate::__private::sqlx::FromRow<'r, R> for $row
+        where
+            R: $crate::__private::sqlx::Row,
+            &'static str: $crate::__private::sqlx::ColumnIndex<R>,
+            $crate::__private::Uuid: $crate::__private::sqlx::Decode<'r, R::Database>
+                + $crate::__private::sqlx::Type<R::Database>,
+            String: $crate::__private::sqlx::Decode<'r, R::Database>
+                + $crate::__private::sqlx::Type<R::Database>,
+            i64: $crate::__private::sqlx::Decode<'r, R::Database>
+                + $crate::__private::sqlx::Type<R::Database>,
+            bool: $crate::__private::sqlx::Decode<'r, R::Database>
+                + $crate::__private::sqlx::Type<R::Database>,
+            $crate::__private::OffsetDateTime: $crate::__private::sqlx::Decode<'r, R::Database>
+                + $crate::__private::sqlx::Type<R::Database>,
+        {
+            fn from_row(r: &'r R) -> Result<Self, $crate::__private::sqlx::Error> {
+                use $crate::__private::sqlx::Row as _;
+                Ok(Self {
+                    $($field: r.try_get(stringify!($field))?,)+
+                })
+            }
+        }
+    };
+}
+
+/// What the exported macros name; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use sqlx;
+    pub use time::OffsetDateTime;
+    pub use uuid::Uuid;
+}
+
 /// Executes a statement (no rows back) on whichever engine `$conn` holds; yields the number of
 /// rows affected.
 ///

@@ -220,6 +220,7 @@ impl Store {
                 db: self.db.clone(),
                 shutting_down,
                 catalog_reads: self.catalog_reads.clone(),
+                search: self.search.clone(),
             });
         let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(emporium_identity::router(self.identity.clone()))
@@ -267,6 +268,7 @@ struct OpsState {
     db: Db,
     shutting_down: CancellationToken,
     catalog_reads: Arc<CatalogReads>,
+    search: Arc<SearchIndex>,
 }
 
 /// Liveness: the process answers.
@@ -320,6 +322,7 @@ async fn metrics(State(ops): State<OpsState>) -> Response {
             .set(f64::from(pool.size.saturating_sub(pool.idle)));
     }
     ops.catalog_reads.publish_gauges();
+    metrics::gauge!("emporium_search_checkpoint").set(ops.search.checkpoint() as f64);
     if let Ok(pending) = emporium_db::count_pending(&ops.db).await {
         metrics::gauge!("emporium_outbox_pending_events").set(pending as f64);
     }

@@ -73,6 +73,10 @@ pub enum Command {
         /// How many products.
         #[arg(long, default_value_t = 1000)]
         products: usize,
+        /// Write the catalog to this JSON Lines file (for `import products`) instead of the
+        /// database.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -167,7 +171,14 @@ pub async fn run(cli: Cli, started: Instant) -> u8 {
         Command::Search {
             command: SearchCommand::Reindex,
         } => reindex(&config).await,
-        Command::Seed { products } => {
+        Command::Seed {
+            products,
+            output: Some(file),
+        } => crate::seed::write_jsonl(&file, products),
+        Command::Seed {
+            products,
+            output: None,
+        } => {
             import(
                 &config,
                 crate::seed::demo_catalog(products),

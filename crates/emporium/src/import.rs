@@ -17,7 +17,7 @@ use emporium_inventory::{CreateLocation, SetLevel};
 use emporium_kernel::ids::{CategoryId, CollectionId, LocationId};
 use emporium_kernel::{DomainError, Money};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Store;
 
@@ -27,7 +27,7 @@ const BATCH: usize = 500;
 pub const DEFAULT_LOCATION: &str = "main";
 
 /// One product of an import file (a JSON Lines record, or a group of CSV rows with one handle).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportProduct {
     pub handle: String,
@@ -51,7 +51,7 @@ pub struct ImportProduct {
 }
 
 /// One variant of an imported product.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportVariant {
     pub sku: String,

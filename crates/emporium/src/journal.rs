@@ -84,29 +84,36 @@ impl EventHandler for JournalConsumer {
     }
 
     async fn handle(&self, e: &Envelope) -> Result<(), HandlerError> {
+        self.handle_batch(&[e]).await
+    }
+
+    /// Records the batch in one transaction, in order, skipping events recorded before.
+    async fn handle_batch(&self, events: &[&Envelope]) -> Result<(), HandlerError> {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
-        if !emporium_db::mark_handled(&mut tx, CONSUMER, e.id, now).await? {
-            // Handled before: a redelivery has no second effect.
-            return Ok(());
+        for e in events {
+            if !emporium_db::mark_handled(&mut tx, CONSUMER, e.id, now).await? {
+                // Handled before: a redelivery has no second effect.
+                continue;
+            }
+            let data = serde_json::to_string(&e.data)?;
+            emporium_db::execute!(
+                &mut tx,
+                sqlx::query(
+                    "INSERT INTO event_journal (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data, recorded_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                )
+                .bind(e.id)
+                .bind(&e.event_type)
+                .bind(e.version)
+                .bind(&e.aggregate_id)
+                .bind(e.sequence)
+                .bind(e.occurred_at)
+                .bind(&e.trace)
+                .bind(&data)
+                .bind(now)
+            )?;
         }
-        let data = serde_json::to_string(&e.data)?;
-        emporium_db::execute!(
-            &mut tx,
-            sqlx::query(
-                "INSERT INTO event_journal (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            )
-            .bind(e.id)
-            .bind(&e.event_type)
-            .bind(e.version)
-            .bind(&e.aggregate_id)
-            .bind(e.sequence)
-            .bind(e.occurred_at)
-            .bind(&e.trace)
-            .bind(&data)
-            .bind(now)
-        )?;
         tx.commit().await?;
         // One stored permit: a reader that was not waiting yet still sees it on its next wait.
         self.recorded.notify_one();

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context;
+
 use emporium_catalog::api::{ProductOption, ProductStatus};
 use emporium_kernel::Money;
 
@@ -115,6 +117,22 @@ const SIZES: &[&str] = &["XS", "S", "M", "L", "XL"];
 /// `n` demo products, the same every time.
 pub fn demo_catalog(n: usize) -> Vec<Record> {
     (0..n).map(|i| (i + 1, Ok(product(i)))).collect()
+}
+
+/// Writes `n` demo products to `path` as JSON Lines, the format `import products` reads.
+pub fn write_jsonl(path: &std::path::Path, n: usize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for i in 0..n {
+        serde_json::to_writer(&mut out, &product(i))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{n} demo products written to {}", path.display());
+    Ok(())
 }
 
 fn product(i: usize) -> ImportProduct {

@@ -216,3 +216,43 @@ fn the_import_command_exits_non_zero_when_a_row_fails() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_demo_catalog_written_to_a_file_imports_as_the_seed_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("demo.jsonl");
+    let emporium = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_emporium"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("EMPORIUM_DATABASE_URL")
+            .env_remove("EMPORIUM_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        stdout
+    };
+    let written = emporium(&[
+        "seed",
+        "--products",
+        "30",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    assert!(written.contains("30 demo products written"), "{written}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 30);
+    let imported = emporium(&["import", "products", file.to_str().unwrap()]);
+    assert!(
+        imported.contains("30 created, 0 updated, 0 unchanged"),
+        "{imported}"
+    );
+    // Seeding the same catalog finds every product already as the file had it.
+    let seeded = emporium(&["seed", "--products", "30"]);
+    assert!(
+        seeded.contains("0 created, 0 updated, 30 unchanged"),
+        "{seeded}"
+    );
+}

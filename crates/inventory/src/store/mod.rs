@@ -2,7 +2,7 @@
 //! transaction for writes, a reader for reads. Stock only ever moves by conditional updates whose
 //! `WHERE` states the rule (enough available, not below reserved), never by read-then-write.
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use emporium_db::from_row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -76,29 +76,6 @@ pub enum Ending {
     Commit { now_floor: OffsetDateTime },
     /// Given back because its time is up at the given whole-second instant.
     Expire { now_floor: OffsetDateTime },
-}
-
-/// Implements `sqlx::FromRow` for a row struct on both backends, each field read from the
-/// column of its name.
-macro_rules! from_row {
-    ($row:ident { $($field:ident),+ $(,)? }) => {
-        impl<'r, R> sqlx::FromRow<'r, R> for $row
-        where
-            R: Row,
-            &'static str: ColumnIndex<R>,
-            Uuid: Decode<'r, R::Database> + Type<R::Database>,
-            String: Decode<'r, R::Database> + Type<R::Database>,
-            i64: Decode<'r, R::Database> + Type<R::Database>,
-            bool: Decode<'r, R::Database> + Type<R::Database>,
-            OffsetDateTime: Decode<'r, R::Database> + Type<R::Database>,
-        {
-            fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
-                Ok(Self {
-                    $($field: r.try_get(stringify!($field))?,)+
-                })
-            }
-        }
-    };
 }
 
 from_row!(LocationRow {
