@@ -20,9 +20,10 @@ command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)
 command -v python3 >/dev/null || { echo "bench: python3 is missing" >&2; exit 1; }
 cargo build --release -q -p emporium
 bin="$target/release/emporium"
-data=${BENCH_DATA:-$(mktemp -d)}
+# BENCH_DATA keeps the data folder (and a later run with the same folder skips the import).
+if [ -n "${BENCH_DATA:-}" ]; then data=$BENCH_DATA; mkdir -p "$data"; keep=1; else data=$(mktemp -d); keep=0; fi
 pid=
-trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm -rf "$data"' EXIT
+trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; [ "$keep" = 1 ] || rm -rf "$data"' EXIT
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -38,12 +39,15 @@ run_wrk() { # connections path-or-script label
 }
 
 echo "== catalog of $products products"
-"$bin" seed --products "$products" --output "$data/catalog.jsonl" --data-dir "$data" >/dev/null
-start=$(date +%s%N)
-EMPORIUM_LOG_LEVEL=warn "$bin" import products "$data/catalog.jsonl" --data-dir "$data"
-import_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-echo "import: $products products in ${import_ms} ms = $(( products * 1000 / import_ms )) products/s (file $(du -h "$data/catalog.jsonl" | cut -f1))"
-echo "database: $(du -ch "$data"/emporium.db* | tail -1 | cut -f1)"
+if [ ! -f "$data/emporium.db" ]; then
+  "$bin" seed --products "$products" --output "$data/catalog.jsonl" --data-dir "$data" >/dev/null
+  start=$(date +%s%N)
+  EMPORIUM_LOG_LEVEL=warn "$bin" import products "$data/catalog.jsonl" --data-dir "$data"
+  import_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  echo "import: $products products in ${import_ms} ms = $(( products * 1000 / import_ms )) products/s (file $(du -h "$data/catalog.jsonl" | cut -f1))"
+  echo "database: $(du -ch "$data"/emporium.db* | tail -1 | cut -f1)"
+  [ "${BENCH_IMPORT_ONLY:-0}" = 1 ] && exit 0
+fi
 
 # Serve: the import's events are delivered (journal, projections) and indexed from the outbox.
 start=$(date +%s%N)
