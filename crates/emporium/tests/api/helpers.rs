@@ -378,3 +378,21 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Runs the `emporium` binary with `args` on the data folder `dir` (SQLite, no configuration
+/// file); returns its exit code, standard output and standard error.
+pub fn emporium_cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("EMPORIUM_DATABASE_URL")
+        .env_remove("EMPORIUM_CONFIG")
+        .output()
+        .expect("emporium runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -7,7 +7,7 @@ use emporium_kernel::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, emporium_cli};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -222,17 +222,8 @@ fn the_demo_catalog_written_to_a_file_imports_as_the_seed_would() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("demo.jsonl");
     let emporium = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_emporium"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env_remove("EMPORIUM_DATABASE_URL")
-            .env_remove("EMPORIUM_CONFIG")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        let (code, stdout, stderr) = emporium_cli(dir.path(), args);
+        assert_eq!(code, Some(0), "{args:?}: {stdout}{stderr}");
         stdout
     };
     let written = emporium(&[

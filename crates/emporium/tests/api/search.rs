@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::catalog::create_product;
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, emporium_cli};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -226,19 +226,7 @@ async fn the_index_survives_a_restart_and_catches_up_from_its_checkpoint(mut app
 #[test]
 fn reindex_rebuilds_the_index_from_the_journal() {
     let dir = tempfile::tempdir().unwrap();
-    let emporium = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env_remove("EMPORIUM_DATABASE_URL")
-            .env_remove("EMPORIUM_CONFIG")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        (out.status.code(), stdout, stderr)
-    };
+    let emporium = |args: &[&str]| emporium_cli(dir.path(), args);
     let (code, stdout, stderr) = emporium(&["seed", "--products", "40"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     // Every 20th demo product is a draft: 38 of 40 are published.
