@@ -1,14 +1,13 @@
 //! The catalog over HTTP: staff writes with validation and optimistic concurrency, the category
 //! tree, and storefront reads (cache, ETag / 304, filters, sorts, cursors).
 
-use std::time::Duration;
 
 use emporium_kernel::auth::Role;
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, eventually, pointers};
+use crate::helpers::{TestApp, after_delivery, assert_problem, pointers};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -105,7 +104,7 @@ async fn a_product_goes_from_draft_to_the_storefront_and_back(app: TestApp) {
     assert!(published["published_at"].is_string());
 
     // The storefront sees it once the publish event has been delivered.
-    let seen = eventually(Duration::from_secs(5), || async {
+    let seen = after_delivery(&app, || async {
         app.get("/v1/store/products/linen-shirt", None)
             .await
             .status()
@@ -153,7 +152,7 @@ async fn a_product_goes_from_draft_to_the_storefront_and_back(app: TestApp) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let renamed = eventually(Duration::from_secs(5), || async {
+    let renamed = after_delivery(&app, || async {
         let r = app.get(&format!("/v1/store/products/{id}"), None).await;
         r.status() == StatusCode::OK
             && r.json::<Value>().await.unwrap()["title"] == "Linen Shirt II"
@@ -176,7 +175,7 @@ async fn a_product_goes_from_draft_to_the_storefront_and_back(app: TestApp) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let gone = eventually(Duration::from_secs(5), || async {
+    let gone = after_delivery(&app, || async {
         app.get(&format!("/v1/store/products/{id}"), None)
             .await
             .status()
@@ -574,7 +573,7 @@ async fn the_category_tree_moves_renames_and_refuses_cycles(app: TestApp) {
         p["categories"][0]["path"],
         json!([home["id"], shirts["id"]])
     );
-    let moved_in_tree = eventually(Duration::from_secs(5), || async {
+    let moved_in_tree = after_delivery(&app, || async {
         let tree = category_tree(&app).await;
         tree["items"][1]["children"][0]["name"] == "Linen"
             && tree["items"][0]["children"]
@@ -770,7 +769,7 @@ async fn stock_levels_reach_the_storefront_and_its_in_stock_filter(app: TestApp)
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 
     let pid = stocked["id"].as_str().unwrap();
-    let shown = eventually(Duration::from_secs(5), || async {
+    let shown = after_delivery(&app, || async {
         let p: Value = app
             .get(&format!("/v1/store/products/{pid}"), None)
             .await
@@ -814,7 +813,7 @@ async fn stock_levels_reach_the_storefront_and_its_in_stock_filter(app: TestApp)
         )
         .await
         .unwrap();
-    let lowered = eventually(Duration::from_secs(5), || async {
+    let lowered = after_delivery(&app, || async {
         let p: Value = app
             .get(&format!("/v1/store/products/{pid}"), None)
             .await
@@ -826,7 +825,7 @@ async fn stock_levels_reach_the_storefront_and_its_in_stock_filter(app: TestApp)
     .await;
     assert!(lowered, "the reservation did not lower availability");
     app.store().inventory.release(reservation.id).await.unwrap();
-    let restored = eventually(Duration::from_secs(5), || async {
+    let restored = after_delivery(&app, || async {
         let p: Value = app
             .get(&format!("/v1/store/products/{pid}"), None)
             .await

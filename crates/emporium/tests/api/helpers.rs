@@ -360,6 +360,17 @@ pub fn pointers(problem: &Value) -> Vec<(String, String)> {
     v
 }
 
+/// Delivers every committed outbox event, then runs `check` once: what those events change is
+/// visible by then.
+pub async fn after_delivery<F, Fut>(app: &TestApp, check: F) -> bool
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    app.drain_outbox().await;
+    check().await
+}
+
 /// Polls `check` until it returns true or `deadline` passes (a deadline that matters only on
 /// failure).
 pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
