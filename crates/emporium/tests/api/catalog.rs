@@ -1,7 +1,6 @@
 //! The catalog over HTTP: staff writes with validation and optimistic concurrency, the category
 //! tree, and storefront reads (cache, ETag / 304, filters, sorts, cursors).
 
-
 use emporium_kernel::auth::Role;
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
