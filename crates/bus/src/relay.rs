@@ -59,6 +59,7 @@ impl OutboxRelay {
     /// bus accepted the whole batch; a refused batch stops the pass, so no later event overtakes
     /// it, and is delivered again whole (consumers skip what they already handled).
     pub async fn drain(&self) -> Result<usize, RelayError> {
+        let _turn = self.db.relay_turn().lock().await;
         let mut delivered = 0;
         loop {
             let rows = emporium_db::pending_outbox(&self.db, self.batch).await?;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use emporium_db::ReadConn;
+use emporium_db::{Arg, ReadConn};
 use emporium_kernel::{Currency, Cursor, FieldError, Page};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::api::{Product, ProductStatus};
 use crate::error::CatalogError;
-use crate::store::{self, Arg, DocumentRow};
+use crate::store::{self, DocumentRow};
 
 /// The order of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]

@@ -4,13 +4,14 @@
 //! tables, stores that document with the next version (only if nobody else wrote in between) and
 //! records the event carrying it. Reads then cost one row.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use emporium_db::{Db, WriteTx};
 use emporium_kernel::ids::{CategoryId, CollectionId, MediaId, ProductId, VariantId};
-use emporium_kernel::{Clock, Cursor, Money, Page, Violations};
+use emporium_kernel::{Clock, Cursor, DomainError, ErrorKind, Money, Page, Violations};
 use serde::Deserialize;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::api::{
@@ -211,7 +212,7 @@ impl CatalogService {
             tx,
             HandleTable::Products,
             id,
-            input.handle,
+            input.handle.take(),
             &input.title,
             CatalogError::HandleTaken,
         )
@@ -221,47 +222,21 @@ impl CatalogService {
                 return Err(CatalogError::SkuTaken(variant.sku.clone()));
             }
         }
-        let status = input.status.unwrap_or(ProductStatus::Draft);
-        let row = ProductRow {
-            id,
-            handle,
-            title: input.title,
-            description: input.description,
-            status: status.as_str().to_owned(),
-            options: serde_json::to_string(&input.options)?,
-            attributes: serde_json::to_string(&input.attributes)?,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            published_at: (status == ProductStatus::Published).then_some(now),
-        };
-        store::insert_product(&mut *tx, &row)
+        let rows = new_rows(input, id, handle, now)?;
+        store::insert_product(&mut *tx, &rows.product)
             .await
-            .map_err(|e| unique_or(e, || CatalogError::HandleTaken(row.handle.clone())))?;
-        for (position, variant) in input.variants.into_iter().enumerate() {
-            let title = variant
-                .title
-                .map(|t| t.trim().to_owned())
-                .unwrap_or_else(|| domain::default_variant_title(&input.options, &variant.options));
-            let vrow = VariantRow {
-                id: VariantId::generate().0,
-                sku: variant.sku.clone(),
-                title,
-                options: serde_json::to_string(&variant.options)?,
-                weight_grams: variant.weight_grams,
-                position: i64::try_from(position).unwrap_or(i64::MAX),
-            };
-            store::insert_variant(&mut *tx, id, &vrow, now)
+            .map_err(|e| unique_or(e, || CatalogError::HandleTaken(rows.product.handle.clone())))?;
+        for vrow in &rows.variants {
+            store::insert_variant(&mut *tx, id, vrow, now)
                 .await
-                .map_err(|e| unique_or(e, || CatalogError::SkuTaken(variant.sku.clone())))?;
-            store::set_prices(tx, vrow.id, &variant.prices).await?;
+                .map_err(|e| unique_or(e, || CatalogError::SkuTaken(vrow.sku.clone())))?;
         }
-        let categories = dedup(input.category_ids.iter().map(|c| c.0));
-        let collections = dedup(input.collection_ids.iter().map(|c| c.0));
-        store::set_product_categories(tx, id, &categories).await?;
-        store::set_product_collections(tx, id, &collections).await?;
+        let prices: Vec<(Uuid, &Money)> = rows.prices.iter().map(|(v, m)| (*v, m)).collect();
+        store::insert_prices(tx, &prices).await?;
+        store::set_product_categories(tx, id, &rows.categories).await?;
+        store::set_product_collections(tx, id, &rows.collections).await?;
         store::refresh_in_stock(&mut *tx, id).await?;
-        self.finish(tx, row, 1, Change::Created).await
+        self.finish(tx, rows.product, 1, Change::Created).await
     }
 
     /// Changes a product's fields, status or links. `if_match` is the version the caller read.
@@ -771,6 +746,170 @@ impl CatalogService {
         Ok(Upserted::Updated)
     }
 
+    /// Upserts a batch of products by handle in one transaction, as the bulk import does, and
+    /// tells what happened to each input, in order.
+    ///
+    /// A product whose handle and SKUs nobody has (in the store, or earlier in the batch) is
+    /// new: it is checked in memory, and all new products are written together, a few
+    /// multi-row statements for the whole batch. The others go through
+    /// [`CatalogService::upsert_product_in`] one at a time, each under a savepoint, in input
+    /// order after the new ones (no input before them names their handle or SKUs, so the
+    /// outcome is the one of upserting in input order). A storage failure fails the batch and
+    /// nothing of it is written.
+    pub async fn upsert_products(
+        &self,
+        inputs: Vec<NewProduct>,
+    ) -> Result<Vec<Result<Upserted, CatalogError>>, CatalogError> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let handles: Vec<String> = inputs.iter().filter_map(|i| i.handle.clone()).collect();
+        let skus: Vec<String> = inputs
+            .iter()
+            .flat_map(|i| i.variants.iter().map(|v| v.sku.clone()))
+            .collect();
+        let mut claimed: HashSet<String> = store::taken_handles(&mut tx, &handles)
+            .await?
+            .into_iter()
+            .collect();
+        let mut claimed_skus: HashSet<String> = store::taken_skus(&mut tx, &skus)
+            .await?
+            .into_iter()
+            .collect();
+
+        let mut results: Vec<Option<Result<Upserted, CatalogError>>> =
+            inputs.iter().map(|_| None).collect();
+        let mut fresh = Vec::new();
+        let mut rest = Vec::new();
+        for (i, mut input) in inputs.into_iter().enumerate() {
+            let is_new = input.handle.as_ref().is_some_and(|h| !claimed.contains(h))
+                && input
+                    .variants
+                    .iter()
+                    .all(|v| !claimed_skus.contains(&v.sku));
+            claimed.extend(input.handle.clone());
+            claimed_skus.extend(input.variants.iter().map(|v| v.sku.clone()));
+            if !is_new {
+                rest.push((i, input));
+                continue;
+            }
+            let original = input.clone();
+            match validate_new(&mut input) {
+                Ok(()) => fresh.push((i, input, original)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+
+        let category_ids = dedup(
+            fresh
+                .iter()
+                .flat_map(|(_, p, _)| p.category_ids.iter().map(|c| c.0)),
+        );
+        let collection_ids = dedup(
+            fresh
+                .iter()
+                .flat_map(|(_, p, _)| p.collection_ids.iter().map(|c| c.0)),
+        );
+        let categories = store::categories_by_ids(&mut tx, &category_ids).await?;
+        let collections = store::collections_by_ids(&mut tx, &collection_ids).await?;
+        let category_rank: HashMap<Uuid, usize> = categories
+            .iter()
+            .enumerate()
+            .map(|(n, c)| (c.id, n))
+            .collect();
+        let collection_rank: HashMap<Uuid, usize> = collections
+            .iter()
+            .enumerate()
+            .map(|(n, c)| (c.id, n))
+            .collect();
+
+        let mut drafts = Vec::new();
+        let mut originals = Vec::new();
+        for (i, input, original) in fresh {
+            if let Err(e) = link_violations(
+                &input.category_ids,
+                &input.collection_ids,
+                |id| category_rank.contains_key(id),
+                |id| collection_rank.contains_key(id),
+            ) {
+                results[i] = Some(Err(e));
+                continue;
+            }
+            let handle = input.handle.clone().unwrap_or_default();
+            let rows = new_rows(input, ProductId::generate().0, handle, now)?;
+            let mut linked: Vec<&CategoryRow> = rows
+                .categories
+                .iter()
+                .filter_map(|id| category_rank.get(id).map(|&n| &categories[n]))
+                .collect();
+            linked.sort_by_key(|c| category_rank[&c.id]);
+            let mut grouped: Vec<&CollectionRow> = rows
+                .collections
+                .iter()
+                .filter_map(|id| collection_rank.get(id).map(|&n| &collections[n]))
+                .collect();
+            grouped.sort_by_key(|c| collection_rank[&c.id]);
+            let mut prices: Vec<(Uuid, String, i64)> = rows
+                .prices
+                .iter()
+                .map(|(v, m)| (*v, m.currency.as_str().to_owned(), m.amount))
+                .collect();
+            prices.sort_by(|a, b| a.1.cmp(&b.1));
+            let product = document_of(
+                &rows.product,
+                rows.variants.clone(),
+                prices,
+                linked.into_iter().cloned().collect::<Vec<_>>().as_slice(),
+                grouped.into_iter().cloned().collect::<Vec<_>>().as_slice(),
+                Vec::new(),
+            )?;
+            drafts.push((i, rows, product));
+            originals.push((i, original));
+        }
+
+        tx.savepoint().await?;
+        match write_new(&mut tx, &drafts, now).await {
+            Ok(()) => {
+                tx.release_savepoint().await?;
+                for (i, _, _) in &drafts {
+                    results[*i] = Some(Ok(Upserted::Created));
+                }
+            }
+            // Someone else took a handle or SKU meanwhile: each goes the careful way instead.
+            Err(e) if e.is_unique_violation() => {
+                tx.rollback_to_savepoint().await?;
+                tx.release_savepoint().await?;
+                rest.extend(originals);
+                rest.sort_by_key(|(i, _)| *i);
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        for (i, input) in rest {
+            tx.savepoint().await?;
+            let outcome = self.upsert_product_in(&mut tx, input).await;
+            if !matches!(outcome, Ok(Upserted::Created | Upserted::Updated)) {
+                tx.rollback_to_savepoint().await?;
+            }
+            tx.release_savepoint().await?;
+            match outcome {
+                Err(e)
+                    if matches!(
+                        e.kind_and_code().0,
+                        ErrorKind::Internal | ErrorKind::Unavailable
+                    ) =>
+                {
+                    return Err(e);
+                }
+                outcome => results[i] = Some(outcome),
+            }
+        }
+        tx.commit().await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(CatalogError::Corrupt("an input had no outcome".into()))))
+            .collect())
+    }
+
     // ------------------------------------------------------------ categories
 
     /// Every category, flat, parents before children.
@@ -1208,6 +1347,127 @@ impl CatalogService {
     }
 }
 
+/// The rows of a new product.
+struct NewRows {
+    product: ProductRow,
+    /// In position order.
+    variants: Vec<VariantRow>,
+    /// `(variant id, price)`.
+    prices: Vec<(Uuid, Money)>,
+    categories: Vec<Uuid>,
+    collections: Vec<Uuid>,
+}
+
+/// The rows of new product `id` from checked `input`, at version 1, created at `now`.
+fn new_rows(
+    input: NewProduct,
+    id: Uuid,
+    handle: String,
+    now: OffsetDateTime,
+) -> Result<NewRows, CatalogError> {
+    let status = input.status.unwrap_or(ProductStatus::Draft);
+    let mut variants = Vec::with_capacity(input.variants.len());
+    let mut prices = Vec::new();
+    for (position, variant) in input.variants.into_iter().enumerate() {
+        let title = variant
+            .title
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_else(|| domain::default_variant_title(&input.options, &variant.options));
+        let vrow = VariantRow {
+            id: VariantId::generate().0,
+            sku: variant.sku,
+            title,
+            options: serde_json::to_string(&variant.options)?,
+            weight_grams: variant.weight_grams,
+            position: i64::try_from(position).unwrap_or(i64::MAX),
+        };
+        prices.extend(variant.prices.into_iter().map(|p| (vrow.id, p)));
+        variants.push(vrow);
+    }
+    Ok(NewRows {
+        product: ProductRow {
+            id,
+            handle,
+            title: input.title,
+            description: input.description,
+            status: status.as_str().to_owned(),
+            options: serde_json::to_string(&input.options)?,
+            attributes: serde_json::to_string(&input.attributes)?,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            published_at: (status == ProductStatus::Published).then_some(now),
+        },
+        variants,
+        prices,
+        categories: dedup(input.category_ids.iter().map(|c| c.0)),
+        collections: dedup(input.collection_ids.iter().map(|c| c.0)),
+    })
+}
+
+/// Writes new products (each `(input index, rows, document)`) with a few multi-row statements
+/// for the whole batch, and their `catalog.product_created` events.
+async fn write_new(
+    tx: &mut WriteTx,
+    drafts: &[(usize, NewRows, Product)],
+    now: OffsetDateTime,
+) -> Result<(), emporium_db::DbError> {
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    let documents = drafts
+        .iter()
+        .map(|(_, _, p)| serde_json::to_string(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let products: Vec<(&ProductRow, &str)> = drafts
+        .iter()
+        .zip(&documents)
+        .map(|((_, r, _), d)| (&r.product, d.as_str()))
+        .collect();
+    store::insert_products(tx, &products).await?;
+    let variants: Vec<(Uuid, &VariantRow)> = drafts
+        .iter()
+        .flat_map(|(_, r, _)| r.variants.iter().map(|v| (r.product.id, v)))
+        .collect();
+    store::insert_variants(tx, &variants, now).await?;
+    let prices: Vec<(Uuid, &Money)> = drafts
+        .iter()
+        .flat_map(|(_, r, _)| r.prices.iter().map(|(v, m)| (*v, m)))
+        .collect();
+    store::insert_prices(tx, &prices).await?;
+    let mut ranges = Vec::new();
+    for (_, r, _) in drafts {
+        let mut by_currency: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for (_, m) in &r.prices {
+            let range = by_currency
+                .entry(m.currency.as_str())
+                .or_insert((m.amount, m.amount));
+            range.0 = range.0.min(m.amount);
+            range.1 = range.1.max(m.amount);
+        }
+        ranges.extend(
+            by_currency
+                .into_iter()
+                .map(|(c, (lo, hi))| (r.product.id, c.to_owned(), lo, hi)),
+        );
+    }
+    store::insert_price_ranges(tx, &ranges).await?;
+    let links = |pick: fn(&NewRows) -> &Vec<Uuid>| -> Vec<(Uuid, Uuid)> {
+        drafts
+            .iter()
+            .flat_map(|(_, r, _)| pick(r).iter().map(|id| (r.product.id, *id)))
+            .collect()
+    };
+    store::insert_links(tx, LinkTable::Categories, &links(|r| &r.categories)).await?;
+    store::insert_links(tx, LinkTable::Collections, &links(|r| &r.collections)).await?;
+    let created: Vec<events::ProductCreated> = drafts
+        .iter()
+        .map(|(_, _, p)| events::ProductCreated(p.clone()))
+        .collect();
+    tx.record_many(created.iter().map(|e| (e, 1)), now).await?;
+    Ok(())
+}
+
 /// Trims and checks a new product's fields, recording every violation.
 fn validate_new(input: &mut NewProduct) -> Result<(), CatalogError> {
     input.title = input.title.trim().to_owned();
@@ -1262,6 +1522,20 @@ async fn assemble(tx: &mut WriteTx, row: &ProductRow) -> Result<Product, Catalog
     let categories = store::product_categories(&mut *tx, row.id).await?;
     let collections = store::product_collections(&mut *tx, row.id).await?;
     let media = store::product_media(&mut *tx, row.id).await?;
+    document_of(row, variants, prices, &categories, &collections, media)
+}
+
+/// The product document of `row` and the rows that hang off it, each list in the order the
+/// document shows: variants by position, prices (`(variant, currency, amount)`) by currency,
+/// categories by name, collections by title, media by position.
+fn document_of(
+    row: &ProductRow,
+    variants: Vec<VariantRow>,
+    prices: Vec<(Uuid, String, i64)>,
+    categories: &[CategoryRow],
+    collections: &[CollectionRow],
+    media: Vec<MediaRow>,
+) -> Result<Product, CatalogError> {
     let mut by_variant: BTreeMap<Uuid, Vec<Money>> = BTreeMap::new();
     for (variant, currency, amount) in prices {
         let currency = currency
@@ -1359,11 +1633,37 @@ async fn check_links(
     categories: &[CategoryId],
     collections: &[CollectionId],
 ) -> Result<(), CatalogError> {
-    let mut v = Violations::new();
     let ids: Vec<Uuid> = categories.iter().map(|c| c.0).collect();
-    let found = store::existing_ids(&mut *tx, LinkTable::Categories, &ids).await?;
-    for (i, id) in ids.iter().enumerate() {
-        if !found.contains(id) {
+    let found_categories: HashSet<Uuid> =
+        store::existing_ids(&mut *tx, LinkTable::Categories, &ids)
+            .await?
+            .into_iter()
+            .collect();
+    let ids: Vec<Uuid> = collections.iter().map(|c| c.0).collect();
+    let found_collections: HashSet<Uuid> =
+        store::existing_ids(&mut *tx, LinkTable::Collections, &ids)
+            .await?
+            .into_iter()
+            .collect();
+    link_violations(
+        categories,
+        collections,
+        |id| found_categories.contains(id),
+        |id| found_collections.contains(id),
+    )
+}
+
+/// One violation per category or collection named that `known_category` or
+/// `known_collection` does not know.
+fn link_violations(
+    categories: &[CategoryId],
+    collections: &[CollectionId],
+    known_category: impl Fn(&Uuid) -> bool,
+    known_collection: impl Fn(&Uuid) -> bool,
+) -> Result<(), CatalogError> {
+    let mut v = Violations::new();
+    for (i, id) in categories.iter().enumerate() {
+        if !known_category(&id.0) {
             v.push(
                 format!("/category_ids/{i}"),
                 "unknown_category",
@@ -1371,10 +1671,8 @@ async fn check_links(
             );
         }
     }
-    let ids: Vec<Uuid> = collections.iter().map(|c| c.0).collect();
-    let found = store::existing_ids(&mut *tx, LinkTable::Collections, &ids).await?;
-    for (i, id) in ids.iter().enumerate() {
-        if !found.contains(id) {
+    for (i, id) in collections.iter().enumerate() {
+        if !known_collection(&id.0) {
             v.push(
                 format!("/collection_ids/{i}"),
                 "unknown_collection",

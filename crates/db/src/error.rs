@@ -13,6 +13,8 @@ pub enum DbError {
     Encode(#[from] serde_json::Error),
     #[error("unsupported database url (expected sqlite: or postgres:)")]
     UnsupportedUrl,
+    #[error("malformed bulk statement: {0}")]
+    Bulk(&'static str),
 }
 
 impl DbError {

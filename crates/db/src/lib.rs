@@ -5,11 +5,13 @@
 //! Each statement is written once, with `$1` placeholders both engines accept; [`run!`] expands it
 //! for the engine in use.
 
+mod bulk;
 mod error;
 mod migrate;
 mod outbox;
 mod pool;
 
+pub use bulk::{Arg, IN_CHUNK, fetch_in, insert_rows, placeholders};
 pub use error::DbError;
 pub use migrate::Migration;
 pub use outbox::{

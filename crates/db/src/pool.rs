@@ -59,6 +59,8 @@ struct Inner {
     pools: Pools,
     // Woken after each commit that wrote outbox rows, so the relay delivers without polling delay.
     outbox_signal: Notify,
+    // Held by an outbox relay while it delivers, so relays of one process take turns.
+    relay_turn: tokio::sync::Mutex<()>,
 }
 
 enum Pools {
@@ -115,6 +117,7 @@ impl Db {
             inner: Arc::new(Inner {
                 pools,
                 outbox_signal: Notify::new(),
+                relay_turn: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -169,6 +172,12 @@ impl Db {
     /// Notified after each commit that recorded events; the relay waits on it.
     pub fn outbox_signal(&self) -> &Notify {
         &self.inner.outbox_signal
+    }
+
+    /// The turn an outbox relay holds while it delivers: relays over one `Db` (a server's and a
+    /// command's, say) take turns rather than hand the same rows to the consumers at once.
+    pub fn relay_turn(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.relay_turn
     }
 
     /// Current size and idle count of each pool.
@@ -247,6 +256,47 @@ impl WriteTx {
         .bind(data))?;
         self.wrote_events = true;
         Ok(envelope.id)
+    }
+
+    /// Records `events` (each with its sequence) in the outbox in as few statements as the bind
+    /// limit allows: what a bulk job writing thousands of events uses instead of
+    /// [`WriteTx::record`]. Returns the event ids in order.
+    pub async fn record_many<'e, E: Event + 'e>(
+        &mut self,
+        events: impl IntoIterator<Item = (&'e E, i64)>,
+        occurred_at: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, DbError> {
+        use crate::Arg;
+        let trace = emporium_kernel::trace::current();
+        let mut ids = Vec::new();
+        let mut rows = Vec::new();
+        for (event, sequence) in events {
+            let envelope =
+                emporium_kernel::Envelope::wrap(event, sequence, occurred_at, trace.clone())?;
+            ids.push(envelope.id);
+            rows.push(vec![
+                Arg::Uuid(envelope.id),
+                Arg::Text(envelope.event_type),
+                Arg::Int32(envelope.version),
+                Arg::Text(envelope.aggregate_id),
+                Arg::Int(envelope.sequence),
+                Arg::Time(envelope.occurred_at),
+                Arg::OptText(envelope.trace),
+                Arg::Text(serde_json::to_string(&envelope.data)?),
+            ]);
+        }
+        if rows.is_empty() {
+            return Ok(ids);
+        }
+        crate::insert_rows(
+            self,
+            "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) VALUES",
+            "",
+            &rows,
+        )
+        .await?;
+        self.wrote_events = true;
+        Ok(ids)
     }
 
     /// Marks a savepoint: a later [`WriteTx::rollback_to_savepoint`] undoes everything after it

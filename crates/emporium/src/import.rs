@@ -13,7 +13,7 @@ use anyhow::Context;
 use emporium_catalog::CatalogError;
 use emporium_catalog::api::{ProductOption, ProductStatus};
 use emporium_catalog::service::{CollectionInput, NewCategory, NewProduct, NewVariant, Upserted};
-use emporium_inventory::{CreateLocation, SetLevel};
+use emporium_inventory::CreateLocation;
 use emporium_kernel::ids::{CategoryId, CollectionId, LocationId};
 use emporium_kernel::{DomainError, Money};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Store;
 
-/// Products written per transaction.
+/// Products written per transaction (and stock levels per transaction after them).
 const BATCH: usize = 500;
 /// Code of the stock location import and seed fill.
 pub const DEFAULT_LOCATION: &str = "main";
@@ -278,84 +278,91 @@ pub async fn run(
     let mut summary = Summary::default();
     let categories = ensure_categories(store, &records).await?;
     let collections = ensure_collections(store, &records).await?;
-    let mut stock_wanted: Vec<(usize, String, i64)> = Vec::new();
+    let mut location = None;
     for chunk in records.chunks(BATCH) {
-        let mut tx = store.db.begin_write().await?;
+        let mut products = Vec::with_capacity(chunk.len());
+        let mut inputs = Vec::with_capacity(chunk.len());
         for (line, record) in chunk {
-            bar.inc(1);
-            let product = match record {
-                Ok(p) => p,
-                Err(reason) => {
-                    summary.failed.push((*line, reason.clone()));
-                    continue;
+            match record {
+                Ok(product) => {
+                    inputs.push(input_of(product, &categories, &collections));
+                    products.push((*line, product));
                 }
-            };
-            let input = NewProduct {
-                handle: Some(product.handle.clone()),
-                title: product.title.clone(),
-                description: product.description.clone(),
-                status: product.status,
-                options: product.options.clone(),
-                variants: product
-                    .variants
-                    .iter()
-                    .map(|v| NewVariant {
-                        sku: v.sku.clone(),
-                        title: v.title.clone(),
-                        options: v.options.clone(),
-                        weight_grams: v.weight_grams,
-                        prices: v.prices.clone(),
-                    })
-                    .collect(),
-                category_ids: product
-                    .categories
-                    .iter()
-                    .filter_map(|c| categories.get(&path_key(c)).copied())
-                    .collect(),
-                collection_ids: product
-                    .collections
-                    .iter()
-                    .filter_map(|c| collections.get(c.trim()).copied())
-                    .collect(),
-                attributes: product.attributes.clone(),
-            };
-            tx.savepoint().await?;
-            match store.catalog.upsert_product_in(&mut tx, input).await {
-                Ok(outcome) => {
-                    match outcome {
-                        Upserted::Created => summary.created += 1,
-                        Upserted::Updated => summary.updated += 1,
-                        Upserted::Unchanged => summary.unchanged += 1,
-                    }
-                    if outcome == Upserted::Unchanged {
-                        tx.rollback_to_savepoint().await?;
-                    }
-                    tx.release_savepoint().await?;
-                    for v in &product.variants {
-                        if let Some(n) = v.stock {
-                            stock_wanted.push((*line, v.sku.clone(), n));
-                        }
-                    }
-                }
-                Err(e) => {
-                    tx.rollback_to_savepoint().await?;
-                    tx.release_savepoint().await?;
-                    if matches!(
-                        e.kind_and_code().0,
-                        emporium_kernel::ErrorKind::Internal
-                            | emporium_kernel::ErrorKind::Unavailable
-                    ) {
-                        return Err(anyhow::Error::new(e).context(format!("line {line}")));
-                    }
-                    summary.failed.push((*line, describe(&e)));
-                }
+                Err(reason) => summary.failed.push((*line, reason.clone())),
             }
         }
-        tx.commit().await?;
+        let first = chunk.first().map_or(0, |(line, _)| *line);
+        let outcomes = store
+            .catalog
+            .upsert_products(inputs)
+            .await
+            .with_context(|| format!("cannot write the products from line {first} on"))?;
+        let mut stock = Vec::new();
+        for ((line, product), outcome) in products.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(Upserted::Created) => summary.created += 1,
+                Ok(Upserted::Updated) => summary.updated += 1,
+                Ok(Upserted::Unchanged) => summary.unchanged += 1,
+                Err(e) => {
+                    summary.failed.push((line, describe(&e)));
+                    continue;
+                }
+            }
+            stock.extend(
+                product
+                    .variants
+                    .iter()
+                    .filter_map(|v| v.stock.map(|n| (line, v.sku.clone(), n))),
+            );
+        }
+        if !stock.is_empty() {
+            let at = match location {
+                Some(at) => at,
+                None => *location.insert(default_location(store).await?),
+            };
+            summary.stock_set += set_stock(store, at, &stock, &mut summary.failed).await?;
+        }
+        bar.inc(chunk.len() as u64);
     }
-    summary.stock_set = set_stock(store, &stock_wanted, &mut summary.failed).await?;
     summary.failed.sort();
     Ok(summary)
+}
+
+/// The catalog's input for an import record, its categories and collections named by id.
+fn input_of(
+    product: &ImportProduct,
+    categories: &HashMap<String, CategoryId>,
+    collections: &HashMap<String, CollectionId>,
+) -> NewProduct {
+    NewProduct {
+        handle: Some(product.handle.clone()),
+        title: product.title.clone(),
+        description: product.description.clone(),
+        status: product.status,
+        options: product.options.clone(),
+        variants: product
+            .variants
+            .iter()
+            .map(|v| NewVariant {
+                sku: v.sku.clone(),
+                title: v.title.clone(),
+                options: v.options.clone(),
+                weight_grams: v.weight_grams,
+                prices: v.prices.clone(),
+            })
+            .collect(),
+        category_ids: product
+            .categories
+            .iter()
+            .filter_map(|c| categories.get(&path_key(c)).copied())
+            .collect(),
+        collection_ids: product
+            .collections
+            .iter()
+            .filter_map(|c| collections.get(c.trim()).copied())
+            .collect(),
+        attributes: product.attributes.clone(),
+    }
 }
 
 /// A one-line reason for a refused product: the code and every field at fault.
@@ -471,49 +478,36 @@ async fn ensure_collections(
     Ok(titles)
 }
 
-/// Sets `on_hand` at the default location for each `(line, sku, units)` whose level differs.
+/// Sets `on_hand` at `location` for each `(line, sku, units)` whose level differs; returns how
+/// many changed.
 async fn set_stock(
     store: &Store,
+    location: LocationId,
     wanted: &[(usize, String, i64)],
     failed: &mut Vec<(usize, String)>,
 ) -> anyhow::Result<u64> {
-    if wanted.is_empty() {
-        return Ok(0);
-    }
-    let location = default_location(store).await?;
     let variants = store
         .catalog
         .variant_ids_by_sku(&wanted.iter().map(|(_, s, _)| s.clone()).collect::<Vec<_>>())
         .await?;
-    let mut set = 0;
+    let mut items = Vec::with_capacity(wanted.len());
+    let mut at = Vec::with_capacity(wanted.len());
     for (line, sku, units) in wanted {
-        let Some(variant) = variants.get(sku).copied() else {
-            continue;
-        };
-        let current = store.inventory.variant_stock(variant).await?;
-        let here = current
-            .locations
-            .iter()
-            .find(|l| l.location_id == location)
-            .map(|l| l.on_hand);
-        if here == Some(*units) || (here.is_none() && *units == 0) {
-            continue;
+        if let Some(variant) = variants.get(sku) {
+            items.push((*variant, *units));
+            at.push((*line, sku));
         }
-        match store
-            .inventory
-            .set_level(
-                variant,
-                location,
-                SetLevel {
-                    on_hand: *units,
-                    reason: Some("import".to_owned()),
-                },
-                "import",
-            )
-            .await
-        {
-            Ok(_) => set += 1,
-            Err(e) => failed.push((*line, format!("stock of {sku}: {}", e.kind_and_code().1))),
+    }
+    let outcomes = store
+        .inventory
+        .set_levels(location, &items, "import", "import")
+        .await?;
+    let mut set = 0;
+    for ((line, sku), outcome) in at.into_iter().zip(outcomes) {
+        match outcome {
+            Ok(true) => set += 1,
+            Ok(false) => {}
+            Err(e) => failed.push((line, format!("stock of {sku}: {}", e.kind_and_code().1))),
         }
     }
     Ok(set)

@@ -1,5 +1,6 @@
-//! Bulk import and the demo catalog: upsert by handle and SKU, one product per savepoint, bad
-//! rows reported by line, re-running changes nothing; the CLI's exit codes.
+//! Bulk import and the demo catalog: upsert by handle and SKU, new products written together and
+//! the others one per savepoint, bad rows reported by line, re-running changes nothing; the CLI's
+//! exit codes.
 
 use std::process::Command;
 
@@ -13,6 +14,8 @@ use crate::on_both_backends;
 on_both_backends!(
     an_import_upserts_reports_bad_lines_and_is_idempotent,
     the_demo_catalog_seeds_once_and_reseeds_to_no_change,
+    an_imported_product_reads_as_one_created_through_the_api,
+    a_batch_keeps_the_order_of_its_inputs_for_repeated_handles,
 );
 
 const JSONL: &str = r#"{"handle": "linen-shirt", "title": "Linen Shirt", "status": "published", "categories": ["Apparel > Shirts"], "collections": ["Summer"], "options": [{"name": "Size", "values": ["S", "M"]}], "variants": [{"sku": "LS-S", "options": {"Size": "S"}, "prices": [{"currency": "EUR", "amount": 4900}], "stock": 4}, {"sku": "LS-M", "options": {"Size": "M"}, "prices": [{"currency": "EUR", "amount": 4900}]}]}
@@ -120,6 +123,160 @@ async fn an_import_upserts_reports_bad_lines_and_is_idempotent(app: TestApp) {
     assert_eq!(p["title"], "Linen Shirt v2");
     assert_eq!(p["variants"].as_array().unwrap().len(), 1);
     assert_eq!(p["variants"][0]["id"], shirt["variants"][0]["id"]);
+}
+
+/// A product document without what differs between two products made from one input.
+fn shape(mut product: Value) -> Value {
+    let object = product.as_object_mut().unwrap();
+    for key in ["id", "handle", "created_at", "updated_at", "published_at"] {
+        assert!(object.remove(key).is_some(), "{key} missing");
+    }
+    for variant in object["variants"].as_array_mut().unwrap() {
+        let variant = variant.as_object_mut().unwrap();
+        variant.remove("id");
+        let sku = variant["sku"].as_str().unwrap().replace("API-", "IMP-");
+        variant.insert("sku".into(), sku.into());
+    }
+    product
+}
+
+/// The stored document and the event of the product with `handle`.
+async fn stored(app: &TestApp, handle: &str) -> (Value, Value) {
+    let mut conn = app.store().db.read().await.unwrap();
+    let document: String = emporium_db::run!(&mut conn, |c| sqlx::query_scalar(
+        "SELECT document FROM products WHERE handle = $1"
+    )
+    .bind(handle)
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    let document: Value = serde_json::from_str(&document).unwrap();
+    let id = document["id"].as_str().unwrap().to_owned();
+    let events: Vec<String> = emporium_db::run!(&mut conn, |c| sqlx::query_scalar(
+        "SELECT data FROM outbox WHERE aggregate_id = $1 AND event_type = 'product.created'"
+    )
+    .bind(&id)
+    .fetch_all(c)
+    .await)
+    .unwrap();
+    assert_eq!(events.len(), 1, "one creation event for {handle}");
+    (document, serde_json::from_str(&events[0]).unwrap())
+}
+
+async fn an_imported_product_reads_as_one_created_through_the_api(app: TestApp) {
+    // Several categories and collections, named out of order, so their order in the document
+    // is the store's and not the file's.
+    let line = json!({
+        "handle": "imported", "title": "  Linen Shirt ", "description": "Cool.", "status": "published",
+        "categories": ["Apparel > Shirts", "Summer Picks", "Apparel > Linen"],
+        "collections": ["Summer", "Basics"],
+        "options": [{"name": "Size", "values": ["S", "M"]}, {"name": "Colour", "values": ["Sand"]}],
+        "attributes": {"material": "linen", "care": {"wash": 30}},
+        "variants": [
+            {"sku": "IMP-S", "options": {"Size": "S", "Colour": "Sand"}, "weight_grams": 180,
+             "prices": [{"currency": "USD", "amount": 5200}, {"currency": "EUR", "amount": 4900}]},
+            {"sku": "IMP-M", "title": "Medium", "options": {"Size": "M", "Colour": "Sand"},
+             "prices": [{"currency": "EUR", "amount": 5100}, {"currency": "USD", "amount": 5400}]}
+        ]
+    });
+    let summary = import(&app, &line.to_string()).await;
+    assert_eq!(summary.created, 1, "{:?}", summary.failed);
+    let (document, event) = stored(&app, "imported").await;
+    assert_eq!(event, document, "the event carries the stored document");
+
+    let mut body = line.clone();
+    let object = body.as_object_mut().unwrap();
+    object.insert("handle".into(), "created".into());
+    object.insert(
+        "category_ids".into(),
+        document["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .map(|c| c["id"].clone())
+            .collect(),
+    );
+    object.insert(
+        "collection_ids".into(),
+        document["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].clone())
+            .collect(),
+    );
+    object.remove("categories");
+    object.remove("collections");
+    for variant in object["variants"].as_array_mut().unwrap() {
+        let sku = variant["sku"].as_str().unwrap().replace("IMP-", "API-");
+        variant["sku"] = sku.into();
+    }
+    let staff = app.staff_token("shape@example.com", Role::Staff).await;
+    let created = app
+        .post_json("/v1/admin/products", &body, Some(&staff))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let (api_document, api_event) = stored(&app, "created").await;
+    assert_eq!(api_event, api_document);
+
+    let names: Vec<&str> = document["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Linen", "Shirts", "Summer Picks"]);
+    assert_eq!(shape(document), shape(api_document));
+
+    // Both read the same through the API too.
+    let imported: Value = app
+        .get("/v1/store/products/imported", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let through_api: Value = app
+        .get("/v1/store/products/created", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shape(imported), shape(through_api));
+}
+
+async fn a_batch_keeps_the_order_of_its_inputs_for_repeated_handles(app: TestApp) {
+    // One handle twice (created, then updated by the later line); a SKU claimed by an earlier
+    // line of the same batch fails the later one; a new product after them is still written.
+    let text = [
+        json!({"handle": "twice", "title": "First", "variants": [{"sku": "T-1", "prices": []}]}),
+        json!({"handle": "twice", "title": "Second", "options": [{"name": "Size", "values": ["S", "M"]}],
+               "variants": [{"sku": "T-1", "options": {"Size": "S"}, "prices": []},
+                            {"sku": "T-2", "options": {"Size": "M"}, "prices": []}]}),
+        json!({"handle": "thief", "title": "Thief", "variants": [{"sku": "T-2", "prices": []}]}),
+        json!({"handle": "after", "title": "After", "variants": [{"sku": "A-1", "prices": []}]}),
+    ]
+    .map(|l| l.to_string())
+    .join("\n");
+    let summary = import(&app, &text).await;
+    assert_eq!(
+        (summary.created, summary.updated),
+        (2, 1),
+        "{:?}",
+        summary.failed
+    );
+    assert_eq!(summary.failed.len(), 1, "{:?}", summary.failed);
+    assert_eq!(summary.failed[0].0, 3);
+    assert!(
+        summary.failed[0].1.contains("sku_taken"),
+        "{:?}",
+        summary.failed
+    );
+    let (twice, _) = stored(&app, "twice").await;
+    assert_eq!(twice["title"], "Second");
+    assert_eq!(twice["version"], 2);
+    assert_eq!(twice["variants"].as_array().unwrap().len(), 2);
+    stored(&app, "after").await;
 }
 
 async fn pending_and_delivered(app: &TestApp) -> i64 {

@@ -11,10 +11,10 @@ use super::{
     UpdateLocation, entry_of, level_of, location_of, page_limit, page_of, record_move,
 };
 use crate::api::{LedgerEntry, Location, Page, StockLevel, VariantStock};
-use crate::domain;
+use crate::domain::{self, LedgerEntryId};
 use crate::error::InventoryError;
 use crate::events;
-use crate::store::{self, LevelRow, LocationRow};
+use crate::store::{self, LedgerRow, LevelRow, LocationRow};
 
 /// Opens the transaction of a staff change to the level of `variant` at `location`: takes the
 /// variant's lock, then checks that the location exists (`LocationNotFound`).
@@ -272,6 +272,147 @@ impl InventoryService {
             },
         };
         finish_level_change(tx, &level, delta, &reason, by, now).await
+    }
+
+    /// Sets the levels of many variants at `location` in one transaction, with a few
+    /// statements for the whole batch: what a bulk import uses instead of [`Self::set_level`].
+    /// Each `(variant, on_hand)` gets its own outcome, in order: `Ok(true)` when its level
+    /// changed, `Ok(false)` when it already held that many (a missing level counts as 0
+    /// units, so setting 0 there writes nothing), or why it was refused (a bad count,
+    /// `BelowReserved`, a variant named twice). Every change gets its ledger row and
+    /// `inventory.stock_changed` event, as a single set does.
+    pub async fn set_levels(
+        &self,
+        location: LocationId,
+        items: &[(VariantId, i64)],
+        reason: &str,
+        by: &str,
+    ) -> Result<Vec<Result<bool, InventoryError>>, InventoryError> {
+        let reason = domain::parse_text(reason)
+            .map_err(|e| InventoryError::invalid("/reason", &e.code, e.detail))?;
+        let mut outcomes: Vec<Result<bool, InventoryError>> = Vec::with_capacity(items.len());
+        let mut seen = std::collections::HashSet::new();
+        for (variant, on_hand) in items {
+            outcomes.push(if !seen.insert(variant.0) {
+                Err(InventoryError::invalid(
+                    "/variant_id",
+                    "duplicate",
+                    "this variant is named earlier in the batch",
+                ))
+            } else {
+                domain::parse_on_hand(*on_hand)
+                    .map(|_| false)
+                    .map_err(|e| InventoryError::invalid("/on_hand", &e.code, e.detail))
+            });
+        }
+        let wanted: Vec<(usize, Uuid, i64)> = items
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| outcomes[*i].is_ok())
+            .map(|(i, (v, n))| (i, v.0, *n))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(outcomes);
+        }
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        if store::find_location(&mut tx, location.0).await?.is_none() {
+            return Err(InventoryError::LocationNotFound);
+        }
+        let mut ids: Vec<Uuid> = wanted.iter().map(|(_, v, _)| *v).collect();
+        ids.sort_unstable();
+        for id in &ids {
+            store::lock_variant(&mut tx, *id).await?;
+        }
+        let current: std::collections::HashMap<Uuid, LevelRow> =
+            store::levels_at(&mut tx, location.0, &ids)
+                .await?
+                .into_iter()
+                .map(|l| (l.variant_id, l))
+                .collect();
+
+        // (level after, units it moved by) of each change, in input order.
+        let mut changed: Vec<(LevelRow, i64)> = Vec::new();
+        let mut created = Vec::new();
+        for (i, variant, on_hand) in wanted {
+            match current.get(&variant) {
+                None if on_hand == 0 => {}
+                None => {
+                    let level = LevelRow {
+                        variant_id: variant,
+                        location_id: location.0,
+                        on_hand,
+                        reserved: 0,
+                        version: 1,
+                        updated_at: now,
+                    };
+                    created.push(level.clone());
+                    changed.push((level, on_hand));
+                    outcomes[i] = Ok(true);
+                }
+                Some(before) if before.on_hand == on_hand => {}
+                Some(before) => {
+                    match store::set_on_hand(&mut tx, variant, location.0, on_hand, now).await? {
+                        Some(level) => {
+                            let delta = level.on_hand - before.on_hand;
+                            changed.push((level, delta));
+                            outcomes[i] = Ok(true);
+                        }
+                        None => {
+                            outcomes[i] = Err(InventoryError::BelowReserved {
+                                requested: on_hand,
+                                reserved: before.reserved,
+                            })
+                        }
+                    }
+                }
+            }
+        }
+        if changed.is_empty() {
+            return Ok(outcomes);
+        }
+        store::insert_levels(&mut tx, &created).await?;
+        let moved: Vec<Uuid> = changed.iter().map(|(l, _)| l.variant_id).collect();
+        let totals: std::collections::HashMap<Uuid, (i64, i64)> = store::totals_of(&mut tx, &moved)
+            .await?
+            .into_iter()
+            .map(|(v, on_hand, reserved)| (v, (on_hand, reserved)))
+            .collect();
+        let mut ledger = Vec::with_capacity(changed.len());
+        let mut recorded = Vec::with_capacity(changed.len());
+        for (level, delta) in &changed {
+            ledger.push(LedgerRow {
+                id: LedgerEntryId::generate().0,
+                variant_id: level.variant_id,
+                location_id: level.location_id,
+                delta_on_hand: *delta,
+                delta_reserved: 0,
+                on_hand_after: level.on_hand,
+                reserved_after: level.reserved,
+                reason: reason.clone(),
+                actor: by.to_owned(),
+                reservation_id: None,
+                created_at: now,
+            });
+            let (on_hand, reserved) = totals.get(&level.variant_id).copied().unwrap_or_default();
+            recorded.push((
+                events::StockChanged {
+                    variant_id: VariantId(level.variant_id),
+                    location_id: location,
+                    on_hand: level.on_hand,
+                    reserved: level.reserved,
+                    available: level.on_hand - level.reserved,
+                    variant_available: on_hand - reserved,
+                    reason: reason.clone(),
+                },
+                level.version,
+            ));
+        }
+        store::insert_ledger_rows(&mut tx, &ledger).await?;
+        tx.record_many(recorded.iter().map(|(e, seq)| (e, *seq)), now)
+            .await?;
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     /// The stock ledger, newest first, optionally of one variant.

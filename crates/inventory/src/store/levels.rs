@@ -1,6 +1,6 @@
 //! Stock levels, their conditional updates, the per-variant lock and the ledger.
 
-use emporium_db::{Conn, DbError, execute, run};
+use emporium_db::{Arg, Conn, DbError, WriteTx, execute, fetch_in, insert_rows, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -288,6 +288,98 @@ pub async fn insert_ledger<'c>(c: impl Into<Conn<'c>>, row: &LedgerRow) -> Resul
         .bind(row.created_at)
     )?;
     Ok(())
+}
+
+/// Appends ledger rows with a few multi-row statements.
+pub async fn insert_ledger_rows(tx: &mut WriteTx, rows: &[LedgerRow]) -> Result<u64, DbError> {
+    let rows: Vec<Vec<Arg>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Arg::Uuid(r.id),
+                Arg::Uuid(r.variant_id),
+                Arg::Uuid(r.location_id),
+                Arg::Int(r.delta_on_hand),
+                Arg::Int(r.delta_reserved),
+                Arg::Int(r.on_hand_after),
+                Arg::Int(r.reserved_after),
+                Arg::Text(r.reason.clone()),
+                Arg::Text(r.actor.clone()),
+                Arg::OptUuid(r.reservation_id),
+                Arg::Time(r.created_at),
+            ]
+        })
+        .collect();
+    insert_rows(
+        tx,
+        concat!("INSERT INTO stock_ledger (", ledger_columns!(), ") VALUES"),
+        "",
+        &rows,
+    )
+    .await
+}
+
+/// The levels at `location` of any of `variants`.
+pub async fn levels_at(
+    tx: &mut WriteTx,
+    location: Uuid,
+    variants: &[Uuid],
+) -> Result<Vec<LevelRow>, DbError> {
+    let args: Vec<Arg> = variants.iter().map(|v| Arg::Uuid(*v)).collect();
+    fetch_in(
+        tx,
+        concat!(
+            "SELECT ",
+            level_columns!(),
+            " FROM stock_levels WHERE location_id = $1 AND variant_id IN ("
+        ),
+        &[Arg::Uuid(location)],
+        &args,
+        "",
+    )
+    .await
+}
+
+/// Creates levels that do not exist yet, with a few multi-row statements.
+pub async fn insert_levels(tx: &mut WriteTx, levels: &[LevelRow]) -> Result<u64, DbError> {
+    let rows: Vec<Vec<Arg>> = levels
+        .iter()
+        .map(|l| {
+            vec![
+                Arg::Uuid(l.variant_id),
+                Arg::Uuid(l.location_id),
+                Arg::Int(l.on_hand),
+                Arg::Int(l.reserved),
+                Arg::Int(l.version),
+                Arg::Time(l.updated_at),
+            ]
+        })
+        .collect();
+    insert_rows(
+        tx,
+        concat!("INSERT INTO stock_levels (", level_columns!(), ") VALUES"),
+        "",
+        &rows,
+    )
+    .await
+}
+
+/// `(variant, on_hand, reserved)` summed over every location, for each of `variants` that has
+/// a level.
+pub async fn totals_of(
+    tx: &mut WriteTx,
+    variants: &[Uuid],
+) -> Result<Vec<(Uuid, i64, i64)>, DbError> {
+    let args: Vec<Arg> = variants.iter().map(|v| Arg::Uuid(*v)).collect();
+    fetch_in(
+        tx,
+        "SELECT variant_id, CAST(SUM(on_hand) AS BIGINT), CAST(SUM(reserved) AS BIGINT) \
+         FROM stock_levels WHERE variant_id IN (",
+        &[],
+        &args,
+        " GROUP BY variant_id",
+    )
+    .await
 }
 
 /// Ledger rows older than `before` (ids are time-ordered), newest first.

@@ -18,6 +18,7 @@ on_both_backends!(
     every_stock_change_writes_a_ledger_row_and_a_stock_changed_event,
     availability_sums_every_location_and_unknown_variants_have_none,
     the_ledger_pages_newest_first_without_gaps_or_repeats,
+    a_bulk_set_writes_what_single_sets_would_and_refuses_item_by_item,
 );
 
 /// The `(pointer, code)` of every violation of a validation error.
@@ -493,4 +494,122 @@ async fn the_ledger_pages_newest_first_without_gaps_or_repeats(h: Harness) {
     assert_eq!(unique.len(), 5);
     let everything = h.service.list_ledger(None, None, None).await.unwrap();
     assert_eq!(everything.items.len(), 6);
+}
+
+/// The code and `(pointer, code)` violations of a refused item.
+type Refusal = (String, Vec<(String, String)>);
+
+async fn a_bulk_set_writes_what_single_sets_would_and_refuses_item_by_item(h: Harness) {
+    let (a, b) = (h.location("a").await, h.location("b").await);
+    let [fresh, elsewhere, same, lowered, held, zero, bad] =
+        std::array::from_fn::<_, 7, _>(|_| VariantId::generate());
+    h.stock(elsewhere, b, 4).await;
+    h.stock(same, a, 5).await;
+    h.stock(lowered, a, 9).await;
+    h.stock(held, a, 6).await;
+    h.reserve_one(held, 4).await;
+    let ledger_before = h.count("SELECT count(*) FROM stock_ledger").await;
+    let events_before = h.events("inventory.stock_changed").await.len();
+
+    let items = [
+        (fresh, 7),
+        (elsewhere, 3),
+        (same, 5),
+        (lowered, 2),
+        (held, 3),
+        (zero, 0),
+        (bad, -1),
+        (fresh, 8),
+    ];
+    let outcomes = h
+        .service
+        .set_levels(a, &items, "import", STAFF)
+        .await
+        .unwrap();
+    let shown: Vec<Result<bool, Refusal>> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(changed) => Ok(*changed),
+            Err(e) => Err((
+                e.kind_and_code().1.to_owned(),
+                e.violations()
+                    .iter()
+                    .map(|v| (v.pointer.clone(), v.code.clone()))
+                    .collect(),
+            )),
+        })
+        .collect();
+    let refused = |code: &str, at: &[(&str, &str)]| Err((code.to_owned(), pairs(at)));
+    assert_eq!(
+        shown,
+        [
+            Ok(true),
+            Ok(true),
+            Ok(false),
+            Ok(true),
+            refused("below_reserved", &[]),
+            Ok(false),
+            refused("validation_failed", &[("/on_hand", "too_small")]),
+            refused("validation_failed", &[("/variant_id", "duplicate")]),
+        ]
+    );
+
+    assert_eq!(h.level(fresh, a).await, (7, 0));
+    assert_eq!(h.level(elsewhere, a).await, (3, 0));
+    assert_eq!(h.level(lowered, a).await, (2, 0));
+    assert_eq!(
+        h.level(held, a).await,
+        (6, 4),
+        "a refused item is untouched"
+    );
+    assert!(
+        h.stock_of(zero).await.locations.is_empty(),
+        "0 on a missing level writes nothing"
+    );
+
+    // One ledger row and one event per change, as single sets write them.
+    assert_eq!(
+        h.count("SELECT count(*) FROM stock_ledger").await - ledger_before,
+        3
+    );
+    let events = h.events("inventory.stock_changed").await;
+    let new: Vec<_> = events[events_before..].iter().collect();
+    assert_eq!(new.len(), 3);
+    let by_variant = |v: VariantId| {
+        new.iter()
+            .find(|e| e.aggregate_id == v.to_string())
+            .copied()
+            .unwrap()
+    };
+    assert_eq!(by_variant(fresh).sequence, 1);
+    assert_eq!(by_variant(lowered).sequence, 2);
+    let spread = &by_variant(elsewhere).data;
+    assert_eq!(spread["on_hand"], 3);
+    assert_eq!(
+        spread["variant_available"], 7,
+        "the totals span every location"
+    );
+    assert_eq!(spread["reason"], "import");
+    let page = h
+        .service
+        .list_ledger(Some(lowered), None, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].delta_on_hand, -7);
+    assert_eq!(page.items[0].actor, STAFF);
+
+    // A bad reason or an unknown location refuses the whole batch.
+    let err = h
+        .service
+        .set_levels(a, &[(fresh, 1)], " ", STAFF)
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), pairs(&[("/reason", "required")]));
+    let err = h
+        .service
+        .set_levels(LocationId::generate(), &[(fresh, 1)], "import", STAFF)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, InventoryError::LocationNotFound), "{err}");
+    assert_eq!(h.level(fresh, a).await, (7, 0));
 }
