@@ -1003,7 +1003,6 @@ pub async fn taken_handles(tx: &mut WriteTx, handles: &[String]) -> Result<Vec<S
     let rows: Vec<(String,)> = fetch_in(
         tx,
         "SELECT handle FROM products WHERE handle IN (",
-        &[],
         &args,
         "",
     )
@@ -1017,7 +1016,6 @@ pub async fn taken_skus(tx: &mut WriteTx, skus: &[String]) -> Result<Vec<String>
     let rows: Vec<(String,)> = fetch_in(
         tx,
         "SELECT sku FROM product_variants WHERE sku IN (",
-        &[],
         &args,
         "",
     )
@@ -1038,7 +1036,6 @@ pub async fn categories_by_ids(
             category_columns!(),
             " FROM categories WHERE id IN ("
         ),
-        &[],
         &args,
         " ORDER BY name, id",
     )
@@ -1062,7 +1059,6 @@ pub async fn collections_by_ids(
             collection_columns!(),
             " FROM collections WHERE id IN ("
         ),
-        &[],
         &args,
         " ORDER BY title, id",
     )

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{DbError, WriteTx};
+use crate::{Backend, DbError, WriteTx};
 
 /// Bind values per statement of [`insert_rows`]: well under SQLite's 32,766 and PostgreSQL's
 /// 65,535, so a statement stays a size both engines plan quickly.
@@ -52,14 +52,15 @@ macro_rules! bind_all {
 /// Values per `IN (…)` list of [`fetch_in`].
 pub const IN_CHUNK: usize = 5_000;
 
-/// Runs `head` (a `SELECT … IN (` whose own placeholders `$1…` are bound to `fixed`) with the
-/// list of `values`, then `)` and `tail`, in chunks of [`IN_CHUNK`] values, and gathers every
-/// row. Rows of different chunks come in chunk order, so an `ORDER BY` in `tail` orders each
-/// chunk only.
+/// Rows per statement of [`insert_rows`] at most.
+const MAX_ROWS: usize = 256;
+
+/// Runs `head` (a `SELECT … IN (` with no placeholder of its own) with the list of `values`,
+/// then `)` and `tail`, in chunks of [`IN_CHUNK`] values, and gathers every row. Rows of
+/// different chunks come in chunk order, so an `ORDER BY` in `tail` orders each chunk only.
 pub async fn fetch_in<R>(
     tx: &mut WriteTx,
     head: &str,
-    fixed: &[Arg],
     values: &[Arg],
     tail: &str,
 ) -> Result<Vec<R>, DbError>
@@ -68,15 +69,15 @@ where
     R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
     R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
+    let backend = tx.backend();
     let mut out = Vec::new();
     for chunk in values.chunks(IN_CHUNK) {
-        let sql = format!(
-            "{head}{}){tail}",
-            placeholders(fixed.len() + 1, chunk.len())
-        );
+        let mut sql = String::from(head);
+        push_placeholders(&mut sql, backend, 1, chunk.len());
+        sql.push(')');
+        sql.push_str(tail);
         let rows: Vec<R> = crate::run!(&mut *tx, |c| {
-            let args = fixed.iter().chain(chunk);
-            crate::bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), args)
+            crate::bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), chunk)
                 .fetch_all(c)
                 .await
                 .map_err(DbError::from)
@@ -94,9 +95,29 @@ pub fn placeholders(start: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Inserts `rows` with `head` (`INSERT INTO t (a, b, c) VALUES`), as few multi-row statements
-/// as the bind limit allows; `tail` follows each (`ON CONFLICT … DO NOTHING`, or empty). Every
-/// row must have as many values as `head` names columns. Returns the rows written.
+/// Appends `n` placeholders for the values from `start` on: `$start, …` on PostgreSQL, and
+/// anonymous `?` on SQLite, whose binding looks each named parameter up by a linear search
+/// (so thousands of `$n` would cost time quadratic in their number).
+fn push_placeholders(sql: &mut String, backend: Backend, start: usize, n: usize) {
+    use std::fmt::Write as _;
+    for i in start..start + n {
+        if i > start {
+            sql.push_str(", ");
+        }
+        match backend {
+            Backend::Sqlite => sql.push('?'),
+            Backend::Postgres => {
+                let _ = write!(sql, "${i}");
+            }
+        }
+    }
+}
+
+/// Inserts `rows` with `head` (`INSERT INTO t (a, b, c) VALUES`) in multi-row statements; `tail`
+/// follows each (`ON CONFLICT … DO NOTHING`, or empty). Every row must have as many values as
+/// `head` names columns. Statements hold a power of two of rows (at most [`MAX_ROWS`], and
+/// within the bind limit), so a few statement shapes serve every batch size and stay in the
+/// connection's statement cache instead of being parsed again. Returns the rows written.
 pub async fn insert_rows(
     tx: &mut WriteTx,
     head: &'static str,
@@ -109,13 +130,18 @@ pub async fn insert_rows(
     if width == 0 || rows.iter().any(|r| r.len() != width) {
         return Err(DbError::Bulk("rows of one insert differ in width"));
     }
+    let backend = tx.backend();
+    let most = power_of_two_at_most(MAX_ROWS.min(MAX_BINDS / width).max(1));
     let mut written = 0;
-    for chunk in rows.chunks((MAX_BINDS / width).max(1)) {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let (chunk, after) = rest.split_at(power_of_two_at_most(rest.len().min(most)));
+        rest = after;
         let mut sql = String::with_capacity(head.len() + tail.len() + chunk.len() * width * 6);
         sql.push_str(head);
-        for (i, _) in chunk.iter().enumerate() {
+        for i in 0..chunk.len() {
             sql.push_str(if i == 0 { " (" } else { ", (" });
-            sql.push_str(&placeholders(i * width + 1, width));
+            push_placeholders(&mut sql, backend, i * width + 1, width);
             sql.push(')');
         }
         if !tail.is_empty() {
@@ -129,4 +155,20 @@ pub async fn insert_rows(
         )?;
     }
     Ok(written)
+}
+
+/// The largest power of two not above `n` (`n` > 0).
+fn power_of_two_at_most(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::power_of_two_at_most;
+
+    #[test]
+    fn chunk_sizes_are_powers_of_two_not_above_the_count() {
+        let got: Vec<usize> = [1, 2, 3, 255, 256, 257].map(power_of_two_at_most).to_vec();
+        assert_eq!(got, [1, 2, 2, 128, 256, 256]);
+    }
 }

@@ -326,18 +326,21 @@ pub async fn levels_at(
     variants: &[Uuid],
 ) -> Result<Vec<LevelRow>, DbError> {
     let args: Vec<Arg> = variants.iter().map(|v| Arg::Uuid(*v)).collect();
-    fetch_in(
+    let levels: Vec<LevelRow> = fetch_in(
         tx,
         concat!(
             "SELECT ",
             level_columns!(),
-            " FROM stock_levels WHERE location_id = $1 AND variant_id IN ("
+            " FROM stock_levels WHERE variant_id IN ("
         ),
-        &[Arg::Uuid(location)],
         &args,
         "",
     )
-    .await
+    .await?;
+    Ok(levels
+        .into_iter()
+        .filter(|l| l.location_id == location)
+        .collect())
 }
 
 /// Creates levels that do not exist yet, with a few multi-row statements.
@@ -375,7 +378,6 @@ pub async fn totals_of(
         tx,
         "SELECT variant_id, CAST(SUM(on_hand) AS BIGINT), CAST(SUM(reserved) AS BIGINT) \
          FROM stock_levels WHERE variant_id IN (",
-        &[],
         &args,
         " GROUP BY variant_id",
     )
