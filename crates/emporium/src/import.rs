@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::Store;
 
 /// Products written per transaction (and stock levels per transaction after them).
-const BATCH: usize = 500;
+const BATCH: usize = 2000;
 /// Code of the stock location import and seed fill.
 pub const DEFAULT_LOCATION: &str = "main";
 

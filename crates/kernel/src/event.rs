@@ -39,24 +39,3 @@ pub struct Envelope {
     /// The payload.
     pub data: serde_json::Value,
 }
-
-impl Envelope {
-    /// Wraps `event` as the `sequence`-th event of its aggregate.
-    pub fn wrap<E: Event>(
-        event: &E,
-        sequence: i64,
-        occurred_at: OffsetDateTime,
-        trace: Option<String>,
-    ) -> Result<Self, serde_json::Error> {
-        Ok(Self {
-            id: Uuid::now_v7(),
-            event_type: E::TYPE.to_owned(),
-            version: E::VERSION,
-            aggregate_id: event.aggregate_id(),
-            sequence,
-            occurred_at,
-            trace,
-            data: serde_json::to_value(event)?,
-        })
-    }
-}
