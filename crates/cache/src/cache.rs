@@ -106,18 +106,38 @@ where
     K: Hash + Eq + Clone + Display + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// An empty cache with only the in-process level.
+    /// An empty cache with only the in-process level, holding up to `config.max_entries`.
     pub fn new(config: CacheConfig) -> Self {
+        let builder = moka::future::Cache::builder().max_capacity(config.max_entries);
+        Self::build(&config, builder)
+    }
+
+    /// An empty cache with only the in-process level, holding entries up to a total weight of
+    /// `max_weight` (in place of `config.max_entries`), each weighing `weigh(key, value)`: with
+    /// the bytes an entry holds as its weight, the cache stays within a memory budget however
+    /// large its values are. A remembered absence weighs the key's share only (`weigh` is not
+    /// asked), counted as 1.
+    pub fn weighed(
+        config: CacheConfig,
+        max_weight: u64,
+        weigh: impl Fn(&K, &V) -> u32 + Send + Sync + 'static,
+    ) -> Self {
+        let builder = moka::future::Cache::builder()
+            .max_capacity(max_weight)
+            .weigher(move |k: &K, v: &Option<V>| v.as_ref().map_or(1, |v| weigh(k, v)));
+        Self::build(&config, builder)
+    }
+
+    fn build(
+        config: &CacheConfig,
+        builder: moka::future::CacheBuilder<K, Option<V>, moka::future::Cache<K, Option<V>>>,
+    ) -> Self {
         let lifetimes = Lifetimes {
             ttl: config.ttl,
             negative_ttl: config.negative_ttl,
             jitter: config.ttl_jitter,
         };
-        let local = moka::future::Cache::builder()
-            .name(config.name)
-            .max_capacity(config.max_entries)
-            .expire_after(lifetimes)
-            .build();
+        let local = builder.name(config.name).expire_after(lifetimes).build();
         Self {
             local,
             shared: Arc::new(Shared {

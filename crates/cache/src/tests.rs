@@ -478,6 +478,31 @@ async fn stats_count_the_entries_of_the_first_level() {
     cache.publish_gauges();
 }
 
+#[tokio::test]
+async fn a_weighed_cache_keeps_its_values_within_the_weight_budget() {
+    // Values of 100 bytes in a budget of 1,000: about ten fit, however many are loaded.
+    let cache: Cache<u32, String> =
+        Cache::weighed(config("body"), 1_000, |_, v: &String| v.len() as u32);
+    let calls = Arc::new(AtomicU64::new(0));
+    let big = "x".repeat(100);
+    for key in 0..200 {
+        let value = cache
+            .get_or_load(&key, || load(calls.clone(), Some(&big)))
+            .await
+            .unwrap();
+        assert_eq!(value.as_deref(), Some(big.as_str()));
+    }
+    cache.local.run_pending_tasks().await;
+    assert!(
+        cache.local.weighted_size() <= 1_000,
+        "{}",
+        cache.local.weighted_size()
+    );
+    let entries = cache.stats().entries;
+    assert!((1..=10).contains(&entries), "{entries} entries");
+    assert_eq!(count(&calls), 200);
+}
+
 #[test]
 fn jittered_stays_within_the_jitter_bounds() {
     let base = Duration::from_secs(100);

@@ -43,7 +43,8 @@ impl CachedBody {
 /// Sizes and lifetimes of the storefront caches.
 #[derive(Debug, Clone)]
 pub struct ReadCacheConfig {
-    pub max_products: u64,
+    /// Memory budget of the product cache in bytes: rendered bodies by id, plus handle to id.
+    pub product_bytes: u64,
     pub ttl: Duration,
     pub negative_ttl: Duration,
 }
@@ -51,12 +52,20 @@ pub struct ReadCacheConfig {
 impl Default for ReadCacheConfig {
     fn default() -> Self {
         Self {
-            max_products: 200_000,
+            product_bytes: 64 << 20,
             ttl: Duration::from_secs(600),
             negative_ttl: Duration::from_secs(30),
         }
     }
 }
+
+/// The weight of a cache entry holding `bytes`, with a share for the entry's bookkeeping.
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes.saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX)
+}
+
+/// Bytes a cache entry costs beyond what it holds (key, hash table slot, expiry and LRU nodes).
+const ENTRY_OVERHEAD: usize = 160;
 
 /// Storefront list query.
 #[derive(Debug, Clone, Default)]
@@ -91,8 +100,20 @@ impl CatalogReads {
         };
         Self {
             db,
-            products: Cache::new(sized("product", config.max_products)),
-            handles: Cache::new(sized("product_handle", config.max_products)),
+            // Seven eighths of the budget for bodies, the rest for handles; each entry also
+            // counts a share for the cache's own bookkeeping.
+            products: Cache::weighed(
+                sized("product", 0),
+                config.product_bytes / 8 * 7,
+                |_, body: &Arc<CachedBody>| {
+                    weight(body.body.len() + body.etag.len() + body.handle.len())
+                },
+            ),
+            handles: Cache::weighed(
+                sized("product_handle", 0),
+                config.product_bytes / 8,
+                |handle: &String, _| weight(handle.len() + 16),
+            ),
             tree: Cache::new(sized("category_tree", 1)),
         }
     }

@@ -177,7 +177,13 @@ impl Store {
         })?);
         let catalog = Arc::new(CatalogService::new(db.clone(), clock.clone()));
         let media = open_media(config)?;
-        let catalog_reads = Arc::new(CatalogReads::new(db.clone(), &ReadCacheConfig::default()));
+        let catalog_reads = Arc::new(CatalogReads::new(
+            db.clone(),
+            &ReadCacheConfig {
+                product_bytes: config.cache.product_mib << 20,
+                ..ReadCacheConfig::default()
+            },
+        ));
         bus.subscribe(Arc::new(CacheInvalidator::new(catalog_reads.clone())));
         bus.subscribe(Arc::new(StockProjection::new(
             db.clone(),

@@ -31,6 +31,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub outbox: OutboxConfig,
     pub media: MediaConfig,
+    pub cache: CacheSettings,
     /// Crash points to enable, for fault tests only (e.g. `relay.before_publish`).
     pub crash_points: Vec<String>,
 }
@@ -109,6 +110,21 @@ pub struct OutboxConfig {
     pub retention_hours: u64,
 }
 
+/// The in-process storefront caches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Memory budget of the product cache (rendered responses by id, and handle to id), in MiB.
+    /// A catalog larger than the budget keeps its most used products cached.
+    pub product_mib: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self { product_mib: 64 }
+    }
+}
+
 /// Product media (images) storage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -169,6 +185,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             outbox: OutboxConfig::default(),
             media: MediaConfig::default(),
+            cache: CacheSettings::default(),
             crash_points: Vec::new(),
         }
     }
@@ -286,6 +303,9 @@ impl Config {
                     "must start with sqlite:, postgres:// or postgresql://",
                 );
             }
+        }
+        if !(1..=65_536).contains(&self.cache.product_mib) {
+            return invalid("cache.product_mib", "must be between 1 and 65536");
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1");
