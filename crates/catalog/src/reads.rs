@@ -29,9 +29,12 @@ pub struct CachedBody {
 }
 
 impl CachedBody {
-    fn new(body: Vec<u8>, handle: String) -> Self {
+    fn new(mut body: Vec<u8>, mut handle: String) -> Self {
         let mut hasher = DefaultHasher::new();
         body.hash(&mut hasher);
+        // A serialised body grows by doubling: the cache keeps what it holds, not the slack.
+        body.shrink_to_fit();
+        handle.shrink_to_fit();
         Self {
             etag: format!("\"{:016x}\"", hasher.finish()),
             body: Bytes::from(body),

@@ -36,6 +36,10 @@ pub struct DbOptions {
     pub sqlite_synchronous_full: bool,
     /// How long a caller waits for a pooled connection before the request fails with 503.
     pub acquire_timeout: Duration,
+    /// Page cache of the SQLite writer connection, in MiB (filled only as pages are used). The
+    /// writer walks every index a write touches: a bulk job wants a large one, so pages are not
+    /// read back and spilled mid-transaction; a server keeps it small.
+    pub sqlite_writer_cache_mib: u32,
 }
 
 /// Live pool figures, for the `/metrics` gauges.
@@ -105,10 +109,13 @@ impl Db {
                 .connect_with(
                     base.clone()
                         .create_if_missing(true)
-                        // The writer walks every index a write touches: a page cache of its
-                        // own (64 MiB at most, filled only as pages are used) keeps bulk
-                        // writes from reading pages back and spilling mid-transaction.
-                        .pragma("cache_size", "-65536")
+                        .pragma(
+                            "cache_size",
+                            format!(
+                                "-{}",
+                                u64::from(options.sqlite_writer_cache_mib.max(1)) * 1024
+                            ),
+                        )
                         // Checkpoint after ~40 MiB of WAL rather than 4: a page written many
                         // times in a burst is copied into the database once per checkpoint.
                         .pragma("wal_autocheckpoint", "10000"),

@@ -88,6 +88,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
         max_connections: config.database.max_connections,
         sqlite_synchronous_full: config.database.sqlite_synchronous == SqliteSync::Full,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+        sqlite_writer_cache_mib: config.database.sqlite_writer_cache_mib,
     })
     .await
     .context("cannot open the database")?;

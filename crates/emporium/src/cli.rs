@@ -293,6 +293,7 @@ async fn import(
     // for the disk: WAL with synchronous=NORMAL still survives a process crash.
     let mut config = config.clone();
     config.database.sqlite_synchronous = crate::config::SqliteSync::Normal;
+    config.database.sqlite_writer_cache_mib = config.database.sqlite_writer_cache_mib.max(64);
     let db = crate::app::open_database(&config).await?;
     let store = crate::Store::build(&config, db.clone(), Arc::new(SystemClock))?;
     let started = Instant::now();

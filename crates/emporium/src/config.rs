@@ -54,6 +54,8 @@ pub struct DatabaseConfig {
     pub sqlite_synchronous: SqliteSync,
     /// Milliseconds to wait for a pooled connection before answering 503.
     pub acquire_timeout_ms: u64,
+    /// Page cache of the SQLite writer connection, in MiB (`import` and `seed` use at least 64).
+    pub sqlite_writer_cache_mib: u32,
 }
 
 /// SQLite durability setting.
@@ -197,6 +199,7 @@ impl Default for DatabaseConfig {
             max_connections: 8,
             sqlite_synchronous: SqliteSync::Full,
             acquire_timeout_ms: 5_000,
+            sqlite_writer_cache_mib: 16,
         }
     }
 }
@@ -306,6 +309,12 @@ impl Config {
         }
         if !(1..=65_536).contains(&self.cache.product_mib) {
             return invalid("cache.product_mib", "must be between 1 and 65536");
+        }
+        if !(1..=65_536).contains(&self.database.sqlite_writer_cache_mib) {
+            return invalid(
+                "database.sqlite_writer_cache_mib",
+                "must be between 1 and 65536",
+            );
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1");

@@ -90,6 +90,7 @@ impl Harness {
             max_connections: 8,
             sqlite_synchronous_full: false,
             acquire_timeout: Duration::from_secs(120),
+            sqlite_writer_cache_mib: 8,
         })
         .await
         .unwrap();
