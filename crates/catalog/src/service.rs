@@ -906,7 +906,9 @@ impl CatalogService {
         tx.commit().await?;
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or(Err(CatalogError::Corrupt("an input had no outcome".into()))))
+            .map(|r| {
+                r.unwrap_or_else(|| Err(CatalogError::Corrupt("an input had no outcome".into())))
+            })
             .collect())
     }
 
