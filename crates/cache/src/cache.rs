@@ -122,9 +122,30 @@ where
         max_weight: u64,
         weigh: impl Fn(&K, &V) -> u32 + Send + Sync + 'static,
     ) -> Self {
+        Self::weighed_with_departures(config, max_weight, weigh, |_, _| {})
+    }
+
+    /// A [`weighed`](Self::weighed) cache that calls `departed(key, value)` whenever a present
+    /// value leaves the in-process level (evicted for room, expired or invalidated), but not when
+    /// a newer value for the same key replaces it. It runs on whichever task is doing the
+    /// cache's housekeeping, so it must be quick and must not wait on the cache. Keeping an index
+    /// beside the cache in step with it is what it is for.
+    pub fn weighed_with_departures(
+        config: CacheConfig,
+        max_weight: u64,
+        weigh: impl Fn(&K, &V) -> u32 + Send + Sync + 'static,
+        departed: impl Fn(&K, &V) + Send + Sync + 'static,
+    ) -> Self {
         let builder = moka::future::Cache::builder()
             .max_capacity(max_weight)
-            .weigher(move |k: &K, v: &Option<V>| v.as_ref().map_or(1, |v| weigh(k, v)));
+            .weigher(move |k: &K, v: &Option<V>| v.as_ref().map_or(1, |v| weigh(k, v)))
+            .eviction_listener(move |k: Arc<K>, v: Option<V>, cause| {
+                if cause != moka::notification::RemovalCause::Replaced
+                    && let Some(v) = &v
+                {
+                    departed(&k, v);
+                }
+            });
         Self::build(&config, builder)
     }
 
@@ -231,6 +252,12 @@ where
     pub fn invalidate_all(&self) {
         self.shared.bump_all();
         self.local.invalidate_all();
+    }
+
+    /// Does the housekeeping the in-process level defers (evictions for room, entry counts), so
+    /// that what follows sees it done.
+    pub async fn settle(&self) {
+        self.local.run_pending_tasks().await;
     }
 
     /// The counters since the cache was built.

@@ -503,6 +503,52 @@ async fn a_weighed_cache_keeps_its_values_within_the_weight_budget() {
     assert_eq!(count(&calls), 200);
 }
 
+#[tokio::test]
+async fn departures_report_every_value_that_leaves_and_no_absence() {
+    let departed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&departed);
+    let cache: Cache<u32, String> = Cache::weighed_with_departures(
+        config("body"),
+        1_000,
+        |_, v: &String| v.len() as u32,
+        move |k, v| seen.lock().unwrap().push((*k, v.len())),
+    );
+    let calls = Arc::new(AtomicU64::new(0));
+    let big = "x".repeat(100);
+    for key in 0..50 {
+        cache
+            .get_or_load(&key, || load(calls.clone(), Some(&big)))
+            .await
+            .unwrap();
+    }
+    // An absence is cached, then invalidated: no value left, so nothing is reported.
+    cache
+        .get_or_load(&1_000, || load(calls.clone(), None))
+        .await
+        .unwrap();
+    cache.invalidate(&1_000).await;
+    cache.local.run_pending_tasks().await;
+    let kept: Vec<u32> = (0..50).filter(|k| cache.local.contains_key(k)).collect();
+    assert!(!kept.is_empty() && kept.len() <= 10, "{kept:?}");
+    let gone = |departed: &[(u32, usize)]| {
+        let mut keys: Vec<u32> = departed.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys
+    };
+    // Each key either stayed or was reported once, with its value.
+    let evicted: Vec<u32> = (0..50).filter(|k| !kept.contains(k)).collect();
+    assert_eq!(gone(&departed.lock().unwrap()), evicted);
+    assert!(departed.lock().unwrap().iter().all(|(_, len)| *len == 100));
+
+    // An invalidated value is reported too.
+    cache.invalidate(&kept[0]).await;
+    cache.local.run_pending_tasks().await;
+    let mut expected = evicted;
+    expected.push(kept[0]);
+    expected.sort_unstable();
+    assert_eq!(gone(&departed.lock().unwrap()), expected);
+}
+
 #[test]
 fn jittered_stays_within_the_jitter_bounds() {
     let base = Duration::from_secs(100);

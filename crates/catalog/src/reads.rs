@@ -2,8 +2,10 @@
 //! that catalog and inventory events invalidate. A cached product is kept as its finished JSON
 //! body with its ETag, so a hit costs no database work and no serialisation.
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,34 +21,62 @@ use crate::listing::{self, ListFilter, Sort};
 use crate::service::category_of;
 use crate::store;
 
-/// A response body ready to send, with its strong ETag.
+/// A response body ready to send, with its strong ETag, kept compressed: product bodies are JSON
+/// with the same keys over and over, which LZ4 shrinks to about half at a cost of a
+/// microsecond per read.
 #[derive(Debug, Clone)]
 pub struct CachedBody {
-    pub etag: String,
-    pub body: Bytes,
+    /// A hash of the uncompressed body.
+    hash: u64,
+    /// The body, LZ4-compressed with its length in front.
+    packed: Box<[u8]>,
     /// The product's handle (empty for other bodies), to notice a renamed handle.
-    pub handle: String,
+    handle: Box<str>,
+    /// Tells this body from every other one built by the process.
+    serial: u64,
 }
 
 impl CachedBody {
-    fn new(mut body: Vec<u8>, mut handle: String) -> Self {
+    fn new(body: &[u8], handle: String) -> Self {
+        static SERIALS: AtomicU64 = AtomicU64::new(0);
         let mut hasher = DefaultHasher::new();
         body.hash(&mut hasher);
-        // A serialised body grows by doubling: the cache keeps what it holds, not the slack.
-        body.shrink_to_fit();
-        handle.shrink_to_fit();
         Self {
-            etag: format!("\"{:016x}\"", hasher.finish()),
-            body: Bytes::from(body),
-            handle,
+            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
+            hash: hasher.finish(),
+            packed: lz4_flex::compress_prepend_size(body).into_boxed_slice(),
+            handle: handle.into_boxed_str(),
         }
+    }
+
+    /// The strong ETag: the body's hash, quoted.
+    pub fn etag(&self) -> String {
+        format!("\"{:016x}\"", self.hash)
+    }
+
+    /// The body as sent.
+    pub fn body(&self) -> Result<Bytes, CatalogError> {
+        lz4_flex::decompress_size_prepended(&self.packed)
+            .map(Bytes::from)
+            .map_err(|e| CatalogError::Corrupt(format!("cached body: {e}")))
+    }
+
+    /// The product's handle (empty for other bodies).
+    pub fn handle(&self) -> &str {
+        &self.handle
+    }
+
+    /// Bytes the entry holds.
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.packed.len() + self.handle.len()
     }
 }
 
 /// Sizes and lifetimes of the storefront caches.
 #[derive(Debug, Clone)]
 pub struct ReadCacheConfig {
-    /// Memory budget of the product cache in bytes: rendered bodies by id, plus handle to id.
+    /// Memory budget of the product cache in bytes: rendered bodies by id, and the handles of
+    /// the products cached.
     pub product_bytes: u64,
     pub ttl: Duration,
     pub negative_ttl: Duration,
@@ -62,13 +92,54 @@ impl Default for ReadCacheConfig {
     }
 }
 
-/// The weight of a cache entry holding `bytes`, with a share for the entry's bookkeeping.
-fn weight(bytes: usize) -> u32 {
-    u32::try_from(bytes.saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX)
-}
+/// Bytes a cached product costs beyond its body and handle: the cache's key, hash table slot,
+/// expiry and recency nodes, and the handle index's slot.
+const ENTRY_OVERHEAD: usize = 200;
 
-/// Bytes a cache entry costs beyond what it holds (key, hash table slot, expiry and LRU nodes).
-const ENTRY_OVERHEAD: usize = 160;
+/// How many handle lookups the resolver remembers (found or not); found handles also enter the
+/// handle index once their product is cached, so this only needs to cover recent misses.
+const HANDLE_LOOKUPS: u64 = 4_096;
+
+/// Handle to id for the products in the product cache, so that a read by handle is one lookup
+/// here and one cache hit. A product's handle enters when its body is built, before the body is
+/// cached, and leaves with that very body (its serial tells it from a newer body of the same
+/// product), so the index does not outgrow the cache. The few entries it can be left with
+/// (a body built but not cached because the product changed meanwhile) only cost a reload:
+/// readers check the handle of what they find.
+#[derive(Default)]
+struct HandleIndex(RwLock<HashMap<Box<str>, (Uuid, u64)>>);
+
+impl HandleIndex {
+    fn get(&self, handle: &str) -> Option<Uuid> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(handle).map(|(id, _)| *id)
+    }
+
+    fn insert(&self, body: &CachedBody, id: Uuid) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        map.insert(body.handle.clone(), (id, body.serial));
+    }
+
+    /// Removes the entry `body` made, unless a newer body replaced it.
+    fn departed(&self, body: &CachedBody) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if map
+            .get(&body.handle)
+            .is_some_and(|(_, serial)| *serial == body.serial)
+        {
+            map.remove(&body.handle);
+        }
+    }
+
+    fn remove(&self, handle: &str) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        map.remove(handle);
+    }
+
+    fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
 
 /// Storefront list query.
 #[derive(Debug, Clone, Default)]
@@ -88,7 +159,10 @@ pub struct StoreListQuery {
 pub struct CatalogReads {
     db: Db,
     products: Cache<Uuid, Arc<CachedBody>>,
-    handles: Cache<String, Uuid>,
+    handles: Arc<HandleIndex>,
+    /// Handles not in the index, resolved once per handle at a time; unknown ones are
+    /// remembered for the negative lifetime.
+    lookups: Cache<String, Uuid>,
     tree: Cache<String, Arc<CachedBody>>,
 }
 
@@ -101,22 +175,23 @@ impl CatalogReads {
             negative_ttl: config.negative_ttl,
             ..CacheConfig::new(name)
         };
+        let handles = Arc::new(HandleIndex::default());
+        let index = Arc::clone(&handles);
         Self {
             db,
-            // Seven eighths of the budget for bodies, the rest for handles; each entry also
-            // counts a share for the cache's own bookkeeping.
-            products: Cache::weighed(
+            // A product weighs what it holds and a share for the bookkeeping; its handle leaves
+            // the index when it leaves the cache.
+            products: Cache::weighed_with_departures(
                 sized("product", 0),
-                config.product_bytes / 8 * 7,
+                config.product_bytes,
                 |_, body: &Arc<CachedBody>| {
-                    weight(body.body.len() + body.etag.len() + body.handle.len())
+                    let bytes = body.size() + body.handle.len() + ENTRY_OVERHEAD;
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
                 },
+                move |_, body| index.departed(body),
             ),
-            handles: Cache::weighed(
-                sized("product_handle", 0),
-                config.product_bytes / 8,
-                |handle: &String, _| weight(handle.len() + 16),
-            ),
+            handles,
+            lookups: Cache::new(sized("product_handle", HANDLE_LOOKUPS)),
             tree: Cache::new(sized("category_tree", 1)),
         }
     }
@@ -129,36 +204,51 @@ impl CatalogReads {
                 .await?
                 .ok_or(CatalogError::ProductNotFound);
         }
-        let handle = key.to_owned();
         let mut v = Violations::new();
-        crate::domain::check_handle(&mut v, "/handle", &handle);
+        crate::domain::check_handle(&mut v, "/handle", key);
         if v.finish().is_err() {
             return Err(CatalogError::ProductNotFound);
         }
-        // A handle maps to an id, cached apart: renaming a handle leaves the old mapping
-        // pointing at a product whose handle no longer matches, which is then reloaded.
+        // The index or a lookup names an id; what the id holds decides. A stale answer (the
+        // handle was renamed or deleted) is forgotten and the handle resolved once more.
         for _ in 0..2 {
-            let db = self.db.clone();
-            let h = handle.clone();
-            let id = self
-                .handles
-                .get_or_load(&handle, || async move {
-                    let mut conn = db.read().await?;
-                    Ok::<_, CatalogError>(store::product_id_by_handle(&mut conn, &h).await?)
-                })
-                .await
-                .map_err(CatalogError::Shared)?
-                .ok_or(CatalogError::ProductNotFound)?;
+            let id = match self.handles.get(key) {
+                Some(id) => id,
+                None => self
+                    .resolve(key)
+                    .await?
+                    .ok_or(CatalogError::ProductNotFound)?,
+            };
             match self.product_by_id(id).await? {
-                Some(doc) if doc.handle == handle => return Ok(doc),
-                _ => self.handles.invalidate(&handle).await,
+                Some(doc) if *doc.handle == *key => return Ok(doc),
+                _ => self.forget_handle(key).await,
             }
         }
         Err(CatalogError::ProductNotFound)
     }
 
+    /// The id of the product with `handle`, from the database (one lookup per handle at a time).
+    async fn resolve(&self, handle: &str) -> Result<Option<Uuid>, CatalogError> {
+        let db = self.db.clone();
+        let key = handle.to_owned();
+        let h = key.clone();
+        self.lookups
+            .get_or_load(&key, || async move {
+                let mut conn = db.read().await?;
+                Ok::<_, CatalogError>(store::product_id_by_handle(&mut conn, &h).await?)
+            })
+            .await
+            .map_err(CatalogError::Shared)
+    }
+
+    async fn forget_handle(&self, handle: &str) {
+        self.handles.remove(handle);
+        self.lookups.invalidate(&handle.to_owned()).await;
+    }
+
     async fn product_by_id(&self, id: Uuid) -> Result<Option<Arc<CachedBody>>, CatalogError> {
         let db = self.db.clone();
+        let handles = Arc::clone(&self.handles);
         self.products
             .get_or_load(&id, || async move {
                 let mut conn = db.read().await?;
@@ -169,7 +259,9 @@ impl CatalogReads {
                 let stock = store::availability_of_products(&mut conn, &[id]).await?;
                 let product = listing::with_stock(&document, in_stock, &stock)?;
                 let body = serde_json::to_vec(&product)?;
-                Ok::<_, CatalogError>(Some(Arc::new(CachedBody::new(body, product.handle))))
+                let cached = CachedBody::new(&body, product.handle);
+                handles.insert(&cached, id);
+                Ok::<_, CatalogError>(Some(Arc::new(cached)))
             })
             .await
             .map_err(CatalogError::Shared)
@@ -257,7 +349,7 @@ impl CatalogReads {
                     .collect::<Result<Vec<_>, _>>()?;
                 let tree = build_tree(&categories, None);
                 let body = serde_json::to_vec(&serde_json::json!({ "items": tree }))?;
-                Ok::<_, CatalogError>(Some(Arc::new(CachedBody::new(body, String::new()))))
+                Ok::<_, CatalogError>(Some(Arc::new(CachedBody::new(&body, String::new()))))
             })
             .await
             .map_err(CatalogError::Shared)?
@@ -271,7 +363,7 @@ impl CatalogReads {
 
     /// Forgets a handle lookup (a product now has it, or no longer has it).
     pub async fn invalidate_handle(&self, handle: &str) {
-        self.handles.invalidate(&handle.to_owned()).await;
+        self.forget_handle(handle).await;
     }
 
     /// Forgets the category tree.
@@ -279,11 +371,21 @@ impl CatalogReads {
         self.tree.invalidate_all();
     }
 
+    /// How many products the product cache holds and how many handles the handle index holds,
+    /// once the cache's deferred housekeeping is done.
+    pub async fn cached_products(&self) -> (u64, usize) {
+        self.products.settle().await;
+        (self.products.stats().entries, self.handles.len())
+    }
+
     /// Publishes the caches' entry gauges (for `/metrics`).
     pub fn publish_gauges(&self) {
         self.products.publish_gauges();
-        self.handles.publish_gauges();
+        self.lookups.publish_gauges();
         self.tree.publish_gauges();
+        // Precision loss above 2^53 handles is irrelevant for a gauge.
+        let handles = self.handles.len() as f64;
+        metrics::gauge!("emporium_cache_entries", "cache" => "product_handle_index").set(handles);
     }
 }
 

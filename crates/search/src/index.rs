@@ -2,12 +2,12 @@
 //! registry and the checkpoint (the feed position of the last applied event, stored as the
 //! payload of each commit so both move together).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
-use tantivy::directory::MmapDirectory;
+use tantivy::directory::{Directory, DirectoryLock, Lock, MmapDirectory};
 use tantivy::query::TermQuery;
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{
@@ -23,6 +23,8 @@ use crate::schema::{self, Fields, KIND_CATEGORY};
 
 /// Memory the writer may use before it flushes a segment.
 const WRITER_MEMORY: usize = 50_000_000;
+/// The lock file that marks the index as written by a running process.
+const CLAIM_LOCK: &str = ".emporium-writer.lock";
 
 /// The payload of every commit.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,9 +42,13 @@ pub struct SearchIndex {
     pub(crate) index: Index,
     pub(crate) reader: IndexReader,
     pub(crate) fields: Fields,
-    /// Created on the first write, so an index opened only to be read takes no lock.
-    /// Locked only on blocking threads, never across an `.await`.
+    /// Created on the first write and closed again when the projector is idle. Locked only on
+    /// blocking threads, never across an `.await`.
     writer: Mutex<Option<IndexWriter>>,
+    /// Taken on the first write and held for good, so that no other process writes the index
+    /// while this one may (the writer's own lock comes and goes with the writer). An index
+    /// opened only to be read takes no lock.
+    claim: Mutex<Option<DirectoryLock>>,
     /// Every known category; replaced whole after each commit.
     categories: RwLock<Arc<Registry>>,
     /// The checkpoint, watched by whoever waits for the index to catch up.
@@ -101,6 +107,7 @@ impl SearchIndex {
             reader,
             fields,
             writer: Mutex::new(None),
+            claim: Mutex::new(None),
             categories: RwLock::new(Arc::new(Registry::new())),
             checkpoint: watch::Sender::new(checkpoint),
         };
@@ -186,9 +193,31 @@ impl SearchIndex {
         self.set_registry(registry);
     }
 
+    /// Closes the writer, once its merges are done, to give back the memory it keeps for
+    /// indexing (the next write opens a new one). A projector that has caught up calls it, so
+    /// a burst of events does not leave its buffers behind.
+    pub(crate) fn release_writer(&self) -> Result<(), SearchError> {
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(writer) = guard.take() {
+            writer.wait_merging_threads()?;
+        }
+        Ok(())
+    }
+
     fn lock_writer(&self) -> Result<MutexGuard<'_, Option<IndexWriter>>, SearchError> {
         let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
+            let mut claim = self.claim.lock().unwrap_or_else(|p| p.into_inner());
+            if claim.is_none() {
+                let lock = Lock {
+                    filepath: PathBuf::from(CLAIM_LOCK),
+                    is_blocking: false,
+                };
+                let taken = self.index.directory().acquire_lock(&lock).map_err(|e| {
+                    TantivyError::LockFailure(e, Some("another process writes the index".into()))
+                })?;
+                *claim = Some(taken);
+            }
             *guard = Some(self.index.writer_with_num_threads(1, WRITER_MEMORY)?);
         }
         Ok(guard)

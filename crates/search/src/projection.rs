@@ -67,6 +67,8 @@ impl SearchProjector {
     /// a growing pause; the loop never gives up on its own.
     pub async fn run(self, feed: Arc<dyn EventFeed>, stop: CancellationToken) {
         let mut failures: u32 = 0;
+        // Whether the writer may hold buffers from a batch applied since the feed was last idle.
+        let mut written = false;
         while !stop.is_cancelled() {
             let position = self.checkpoint();
             let read = tokio::select! {
@@ -75,13 +77,29 @@ impl SearchProjector {
             };
             let outcome = match read {
                 Ok(events) if events.is_empty() => {
+                    if std::mem::take(&mut written) {
+                        let index = self.index.clone();
+                        match tokio::task::spawn_blocking(move || index.release_writer()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => {
+                                let error = chain(&error);
+                                tracing::warn!(%error, "search index writer not released");
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "search index writer not released");
+                            }
+                        }
+                    }
                     tokio::select! {
                         () = stop.cancelled() => break,
                         () = feed.wait(IDLE_WAIT) => {},
                     }
                     Ok(())
                 }
-                Ok(events) => self.apply(events).await.map(|_| ()),
+                Ok(events) => {
+                    written = true;
+                    self.apply(events).await.map(|_| ())
+                }
                 Err(e) => Err(SearchError::from(e)),
             };
             match outcome {

@@ -89,7 +89,7 @@ pub async fn get_product(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let body = state.reads.product(&key).await?;
-    Ok(cached_json(&headers, &body))
+    cached_json(&headers, &body)
 }
 
 /// The category tree.
@@ -103,21 +103,22 @@ pub async fn category_tree(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let body = state.reads.category_tree().await?;
-    Ok(cached_json(&headers, &body))
+    cached_json(&headers, &body)
 }
 
 /// A cached JSON body with its ETag, or 304 when the client already has it.
-fn cached_json(headers: &HeaderMap, body: &CachedBody) -> Response {
-    let etag = HeaderValue::from_str(&body.etag).unwrap_or(HeaderValue::from_static("\"0\""));
+fn cached_json(headers: &HeaderMap, body: &CachedBody) -> Result<Response, ApiError> {
+    let tag = body.etag();
+    let etag = HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"0\""));
     let cache = HeaderValue::from_static("public, max-age=0, must-revalidate");
-    if none_match(headers, &body.etag) {
-        return (
+    if none_match(headers, &tag) {
+        return Ok((
             StatusCode::NOT_MODIFIED,
             [(header::ETAG, etag), (header::CACHE_CONTROL, cache)],
         )
-            .into_response();
+            .into_response());
     }
-    (
+    Ok((
         [
             (
                 header::CONTENT_TYPE,
@@ -126,7 +127,7 @@ fn cached_json(headers: &HeaderMap, body: &CachedBody) -> Response {
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache),
         ],
-        body.body.clone(),
+        body.body()?,
     )
-        .into_response()
+        .into_response())
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, after_delivery, assert_problem, pointers};
 use crate::on_both_backends;
+use emporium_catalog::reads::{CatalogReads, ReadCacheConfig};
 
 on_both_backends!(
     a_product_goes_from_draft_to_the_storefront_and_back,
@@ -835,4 +836,52 @@ async fn stock_levels_reach_the_storefront_and_its_in_stock_filter(app: TestApp)
     })
     .await;
     assert!(restored, "the release did not restore availability");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handle_index_holds_only_handles_of_cached_products() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff_token("index@example.com", Role::Staff).await;
+    let mut handles = Vec::new();
+    for n in 0..40 {
+        let product = create_product(
+            &app,
+            &staff,
+            json!({"title": format!("Stoneware Mug {n}"), "status": "published",
+                   "description": "Hand-thrown stoneware, glazed inside and out. ".repeat(8),
+                   "variants": [{"sku": format!("MUG-{n}"), "prices": [{"currency": "EUR", "amount": 1800}]}]}),
+        )
+        .await;
+        handles.push(product["handle"].as_str().unwrap().to_owned());
+    }
+    // A budget of a dozen or so products.
+    let reads = CatalogReads::new(
+        app.store().db.clone(),
+        &ReadCacheConfig {
+            product_bytes: 16_000,
+            ..ReadCacheConfig::default()
+        },
+    );
+    for _ in 0..2 {
+        for handle in &handles {
+            let cached = reads.product(handle).await.unwrap();
+            let body: Value = serde_json::from_slice(&cached.body().unwrap()).unwrap();
+            assert_eq!(body["handle"], handle.as_str());
+        }
+        // Every cached product, and only those, can be found by handle without a lookup.
+        let (products, indexed) = reads.cached_products().await;
+        assert!((1..40).contains(&products), "{products} products cached");
+        assert_eq!(indexed as u64, products);
+    }
+    // A forgotten handle leaves the index; the product is still found, through a lookup.
+    let last = handles.last().unwrap();
+    let (_, before) = reads.cached_products().await;
+    reads.invalidate_handle(last).await;
+    assert_eq!(reads.cached_products().await.1, before - 1);
+    let cached = reads.product(last).await.unwrap();
+    assert_eq!(cached.handle(), last.as_str());
+    assert!(matches!(
+        reads.product("no-such-mug").await,
+        Err(emporium_catalog::CatalogError::ProductNotFound)
+    ));
 }
