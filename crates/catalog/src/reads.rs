@@ -85,7 +85,7 @@ pub struct ReadCacheConfig {
 impl Default for ReadCacheConfig {
     fn default() -> Self {
         Self {
-            product_bytes: 64 << 20,
+            product_bytes: 128 << 20,
             ttl: Duration::from_secs(600),
             negative_ttl: Duration::from_secs(30),
         }

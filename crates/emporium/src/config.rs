@@ -123,7 +123,7 @@ pub struct CacheSettings {
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        Self { product_mib: 64 }
+        Self { product_mib: 128 }
     }
 }
 

@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use clap::Parser;
 
-/// mimalloc hands freed pages back to the system, where the platform allocator keeps a
-/// fragmented heap per thread: after a burst (catch-up, import) the process shrinks again.
+/// jemalloc returns the memory of a burst (an import, a catch-up of events) to the system over
+/// seconds, where the platform allocator keeps a fragmented heap per thread; the serving
+/// process stays smaller for the same work.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let started = Instant::now();

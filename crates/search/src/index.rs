@@ -23,6 +23,8 @@ use crate::schema::{self, Fields, KIND_CATEGORY};
 
 /// Memory the writer may use before it flushes a segment.
 const WRITER_MEMORY: usize = 50_000_000;
+/// Decompressed 16 KiB blocks of stored documents each segment keeps.
+const DOC_STORE_CACHE_BLOCKS: usize = 8;
 /// The lock file that marks the index as written by a running process.
 const CLAIM_LOCK: &str = ".emporium-writer.lock";
 
@@ -100,6 +102,9 @@ impl SearchIndex {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            // A page reads a couple of dozen scattered documents: a few decompressed blocks per
+            // segment serve repeated pages, the default hundred only hold memory.
+            .doc_store_cache_num_blocks(DOC_STORE_CACHE_BLOCKS)
             .try_into()?;
         let checkpoint = payload_of(&index)?.map_or(0, |p| p.position);
         let this = Self {
