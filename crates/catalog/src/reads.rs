@@ -185,6 +185,7 @@ impl CatalogReads {
                 sized("product", 0),
                 config.product_bytes,
                 |_, body: &Arc<CachedBody>| {
+                    // The handle counts twice: the body holds it, and so does the index's key.
                     let bytes = body.size() + body.handle.len() + ENTRY_OVERHEAD;
                     u32::try_from(bytes).unwrap_or(u32::MAX)
                 },
