@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use emporium_db::{Db, WriteTx};
+use emporium_db::{Backend, Db, WriteTx};
 use emporium_kernel::ids::{CategoryId, CollectionId, MediaId, ProductId, VariantId};
 use emporium_kernel::{Clock, Cursor, DomainError, ErrorKind, Money, Page, Violations};
 use serde::Deserialize;
@@ -866,16 +866,26 @@ impl CatalogService {
             originals.push((i, original));
         }
 
-        tx.savepoint().await?;
+        // SQLite's write transaction holds the database's write lock from its start, so the
+        // handles and SKUs found free above are still free: no savepoint there. (SQLite would
+        // keep the savepoint's journal in memory and walk it at the end of every statement of
+        // the batch, a cost growing with the batch.) On PostgreSQL a concurrent writer may take
+        // one meanwhile.
+        let guarded = tx.backend() == Backend::Postgres;
+        if guarded {
+            tx.savepoint().await?;
+        }
         match write_new(&mut tx, &drafts, now).await {
             Ok(()) => {
-                tx.release_savepoint().await?;
+                if guarded {
+                    tx.release_savepoint().await?;
+                }
                 for (i, _, _) in &drafts {
                     results[*i] = Some(Ok(Upserted::Created));
                 }
             }
             // Someone else took a handle or SKU meanwhile: each goes the careful way instead.
-            Err(e) if e.is_unique_violation() => {
+            Err(e) if guarded && e.is_unique_violation() => {
                 tx.rollback_to_savepoint().await?;
                 tx.release_savepoint().await?;
                 rest.extend(originals);

@@ -118,6 +118,12 @@ fn push_placeholders(sql: &mut String, backend: Backend, start: usize, n: usize)
 /// `head` names columns. Statements hold a power of two of rows (at most [`MAX_ROWS`], and
 /// within the bind limit), so a few statement shapes serve every batch size and stay in the
 /// connection's statement cache instead of being parsed again. Returns the rows written.
+///
+/// On SQLite the statements run `INSERT OR FAIL`: a statement that fails keeps the rows it
+/// wrote before the failing one, so the caller must roll back (the transaction, or to a
+/// savepoint) on an error, as returning the error does. In exchange SQLite keeps no statement
+/// journal for tables without foreign keys (the outbox, products), a large share of a bulk
+/// write's cost.
 pub async fn insert_rows(
     tx: &mut WriteTx,
     head: &'static str,
@@ -138,7 +144,13 @@ pub async fn insert_rows(
         let (chunk, after) = rest.split_at(power_of_two_at_most(rest.len().min(most)));
         rest = after;
         let mut sql = String::with_capacity(head.len() + tail.len() + chunk.len() * width * 6);
-        sql.push_str(head);
+        match head.strip_prefix("INSERT INTO ") {
+            Some(rest) if backend == Backend::Sqlite => {
+                sql.push_str("INSERT OR FAIL INTO ");
+                sql.push_str(rest);
+            }
+            _ => sql.push_str(head),
+        }
         for i in 0..chunk.len() {
             sql.push_str(if i == 0 { " (" } else { ", (" });
             push_placeholders(&mut sql, backend, i * width + 1, width);

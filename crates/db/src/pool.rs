@@ -40,6 +40,11 @@ pub struct DbOptions {
     /// writer walks every index a write touches: a bulk job wants a large one, so pages are not
     /// read back and spilled mid-transaction; a server keeps it small.
     pub sqlite_writer_cache_mib: u32,
+    /// WAL size in MiB after which a SQLite commit checkpoints (copies the WAL into the
+    /// database). A page written many times between two checkpoints is copied once, so a bulk
+    /// job wants a large one; the commit that checkpoints waits for the copy, so a server
+    /// keeps it moderate.
+    pub sqlite_checkpoint_mib: u32,
 }
 
 /// Live pool figures, for the `/metrics` gauges.
@@ -116,9 +121,11 @@ impl Db {
                                 u64::from(options.sqlite_writer_cache_mib.max(1)) * 1024
                             ),
                         )
-                        // Checkpoint after ~40 MiB of WAL rather than 4: a page written many
-                        // times in a burst is copied into the database once per checkpoint.
-                        .pragma("wal_autocheckpoint", "10000"),
+                        // `wal_autocheckpoint` counts pages (4 KiB each by default).
+                        .pragma(
+                            "wal_autocheckpoint",
+                            (u64::from(options.sqlite_checkpoint_mib.max(1)) * 256).to_string(),
+                        ),
                 )
                 .await?;
             let readers = SqlitePoolOptions::new()

@@ -89,6 +89,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
         sqlite_synchronous_full: config.database.sqlite_synchronous == SqliteSync::Full,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
         sqlite_writer_cache_mib: config.database.sqlite_writer_cache_mib,
+        sqlite_checkpoint_mib: config.database.sqlite_checkpoint_mib,
     })
     .await
     .context("cannot open the database")?;

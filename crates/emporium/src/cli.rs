@@ -294,6 +294,7 @@ async fn import(
     let mut config = config.clone();
     config.database.sqlite_synchronous = crate::config::SqliteSync::Normal;
     config.database.sqlite_writer_cache_mib = config.database.sqlite_writer_cache_mib.max(64);
+    config.database.sqlite_checkpoint_mib = config.database.sqlite_checkpoint_mib.max(400);
     let db = crate::app::open_database(&config).await?;
     let store = crate::Store::build(&config, db.clone(), Arc::new(SystemClock))?;
     let started = Instant::now();

@@ -56,6 +56,10 @@ pub struct DatabaseConfig {
     pub acquire_timeout_ms: u64,
     /// Page cache of the SQLite writer connection, in MiB (`import` and `seed` use at least 64).
     pub sqlite_writer_cache_mib: u32,
+    /// WAL size, in MiB, after which a SQLite commit copies the WAL into the database (`import`
+    /// and `seed` use at least 400). Larger: fewer copies of pages written again and again,
+    /// but a longer pause for the commit that checkpoints.
+    pub sqlite_checkpoint_mib: u32,
 }
 
 /// SQLite durability setting.
@@ -200,6 +204,7 @@ impl Default for DatabaseConfig {
             sqlite_synchronous: SqliteSync::Full,
             acquire_timeout_ms: 5_000,
             sqlite_writer_cache_mib: 16,
+            sqlite_checkpoint_mib: 40,
         }
     }
 }
@@ -313,6 +318,12 @@ impl Config {
         if !(1..=65_536).contains(&self.database.sqlite_writer_cache_mib) {
             return invalid(
                 "database.sqlite_writer_cache_mib",
+                "must be between 1 and 65536",
+            );
+        }
+        if !(1..=65_536).contains(&self.database.sqlite_checkpoint_mib) {
+            return invalid(
+                "database.sqlite_checkpoint_mib",
                 "must be between 1 and 65536",
             );
         }

@@ -91,6 +91,7 @@ impl Harness {
             sqlite_synchronous_full: false,
             acquire_timeout: Duration::from_secs(120),
             sqlite_writer_cache_mib: 8,
+            sqlite_checkpoint_mib: 40,
         })
         .await
         .unwrap();
