@@ -1472,11 +1472,14 @@ async fn write_new(
     };
     store::insert_links(tx, LinkTable::Categories, &links(|r| &r.categories)).await?;
     store::insert_links(tx, LinkTable::Collections, &links(|r| &r.collections)).await?;
-    let created: Vec<events::ProductCreated> = drafts
+    // `product.created` carries the product as it is: its payload is the document.
+    let created: Vec<(String, i64, String)> = drafts
         .iter()
-        .map(|(_, _, p)| events::ProductCreated(p.clone()))
+        .zip(documents)
+        .map(|((_, _, p), document)| (p.id.to_string(), 1, document))
         .collect();
-    tx.record_many(created.iter().map(|e| (e, 1)), now).await?;
+    tx.record_serialized::<events::ProductCreated>(created, now)
+        .await?;
     Ok(())
 }
 

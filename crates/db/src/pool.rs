@@ -272,23 +272,43 @@ impl WriteTx {
         events: impl IntoIterator<Item = (&'e E, i64)>,
         occurred_at: OffsetDateTime,
     ) -> Result<Vec<Uuid>, DbError> {
-        use crate::Arg;
-        let trace = emporium_kernel::trace::current();
-        let mut ids = Vec::new();
-        let mut rows = Vec::new();
+        let mut serialized = Vec::new();
         for (event, sequence) in events {
             // The payload goes straight to text: no `serde_json::Value` tree on the way.
+            serialized.push((
+                event.aggregate_id(),
+                sequence,
+                serde_json::to_string(event)?,
+            ));
+        }
+        self.record_serialized::<E>(serialized, occurred_at).await
+    }
+
+    /// As [`WriteTx::record_many`], for events serialised already: each `(aggregate id,
+    /// sequence, payload)`, where the payload must be the JSON of an `E`. A bulk job that holds
+    /// the JSON anyway (a product's document is its `product.created` payload) saves
+    /// serialising it twice.
+    pub async fn record_serialized<E: Event>(
+        &mut self,
+        events: Vec<(String, i64, String)>,
+        occurred_at: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, DbError> {
+        use crate::Arg;
+        let trace = emporium_kernel::trace::current();
+        let mut ids = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
+        for (aggregate_id, sequence, payload) in events {
             let id = Uuid::now_v7();
             ids.push(id);
             rows.push(vec![
                 Arg::Uuid(id),
                 Arg::Text(E::TYPE.to_owned()),
                 Arg::Int32(E::VERSION),
-                Arg::Text(event.aggregate_id()),
+                Arg::Text(aggregate_id),
                 Arg::Int(sequence),
                 Arg::Time(occurred_at),
                 Arg::OptText(trace.clone()),
-                Arg::Text(serde_json::to_string(event)?),
+                Arg::Text(payload),
             ]);
         }
         if rows.is_empty() {
