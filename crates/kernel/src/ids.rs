@@ -36,3 +36,28 @@ crate::typed_id!(
     ReservationId,
     "res"
 );
+crate::typed_id!(
+    /// A set of prices over the variants' own, for a period or a customer group (pricing).
+    PriceListId,
+    "plist"
+);
+crate::typed_id!(
+    /// A promotion: a benefit with its conditions, automatic or behind a coupon code (pricing).
+    PromotionId,
+    "promo"
+);
+crate::typed_id!(
+    /// A coupon code that unlocks a promotion (pricing).
+    CouponId,
+    "cpn"
+);
+crate::typed_id!(
+    /// A tax rate of a region (pricing).
+    TaxRateId,
+    "txr"
+);
+crate::typed_id!(
+    /// A way to ship an order, priced flat or by weight (pricing).
+    ShippingOptionId,
+    "ship"
+);
