@@ -27,6 +27,7 @@ use emporium_identity::tokens::Tokens;
 use emporium_inventory::InventoryService;
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
+use emporium_pricing::PricingService;
 use emporium_search::{SearchIndex, SearchProjector};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +49,7 @@ pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
     journal::MIGRATIONS,
     emporium_catalog::MIGRATIONS,
     emporium_inventory::MIGRATIONS,
+    emporium_pricing::MIGRATIONS,
 ];
 
 /// Every context's admin access rules: the one table the admin guard consults.
@@ -56,6 +58,7 @@ pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
     journal::ADMIN_RULES,
     emporium_catalog::ADMIN_RULES,
     emporium_inventory::ADMIN_RULES,
+    emporium_pricing::ADMIN_RULES,
 ];
 
 #[derive(OpenApi)]
@@ -129,6 +132,7 @@ pub struct Store {
     pub catalog_reads: Arc<CatalogReads>,
     pub media: MediaStore,
     pub inventory: Arc<InventoryService>,
+    pub pricing: Arc<PricingService>,
     pub search: Arc<SearchIndex>,
     /// The journal in position order, which the search index follows.
     pub journal: Arc<journal::JournalFeed>,
@@ -193,6 +197,7 @@ impl Store {
             clock.clone(),
         )));
         let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
+        let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
         Ok(Self {
             db,
             identity,
@@ -200,6 +205,7 @@ impl Store {
             catalog_reads,
             media,
             inventory,
+            pricing,
             search,
             journal,
             bus,
@@ -240,6 +246,7 @@ impl Store {
                 media_max_bytes: config.media.max_bytes,
             }))
             .merge(emporium_inventory::router(self.inventory.clone()))
+            .merge(emporium_pricing::router(self.pricing.clone()))
             .merge(emporium_search::router(self.search.clone()))
             .merge(ops)
             .split_for_parts();

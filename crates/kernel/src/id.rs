@@ -36,7 +36,8 @@ pub fn fmt_prefixed(prefix: &str, id: &uuid::Uuid, f: &mut fmt::Formatter<'_>) -
 macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        // `Default` is the nil id: what a request body that names no id reads as.
+        #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub ::uuid::Uuid);
 
         impl $name {

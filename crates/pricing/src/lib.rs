@@ -5,14 +5,30 @@
 //! and its laws (totals never negative, no discount above what it applies to, shares that add
 //! up) are property-tested. Rounding and stacking are documented on the [`quote`] module.
 
+pub mod error;
+pub mod events;
 pub mod quote;
+pub mod routes;
 pub mod rules;
+pub mod service;
+pub mod store;
 
+pub use error::PricingError;
 pub use quote::{
     AppliedDiscount, Cart, CouponCode, CouponOutcome, Item, Quote, QuoteError, QuotedItem, Region,
     ShippingQuote, quote, shipping_options,
 };
+pub use routes::{ADMIN_RULES, router};
 pub use rules::{
     BasisPoints, Benefit, Conditions, ListPrice, PriceList, Promotion, Rules, ShippingOption,
     ShippingRate, Stacking, Target, TaxRate, WeightTier, Window,
 };
+pub use service::{Coupon, CreateCoupon, PricingService, Rule, Stored};
+
+/// Pricing's schema migrations.
+pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
+    version: 20261126000100,
+    description: "pricing",
+    sqlite: include_str!("../migrations/sqlite/20261126000100_pricing.sql"),
+    postgres: include_str!("../migrations/postgres/20261126000100_pricing.sql"),
+}];

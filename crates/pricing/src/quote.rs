@@ -42,7 +42,7 @@ pub const MAX_UNIT_PRICE: i64 = 1_000_000_000_000;
 pub const MAX_LINES: usize = 500;
 
 /// A cart as the quote sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cart {
     pub currency: Currency,
     pub items: Vec<Item>,
@@ -58,7 +58,7 @@ pub struct Cart {
 }
 
 /// One item of a cart: a variant, how many, and its own price in the cart's currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
     pub variant_id: VariantId,
     pub product_id: ProductId,
@@ -69,14 +69,14 @@ pub struct Item {
 }
 
 /// A country (ISO 3166-1 alpha-2) and optionally a state within it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Region {
     pub country: String,
     pub state: Option<String>,
 }
 
 /// A coupon code on the cart and the promotion it unlocks, as the coupon table says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CouponCode {
     pub code: String,
     pub promotion_id: Option<PromotionId>,
@@ -96,7 +96,7 @@ pub enum QuoteError {
 }
 
 /// Every figure of a cart, in its currency (minor units).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Quote {
     pub currency: Currency,
     pub items: Vec<QuotedItem>,
@@ -121,7 +121,7 @@ pub struct Quote {
 }
 
 /// One item of a quote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuotedItem {
     pub variant_id: VariantId,
     pub quantity: u32,
@@ -140,7 +140,7 @@ pub struct QuotedItem {
 }
 
 /// A promotion that applied, and the amount it took off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppliedDiscount {
     pub promotion_id: PromotionId,
     pub name: String,
@@ -150,7 +150,7 @@ pub struct AppliedDiscount {
 }
 
 /// The shipping part of a quote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ShippingQuote {
     /// No option chosen yet.
@@ -167,7 +167,7 @@ pub enum ShippingQuote {
 }
 
 /// What became of a coupon code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CouponOutcome {
     pub code: String,
     pub applied: bool,

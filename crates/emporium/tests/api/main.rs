@@ -14,4 +14,5 @@ mod http_conventions;
 mod identity;
 mod import;
 mod media;
+mod pricing;
 mod search;
