@@ -303,17 +303,14 @@ pub async fn redemptions_by<'c>(
     id: Uuid,
     customer_key: &str,
 ) -> Result<i64, DbError> {
-    let (n,): (i64,) =
-        run!(c, |c| {
-            sqlx::query_as(
-        "SELECT COUNT(*) FROM pricing_coupon_redemptions WHERE coupon_id = $1 AND customer_key = $2"
-    )
-    .bind(id)
-    .bind(customer_key)
-    .fetch_one(c)
-    .await
-    .map_err(DbError::from)
-        })?;
+    const SQL: &str = "SELECT COUNT(*) FROM pricing_coupon_redemptions \
+                       WHERE coupon_id = $1 AND customer_key = $2";
+    let (n,): (i64,) = run!(c, |c| sqlx::query_as(SQL)
+        .bind(id)
+        .bind(customer_key)
+        .fetch_one(c)
+        .await
+        .map_err(DbError::from))?;
     Ok(n)
 }
 
