@@ -172,3 +172,32 @@ pub struct Collection {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
 }
+
+/// A variant as a cart sees it: what it is, what it costs and what it weighs, from a published
+/// product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Purchasable {
+    pub variant_id: VariantId,
+    pub product_id: ProductId,
+    pub product_title: String,
+    pub product_handle: String,
+    pub variant_title: String,
+    pub sku: String,
+    /// One price per currency, in minor units.
+    pub prices: Vec<Money>,
+    pub weight_grams: i64,
+    /// The product's categories and every ancestor of them (a promotion on `Apparel` also
+    /// targets `Apparel > Shirts`).
+    pub category_ids: Vec<CategoryId>,
+}
+
+/// What other contexts may ask of the catalog.
+#[async_trait::async_trait]
+pub trait CatalogApi: Send + Sync {
+    /// Each variant, in the order asked, when it belongs to a published product; `None` for an
+    /// unknown variant or one of a draft or archived product.
+    async fn purchasable(
+        &self,
+        variants: &[VariantId],
+    ) -> Result<Vec<Option<Purchasable>>, crate::CatalogError>;
+}

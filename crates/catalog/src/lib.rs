@@ -13,7 +13,9 @@ pub mod routes;
 pub mod service;
 pub mod store;
 
-pub use api::{Category, CategoryNode, Collection, Product, ProductStatus, Variant};
+pub use api::{
+    CatalogApi, Category, CategoryNode, Collection, Product, ProductStatus, Purchasable, Variant,
+};
 pub use error::CatalogError;
 pub use media::{MediaS3Config, MediaStore};
 pub use reads::CatalogReads;

@@ -11,11 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use emporium_cache::{Cache, CacheConfig};
 use emporium_db::Db;
-use emporium_kernel::ids::{CategoryId, CollectionId, ProductId};
+use emporium_kernel::ids::{CategoryId, CollectionId, ProductId, VariantId};
 use emporium_kernel::{Currency, Page, Violations};
 use uuid::Uuid;
 
-use crate::api::{CategoryNode, Product, ProductStatus};
+use crate::api::{CatalogApi, CategoryNode, Product, ProductStatus, Purchasable};
 use crate::error::CatalogError;
 use crate::listing::{self, ListFilter, Sort};
 use crate::service::category_of;
@@ -408,4 +408,51 @@ fn build_tree(all: &[crate::api::Category], parent: Option<CategoryId>) -> Vec<C
             children: build_tree(all, Some(c.id)),
         })
         .collect()
+}
+
+#[async_trait::async_trait]
+impl CatalogApi for CatalogReads {
+    async fn purchasable(
+        &self,
+        variants: &[VariantId],
+    ) -> Result<Vec<Option<Purchasable>>, CatalogError> {
+        let mut out = Vec::with_capacity(variants.len());
+        // A cart holds a few dozen items at most: one indexed lookup each, then the product
+        // from the cache.
+        let mut conn = self.db.read().await?;
+        for variant in variants {
+            let Some(product_id) = store::product_of_variant(&mut conn, variant.0).await? else {
+                out.push(None);
+                continue;
+            };
+            let Some(body) = self.product_by_id(product_id).await? else {
+                out.push(None);
+                continue;
+            };
+            let product: Product = serde_json::from_slice(&body.body()?)?;
+            let Some(v) = product.variants.iter().find(|v| v.id == *variant) else {
+                out.push(None);
+                continue;
+            };
+            let mut category_ids: Vec<CategoryId> = product
+                .categories
+                .iter()
+                .flat_map(|c| c.path.iter().copied().chain([c.id]))
+                .collect();
+            category_ids.sort();
+            category_ids.dedup();
+            out.push(Some(Purchasable {
+                variant_id: v.id,
+                product_id: product.id,
+                product_title: product.title.clone(),
+                product_handle: product.handle.clone(),
+                variant_title: v.title.clone(),
+                sku: v.sku.clone(),
+                prices: v.prices.clone(),
+                weight_grams: v.weight_grams,
+                category_ids,
+            }));
+        }
+        Ok(out)
+    }
 }

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use emporium_bus::{InProcessBus, OutboxRelay};
+use emporium_cart::CartService;
 use emporium_catalog::projection::{CacheInvalidator, StockProjection};
 use emporium_catalog::reads::ReadCacheConfig;
 use emporium_catalog::{CatalogReads, CatalogService, CatalogState, MediaS3Config, MediaStore};
@@ -50,6 +51,7 @@ pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
     emporium_catalog::MIGRATIONS,
     emporium_inventory::MIGRATIONS,
     emporium_pricing::MIGRATIONS,
+    emporium_cart::MIGRATIONS,
 ];
 
 /// Every context's admin access rules: the one table the admin guard consults.
@@ -133,6 +135,7 @@ pub struct Store {
     pub media: MediaStore,
     pub inventory: Arc<InventoryService>,
     pub pricing: Arc<PricingService>,
+    pub cart: Arc<CartService>,
     pub search: Arc<SearchIndex>,
     /// The journal in position order, which the search index follows.
     pub journal: Arc<journal::JournalFeed>,
@@ -198,6 +201,13 @@ impl Store {
         )));
         let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
         let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
+        let cart = Arc::new(CartService::new(
+            db.clone(),
+            clock.clone(),
+            catalog_reads.clone(),
+            inventory.clone(),
+            pricing.clone(),
+        ));
         Ok(Self {
             db,
             identity,
@@ -206,6 +216,7 @@ impl Store {
             media,
             inventory,
             pricing,
+            cart,
             search,
             journal,
             bus,
@@ -247,6 +258,7 @@ impl Store {
             }))
             .merge(emporium_inventory::router(self.inventory.clone()))
             .merge(emporium_pricing::router(self.pricing.clone()))
+            .merge(emporium_cart::router(self.cart.clone()))
             .merge(emporium_search::router(self.search.clone()))
             .merge(ops)
             .split_for_parts();

@@ -61,3 +61,13 @@ crate::typed_id!(
     ShippingOptionId,
     "ship"
 );
+crate::typed_id!(
+    /// A shopping cart (cart).
+    CartId,
+    "cart"
+);
+crate::typed_id!(
+    /// One line of a cart (cart).
+    CartItemId,
+    "citem"
+);

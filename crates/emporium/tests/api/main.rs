@@ -5,6 +5,7 @@
 // Test code may panic on the unexpected: that is how a test fails.
 #![allow(clippy::unwrap_used)]
 
+mod cart;
 mod catalog;
 mod cli;
 mod docs;

@@ -1,0 +1,713 @@
+//! The cart service: who may touch a cart, what may go in it, and its totals. Every answer is
+//! the whole cart with totals computed by pricing's quote, so the storefront never adds up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use emporium_catalog::{CatalogApi, Purchasable};
+use emporium_db::Db;
+use emporium_inventory::InventoryApi;
+use emporium_kernel::ids::{CartId, CartItemId, ProductId, ShippingOptionId, VariantId};
+use emporium_kernel::{Clock, Currency, Violations};
+use emporium_pricing::{PricingService, Quote, Region};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{CartError, Short};
+use crate::store::{self, CartRow, ItemRow};
+
+/// Units of one variant a cart may hold.
+pub const MAX_QUANTITY: i64 = 10_000;
+/// Distinct variants a cart may hold.
+pub const MAX_ITEMS: usize = 100;
+/// Coupon codes a cart may hold.
+pub const MAX_COUPONS: usize = 5;
+
+/// A postal address to ship to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    /// 1 to 200 characters.
+    #[serde(default)]
+    pub name: String,
+    /// 1 to 200 characters.
+    #[serde(default)]
+    pub line1: String,
+    #[serde(default)]
+    pub line2: Option<String>,
+    /// 1 to 100 characters.
+    #[serde(default)]
+    pub city: String,
+    /// 1 to 20 characters.
+    #[serde(default)]
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2, upper case.
+    #[serde(default)]
+    pub country: String,
+    /// An ISO 3166-2 subdivision code without the country (`NY`), where the country has them.
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// A cart line, with its figures from the quote.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CartItem {
+    pub id: CartItemId,
+    pub variant_id: VariantId,
+    pub quantity: i64,
+    /// False when the variant can no longer be bought (deleted, unpublished, or no price in the
+    /// cart's currency): the line stays, out of the totals, until the shopper removes it.
+    pub purchasable: bool,
+    pub product_id: Option<ProductId>,
+    pub product_title: Option<String>,
+    pub variant_title: Option<String>,
+    pub sku: Option<String>,
+    pub unit_price: Option<i64>,
+    pub compare_at_price: Option<i64>,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+}
+
+/// A cart and its totals.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Cart {
+    pub id: CartId,
+    /// The customer (`cus_…`) whose cart it is; absent for a guest's.
+    pub customer_id: Option<String>,
+    pub currency: Currency,
+    pub email: Option<String>,
+    pub shipping_address: Option<Address>,
+    pub shipping_option_id: Option<ShippingOptionId>,
+    /// Codes as typed; `totals.coupons` tells whether each applies.
+    pub coupon_codes: Vec<String>,
+    pub items: Vec<CartItem>,
+    pub totals: Quote,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A shipping option offered to a cart, with its price.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OfferedShipping {
+    pub id: ShippingOptionId,
+    pub name: String,
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+/// What proves a caller may use a cart: its token (`X-Cart-Token`), or the session of the
+/// customer it belongs to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Access<'a> {
+    pub token: Option<&'a str>,
+    /// The caller's customer subject (`cus_…`), when a customer token came with the request.
+    pub customer: Option<&'a str>,
+}
+
+/// Carts over one database, with the catalog, inventory and pricing they consult.
+pub struct CartService {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    catalog: Arc<dyn CatalogApi>,
+    inventory: Arc<dyn InventoryApi>,
+    pricing: Arc<PricingService>,
+}
+
+impl CartService {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<dyn CatalogApi>,
+        inventory: Arc<dyn InventoryApi>,
+        pricing: Arc<PricingService>,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            catalog,
+            inventory,
+            pricing,
+        }
+    }
+
+    /// Opens a cart in `currency`; returns it and the token that opens it later (shown once,
+    /// only its hash is kept). With `customer`, the cart is also that customer's.
+    pub async fn create(
+        &self,
+        currency: &str,
+        email: Option<String>,
+        customer: Option<&str>,
+    ) -> Result<(Cart, String), CartError> {
+        let mut v = Violations::new();
+        let currency = v.check(
+            "/currency",
+            currency.parse::<Currency>().map_err(|e| {
+                emporium_kernel::FieldError::new("/currency", "invalid_format", e.to_string())
+            }),
+        );
+        let email = email.map(|e| e.trim().to_owned());
+        if let Some(e) = &email {
+            check_email(&mut v, e);
+        }
+        v.finish().map_err(CartError::Invalid)?;
+        let token = new_token();
+        let now = self.clock.now();
+        let row = CartRow {
+            id: Uuid::now_v7(),
+            token_hash: hash(&token),
+            customer_id: customer.map(str::to_owned),
+            currency: currency.map(|c| c.to_string()).unwrap_or_default(),
+            email,
+            shipping_address: None,
+            shipping_option_id: None,
+            coupon_codes: "[]".to_owned(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.db.begin_write().await?;
+        store::insert_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        Ok((self.view(row, Vec::new()).await?, token))
+    }
+
+    /// The cart, with its totals.
+    pub async fn get(&self, id: CartId, access: Access<'_>) -> Result<Cart, CartError> {
+        let mut conn = self.db.read().await?;
+        let row = authorise(store::find_cart(&mut conn, id.0).await?, access)?;
+        let items = store::list_items(&mut conn, id.0).await?;
+        drop(conn);
+        self.view(row, items).await
+    }
+
+    /// Adds `quantity` units of `variant` (to its line, when the cart has one). Fails with
+    /// `Invalid` (`/variant_id` not purchasable in the cart's currency, `/quantity` out of
+    /// range, too many items) or `OutOfStock` when the line would ask for more than is
+    /// available.
+    pub async fn add_item(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        variant: VariantId,
+        quantity: i64,
+    ) -> Result<Cart, CartError> {
+        check_quantity(quantity)?;
+        let mut tx = self.db.begin_write().await?;
+        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        let mut items = store::list_items(&mut tx, id.0).await?;
+        let info = self.catalog.purchasable(&[variant]).await?;
+        let priced = info
+            .first()
+            .and_then(Option::as_ref)
+            .is_some_and(|p| p.prices.iter().any(|m| m.currency.as_str() == row.currency));
+        if !priced {
+            return Err(CartError::invalid(
+                "/variant_id",
+                "not_purchasable",
+                "no published variant with this id has a price in the cart's currency",
+            ));
+        }
+        let now = self.clock.now();
+        match items.iter_mut().find(|i| i.variant_id == variant.0) {
+            Some(item) => {
+                let wanted = item.quantity + quantity;
+                check_quantity(wanted)?;
+                self.check_stock(&[(variant, wanted)]).await?;
+                store::set_quantity(&mut tx, item.id, wanted).await?;
+                item.quantity = wanted;
+            }
+            None => {
+                if items.len() >= MAX_ITEMS {
+                    return Err(CartError::invalid(
+                        "/variant_id",
+                        "too_many",
+                        format!("a cart holds at most {MAX_ITEMS} different variants"),
+                    ));
+                }
+                self.check_stock(&[(variant, quantity)]).await?;
+                let item = ItemRow {
+                    id: Uuid::now_v7(),
+                    cart_id: id.0,
+                    variant_id: variant.0,
+                    quantity,
+                    created_at: now,
+                };
+                store::insert_item(&mut tx, &item).await?;
+                items.push(item);
+            }
+        }
+        row.updated_at = now;
+        store::update_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        row.version += 1;
+        self.view(row, items).await
+    }
+
+    /// Sets an item's quantity (checked against stock as when adding).
+    pub async fn set_item_quantity(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        item: CartItemId,
+        quantity: i64,
+    ) -> Result<Cart, CartError> {
+        check_quantity(quantity)?;
+        let mut tx = self.db.begin_write().await?;
+        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        let mut items = store::list_items(&mut tx, id.0).await?;
+        let line = items
+            .iter_mut()
+            .find(|i| i.id == item.0)
+            .ok_or(CartError::ItemNotFound)?;
+        if quantity > line.quantity {
+            self.check_stock(&[(VariantId(line.variant_id), quantity)])
+                .await?;
+        }
+        store::set_quantity(&mut tx, item.0, quantity).await?;
+        line.quantity = quantity;
+        row.updated_at = self.clock.now();
+        store::update_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        row.version += 1;
+        self.view(row, items).await
+    }
+
+    /// Removes an item.
+    pub async fn remove_item(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        item: CartItemId,
+    ) -> Result<Cart, CartError> {
+        let mut tx = self.db.begin_write().await?;
+        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        let mut items = store::list_items(&mut tx, id.0).await?;
+        let at = items
+            .iter()
+            .position(|i| i.id == item.0)
+            .ok_or(CartError::ItemNotFound)?;
+        store::delete_item(&mut tx, item.0).await?;
+        items.remove(at);
+        row.updated_at = self.clock.now();
+        store::update_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        row.version += 1;
+        self.view(row, items).await
+    }
+
+    /// Sets the e-mail and/or the shipping address (absent: unchanged). A new address drops a
+    /// chosen shipping option that does not ship there.
+    pub async fn update_details(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        email: Option<String>,
+        address: Option<Address>,
+    ) -> Result<Cart, CartError> {
+        let mut v = Violations::new();
+        let email = email.map(|e| e.trim().to_owned());
+        if let Some(e) = &email {
+            check_email(&mut v, e);
+        }
+        if let Some(a) = &address {
+            check_address(&mut v, a);
+        }
+        v.finish().map_err(CartError::Invalid)?;
+        let mut tx = self.db.begin_write().await?;
+        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        let items = store::list_items(&mut tx, id.0).await?;
+        if email.is_some() {
+            row.email = email;
+        }
+        if let Some(a) = &address {
+            row.shipping_address = Some(to_json(a)?);
+        }
+        row.updated_at = self.clock.now();
+        if address.is_some()
+            && let Some(option) = row.shipping_option_id
+        {
+            let offered = self.offered(&row, &items).await?;
+            if !offered.iter().any(|o| o.id.0 == option) {
+                row.shipping_option_id = None;
+            }
+        }
+        store::update_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        row.version += 1;
+        self.view(row, items).await
+    }
+
+    /// The shipping options that ship this cart (its address, currency and weight), priced.
+    pub async fn shipping_options(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+    ) -> Result<Vec<OfferedShipping>, CartError> {
+        let mut conn = self.db.read().await?;
+        let row = authorise(store::find_cart(&mut conn, id.0).await?, access)?;
+        let items = store::list_items(&mut conn, id.0).await?;
+        drop(conn);
+        self.offered(&row, &items).await
+    }
+
+    /// Chooses a shipping option; it must be one [`Self::shipping_options`] offers.
+    pub async fn choose_shipping(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        option: ShippingOptionId,
+    ) -> Result<Cart, CartError> {
+        let mut tx = self.db.begin_write().await?;
+        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        let items = store::list_items(&mut tx, id.0).await?;
+        if !self
+            .offered(&row, &items)
+            .await?
+            .iter()
+            .any(|o| o.id == option)
+        {
+            return Err(CartError::invalid(
+                "/option_id",
+                "not_offered",
+                "this option does not ship this cart (address, currency or weight)",
+            ));
+        }
+        row.shipping_option_id = Some(option.0);
+        row.updated_at = self.clock.now();
+        store::update_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        row.version += 1;
+        self.view(row, items).await
+    }
+
+    /// Adds a coupon code; it must exist and apply to the cart as it is now.
+    pub async fn add_coupon(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        code: &str,
+    ) -> Result<Cart, CartError> {
+        let code = code.trim().to_owned();
+        if code.is_empty() || code.len() > 64 {
+            return Err(CartError::invalid(
+                "/code",
+                "invalid_format",
+                "1 to 64 characters",
+            ));
+        }
+        let mut tx = self.db.begin_write().await?;
+        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        let items = store::list_items(&mut tx, id.0).await?;
+        let mut codes = codes_of(&row)?;
+        if codes.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
+            return self.view(row, items).await;
+        }
+        if codes.len() >= MAX_COUPONS {
+            return Err(CartError::invalid(
+                "/code",
+                "too_many",
+                format!("a cart holds at most {MAX_COUPONS} coupon codes"),
+            ));
+        }
+        codes.push(code.clone());
+        row.coupon_codes = to_json(&codes)?;
+        let trial = self.view(row.clone(), items.clone()).await?;
+        let outcome = trial.totals.coupons.iter().find(|o| o.code == code);
+        match outcome.map(|o| (o.applied, o.reason)) {
+            Some((true, _)) => {}
+            Some((false, Some("coupon_unknown"))) | None => return Err(CartError::CouponNotFound),
+            Some((false, reason)) => {
+                return Err(CartError::CouponNotApplicable(
+                    reason.unwrap_or("coupon_not_applicable"),
+                ));
+            }
+        }
+        row.updated_at = self.clock.now();
+        store::update_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        row.version += 1;
+        self.view(row, items).await
+    }
+
+    /// Removes a coupon code (any case); removing one the cart does not hold changes nothing.
+    pub async fn remove_coupon(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        code: &str,
+    ) -> Result<Cart, CartError> {
+        let mut tx = self.db.begin_write().await?;
+        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        let items = store::list_items(&mut tx, id.0).await?;
+        let mut codes = codes_of(&row)?;
+        let before = codes.len();
+        codes.retain(|c| !c.eq_ignore_ascii_case(code.trim()));
+        if codes.len() != before {
+            row.coupon_codes = to_json(&codes)?;
+            row.updated_at = self.clock.now();
+            store::update_cart(&mut tx, &row).await?;
+            tx.commit().await?;
+            row.version += 1;
+        }
+        self.view(row, items).await
+    }
+
+    /// Fails with `OutOfStock` naming every `(variant, units)` asking for more than is
+    /// available.
+    async fn check_stock(&self, wanted: &[(VariantId, i64)]) -> Result<(), CartError> {
+        let ids: Vec<VariantId> = wanted.iter().map(|(v, _)| *v).collect();
+        let available = self.inventory.availability(&ids).await?;
+        let short: Vec<Short> = wanted
+            .iter()
+            .zip(&available)
+            .filter(|((_, n), a)| *n > a.available)
+            .map(|((v, n), a)| Short {
+                variant_id: *v,
+                requested: *n,
+                available: a.available.max(0),
+            })
+            .collect();
+        if short.is_empty() {
+            Ok(())
+        } else {
+            Err(CartError::OutOfStock(short))
+        }
+    }
+
+    async fn offered(
+        &self,
+        row: &CartRow,
+        items: &[ItemRow],
+    ) -> Result<Vec<OfferedShipping>, CartError> {
+        let (cart, _) = self.pricing_cart(row, items).await?;
+        let rules = self.pricing.rules().await?;
+        Ok(emporium_pricing::shipping_options(&cart, &rules)
+            .into_iter()
+            .map(|(o, amount)| OfferedShipping {
+                id: o.id,
+                name: o.name.clone(),
+                amount,
+                currency: cart.currency,
+            })
+            .collect())
+    }
+
+    /// The cart as pricing sees it (purchasable lines only), and what the catalog said of each
+    /// item.
+    async fn pricing_cart(
+        &self,
+        row: &CartRow,
+        items: &[ItemRow],
+    ) -> Result<(emporium_pricing::Cart, Vec<Option<Purchasable>>), CartError> {
+        let currency: Currency = row
+            .currency
+            .parse()
+            .map_err(|_| CartError::invalid("/currency", "invalid_format", "stored currency"))?;
+        let ids: Vec<VariantId> = items.iter().map(|i| VariantId(i.variant_id)).collect();
+        let info = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.catalog.purchasable(&ids).await?
+        };
+        let mut lines = Vec::new();
+        for (item, p) in items.iter().zip(&info) {
+            let Some(p) = p else { continue };
+            let Some(price) = p.prices.iter().find(|m| m.currency == currency) else {
+                continue;
+            };
+            lines.push(emporium_pricing::Item {
+                variant_id: p.variant_id,
+                product_id: p.product_id,
+                category_ids: p.category_ids.clone(),
+                quantity: u32::try_from(item.quantity).unwrap_or(u32::MAX),
+                unit_price: price.amount,
+                weight_grams: p.weight_grams,
+            });
+        }
+        let address: Option<Address> = row
+            .shipping_address
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| CartError::Corrupt(e.to_string()))?;
+        let cart = emporium_pricing::Cart {
+            currency,
+            items: lines,
+            customer_groups: Vec::new(),
+            shipping_address: address.map(|a| Region {
+                country: a.country,
+                state: a.state,
+            }),
+            shipping_option: row.shipping_option_id.map(ShippingOptionId),
+            coupons: Vec::new(),
+            now: self.clock.now(),
+        };
+        Ok((cart, info))
+    }
+
+    async fn view(&self, row: CartRow, items: Vec<ItemRow>) -> Result<Cart, CartError> {
+        let (cart, info) = self.pricing_cart(&row, &items).await?;
+        let codes = codes_of(&row)?;
+        let currency = cart.currency;
+        let totals = match self.pricing.quote(cart, &codes).await? {
+            Ok(q) => q,
+            Err(e) => return Err(CartError::invalid("/items", "out_of_range", e.to_string())),
+        };
+        let mut quoted: HashMap<VariantId, &emporium_pricing::QuotedItem> =
+            totals.items.iter().map(|q| (q.variant_id, q)).collect();
+        let lines = items
+            .iter()
+            .zip(info.iter().chain(std::iter::repeat(&None)))
+            .map(|(item, p)| {
+                let q = quoted.remove(&VariantId(item.variant_id));
+                CartItem {
+                    id: CartItemId(item.id),
+                    variant_id: VariantId(item.variant_id),
+                    quantity: item.quantity,
+                    purchasable: q.is_some(),
+                    product_id: p.as_ref().map(|p| p.product_id),
+                    product_title: p.as_ref().map(|p| p.product_title.clone()),
+                    variant_title: p.as_ref().map(|p| p.variant_title.clone()),
+                    sku: p.as_ref().map(|p| p.sku.clone()),
+                    unit_price: q.map(|q| q.unit_price),
+                    compare_at_price: q.and_then(|q| q.compare_at_price),
+                    subtotal: q.map_or(0, |q| q.subtotal),
+                    discount: q.map_or(0, |q| q.discount),
+                    tax: q.map_or(0, |q| q.tax),
+                    total: q.map_or(0, |q| q.total),
+                }
+            })
+            .collect();
+        let shipping_address = row
+            .shipping_address
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| CartError::Corrupt(e.to_string()))?;
+        Ok(Cart {
+            id: CartId(row.id),
+            customer_id: row.customer_id,
+            currency,
+            email: row.email,
+            shipping_address,
+            shipping_option_id: row.shipping_option_id.map(ShippingOptionId),
+            coupon_codes: codes,
+            items: lines,
+            totals,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// The cart when `access` opens it; `CartNotFound` otherwise (also for a missing cart).
+fn authorise(row: Option<CartRow>, access: Access<'_>) -> Result<CartRow, CartError> {
+    let row = row.ok_or(CartError::CartNotFound)?;
+    let by_token = access.token.is_some_and(|t| hash(t) == row.token_hash);
+    let by_customer = access
+        .customer
+        .is_some_and(|c| row.customer_id.as_deref() == Some(c));
+    if by_token || by_customer {
+        Ok(row)
+    } else {
+        Err(CartError::CartNotFound)
+    }
+}
+
+fn check_quantity(quantity: i64) -> Result<(), CartError> {
+    if (1..=MAX_QUANTITY).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(CartError::invalid(
+            "/quantity",
+            "out_of_range",
+            format!("1 to {MAX_QUANTITY}"),
+        ))
+    }
+}
+
+fn check_email(v: &mut Violations, email: &str) {
+    let well_formed = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if !well_formed {
+        v.push("/email", "invalid_format", "an e-mail address");
+    }
+}
+
+fn check_address(v: &mut Violations, a: &Address) {
+    for (pointer, value, max) in [
+        ("/shipping_address/name", &a.name, 200),
+        ("/shipping_address/line1", &a.line1, 200),
+        ("/shipping_address/city", &a.city, 100),
+        ("/shipping_address/postal_code", &a.postal_code, 20),
+    ] {
+        let n = value.trim().chars().count();
+        if n == 0 {
+            v.push(pointer, "required", "must not be empty");
+        } else if n > max {
+            v.push(pointer, "too_long", format!("at most {max} characters"));
+        }
+    }
+    if a.line2.as_ref().is_some_and(|l| l.chars().count() > 200) {
+        v.push(
+            "/shipping_address/line2",
+            "too_long",
+            "at most 200 characters",
+        );
+    }
+    if a.country.len() != 2 || !a.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        v.push(
+            "/shipping_address/country",
+            "invalid_format",
+            "an ISO 3166-1 alpha-2 code in upper case, e.g. DE",
+        );
+    }
+    if let Some(state) = &a.state
+        && (state.is_empty()
+            || state.len() > 3
+            || !state
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+    {
+        v.push(
+            "/shipping_address/state",
+            "invalid_format",
+            "an ISO 3166-2 subdivision code without the country, e.g. NY",
+        );
+    }
+}
+
+fn codes_of(row: &CartRow) -> Result<Vec<String>, CartError> {
+    serde_json::from_str(&row.coupon_codes).map_err(|e| CartError::Corrupt(e.to_string()))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, CartError> {
+    serde_json::to_string(value).map_err(|e| CartError::Corrupt(e.to_string()))
+}
+
+/// A new cart token: 244 random bits (two random UUIDs, from a generator seeded by the OS),
+/// URL-safe.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

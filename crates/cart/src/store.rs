@@ -1,0 +1,164 @@
+//! Cart SQL, and nothing else.
+
+use emporium_db::{Conn, DbError, execute, from_row, run};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A `carts` row.
+#[derive(Debug, Clone)]
+pub struct CartRow {
+    pub id: Uuid,
+    pub token_hash: String,
+    pub customer_id: Option<String>,
+    pub currency: String,
+    pub email: Option<String>,
+    pub shipping_address: Option<String>,
+    pub shipping_option_id: Option<Uuid>,
+    pub coupon_codes: String,
+    pub version: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+from_row!(CartRow {
+    id,
+    token_hash,
+    customer_id,
+    currency,
+    email,
+    shipping_address,
+    shipping_option_id,
+    coupon_codes,
+    version,
+    created_at,
+    updated_at,
+});
+
+/// A `cart_items` row.
+#[derive(Debug, Clone)]
+pub struct ItemRow {
+    pub id: Uuid,
+    pub cart_id: Uuid,
+    pub variant_id: Uuid,
+    pub quantity: i64,
+    pub created_at: OffsetDateTime,
+}
+
+from_row!(ItemRow {
+    id,
+    cart_id,
+    variant_id,
+    quantity,
+    created_at,
+});
+
+macro_rules! cart_columns {
+    () => {
+        "id, token_hash, customer_id, currency, email, shipping_address, shipping_option_id, \
+         coupon_codes, version, created_at, updated_at"
+    };
+}
+
+/// Inserts a cart.
+pub async fn insert_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(concat!(
+            "INSERT INTO carts (",
+            cart_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(row.id)
+        .bind(&row.token_hash)
+        .bind(&row.customer_id)
+        .bind(&row.currency)
+        .bind(&row.email)
+        .bind(&row.shipping_address)
+        .bind(row.shipping_option_id)
+        .bind(&row.coupon_codes)
+        .bind(row.version)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// Cart `id`, if any.
+pub async fn find_cart<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<CartRow>, DbError> {
+    const SQL: &str = concat!("SELECT ", cart_columns!(), " FROM carts WHERE id = $1");
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Writes the cart's own fields back and bumps its version.
+pub async fn update_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "UPDATE carts SET email = $2, shipping_address = $3, shipping_option_id = $4, \
+             coupon_codes = $5, version = version + 1, updated_at = $6 WHERE id = $1"
+        )
+        .bind(row.id)
+        .bind(&row.email)
+        .bind(&row.shipping_address)
+        .bind(row.shipping_option_id)
+        .bind(&row.coupon_codes)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// The cart's items, oldest first.
+pub async fn list_items<'c>(c: impl Into<Conn<'c>>, cart: Uuid) -> Result<Vec<ItemRow>, DbError> {
+    const SQL: &str = "SELECT id, cart_id, variant_id, quantity, created_at FROM cart_items \
+                       WHERE cart_id = $1 ORDER BY created_at, id";
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(cart)
+        .fetch_all(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Inserts an item.
+pub async fn insert_item<'c>(c: impl Into<Conn<'c>>, row: &ItemRow) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO cart_items (id, cart_id, variant_id, quantity, created_at) \
+             VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(row.id)
+        .bind(row.cart_id)
+        .bind(row.variant_id)
+        .bind(row.quantity)
+        .bind(row.created_at)
+    )?;
+    Ok(())
+}
+
+/// Sets an item's quantity.
+pub async fn set_quantity<'c>(
+    c: impl Into<Conn<'c>>,
+    item: Uuid,
+    quantity: i64,
+) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query("UPDATE cart_items SET quantity = $2 WHERE id = $1")
+            .bind(item)
+            .bind(quantity)
+    )?;
+    Ok(())
+}
+
+/// Deletes an item.
+pub async fn delete_item<'c>(c: impl Into<Conn<'c>>, item: Uuid) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query("DELETE FROM cart_items WHERE id = $1").bind(item)
+    )?;
+    Ok(())
+}

@@ -1,0 +1,460 @@
+//! Carts over HTTP: a guest fills a cart checked against stock and sees its totals; the token
+//! or the owning customer opens it, nobody else; shipping and coupons change the totals; bad
+//! input is refused field by field.
+
+use emporium_kernel::auth::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::catalog::{create_product, simple_product};
+use crate::helpers::{TestApp, assert_problem, pointers};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_guest_fills_a_cart_within_stock_and_sees_its_totals,
+    only_the_token_or_the_owning_customer_opens_a_cart,
+    shipping_and_coupons_change_the_totals,
+    bad_cart_input_is_refused_with_the_field_at_fault,
+);
+
+/// A published product with `on_hand` units at a new location; returns its variant id.
+async fn stocked_variant(app: &TestApp, token: &str, sku: &str, eur: i64, on_hand: i64) -> String {
+    let product = create_product(app, token, simple_product(sku, sku, eur, &[])).await;
+    let variant = product["variants"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post_json(
+            "/v1/admin/inventory/locations",
+            &json!({"code": format!("loc-{}", sku.to_lowercase()), "name": "Warehouse"}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let location: Value = r.json().await.unwrap();
+    let r = app
+        .request(
+            Method::PUT,
+            &format!(
+                "/v1/admin/inventory/levels/{variant}/{}",
+                location["id"].as_str().unwrap()
+            ),
+            Some(&json!({"on_hand": on_hand, "reason": "delivery"})),
+            Some(token),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    variant
+}
+
+/// Opens a guest cart; returns its id and token.
+async fn guest_cart(app: &TestApp) -> (String, String) {
+    let r = app
+        .post_json("/v1/store/carts", &json!({"currency": "EUR"}), None)
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.unwrap();
+    (
+        created["cart"]["id"].as_str().unwrap().to_owned(),
+        created["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    token: &str,
+) -> reqwest::Response {
+    app.request(method, path, body, None, &[("x-cart-token", token)])
+        .await
+}
+
+async fn ok(response: reqwest::Response) -> Value {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn a_guest_fills_a_cart_within_stock_and_sees_its_totals(app: TestApp) {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let kettle = stocked_variant(&app, &admin, "KET-1", 3_900, 5).await;
+    let mug = stocked_variant(&app, &admin, "MUG-1", 1_250, 2).await;
+    let (id, token) = guest_cart(&app).await;
+    let items = format!("/v1/store/carts/{id}/items");
+
+    let cart = ok(call(
+        &app,
+        Method::POST,
+        &items,
+        Some(&json!({"variant_id": kettle, "quantity": 2})),
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["items"][0]["sku"], "KET-1");
+    assert_eq!(cart["totals"]["subtotal"], 7_800);
+
+    // Adding the same variant adds to its line; beyond the stock is a 409 naming the line.
+    let cart = ok(call(
+        &app,
+        Method::POST,
+        &items,
+        Some(&json!({"variant_id": kettle, "quantity": 3})),
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["items"].as_array().unwrap().len(), 1);
+    assert_eq!(cart["items"][0]["quantity"], 5);
+    let over = call(
+        &app,
+        Method::POST,
+        &items,
+        Some(&json!({"variant_id": kettle, "quantity": 1})),
+        &token,
+    )
+    .await;
+    let problem = assert_problem(over, 409, "out_of_stock").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("requested 6, available 5"),
+        "{problem}"
+    );
+
+    let cart = ok(call(
+        &app,
+        Method::POST,
+        &items,
+        Some(&json!({"variant_id": mug, "quantity": 2})),
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["totals"]["subtotal"], 5 * 3_900 + 2 * 1_250);
+    assert_eq!(cart["totals"]["total"], 5 * 3_900 + 2 * 1_250);
+
+    let mug_line = cart["items"][1]["id"].as_str().unwrap().to_owned();
+    let too_many = call(
+        &app,
+        Method::PATCH,
+        &format!("{items}/{mug_line}"),
+        Some(&json!({"quantity": 3})),
+        &token,
+    )
+    .await;
+    assert_problem(too_many, 409, "out_of_stock").await;
+    let cart = ok(call(
+        &app,
+        Method::PATCH,
+        &format!("{items}/{mug_line}"),
+        Some(&json!({"quantity": 1})),
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["totals"]["subtotal"], 5 * 3_900 + 1_250);
+    let cart = ok(call(
+        &app,
+        Method::DELETE,
+        &format!("{items}/{mug_line}"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["items"].as_array().unwrap().len(), 1);
+    let gone = call(
+        &app,
+        Method::DELETE,
+        &format!("{items}/{mug_line}"),
+        None,
+        &token,
+    )
+    .await;
+    assert_problem(gone, 404, "cart_item_not_found").await;
+
+    // The cart reads back the same.
+    let read = ok(call(
+        &app,
+        Method::GET,
+        &format!("/v1/store/carts/{id}"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(read["totals"], cart["totals"]);
+}
+
+async fn only_the_token_or_the_owning_customer_opens_a_cart(app: TestApp) {
+    let (id, token) = guest_cart(&app).await;
+    let path = format!("/v1/store/carts/{id}");
+    ok(call(&app, Method::GET, &path, None, &token).await).await;
+    let wrong = call(&app, Method::GET, &path, None, "not-the-token").await;
+    assert_problem(wrong, 404, "cart_not_found").await;
+    assert_problem(app.get(&path, None).await, 404, "cart_not_found").await;
+
+    let alice = app.customer_token("alice@example.com").await;
+    let bob = app.customer_token("bob@example.com").await;
+    let r = app
+        .post_json("/v1/store/carts", &json!({}), Some(&alice))
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert!(
+        created["cart"]["customer_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("cus_")
+    );
+    let path = format!(
+        "/v1/store/carts/{}",
+        created["cart"]["id"].as_str().unwrap()
+    );
+    assert_eq!(app.get(&path, Some(&alice)).await.status().as_u16(), 200);
+    assert_problem(app.get(&path, Some(&bob)).await, 404, "cart_not_found").await;
+    // Alice's cart also opens with its own token, without a session.
+    let own = call(
+        &app,
+        Method::GET,
+        &path,
+        None,
+        created["token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(own.status().as_u16(), 200);
+}
+
+async fn shipping_and_coupons_change_the_totals(app: TestApp) {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let kettle = stocked_variant(&app, &admin, "KET-2", 4_000, 10).await;
+    let r = app
+        .post_json(
+            "/v1/admin/tax-rates",
+            &json!({"name": "VAT", "country": "DE", "basis_points": 1900, "inclusive": true}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let r = app
+        .post_json(
+            "/v1/admin/shipping-options",
+            &json!({"name": "DHL", "countries": ["DE"],
+                    "rate": {"type": "flat", "price": {"amount": 500, "currency": "EUR"}}}),
+            Some(&admin),
+        )
+        .await;
+    let dhl: Value = r.json().await.unwrap();
+    let r = app
+        .post_json(
+            "/v1/admin/promotions",
+            &json!({"name": "big spender", "needs_coupon": true,
+                    "benefit": {"type": "free_shipping"},
+                    "conditions": {"min_subtotal": {"amount": 10000, "currency": "EUR"}}}),
+            Some(&admin),
+        )
+        .await;
+    let promo: Value = r.json().await.unwrap();
+    let r = app
+        .post_json(
+            "/v1/admin/coupons",
+            &json!({"code": "FREESHIP", "promotion_id": promo["id"]}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+
+    let (id, token) = guest_cart(&app).await;
+    let base = format!("/v1/store/carts/{id}");
+    ok(call(
+        &app,
+        Method::POST,
+        &format!("{base}/items"),
+        Some(&json!({"variant_id": kettle, "quantity": 2})),
+        &token,
+    )
+    .await)
+    .await;
+
+    // No address yet: nothing ships it.
+    let options = ok(call(
+        &app,
+        Method::GET,
+        &format!("{base}/shipping-options"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(options, json!([]));
+    let address = json!({"email": "guest@example.com", "shipping_address": {
+        "name": "Erika Mustermann", "line1": "Heidestraße 17", "city": "Köln",
+        "postal_code": "51147", "country": "DE"}});
+    let cart = ok(call(&app, Method::PATCH, &base, Some(&address), &token).await).await;
+    assert_eq!(cart["email"], "guest@example.com");
+    assert_eq!(cart["totals"]["tax_inclusive"], true);
+    let options = ok(call(
+        &app,
+        Method::GET,
+        &format!("{base}/shipping-options"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(options[0]["amount"], 500);
+
+    let cart = ok(call(
+        &app,
+        Method::PUT,
+        &format!("{base}/shipping-option"),
+        Some(&json!({"option_id": dhl["id"]})),
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["totals"]["shipping_total"], 500);
+    assert_eq!(cart["totals"]["total"], 8_000 + 500);
+
+    // Under the minimum the coupon is refused; over it, shipping becomes free.
+    let refused = call(
+        &app,
+        Method::POST,
+        &format!("{base}/coupons"),
+        Some(&json!({"code": "freeship"})),
+        &token,
+    )
+    .await;
+    assert_problem(refused, 422, "coupon_not_applicable").await;
+    let unknown = call(
+        &app,
+        Method::POST,
+        &format!("{base}/coupons"),
+        Some(&json!({"code": "NOPE"})),
+        &token,
+    )
+    .await;
+    assert_problem(unknown, 404, "coupon_not_found").await;
+    let line = cart["items"][0]["id"].as_str().unwrap().to_owned();
+    ok(call(
+        &app,
+        Method::PATCH,
+        &format!("{base}/items/{line}"),
+        Some(&json!({"quantity": 3})),
+        &token,
+    )
+    .await)
+    .await;
+    let cart = ok(call(
+        &app,
+        Method::POST,
+        &format!("{base}/coupons"),
+        Some(&json!({"code": "freeship"})),
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["coupon_codes"], json!(["freeship"]));
+    assert_eq!(cart["totals"]["shipping_total"], 0);
+    assert_eq!(cart["totals"]["discount_total"], 500);
+    assert_eq!(cart["totals"]["total"], 12_000);
+    // 120.00 gross holds 19.16 of VAT.
+    assert_eq!(cart["totals"]["tax_total"], 1_916);
+
+    let cart = ok(call(
+        &app,
+        Method::DELETE,
+        &format!("{base}/coupons/FREESHIP"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["coupon_codes"], json!([]));
+    assert_eq!(cart["totals"]["total"], 12_500);
+}
+
+async fn bad_cart_input_is_refused_with_the_field_at_fault(app: TestApp) {
+    let r = app
+        .post_json("/v1/store/carts", &json!({"currency": "euro"}), None)
+        .await;
+    let p = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&p),
+        vec![("/currency".to_owned(), "invalid_format".to_owned())]
+    );
+
+    let (id, token) = guest_cart(&app).await;
+    let base = format!("/v1/store/carts/{id}");
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("{base}/items"),
+        Some(&json!({"variant_id": "var_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f", "quantity": 1})),
+        &token,
+    )
+    .await;
+    let p = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&p),
+        vec![("/variant_id".to_owned(), "not_purchasable".to_owned())]
+    );
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("{base}/items"),
+        Some(&json!({"variant_id": "var_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f", "quantity": 0})),
+        &token,
+    )
+    .await;
+    let p = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&p),
+        vec![("/quantity".to_owned(), "out_of_range".to_owned())]
+    );
+
+    let r = call(
+        &app,
+        Method::PATCH,
+        &base,
+        Some(&json!({"email": "not an email", "shipping_address": {
+            "name": "", "line1": "x", "city": "y", "postal_code": "1", "country": "Germany"}})),
+        &token,
+    )
+    .await;
+    let p = assert_problem(r, 422, "validation_failed").await;
+    let found = pointers(&p);
+    let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "/email",
+            "/shipping_address/country",
+            "/shipping_address/name"
+        ]
+    );
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("{base}/shipping-option"),
+        Some(&json!({"option_id": "ship_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f"})),
+        &token,
+    )
+    .await;
+    let p = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&p),
+        vec![("/option_id".to_owned(), "not_offered".to_owned())]
+    );
+
+    // Nothing of it stuck.
+    let cart = ok(call(&app, Method::GET, &base, None, &token).await).await;
+    assert_eq!(cart["email"], Value::Null);
+    assert_eq!(cart["shipping_address"], Value::Null);
+    assert_eq!(cart["items"], json!([]));
+    assert_eq!(cart["version"], 1);
+}
