@@ -30,6 +30,7 @@ pub fn router(service: Arc<CartService>) -> OpenApiRouter {
         .routes(routes!(choose_shipping_option))
         .routes(routes!(add_coupon))
         .routes(routes!(remove_coupon))
+        .routes(routes!(merge_cart))
         .with_state(service)
 }
 
@@ -304,5 +305,29 @@ pub async fn remove_coupon(
 ) -> Result<axum::Json<Cart>, ApiError> {
     Ok(axum::Json(
         service.remove_coupon(id, shopper.access(), &code).await?,
+    ))
+}
+
+/// Merges a guest cart (its `X-Cart-Token`) into the signed-in customer's cart; the storefront
+/// calls it right after sign-in. Answers the customer's cart.
+#[utoipa::path(post, path = "/v1/store/carts/{id}/merge", tag = "store",
+    params(("id" = CartId, Path, description = "The guest cart's id"),
+        ("X-Cart-Token" = String, Header, description = "The guest cart's token")),
+    responses(
+        (status = 200, description = "The customer's cart", body = Cart),
+        (status = 401, description = "`unauthenticated`: no customer session", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`cart_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`/currency` `currency_mismatch`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn merge_cart(
+    State(service): Svc,
+    shopper: Shopper,
+    emporium_http::Customer(customer): emporium_http::Customer,
+    Path(id): Path<CartId>,
+) -> Result<axum::Json<Cart>, ApiError> {
+    Ok(axum::Json(
+        service
+            .merge_into_customer(id, shopper.token.as_deref(), &customer.subject)
+            .await?,
     ))
 }

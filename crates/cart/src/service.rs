@@ -461,6 +461,89 @@ impl CartService {
         self.view(row, items).await
     }
 
+    /// Merges the guest cart `id` (opened by its token) into the signed-in customer's cart, as
+    /// a storefront does right after sign-in. When the customer has no other cart, this one
+    /// becomes theirs. Otherwise its items join the customer's latest cart (quantities of a
+    /// variant in both add up, to at most [`MAX_QUANTITY`]; stock is checked again at
+    /// checkout), and so do its coupon codes, e-mail and address where that cart has none;
+    /// the guest cart is then gone. Returns the customer's cart.
+    pub async fn merge_into_customer(
+        &self,
+        id: CartId,
+        token: Option<&str>,
+        customer: &str,
+    ) -> Result<Cart, CartError> {
+        let guest_access = Access {
+            token,
+            customer: None,
+        };
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let guest = authorise(store::find_cart(&mut tx, id.0).await?, guest_access)?;
+        if guest.customer_id.as_deref().is_some_and(|c| c != customer) {
+            return Err(CartError::CartNotFound);
+        }
+        let Some(mut target) = store::latest_cart_of(&mut tx, customer, id.0).await? else {
+            store::set_customer(&mut tx, id.0, customer, now).await?;
+            let items = store::list_items(&mut tx, id.0).await?;
+            tx.commit().await?;
+            let row = CartRow {
+                customer_id: Some(customer.to_owned()),
+                version: guest.version + 1,
+                updated_at: now,
+                ..guest
+            };
+            return self.view(row, items).await;
+        };
+        if target.currency != guest.currency {
+            return Err(CartError::invalid(
+                "/currency",
+                "currency_mismatch",
+                "the customer's cart is in another currency; move the items by hand",
+            ));
+        }
+        let mut items = store::list_items(&mut tx, target.id).await?;
+        for moved in store::list_items(&mut tx, id.0).await? {
+            let room = items.len() < MAX_ITEMS;
+            match items.iter_mut().find(|i| i.variant_id == moved.variant_id) {
+                Some(line) => {
+                    line.quantity = (line.quantity + moved.quantity).min(MAX_QUANTITY);
+                    store::set_quantity(&mut tx, line.id, line.quantity).await?;
+                }
+                None if room => {
+                    let line = ItemRow {
+                        id: Uuid::now_v7(),
+                        cart_id: target.id,
+                        ..moved
+                    };
+                    store::insert_item(&mut tx, &line).await?;
+                    items.push(line);
+                }
+                None => {}
+            }
+        }
+        let mut codes = codes_of(&target)?;
+        for code in codes_of(&guest)? {
+            if codes.len() < MAX_COUPONS && !codes.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
+                codes.push(code);
+            }
+        }
+        target.coupon_codes = to_json(&codes)?;
+        if target.email.is_none() {
+            target.email = guest.email;
+        }
+        if target.shipping_address.is_none() {
+            target.shipping_address = guest.shipping_address;
+            target.shipping_option_id = guest.shipping_option_id;
+        }
+        target.updated_at = now;
+        store::update_cart(&mut tx, &target).await?;
+        store::delete_cart(&mut tx, id.0).await?;
+        tx.commit().await?;
+        target.version += 1;
+        self.view(target, items).await
+    }
+
     /// Fails with `OutOfStock` naming every `(variant, units)` asking for more than is
     /// available.
     async fn check_stock(&self, wanted: &[(VariantId, i64)]) -> Result<(), CartError> {

@@ -162,3 +162,47 @@ pub async fn delete_item<'c>(c: impl Into<Conn<'c>>, item: Uuid) -> Result<(), D
     )?;
     Ok(())
 }
+
+/// The customer's most recently changed cart other than `except`, if any.
+pub async fn latest_cart_of<'c>(
+    c: impl Into<Conn<'c>>,
+    customer: &str,
+    except: Uuid,
+) -> Result<Option<CartRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        cart_columns!(),
+        " FROM carts WHERE customer_id = $1 AND id <> $2 ORDER BY updated_at DESC, id DESC LIMIT 1"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(customer)
+        .bind(except)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Makes cart `id` the customer's.
+pub async fn set_customer<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    customer: &str,
+    now: OffsetDateTime,
+) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "UPDATE carts SET customer_id = $2, version = version + 1, updated_at = $3 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(customer)
+        .bind(now)
+    )?;
+    Ok(())
+}
+
+/// Deletes a cart and its items.
+pub async fn delete_cart<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<(), DbError> {
+    execute!(c, sqlx::query("DELETE FROM carts WHERE id = $1").bind(id))?;
+    Ok(())
+}

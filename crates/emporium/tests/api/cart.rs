@@ -15,6 +15,7 @@ on_both_backends!(
     only_the_token_or_the_owning_customer_opens_a_cart,
     shipping_and_coupons_change_the_totals,
     bad_cart_input_is_refused_with_the_field_at_fault,
+    a_guest_cart_merges_into_the_customers_cart_at_sign_in,
 );
 
 /// A published product with `on_hand` units at a new location; returns its variant id.
@@ -457,4 +458,95 @@ async fn bad_cart_input_is_refused_with_the_field_at_fault(app: TestApp) {
     assert_eq!(cart["shipping_address"], Value::Null);
     assert_eq!(cart["items"], json!([]));
     assert_eq!(cart["version"], 1);
+}
+
+async fn a_guest_cart_merges_into_the_customers_cart_at_sign_in(app: TestApp) {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let kettle = stocked_variant(&app, &admin, "KET-3", 3_000, 10).await;
+    let mug = stocked_variant(&app, &admin, "MUG-3", 1_000, 10).await;
+    let alice = app.customer_token("alice@example.com").await;
+
+    // A first guest cart becomes Alice's when she has none.
+    let (first, first_token) = guest_cart(&app).await;
+    ok(call(
+        &app,
+        Method::POST,
+        &format!("/v1/store/carts/{first}/items"),
+        Some(&json!({"variant_id": kettle, "quantity": 2})),
+        &first_token,
+    )
+    .await)
+    .await;
+    let merge = |id: String, token: String| {
+        let app = &app;
+        let alice = alice.clone();
+        async move {
+            app.request(
+                Method::POST,
+                &format!("/v1/store/carts/{id}/merge"),
+                None,
+                Some(&alice),
+                &[("x-cart-token", &token)],
+            )
+            .await
+        }
+    };
+    let owned = ok(merge(first.clone(), first_token.clone()).await).await;
+    assert_eq!(owned["id"], first.as_str());
+    assert!(owned["customer_id"].as_str().unwrap().starts_with("cus_"));
+
+    // A later guest cart's lines join hers; the guest cart is gone.
+    let (second, second_token) = guest_cart(&app).await;
+    for (variant, quantity) in [(&kettle, 1), (&mug, 3)] {
+        ok(call(
+            &app,
+            Method::POST,
+            &format!("/v1/store/carts/{second}/items"),
+            Some(&json!({"variant_id": variant, "quantity": quantity})),
+            &second_token,
+        )
+        .await)
+        .await;
+    }
+    let merged = ok(merge(second.clone(), second_token.clone()).await).await;
+    assert_eq!(merged["id"], first.as_str());
+    let lines: Vec<(String, i64)> = merged["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["sku"].as_str().unwrap().to_owned(),
+                i["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![("KET-3".to_owned(), 3), ("MUG-3".to_owned(), 3)]
+    );
+    assert_eq!(merged["totals"]["subtotal"], 3 * 3_000 + 3 * 1_000);
+    let gone = call(
+        &app,
+        Method::GET,
+        &format!("/v1/store/carts/{second}"),
+        None,
+        &second_token,
+    )
+    .await;
+    assert_problem(gone, 404, "cart_not_found").await;
+
+    // Merging needs the customer's session and the guest cart's token.
+    let (third, third_token) = guest_cart(&app).await;
+    let anonymous = call(
+        &app,
+        Method::POST,
+        &format!("/v1/store/carts/{third}/merge"),
+        None,
+        &third_token,
+    )
+    .await;
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let wrong = merge(third.clone(), "not-the-token".to_owned()).await;
+    assert_problem(wrong, 404, "cart_not_found").await;
 }
