@@ -28,6 +28,7 @@ use emporium_identity::tokens::Tokens;
 use emporium_inventory::InventoryService;
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
+use emporium_payments::PaymentService;
 use emporium_pricing::PricingService;
 use emporium_search::{SearchIndex, SearchProjector};
 use tokio::net::TcpListener;
@@ -52,6 +53,7 @@ pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
     emporium_inventory::MIGRATIONS,
     emporium_pricing::MIGRATIONS,
     emporium_cart::MIGRATIONS,
+    emporium_payments::MIGRATIONS,
 ];
 
 /// Every context's admin access rules: the one table the admin guard consults.
@@ -136,6 +138,7 @@ pub struct Store {
     pub inventory: Arc<InventoryService>,
     pub pricing: Arc<PricingService>,
     pub cart: Arc<CartService>,
+    pub payments: Arc<PaymentService>,
     pub search: Arc<SearchIndex>,
     /// The journal in position order, which the search index follows.
     pub journal: Arc<journal::JournalFeed>,
@@ -201,6 +204,7 @@ impl Store {
         )));
         let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
         let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
+        let payments = Arc::new(PaymentService::new(db.clone(), clock.clone()));
         let cart = Arc::new(CartService::new(
             db.clone(),
             clock.clone(),
@@ -217,6 +221,7 @@ impl Store {
             inventory,
             pricing,
             cart,
+            payments,
             search,
             journal,
             bus,

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     NotFound,
     /// The request conflicts with the current state; 409.
     Conflict,
+    /// A payment was refused (declined card, insufficient funds); 402.
+    PaymentRequired,
     /// A conditional request's precondition (`If-Match`) does not hold; 412.
     PreconditionFailed,
     /// Too many requests; 429.

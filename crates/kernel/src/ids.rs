@@ -71,3 +71,8 @@ crate::typed_id!(
     CartItemId,
     "citem"
 );
+crate::typed_id!(
+    /// A payment intent: one amount to authorise, capture, void or refund (payments).
+    PaymentId,
+    "pay"
+);

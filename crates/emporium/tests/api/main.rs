@@ -15,5 +15,6 @@ mod http_conventions;
 mod identity;
 mod import;
 mod media;
+mod payments;
 mod pricing;
 mod search;

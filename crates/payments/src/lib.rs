@@ -1,0 +1,20 @@
+//! Payments: intents to authorise, capture, void and refund an amount, behind a provider trait
+//! with two built-in providers, `manual` (offline payment) and `test` (outcomes chosen by the
+//! payment token). See [`provider`] for adding a real one.
+
+pub mod events;
+pub mod provider;
+pub mod service;
+
+pub use provider::{
+    Authorization, ManualProvider, PaymentProvider, ProviderError, TEST_TOKENS, TestProvider,
+};
+pub use service::{PaymentError, PaymentIntent, PaymentService, PaymentStatus};
+
+/// Payments' schema migrations.
+pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
+    version: 20261126000300,
+    description: "payments",
+    sqlite: include_str!("../migrations/sqlite/20261126000300_payments.sql"),
+    postgres: include_str!("../migrations/postgres/20261126000300_payments.sql"),
+}];

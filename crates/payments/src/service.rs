@@ -1,0 +1,592 @@
+//! Payment intents: each state is committed before the provider is called and its answer is
+//! committed after, never with a transaction open across the call. Transitions are conditional
+//! updates on the current status, so two staff clicks or a retried saga step cannot capture or
+//! refund twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use emporium_db::{Conn, Db, DbError, execute, from_row, run};
+use emporium_kernel::ids::PaymentId;
+use emporium_kernel::{Clock, Currency, DomainError, ErrorKind, Money};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::events::PaymentChanged;
+use crate::provider::{
+    Authorization, ManualProvider, PaymentProvider, ProviderError, TestProvider,
+};
+
+/// Where an intent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Recorded; the provider has not answered yet (or the process stopped before it did).
+    Pending,
+    Authorized,
+    Declined,
+    /// The provider's answer was lost: the money may be held, so compensation voids it.
+    Failed,
+    Captured,
+    Voided,
+    /// Part or all of the captured amount went back (see `refunded_amount`).
+    Refunded,
+}
+
+impl PaymentStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Authorized => "authorized",
+            Self::Declined => "declined",
+            Self::Failed => "failed",
+            Self::Captured => "captured",
+            Self::Voided => "voided",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, PaymentError> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "authorized" => Self::Authorized,
+            "declined" => Self::Declined,
+            "failed" => Self::Failed,
+            "captured" => Self::Captured,
+            "voided" => Self::Voided,
+            "refunded" => Self::Refunded,
+            other => return Err(PaymentError::Corrupt(format!("status {other}"))),
+        })
+    }
+}
+
+/// A payment intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PaymentIntent {
+    pub id: PaymentId,
+    /// What it pays for (a checkout); one intent per reference.
+    pub reference: String,
+    pub provider: String,
+    pub amount: Money,
+    pub status: PaymentStatus,
+    pub provider_reference: Option<String>,
+    /// Why it was declined (`card_declined`, `insufficient_funds`).
+    pub failure_code: Option<String>,
+    pub captured_amount: i64,
+    pub refunded_amount: i64,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A payment failure.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("no payment provider named {0}")]
+    UnknownProvider(String),
+    #[error("no payment with this id")]
+    PaymentNotFound,
+    #[error("the payment was declined ({0})")]
+    Declined(String),
+    #[error("the payment provider did not answer; try again")]
+    ProviderUnavailable(#[source] ProviderError),
+    #[error("the provider refused: {0}")]
+    ProviderRefused(String),
+    #[error("a {status} payment cannot be {action}")]
+    IllegalTransition {
+        status: &'static str,
+        action: &'static str,
+    },
+    #[error("the amount is more than can be {0}")]
+    AmountTooLarge(&'static str),
+    #[error("stored payment is unreadable: {0}")]
+    Corrupt(String),
+    #[error("storage failure")]
+    Storage(#[from] DbError),
+}
+
+impl DomainError for PaymentError {
+    fn kind_and_code(&self) -> (ErrorKind, &'static str) {
+        match self {
+            Self::UnknownProvider(_) => (ErrorKind::Invalid, "payment_provider_unknown"),
+            Self::PaymentNotFound => (ErrorKind::NotFound, "payment_not_found"),
+            Self::Declined(_) => (ErrorKind::PaymentRequired, "payment_declined"),
+            Self::ProviderUnavailable(_) => {
+                (ErrorKind::Unavailable, "payment_provider_unavailable")
+            }
+            Self::ProviderRefused(_) => (ErrorKind::Conflict, "payment_provider_refused"),
+            Self::IllegalTransition { .. } => (ErrorKind::Conflict, "payment_state_conflict"),
+            Self::AmountTooLarge(_) => (ErrorKind::Invalid, "payment_amount_too_large"),
+            Self::Corrupt(_) => (ErrorKind::Internal, "internal"),
+            Self::Storage(e) => e.kind_and_code(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct IntentRow {
+    id: Uuid,
+    reference: String,
+    provider: String,
+    amount: i64,
+    currency: String,
+    status: String,
+    provider_reference: Option<String>,
+    failure_code: Option<String>,
+    captured_amount: i64,
+    refunded_amount: i64,
+    version: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+from_row!(IntentRow {
+    id,
+    reference,
+    provider,
+    amount,
+    currency,
+    status,
+    provider_reference,
+    failure_code,
+    captured_amount,
+    refunded_amount,
+    version,
+    created_at,
+    updated_at,
+});
+
+macro_rules! intent_columns {
+    () => {
+        "id, reference, provider, amount, currency, status, provider_reference, failure_code, \
+         captured_amount, refunded_amount, version, created_at, updated_at"
+    };
+}
+
+/// Payment intents over one database and a set of providers.
+pub struct PaymentService {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
+}
+
+impl PaymentService {
+    /// A service with the built-in `manual` and `test` providers.
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            clock,
+            providers: HashMap::new(),
+        }
+        .with_provider(Arc::new(ManualProvider))
+        .with_provider(Arc::new(TestProvider))
+    }
+
+    /// Adds (or replaces) a provider, by its name.
+    pub fn with_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.providers.insert(provider.name(), provider);
+        self
+    }
+
+    /// Authorises `amount` for `reference` with `provider`. The intent is committed as
+    /// `pending` first; a second call for the same reference returns the first intent as it
+    /// stands (calling the provider again only when it never answered). Fails with `Declined`
+    /// (the intent stays, `declined`) or `ProviderUnavailable` (the intent stays, `failed`: the
+    /// money may be held, so the caller voids it when it gives up).
+    pub async fn authorize(
+        &self,
+        reference: &str,
+        provider: &str,
+        amount: Money,
+        token: Option<&str>,
+    ) -> Result<PaymentIntent, PaymentError> {
+        let handler = self
+            .providers
+            .get(provider)
+            .cloned()
+            .ok_or_else(|| PaymentError::UnknownProvider(provider.to_owned()))?;
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let row = match find_by_reference(&mut tx, reference).await? {
+            Some(row) => row,
+            None => {
+                let row = IntentRow {
+                    id: Uuid::now_v7(),
+                    reference: reference.to_owned(),
+                    provider: handler.name().to_owned(),
+                    amount: amount.amount,
+                    currency: amount.currency.to_string(),
+                    status: PaymentStatus::Pending.as_str().to_owned(),
+                    provider_reference: None,
+                    failure_code: None,
+                    captured_amount: 0,
+                    refunded_amount: 0,
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                };
+                insert(&mut tx, &row).await?;
+                record(&mut tx, &row, now).await?;
+                row
+            }
+        };
+        tx.commit().await?;
+        let status = PaymentStatus::parse(&row.status)?;
+        match status {
+            PaymentStatus::Pending => {}
+            PaymentStatus::Declined => {
+                return Err(PaymentError::Declined(
+                    row.failure_code
+                        .unwrap_or_else(|| "card_declined".to_owned()),
+                ));
+            }
+            _ => return intent(row),
+        }
+        let id = PaymentId(row.id);
+        let outcome = handler.authorize(id, amount, token).await;
+        let (status, provider_reference, failure) = match &outcome {
+            Ok(Authorization::Approved { reference }) => {
+                (PaymentStatus::Authorized, Some(reference.clone()), None)
+            }
+            Ok(Authorization::Declined { code }) => {
+                (PaymentStatus::Declined, None, Some((*code).to_owned()))
+            }
+            Err(_) => (PaymentStatus::Failed, None, None),
+        };
+        let row = self
+            .transition(
+                row.id,
+                &[PaymentStatus::Pending],
+                status,
+                |r| {
+                    r.provider_reference = provider_reference.clone();
+                    r.failure_code = failure.clone();
+                },
+                "authorized",
+            )
+            .await?;
+        match outcome {
+            Ok(Authorization::Approved { .. }) => intent(row),
+            Ok(Authorization::Declined { code }) => Err(PaymentError::Declined(code.to_owned())),
+            Err(e) => Err(PaymentError::ProviderUnavailable(e)),
+        }
+    }
+
+    /// Captures `amount` (all of it when `None`) of an authorised intent.
+    pub async fn capture(
+        &self,
+        id: PaymentId,
+        amount: Option<i64>,
+    ) -> Result<PaymentIntent, PaymentError> {
+        let row = self.find(id).await?;
+        let take = amount.unwrap_or(row.amount);
+        if take <= 0 || take > row.amount {
+            return Err(PaymentError::AmountTooLarge("captured"));
+        }
+        let handler = self.provider_of(&row)?;
+        require(&row, &[PaymentStatus::Authorized], "captured")?;
+        let money = money_of(&row, take)?;
+        handler
+            .capture(row.provider_reference.as_deref().unwrap_or_default(), money)
+            .await
+            .map_err(provider_failure)?;
+        self.transition(
+            row.id,
+            &[PaymentStatus::Authorized],
+            PaymentStatus::Captured,
+            |r| r.captured_amount = take,
+            "captured",
+        )
+        .await
+        .and_then(intent)
+    }
+
+    /// Releases an authorised intent, or one whose authorisation answer was lost (or never
+    /// came). Voiding a voided or declined intent changes nothing: compensation may run twice.
+    pub async fn void(&self, id: PaymentId) -> Result<PaymentIntent, PaymentError> {
+        let row = self.find(id).await?;
+        let status = PaymentStatus::parse(&row.status)?;
+        if matches!(status, PaymentStatus::Voided | PaymentStatus::Declined) {
+            return intent(row);
+        }
+        let from = [
+            PaymentStatus::Authorized,
+            PaymentStatus::Failed,
+            PaymentStatus::Pending,
+        ];
+        require(&row, &from, "voided")?;
+        let handler = self.provider_of(&row)?;
+        handler
+            .void(id, row.provider_reference.as_deref())
+            .await
+            .map_err(provider_failure)?;
+        self.transition(row.id, &from, PaymentStatus::Voided, |_| {}, "voided")
+            .await
+            .and_then(intent)
+    }
+
+    /// Pays back `amount` of what was captured; several partial refunds may follow each other
+    /// up to the captured amount.
+    pub async fn refund(&self, id: PaymentId, amount: i64) -> Result<PaymentIntent, PaymentError> {
+        let row = self.find(id).await?;
+        require(
+            &row,
+            &[PaymentStatus::Captured, PaymentStatus::Refunded],
+            "refunded",
+        )?;
+        if amount <= 0 || row.refunded_amount + amount > row.captured_amount {
+            return Err(PaymentError::AmountTooLarge("refunded"));
+        }
+        let handler = self.provider_of(&row)?;
+        // The counter first, by a conditional update: two concurrent refunds cannot both pass.
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let taken = execute!(
+            &mut tx,
+            sqlx::query(
+                "UPDATE payment_intents SET refunded_amount = refunded_amount + $2, \
+                 status = 'refunded', version = version + 1, updated_at = $3 \
+                 WHERE id = $1 AND status IN ('captured', 'refunded') \
+                 AND refunded_amount + $2 <= captured_amount"
+            )
+            .bind(row.id)
+            .bind(amount)
+            .bind(now)
+        )
+        .map_err(DbError::from)?;
+        if taken != 1 {
+            return Err(PaymentError::AmountTooLarge("refunded"));
+        }
+        let after = find(&mut tx, row.id)
+            .await?
+            .ok_or(PaymentError::PaymentNotFound)?;
+        record(&mut tx, &after, now).await?;
+        // Committed before the provider call: a refund that then fails at the provider is
+        // given back below, and one whose answer is lost stays recorded for staff to check.
+        tx.commit().await?;
+        let money = money_of(&row, amount)?;
+        if let Err(e) = handler
+            .refund(row.provider_reference.as_deref().unwrap_or_default(), money)
+            .await
+        {
+            if let ProviderError::Refused(_) = e {
+                let mut tx = self.db.begin_write().await?;
+                execute!(
+                    &mut tx,
+                    sqlx::query(
+                        "UPDATE payment_intents SET refunded_amount = refunded_amount - $2, \
+                         status = CASE WHEN refunded_amount - $2 = 0 THEN 'captured' ELSE status END, \
+                         version = version + 1, updated_at = $3 WHERE id = $1"
+                    )
+                    .bind(row.id)
+                    .bind(amount)
+                    .bind(now)
+                )
+                .map_err(DbError::from)?;
+                tx.commit().await?;
+            }
+            return Err(provider_failure(e));
+        }
+        intent(after)
+    }
+
+    /// The intent `id`.
+    pub async fn get(&self, id: PaymentId) -> Result<PaymentIntent, PaymentError> {
+        intent(self.find(id).await?)
+    }
+
+    /// The intent for `reference`, if any.
+    pub async fn find_by_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<PaymentIntent>, PaymentError> {
+        let mut conn = self.db.read().await?;
+        find_by_reference(&mut conn, reference)
+            .await?
+            .map(intent)
+            .transpose()
+    }
+
+    async fn find(&self, id: PaymentId) -> Result<IntentRow, PaymentError> {
+        let mut conn = self.db.read().await?;
+        find(&mut conn, id.0)
+            .await?
+            .ok_or(PaymentError::PaymentNotFound)
+    }
+
+    fn provider_of(&self, row: &IntentRow) -> Result<Arc<dyn PaymentProvider>, PaymentError> {
+        self.providers
+            .get(row.provider.as_str())
+            .cloned()
+            .ok_or_else(|| PaymentError::UnknownProvider(row.provider.clone()))
+    }
+
+    /// Moves intent `id` from one of `from` to `to`, applying `change`, with its event; fails
+    /// with `IllegalTransition` when another caller moved it first.
+    async fn transition(
+        &self,
+        id: Uuid,
+        from: &[PaymentStatus],
+        to: PaymentStatus,
+        change: impl FnOnce(&mut IntentRow),
+        action: &'static str,
+    ) -> Result<IntentRow, PaymentError> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let mut row = find(&mut tx, id)
+            .await?
+            .ok_or(PaymentError::PaymentNotFound)?;
+        require(&row, from, action)?;
+        change(&mut row);
+        let moved = execute!(
+            &mut tx,
+            sqlx::query(
+                "UPDATE payment_intents SET status = $3, provider_reference = $4, \
+                 failure_code = $5, captured_amount = $6, version = version + 1, updated_at = $7 \
+                 WHERE id = $1 AND version = $2"
+            )
+            .bind(id)
+            .bind(row.version)
+            .bind(to.as_str())
+            .bind(&row.provider_reference)
+            .bind(&row.failure_code)
+            .bind(row.captured_amount)
+            .bind(now)
+        )
+        .map_err(DbError::from)?;
+        if moved != 1 {
+            return Err(PaymentError::IllegalTransition {
+                status: "changed",
+                action,
+            });
+        }
+        row.status = to.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        record(&mut tx, &row, now).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}
+
+fn require(
+    row: &IntentRow,
+    from: &[PaymentStatus],
+    action: &'static str,
+) -> Result<(), PaymentError> {
+    let status = PaymentStatus::parse(&row.status)?;
+    if from.contains(&status) {
+        Ok(())
+    } else {
+        Err(PaymentError::IllegalTransition {
+            status: status.as_str(),
+            action,
+        })
+    }
+}
+
+fn provider_failure(e: ProviderError) -> PaymentError {
+    match e {
+        ProviderError::Unavailable(_) => PaymentError::ProviderUnavailable(e),
+        ProviderError::Refused(why) => PaymentError::ProviderRefused(why),
+    }
+}
+
+fn money_of(row: &IntentRow, amount: i64) -> Result<Money, PaymentError> {
+    let currency: Currency = row
+        .currency
+        .parse()
+        .map_err(|_| PaymentError::Corrupt(format!("currency {}", row.currency)))?;
+    Ok(Money { amount, currency })
+}
+
+fn intent(row: IntentRow) -> Result<PaymentIntent, PaymentError> {
+    Ok(PaymentIntent {
+        id: PaymentId(row.id),
+        amount: money_of(&row, row.amount)?,
+        status: PaymentStatus::parse(&row.status)?,
+        reference: row.reference,
+        provider: row.provider,
+        provider_reference: row.provider_reference,
+        failure_code: row.failure_code,
+        captured_amount: row.captured_amount,
+        refunded_amount: row.refunded_amount,
+        version: row.version,
+        created_at: row.created_at,
+    })
+}
+
+async fn insert<'c>(c: impl Into<Conn<'c>>, row: &IntentRow) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO payment_intents (id, reference, provider, amount, currency, status, \
+             provider_reference, failure_code, captured_amount, refunded_amount, version, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )
+        .bind(row.id)
+        .bind(&row.reference)
+        .bind(&row.provider)
+        .bind(row.amount)
+        .bind(&row.currency)
+        .bind(&row.status)
+        .bind(&row.provider_reference)
+        .bind(&row.failure_code)
+        .bind(row.captured_amount)
+        .bind(row.refunded_amount)
+        .bind(row.version)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+async fn find<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<IntentRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        intent_columns!(),
+        " FROM payment_intents WHERE id = $1"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
+}
+
+async fn find_by_reference<'c>(
+    c: impl Into<Conn<'c>>,
+    reference: &str,
+) -> Result<Option<IntentRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        intent_columns!(),
+        " FROM payment_intents WHERE reference = $1"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(reference)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
+}
+
+async fn record(
+    tx: &mut emporium_db::WriteTx,
+    row: &IntentRow,
+    now: OffsetDateTime,
+) -> Result<(), PaymentError> {
+    let event = PaymentChanged {
+        id: PaymentId(row.id),
+        reference: row.reference.clone(),
+        provider: row.provider.clone(),
+        status: row.status.clone(),
+        amount: row.amount,
+        currency: row.currency.clone(),
+        captured_amount: row.captured_amount,
+        refunded_amount: row.refunded_amount,
+        failure_code: row.failure_code.clone(),
+    };
+    tx.record(&event, row.version, now).await?;
+    Ok(())
+}
