@@ -544,6 +544,14 @@ impl CartService {
         self.view(target, items).await
     }
 
+    /// Deletes the cart and its items: what a completed checkout does with it.
+    pub async fn close(&self, id: CartId) -> Result<(), CartError> {
+        let mut tx = self.db.begin_write().await?;
+        store::delete_cart(&mut tx, id.0).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Fails with `OutOfStock` naming every `(variant, units)` asking for more than is
     /// available.
     async fn check_stock(&self, wanted: &[(VariantId, i64)]) -> Result<(), CartError> {

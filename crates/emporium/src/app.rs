@@ -28,6 +28,7 @@ use emporium_identity::tokens::Tokens;
 use emporium_inventory::InventoryService;
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
+use emporium_ordering::{CheckoutService, OrderService, OrderingState};
 use emporium_payments::PaymentService;
 use emporium_pricing::PricingService;
 use emporium_search::{SearchIndex, SearchProjector};
@@ -54,6 +55,7 @@ pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
     emporium_pricing::MIGRATIONS,
     emporium_cart::MIGRATIONS,
     emporium_payments::MIGRATIONS,
+    emporium_ordering::MIGRATIONS,
 ];
 
 /// Every context's admin access rules: the one table the admin guard consults.
@@ -139,6 +141,8 @@ pub struct Store {
     pub pricing: Arc<PricingService>,
     pub cart: Arc<CartService>,
     pub payments: Arc<PaymentService>,
+    pub checkout: Arc<CheckoutService>,
+    pub orders: Arc<OrderService>,
     pub search: Arc<SearchIndex>,
     /// The journal in position order, which the search index follows.
     pub journal: Arc<journal::JournalFeed>,
@@ -212,6 +216,17 @@ impl Store {
             inventory.clone(),
             pricing.clone(),
         ));
+        let crash_points = CrashPoints::new(config.crash_points.iter().cloned());
+        let checkout = Arc::new(CheckoutService::new(
+            db.clone(),
+            clock.clone(),
+            cart.clone(),
+            inventory.clone(),
+            pricing.clone(),
+            payments.clone(),
+            crash_points.clone(),
+        ));
+        let orders = Arc::new(OrderService::new(db.clone()));
         Ok(Self {
             db,
             identity,
@@ -222,11 +237,13 @@ impl Store {
             pricing,
             cart,
             payments,
+            checkout,
+            orders,
             search,
             journal,
             bus,
             clock,
-            crash_points: CrashPoints::new(config.crash_points.iter().cloned()),
+            crash_points,
         })
     }
 
@@ -264,6 +281,10 @@ impl Store {
             .merge(emporium_inventory::router(self.inventory.clone()))
             .merge(emporium_pricing::router(self.pricing.clone()))
             .merge(emporium_cart::router(self.cart.clone()))
+            .merge(emporium_ordering::router(OrderingState {
+                checkout: self.checkout.clone(),
+                orders: self.orders.clone(),
+            }))
             .merge(emporium_search::router(self.search.clone()))
             .merge(ops)
             .split_for_parts();
@@ -403,6 +424,14 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     let store = Store::build(config, db, clock)?;
     if config.demo {
         crate::demo::seed(&store).await?;
+    }
+    // Checkouts a stopped process left mid-way are finished or compensated before serving.
+    match store.checkout.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(checkouts = n, "recovered unfinished checkouts"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot recover unfinished checkouts; will retry at the next start")
+        }
     }
     let listener = TcpListener::bind(config.listen)
         .await

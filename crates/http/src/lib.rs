@@ -14,7 +14,7 @@ pub mod problem;
 
 pub use auth::{Authenticated, Customer, TokenVerifier};
 pub use extract::{Json, Path, Query};
-pub use problem::{ApiError, Problem};
+pub use problem::{ApiError, Problem, status_of};
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";

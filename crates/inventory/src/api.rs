@@ -195,6 +195,10 @@ pub trait InventoryApi: Send + Sync {
     /// not swept yet) is `ReservationExpired`.
     async fn commit(&self, id: ReservationId) -> Result<Reservation, InventoryError>;
 
+    /// Every reservation made for `reference`, oldest first (what a resumed checkout uses to
+    /// find a hold it made but could not record).
+    async fn reservations_for(&self, reference: &str) -> Result<Vec<Reservation>, InventoryError>;
+
     /// The reservation with `id`, or `ReservationNotFound`.
     async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, InventoryError>;
 

@@ -25,9 +25,17 @@ pub use routes::{ADMIN_RULES, router};
 pub use service::{AdjustLevel, CreateLocation, InventoryService, SetLevel, UpdateLocation};
 
 /// Inventory's schema migrations.
-pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
-    version: 20261124000200,
-    description: "inventory",
-    sqlite: include_str!("../migrations/sqlite/20261124000200_inventory.sql"),
-    postgres: include_str!("../migrations/postgres/20261124000200_inventory.sql"),
-}];
+pub const MIGRATIONS: &[emporium_db::Migration] = &[
+    emporium_db::Migration {
+        version: 20261124000200,
+        description: "inventory",
+        sqlite: include_str!("../migrations/sqlite/20261124000200_inventory.sql"),
+        postgres: include_str!("../migrations/postgres/20261124000200_inventory.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261126000400,
+        description: "reservation reference",
+        sqlite: include_str!("../migrations/sqlite/20261126000400_reservation_reference.sql"),
+        postgres: include_str!("../migrations/postgres/20261126000400_reservation_reference.sql"),
+    },
+];

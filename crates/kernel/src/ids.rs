@@ -76,3 +76,13 @@ crate::typed_id!(
     PaymentId,
     "pay"
 );
+crate::typed_id!(
+    /// An order (ordering).
+    OrderId,
+    "ord"
+);
+crate::typed_id!(
+    /// One run of the checkout saga for a cart (ordering).
+    CheckoutId,
+    "chk"
+);

@@ -7,6 +7,7 @@
 
 mod cart;
 mod catalog;
+mod checkout;
 mod cli;
 mod docs;
 mod events;

@@ -264,6 +264,10 @@ impl InventoryApi for InventoryService {
         InventoryService::get_reservation(self, id).await
     }
 
+    async fn reservations_for(&self, reference: &str) -> Result<Vec<Reservation>, InventoryError> {
+        InventoryService::reservations_for(self, reference).await
+    }
+
     async fn availability(
         &self,
         variant_ids: &[VariantId],

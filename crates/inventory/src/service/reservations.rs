@@ -310,6 +310,22 @@ impl InventoryService {
         reservation_of(&row, &lines)
     }
 
+    /// See [`InventoryApi::reservations_for`].
+    pub async fn reservations_for(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<Reservation>, InventoryError> {
+        let mut conn = self.db.read().await?;
+        let mut out = Vec::new();
+        for id in store::reservations_for(&mut conn, reference).await? {
+            if let Some(row) = store::find_reservation(&mut conn, id).await? {
+                let lines = store::reservation_lines(&mut conn, id).await?;
+                out.push(reservation_of(&row, &lines)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// See [`InventoryApi::availability`].
     pub async fn availability(
         &self,

@@ -73,6 +73,21 @@ pub async fn find_reservation<'c>(
         .map_err(DbError::from))
 }
 
+/// The ids of the reservations made for `reference`, oldest first.
+pub async fn reservations_for<'c>(
+    c: impl Into<Conn<'c>>,
+    reference: &str,
+) -> Result<Vec<Uuid>, DbError> {
+    let rows: Vec<(Uuid,)> = run!(c, |c| sqlx::query_as(
+        "SELECT id FROM reservations WHERE reference = $1 ORDER BY created_at, id"
+    )
+    .bind(reference)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// The lines of reservation `id`, by variant id (the lock order).
 pub async fn reservation_lines<'c>(
     c: impl Into<Conn<'c>>,

@@ -1,0 +1,401 @@
+//! The checkout saga over HTTP: a guest checks out and reads the order; retries with the same
+//! key never make a second order; failures give back stock, coupon uses and the payment; under
+//! contention stock and coupon limits hold exactly.
+
+use std::str::FromStr;
+
+use emporium_cart::{Access, Address};
+use emporium_kernel::auth::Role;
+use emporium_kernel::ids::{CartId, ShippingOptionId, VariantId};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::catalog::{create_product, simple_product};
+use crate::helpers::{TestApp, assert_problem};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_guest_checks_out_once_and_reads_the_order,
+    a_failed_checkout_gives_back_stock_coupons_and_payment,
+    two_hundred_checkouts_for_fifty_units_make_exactly_fifty_orders,
+    a_coupon_limited_to_ten_uses_serves_ten_of_a_hundred_checkouts,
+    concurrent_retries_with_one_key_make_one_order,
+);
+
+/// A shop: one product with `stock` units, VAT, a flat shipping option, and a coupon
+/// (`SAVE10`, 10 % off) limited to `coupon_uses`.
+struct Shop {
+    variant: String,
+    shipping: String,
+}
+
+async fn shop(app: &TestApp, stock: i64, coupon_uses: i64) -> Shop {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let product = create_product(app, &admin, simple_product("Kettle", "KET-9", 5_000, &[])).await;
+    let variant = product["variants"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post_json(
+            "/v1/admin/inventory/locations",
+            &json!({"code": "main", "name": "Main"}),
+            Some(&admin),
+        )
+        .await;
+    let location: Value = r.json().await.unwrap();
+    let r = app
+        .request(
+            Method::PUT,
+            &format!(
+                "/v1/admin/inventory/levels/{variant}/{}",
+                location["id"].as_str().unwrap()
+            ),
+            Some(&json!({"on_hand": stock, "reason": "delivery"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    for (path, body) in [
+        (
+            "/v1/admin/tax-rates",
+            json!({"name": "VAT", "country": "DE", "basis_points": 1900, "inclusive": true}),
+        ),
+        (
+            "/v1/admin/promotions",
+            json!({"name": "ten off", "needs_coupon": true,
+                   "benefit": {"type": "order_percent", "basis_points": 1000}}),
+        ),
+    ] {
+        let r = app.post_json(path, &body, Some(&admin)).await;
+        assert_eq!(r.status().as_u16(), 201, "{path}");
+        if path.ends_with("promotions") {
+            let promo: Value = r.json().await.unwrap();
+            let r = app
+                .post_json(
+                    "/v1/admin/coupons",
+                    &json!({"code": "SAVE10", "promotion_id": promo["id"],
+                            "usage_limit": coupon_uses}),
+                    Some(&admin),
+                )
+                .await;
+            assert_eq!(r.status().as_u16(), 201);
+        }
+    }
+    let r = app
+        .post_json(
+            "/v1/admin/shipping-options",
+            &json!({"name": "DHL", "countries": ["DE"],
+                    "rate": {"type": "flat", "price": {"amount": 500, "currency": "EUR"}}}),
+            Some(&admin),
+        )
+        .await;
+    let shipping: Value = r.json().await.unwrap();
+    Shop {
+        variant,
+        shipping: shipping["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A guest cart ready to check out: `quantity` units, address, shipping, and the coupon when
+/// asked. Built through the service (as the HTTP routes would) to keep large tests quick.
+async fn ready_cart(app: &TestApp, shop: &Shop, quantity: i64, coupon: bool) -> (String, String) {
+    let carts = &app.store().cart;
+    let (cart, token) = carts
+        .create("EUR", Some("guest@example.com".to_owned()), None)
+        .await
+        .unwrap();
+    let access = Access {
+        token: Some(&token),
+        customer: None,
+    };
+    let variant = VariantId::from_str(&shop.variant).unwrap();
+    carts
+        .add_item(cart.id, access, variant, quantity)
+        .await
+        .unwrap();
+    let address = Address {
+        name: "Erika Mustermann".into(),
+        line1: "Heidestraße 17".into(),
+        line2: None,
+        city: "Köln".into(),
+        postal_code: "51147".into(),
+        country: "DE".into(),
+        state: None,
+    };
+    carts
+        .update_details(cart.id, access, None, Some(address))
+        .await
+        .unwrap();
+    carts
+        .choose_shipping(
+            cart.id,
+            access,
+            ShippingOptionId::from_str(&shop.shipping).unwrap(),
+        )
+        .await
+        .unwrap();
+    if coupon {
+        carts.add_coupon(cart.id, access, "save10").await.unwrap();
+    }
+    (cart.id.to_string(), token)
+}
+
+async fn check_out(
+    app: &TestApp,
+    cart: &str,
+    token: &str,
+    key: &str,
+    payment_token: &str,
+) -> reqwest::Response {
+    app.request(
+        Method::POST,
+        &format!("/v1/store/carts/{cart}/checkout"),
+        Some(&json!({"payment": {"provider": "test", "token": payment_token}})),
+        None,
+        &[("x-cart-token", token), ("idempotency-key", key)],
+    )
+    .await
+}
+
+async fn available(app: &TestApp, shop: &Shop) -> i64 {
+    let variant = VariantId::from_str(&shop.variant).unwrap();
+    app.store()
+        .inventory
+        .availability(&[variant])
+        .await
+        .unwrap()[0]
+        .available
+}
+
+async fn coupon_used(app: &TestApp) -> i64 {
+    let page = app.store().pricing.list_coupons(None, None).await.unwrap();
+    page.items[0].used
+}
+
+async fn orders(app: &TestApp) -> i64 {
+    app.store().orders.count().await.unwrap()
+}
+
+async fn a_guest_checks_out_once_and_reads_the_order(app: TestApp) {
+    let shop = shop(&app, 5, 100).await;
+    let (cart, token) = ready_cart(&app, &shop, 2, true).await;
+    let quoted = app
+        .store()
+        .cart
+        .get(
+            CartId::from_str(&cart).unwrap(),
+            Access {
+                token: Some(&token),
+                customer: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let missing = app
+        .request(
+            Method::POST,
+            &format!("/v1/store/carts/{cart}/checkout"),
+            Some(&json!({"payment": {"provider": "test"}})),
+            None,
+            &[("x-cart-token", &token)],
+        )
+        .await;
+    assert_problem(missing, 400, "idempotency_key_missing").await;
+
+    let r = check_out(&app, &cart, &token, "key-1", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 201);
+    let placed: Value = r.json().await.unwrap();
+    let order = &placed["order"];
+    assert_eq!(order["status"], "placed");
+    assert_eq!(order["total"], quoted.totals.total);
+    // 2 × 50.00 = 100.00, 10 % off, shipping 5.00.
+    assert_eq!(order["total"], 10_000 - 1_000 + 500);
+    assert_eq!(order["coupon_codes"], json!(["save10"]));
+
+    // The same key again: the same order, nothing new.
+    let again = check_out(&app, &cart, &token, "key-1", "tok_success").await;
+    assert_eq!(again.status().as_u16(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["order"]["id"], order["id"]);
+    let other_body = check_out(&app, &cart, &token, "key-1", "tok_decline").await;
+    assert_problem(other_body, 422, "idempotency_key_reused").await;
+    assert_eq!(orders(&app).await, 1);
+    assert_eq!(available(&app, &shop).await, 3);
+    assert_eq!(coupon_used(&app).await, 1);
+
+    // The guest reads the order with its token; nobody else can.
+    let path = format!("/v1/store/orders/{}", order["id"].as_str().unwrap());
+    let read = app
+        .request(
+            Method::GET,
+            &path,
+            None,
+            None,
+            &[("x-order-token", placed["order_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(read.status().as_u16(), 200);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(&read, order);
+    assert_problem(app.get(&path, None).await, 404, "order_not_found").await;
+
+    // The cart is closed; the projection rebuilds from the event stream to the same order.
+    let gone = app
+        .request(
+            Method::GET,
+            &format!("/v1/store/carts/{cart}"),
+            None,
+            None,
+            &[("x-cart-token", &token)],
+        )
+        .await;
+    assert_problem(gone, 404, "cart_not_found").await;
+    assert_eq!(app.store().orders.rebuild_projections().await.unwrap(), 1);
+    let rebuilt = app
+        .request(
+            Method::GET,
+            &path,
+            None,
+            None,
+            &[("x-order-token", placed["order_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(rebuilt.json::<Value>().await.unwrap(), read);
+}
+
+async fn a_failed_checkout_gives_back_stock_coupons_and_payment(app: TestApp) {
+    let shop = shop(&app, 5, 100).await;
+
+    let (cart, token) = ready_cart(&app, &shop, 2, true).await;
+    let declined = check_out(&app, &cart, &token, "k1", "tok_decline").await;
+    assert_problem(declined, 402, "payment_declined").await;
+    let lost = check_out(&app, &cart, &token, "k2", "tok_error_after_auth").await;
+    assert_problem(lost, 503, "payment_provider_unavailable").await;
+    assert_eq!(available(&app, &shop).await, 5);
+    assert_eq!(coupon_used(&app).await, 0);
+    assert_eq!(orders(&app).await, 0);
+    // The declined intent stays declined; the lost authorisation was voided.
+    let mut conn = app.store().db.read().await.unwrap();
+    let statuses: Vec<(String,)> = emporium_db::run!(&mut conn, |c| sqlx::query_as(
+        "SELECT status FROM payment_intents ORDER BY created_at, id"
+    )
+    .fetch_all(c)
+    .await)
+    .unwrap();
+    drop(conn);
+    let statuses: Vec<&str> = statuses.iter().map(|(s,)| s.as_str()).collect();
+    assert_eq!(statuses, ["declined", "voided"]);
+
+    // The same cart, paid properly, then goes through.
+    let ok = check_out(&app, &cart, &token, "k3", "tok_success").await;
+    assert_eq!(ok.status().as_u16(), 201);
+    assert_eq!(available(&app, &shop).await, 3);
+
+    // Stock taken meanwhile: the checkout says which line is short, and keeps nothing.
+    let (cart, token) = ready_cart(&app, &shop, 3, false).await;
+    let (other, other_token) = ready_cart(&app, &shop, 1, false).await;
+    let r = check_out(&app, &other, &other_token, "k4", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 201);
+    let short = check_out(&app, &cart, &token, "k5", "tok_success").await;
+    let problem = assert_problem(short, 409, "out_of_stock").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("requested 3"),
+        "{problem}"
+    );
+    assert_eq!(available(&app, &shop).await, 2);
+
+    // An incomplete cart is refused before anything is reserved.
+    let carts = &app.store().cart;
+    let (bare, bare_token) = carts.create("EUR", None, None).await.unwrap();
+    carts
+        .add_item(
+            bare.id,
+            Access {
+                token: Some(&bare_token),
+                customer: None,
+            },
+            VariantId::from_str(&shop.variant).unwrap(),
+            1,
+        )
+        .await
+        .unwrap();
+    let r = check_out(&app, &bare.id.to_string(), &bare_token, "k6", "tok_success").await;
+    let problem = assert_problem(r, 422, "checkout_incomplete").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("e-mail"),
+        "{problem}"
+    );
+    assert_eq!(available(&app, &shop).await, 2);
+}
+
+async fn two_hundred_checkouts_for_fifty_units_make_exactly_fifty_orders(app: TestApp) {
+    let shop = shop(&app, 50, 100).await;
+    let mut carts = Vec::new();
+    for _ in 0..200 {
+        carts.push(ready_cart(&app, &shop, 1, false).await);
+    }
+    let attempts = carts.iter().enumerate().map(|(n, (cart, token))| {
+        let app = &app;
+        async move {
+            check_out(app, cart, token, &format!("key-{n}"), "tok_success")
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let placed = statuses.iter().filter(|s| **s == 201).count();
+    let short = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!(placed, 50, "{statuses:?}");
+    assert_eq!(short, 150, "{statuses:?}");
+    assert_eq!(orders(&app).await, 50);
+    assert_eq!(available(&app, &shop).await, 0);
+}
+
+async fn a_coupon_limited_to_ten_uses_serves_ten_of_a_hundred_checkouts(app: TestApp) {
+    let shop = shop(&app, 1_000, 10).await;
+    let mut carts = Vec::new();
+    for _ in 0..100 {
+        carts.push(ready_cart(&app, &shop, 1, true).await);
+    }
+    let attempts = carts.iter().enumerate().map(|(n, (cart, token))| {
+        let app = &app;
+        async move {
+            check_out(app, cart, token, &format!("key-{n}"), "tok_success")
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 422).count(),
+        90,
+        "{statuses:?}"
+    );
+    assert_eq!(coupon_used(&app).await, 10);
+    assert_eq!(orders(&app).await, 10);
+    assert_eq!(available(&app, &shop).await, 990);
+}
+
+async fn concurrent_retries_with_one_key_make_one_order(app: TestApp) {
+    let shop = shop(&app, 10, 100).await;
+    let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+    let attempts = (0..8).map(|_| {
+        let (app, cart, token) = (&app, &cart, &token);
+        async move {
+            let r = check_out(app, cart, token, "one-key", "tok_success").await;
+            assert_eq!(r.status().as_u16(), 201);
+            r.json::<Value>().await.unwrap()["order"]["id"].clone()
+        }
+    });
+    let ids = futures_util::future::join_all(attempts).await;
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(orders(&app).await, 1);
+    assert_eq!(available(&app, &shop).await, 9);
+}

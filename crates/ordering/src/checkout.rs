@@ -1,0 +1,707 @@
+//! The checkout saga: reserve stock → redeem coupons → authorise payment → place order →
+//! commit reservation. The saga's state is committed after each step, before the next; each
+//! step has a compensation (release the stock, give back the coupon uses, void the payment).
+//! A failure compensates what was done and records the answer; a process that stops mid-way
+//! leaves an unfinished checkout that [`CheckoutService::recover`] finishes (an order placed is
+//! completed) or compensates (anything before) at the next start.
+//!
+//! Every answer is stored with the checkout, keyed by the cart and the `Idempotency-Key`: a
+//! retry (also a concurrent one, which waits) gets the first answer, never a second order; the
+//! same key with another body is refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use emporium_cart::{Access, CartError, CartService};
+use emporium_db::Db;
+use emporium_inventory::{InventoryApi, InventoryError, ReserveLine};
+use emporium_kernel::fault::CrashPoints;
+use emporium_kernel::ids::{CartId, CheckoutId, CouponId, OrderId, PaymentId, ReservationId};
+use emporium_kernel::{Clock, DomainError, ErrorKind, Money};
+use emporium_payments::{PaymentError, PaymentService};
+use emporium_pricing::{PricingError, PricingService, ShippingQuote};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::OrderingError;
+use crate::order::{Order, OrderEvent, OrderLine, OrderPlaced, OrderShipping, OrderStatus};
+use crate::store::{self, CheckoutRow, EventRow, OrderRow};
+
+/// How long stock stays held for a checkout that has not finished.
+const RESERVATION_TTL: time::Duration = time::Duration::minutes(15);
+/// How long a retry waits for a concurrent checkout with the same key to finish.
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
+/// Checkouts run at once; the others wait their turn. Each step is a short write, and on
+/// SQLite every write takes the one writer: letting hundreds interleave only makes each wait
+/// longer for the database (and time out), where a queue serves them in order.
+const CONCURRENT_CHECKOUTS: usize = 4;
+
+/// How to pay, as the storefront says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentChoice {
+    /// `manual` or `test` (or a provider added to the build).
+    pub provider: String,
+    /// The provider's payment token (for `test`: `tok_success`, `tok_decline`, …).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// Body of a checkout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    pub payment: PaymentChoice,
+}
+
+/// A placed order and the token with which a guest reads it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlacedOrder {
+    /// Send as `X-Order-Token` to read the order without a customer session.
+    pub order_token: String,
+    pub order: Order,
+}
+
+/// Why a checkout failed; stored with the checkout so a retry gets the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{detail}")]
+pub struct CheckoutFailure {
+    pub code: String,
+    pub detail: String,
+}
+
+impl DomainError for CheckoutFailure {
+    fn kind_and_code(&self) -> (ErrorKind, &'static str) {
+        match self.code.as_str() {
+            "out_of_stock" => (ErrorKind::Conflict, "out_of_stock"),
+            "coupon_not_applicable" => (ErrorKind::Invalid, "coupon_not_applicable"),
+            "payment_declined" => (ErrorKind::PaymentRequired, "payment_declined"),
+            "payment_provider_unavailable" => {
+                (ErrorKind::Unavailable, "payment_provider_unavailable")
+            }
+            "payment_provider_unknown" => (ErrorKind::Invalid, "payment_provider_unknown"),
+            "checkout_incomplete" => (ErrorKind::Invalid, "checkout_incomplete"),
+            "cart_empty" => (ErrorKind::Invalid, "cart_empty"),
+            "checkout_interrupted" => (ErrorKind::Unavailable, "checkout_interrupted"),
+            _ => (ErrorKind::Internal, "internal"),
+        }
+    }
+}
+
+/// What a checkout answers: the order, or why not.
+#[derive(Debug)]
+pub enum CheckoutOutcome {
+    Placed(Box<PlacedOrder>),
+    Failed(CheckoutFailure),
+}
+
+/// What went wrong outside the saga's own answers.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error(transparent)]
+    Ordering(#[from] OrderingError),
+    #[error(transparent)]
+    Cart(#[from] CartError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    #[error(transparent)]
+    Storage(#[from] emporium_db::DbError),
+}
+
+impl DomainError for CheckoutError {
+    fn kind_and_code(&self) -> (ErrorKind, &'static str) {
+        match self {
+            Self::Ordering(e) => e.kind_and_code(),
+            Self::Cart(e) => e.kind_and_code(),
+            Self::Inventory(e) => e.kind_and_code(),
+            Self::Pricing(e) => e.kind_and_code(),
+            Self::Payment(e) => e.kind_and_code(),
+            Self::Storage(e) => e.kind_and_code(),
+        }
+    }
+
+    fn violations(&self) -> &[emporium_kernel::FieldError] {
+        match self {
+            Self::Ordering(e) => e.violations(),
+            Self::Cart(e) => e.violations(),
+            _ => &[],
+        }
+    }
+}
+
+/// The saga, over the contexts it drives.
+pub struct CheckoutService {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    carts: Arc<CartService>,
+    inventory: Arc<dyn InventoryApi>,
+    pricing: Arc<PricingService>,
+    payments: Arc<PaymentService>,
+    crash: CrashPoints,
+    turns: tokio::sync::Semaphore,
+}
+
+/// The states of a checkout, in order.
+mod state {
+    pub const STARTED: &str = "started";
+    pub const RESERVED: &str = "reserved";
+    pub const REDEEMED: &str = "redeemed";
+    pub const AUTHORIZED: &str = "authorized";
+    pub const PLACED: &str = "placed";
+    pub const COMPLETED: &str = "completed";
+    pub const FAILED: &str = "failed";
+}
+
+impl CheckoutService {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        carts: Arc<CartService>,
+        inventory: Arc<dyn InventoryApi>,
+        pricing: Arc<PricingService>,
+        payments: Arc<PaymentService>,
+        crash: CrashPoints,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            carts,
+            inventory,
+            pricing,
+            payments,
+            crash,
+            turns: tokio::sync::Semaphore::new(CONCURRENT_CHECKOUTS),
+        }
+    }
+
+    /// Checks out cart `cart` under `key`. See the module doc for the steps and guarantees.
+    pub async fn checkout(
+        &self,
+        cart: CartId,
+        access: Access<'_>,
+        key: Option<&str>,
+        request: &CheckoutRequest,
+    ) -> Result<CheckoutOutcome, CheckoutError> {
+        let key = key
+            .map(str::trim)
+            .filter(|k| (1..=255).contains(&k.len()))
+            .ok_or(OrderingError::IdempotencyKeyMissing)?;
+        let request_hash = hash(
+            &serde_json::to_string(request).map_err(|e| OrderingError::Corrupt(e.to_string()))?,
+        );
+        let caller = match (access.customer, access.token) {
+            (Some(c), _) => format!("customer:{c}"),
+            (None, Some(t)) => hash(t),
+            (None, None) => String::new(),
+        };
+        if let Some(existing) = self.existing(cart, key, &request_hash, &caller).await? {
+            return Ok(existing);
+        }
+        // The semaphore is never closed, so waiting for a permit cannot fail.
+        let _turn = self.turns.acquire().await.ok();
+        if let Some(existing) = self.existing(cart, key, &request_hash, &caller).await? {
+            return Ok(existing);
+        }
+        // The cart must open for this caller before anything is recorded.
+        let view = self.carts.get(cart, access).await?;
+        let now = self.clock.now();
+        let mut row = CheckoutRow {
+            id: Uuid::now_v7(),
+            cart_id: cart.0,
+            idempotency_key: key.to_owned(),
+            request_hash: request_hash.clone(),
+            caller: caller.clone(),
+            state: state::STARTED.to_owned(),
+            reservation_id: None,
+            coupon_ids: "[]".to_owned(),
+            payment_id: None,
+            order_id: None,
+            response_status: None,
+            response_body: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.db.begin_write().await?;
+        match store::insert_checkout(&mut tx, &row).await {
+            Ok(()) => tx.commit().await?,
+            Err(e) if e.is_unique_violation() => {
+                drop(tx);
+                return self
+                    .existing(cart, key, &request_hash, &caller)
+                    .await?
+                    .ok_or(CheckoutError::Ordering(OrderingError::CheckoutInProgress));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let outcome = self.run(&mut row, view, request, access).await;
+        match outcome {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                // An unexpected failure mid-way: undo what was done, record it, and pass the
+                // error on (a retry with the same key gets `checkout_interrupted`).
+                tracing::warn!(checkout = %CheckoutId(row.id), error = %e, "checkout failed; compensating");
+                let failure = CheckoutFailure {
+                    code: "checkout_interrupted".to_owned(),
+                    detail: "the checkout could not finish; nothing was charged or kept".to_owned(),
+                };
+                let _ = self.fail(&mut row, failure).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The stored answer for `(cart, key)`, waiting for a concurrent run to finish; `None`
+    /// when there is no such checkout.
+    async fn existing(
+        &self,
+        cart: CartId,
+        key: &str,
+        request_hash: &str,
+        caller: &str,
+    ) -> Result<Option<CheckoutOutcome>, CheckoutError> {
+        let started = std::time::Instant::now();
+        loop {
+            let mut conn = self.db.read().await?;
+            let Some(row) = store::find_checkout(&mut conn, cart.0, key).await? else {
+                return Ok(None);
+            };
+            drop(conn);
+            if row.caller != caller {
+                return Err(CartError::CartNotFound.into());
+            }
+            if row.request_hash != request_hash {
+                return Err(OrderingError::IdempotencyKeyReused.into());
+            }
+            if let Some(outcome) = answer_of(&row)? {
+                return Ok(Some(outcome));
+            }
+            if started.elapsed() > WAIT_FOR_FIRST {
+                return Err(OrderingError::CheckoutInProgress.into());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn run(
+        &self,
+        row: &mut CheckoutRow,
+        cart: emporium_cart::Cart,
+        request: &CheckoutRequest,
+        access: Access<'_>,
+    ) -> Result<CheckoutOutcome, CheckoutError> {
+        // What the cart must hold before anything is reserved.
+        if cart.items.is_empty() {
+            return self
+                .fail(row, failure("cart_empty", "the cart has no items"))
+                .await;
+        }
+        let mut missing = Vec::new();
+        if cart.items.iter().any(|i| !i.purchasable) {
+            missing.push("items that can no longer be bought (remove them)");
+        }
+        if cart.email.is_none() {
+            missing.push("an e-mail address");
+        }
+        if cart.shipping_address.is_none() {
+            missing.push("a shipping address");
+        }
+        if !matches!(cart.totals.shipping, ShippingQuote::Priced { .. }) {
+            missing.push("a shipping option that ships it");
+        }
+        if !missing.is_empty() {
+            let detail = format!("the cart lacks {}", missing.join(", "));
+            return self
+                .fail(row, failure("checkout_incomplete", &detail))
+                .await;
+        }
+        // A code the shopper added that no longer applies (its uses ran out, it ended, the
+        // cart changed) is refused rather than silently charged without its discount.
+        let lapsed: Vec<String> = cart
+            .totals
+            .coupons
+            .iter()
+            .filter(|c| !c.applied)
+            .map(|c| {
+                format!(
+                    "{} ({})",
+                    c.code,
+                    c.reason.unwrap_or("coupon_not_applicable")
+                )
+            })
+            .collect();
+        if !lapsed.is_empty() {
+            let detail = format!(
+                "these coupons no longer apply; remove them to pay the full price: {}",
+                lapsed.join(", ")
+            );
+            return self
+                .fail(row, failure("coupon_not_applicable", &detail))
+                .await;
+        }
+
+        // 1. Reserve stock.
+        let lines: Vec<ReserveLine> = cart
+            .items
+            .iter()
+            .map(|i| ReserveLine {
+                variant_id: i.variant_id,
+                quantity: i.quantity,
+            })
+            .collect();
+        let reference = CheckoutId(row.id).to_string();
+        let reservation = match self
+            .inventory
+            .reserve(&lines, RESERVATION_TTL, &reference)
+            .await
+        {
+            Ok(r) => r,
+            Err(e @ InventoryError::OutOfStock { .. }) => {
+                return self
+                    .fail(row, failure("out_of_stock", &e.to_string()))
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        row.reservation_id = Some(reservation.id.0);
+        self.advance(row, state::RESERVED).await?;
+        self.crash.hit("checkout.after_reserve");
+
+        // 2. Redeem the coupons that apply, in one transaction with the saga's state.
+        let applied: Vec<String> = cart
+            .totals
+            .coupons
+            .iter()
+            .filter(|c| c.applied)
+            .map(|c| c.code.clone())
+            .collect();
+        let customer_key = access
+            .customer
+            .map(str::to_owned)
+            .or_else(|| cart.email.clone())
+            .unwrap_or_default();
+        let mut tx = self.db.begin_write().await?;
+        let mut coupon_ids: Vec<CouponId> = Vec::new();
+        for code in &applied {
+            match self
+                .pricing
+                .redeem_in(&mut tx, code, &reference, &customer_key)
+                .await
+            {
+                Ok(id) => coupon_ids.push(id),
+                Err(
+                    e @ (PricingError::CouponExhausted
+                    | PricingError::CouponCustomerLimit
+                    | PricingError::CouponNotFound),
+                ) => {
+                    drop(tx);
+                    let detail = format!("coupon {code}: {e}");
+                    return self
+                        .fail(row, failure("coupon_not_applicable", &detail))
+                        .await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        row.coupon_ids = to_json(&coupon_ids)?;
+        row.state = state::REDEEMED.to_owned();
+        row.updated_at = self.clock.now();
+        store::update_checkout(&mut tx, row).await?;
+        tx.commit().await?;
+        self.crash.hit("checkout.after_redeem");
+
+        // 3. Authorise the payment (no transaction open across the provider call).
+        let amount = Money {
+            amount: cart.totals.total,
+            currency: cart.currency,
+        };
+        match self
+            .payments
+            .authorize(
+                &reference,
+                &request.payment.provider,
+                amount,
+                request.payment.token.as_deref(),
+            )
+            .await
+        {
+            Ok(intent) => row.payment_id = Some(intent.id.0),
+            Err(e) => {
+                let (_, code) = e.kind_and_code();
+                let code = match code {
+                    "payment_declined"
+                    | "payment_provider_unavailable"
+                    | "payment_provider_unknown" => code,
+                    _ => return Err(e.into()),
+                };
+                return self.fail(row, failure(code, &e.to_string())).await;
+            }
+        }
+        self.advance(row, state::AUTHORIZED).await?;
+        self.crash.hit("checkout.after_authorize");
+
+        // 4. Place the order: its first event, its projection and the saga state together.
+        let order_token = new_token();
+        let order = order_of(&cart, row, &applied, self.clock.now())?;
+        let placed = PlacedOrder {
+            order_token: order_token.clone(),
+            order: order.clone(),
+        };
+        let body =
+            serde_json::to_string(&placed).map_err(|e| OrderingError::Corrupt(e.to_string()))?;
+        let mut tx = self.db.begin_write().await?;
+        let event = OrderEvent::Placed(order.clone());
+        store::append_event(
+            &mut tx,
+            &EventRow {
+                order_id: order.id.0,
+                sequence: 1,
+                event_type: event.type_name().to_owned(),
+                data: event
+                    .data()
+                    .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
+                occurred_at: order.placed_at,
+            },
+        )
+        .await?;
+        store::upsert_order(&mut tx, &projection_of(&order)?).await?;
+        store::insert_access(&mut tx, order.id.0, &hash(&order_token)).await?;
+        tx.record(&OrderPlaced(order.clone()), 1, order.placed_at)
+            .await?;
+        row.order_id = Some(order.id.0);
+        row.state = state::PLACED.to_owned();
+        row.response_status = Some(201);
+        row.response_body = Some(body);
+        row.updated_at = self.clock.now();
+        store::update_checkout(&mut tx, row).await?;
+        tx.commit().await?;
+        self.crash.hit("checkout.after_place");
+
+        // 5. Commit the reservation; the cart is done.
+        self.complete(row).await?;
+        Ok(CheckoutOutcome::Placed(Box::new(placed)))
+    }
+
+    /// The last step of a placed checkout: the stock leaves, the cart closes.
+    async fn complete(&self, row: &mut CheckoutRow) -> Result<(), CheckoutError> {
+        if let Some(id) = row.reservation_id {
+            self.inventory.commit(ReservationId(id)).await?;
+        }
+        self.carts.close(CartId(row.cart_id)).await?;
+        self.advance(row, state::COMPLETED).await
+    }
+
+    async fn advance(&self, row: &mut CheckoutRow, to: &str) -> Result<(), CheckoutError> {
+        row.state = to.to_owned();
+        row.updated_at = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        store::update_checkout(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Undoes every step done (and any a crash left unrecorded), records `failure` as the
+    /// answer, and returns it.
+    async fn fail(
+        &self,
+        row: &mut CheckoutRow,
+        failure: CheckoutFailure,
+    ) -> Result<CheckoutOutcome, CheckoutError> {
+        self.compensate(row).await?;
+        row.state = state::FAILED.to_owned();
+        row.response_status = Some(i64::from(status_of(&failure)));
+        row.response_body = Some(
+            serde_json::to_string(&failure).map_err(|e| OrderingError::Corrupt(e.to_string()))?,
+        );
+        row.updated_at = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        store::update_checkout(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(CheckoutOutcome::Failed(failure))
+    }
+
+    /// Void the payment, give back the coupon uses, release the stock: each idempotent, each
+    /// also for a step whose result a crash kept from being recorded (found by reference).
+    async fn compensate(&self, row: &CheckoutRow) -> Result<(), CheckoutError> {
+        let reference = CheckoutId(row.id).to_string();
+        let payment = match row.payment_id {
+            Some(id) => Some(PaymentId(id)),
+            None => self
+                .payments
+                .find_by_reference(&reference)
+                .await?
+                .map(|p| p.id),
+        };
+        if let Some(id) = payment {
+            self.payments.void(id).await?;
+        }
+        let coupons: Vec<CouponId> = serde_json::from_str(&row.coupon_ids)
+            .map_err(|e| OrderingError::Corrupt(e.to_string()))?;
+        if !coupons.is_empty() {
+            let mut tx = self.db.begin_write().await?;
+            for id in coupons {
+                self.pricing.return_in(&mut tx, id, &reference).await?;
+            }
+            tx.commit().await?;
+        }
+        for reservation in self.inventory.reservations_for(&reference).await? {
+            if reservation.status == emporium_inventory::ReservationStatus::Active {
+                self.inventory.release(reservation.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes or compensates every checkout a stopped process left unfinished: one whose
+    /// order was placed is completed; any other is compensated and answers
+    /// `checkout_interrupted`. Returns how many it handled.
+    pub async fn recover(&self) -> Result<usize, CheckoutError> {
+        let mut conn = self.db.read().await?;
+        let rows = store::unfinished_checkouts(&mut conn).await?;
+        drop(conn);
+        let n = rows.len();
+        for mut row in rows {
+            if row.state == state::PLACED {
+                self.complete(&mut row).await?;
+            } else {
+                let failure = failure(
+                    "checkout_interrupted",
+                    "the checkout was interrupted; nothing was charged or kept, try again",
+                );
+                self.fail(&mut row, failure).await?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn failure(code: &str, detail: &str) -> CheckoutFailure {
+    CheckoutFailure {
+        code: code.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
+fn status_of(failure: &CheckoutFailure) -> u16 {
+    emporium_http::status_of(failure.kind_and_code().0).as_u16()
+}
+
+/// The stored answer of a finished (or placed) checkout.
+fn answer_of(row: &CheckoutRow) -> Result<Option<CheckoutOutcome>, CheckoutError> {
+    let Some(body) = &row.response_body else {
+        return Ok(None);
+    };
+    let corrupt = |e: serde_json::Error| OrderingError::Corrupt(e.to_string());
+    Ok(Some(if row.response_status == Some(201) {
+        CheckoutOutcome::Placed(Box::new(serde_json::from_str(body).map_err(corrupt)?))
+    } else {
+        CheckoutOutcome::Failed(serde_json::from_str(body).map_err(corrupt)?)
+    }))
+}
+
+fn order_of(
+    cart: &emporium_cart::Cart,
+    row: &CheckoutRow,
+    coupon_codes: &[String],
+    now: time::OffsetDateTime,
+) -> Result<Order, CheckoutError> {
+    let lines = cart
+        .items
+        .iter()
+        .map(|i| OrderLine {
+            variant_id: i.variant_id,
+            product_id: i.product_id.unwrap_or_default(),
+            sku: i.sku.clone().unwrap_or_default(),
+            product_title: i.product_title.clone().unwrap_or_default(),
+            variant_title: i.variant_title.clone().unwrap_or_default(),
+            quantity: i.quantity,
+            unit_price: i.unit_price.unwrap_or_default(),
+            subtotal: i.subtotal,
+            discount: i.discount,
+            tax: i.tax,
+            total: i.total,
+        })
+        .collect();
+    let shipping = match &cart.totals.shipping {
+        ShippingQuote::Priced {
+            option_id,
+            name,
+            amount,
+            discount,
+            tax,
+        } => Some(OrderShipping {
+            option_id: *option_id,
+            name: name.clone(),
+            amount: *amount,
+            discount: *discount,
+            tax: *tax,
+        }),
+        _ => None,
+    };
+    let t = &cart.totals;
+    Ok(Order {
+        id: OrderId::generate(),
+        status: OrderStatus::Placed,
+        customer_id: cart.customer_id.clone(),
+        email: cart.email.clone().unwrap_or_default(),
+        currency: cart.currency,
+        lines,
+        shipping_address: cart
+            .shipping_address
+            .clone()
+            .ok_or_else(|| OrderingError::invalid("/shipping_address", "required", "no address"))?,
+        shipping,
+        discounts: t.discounts.clone(),
+        coupon_codes: coupon_codes.to_vec(),
+        subtotal: t.subtotal,
+        discount_total: t.discount_total,
+        shipping_total: t.shipping_total,
+        tax_total: t.tax_total,
+        tax_inclusive: t.tax_inclusive,
+        total: t.total,
+        payment_id: PaymentId(row.payment_id.unwrap_or_default()),
+        version: 1,
+        placed_at: now,
+        updated_at: now,
+    })
+}
+
+/// The `orders` row of an order.
+pub(crate) fn projection_of(order: &Order) -> Result<OrderRow, OrderingError> {
+    Ok(OrderRow {
+        id: order.id.0,
+        customer_id: order.customer_id.clone(),
+        status: order.status.as_str().to_owned(),
+        document: serde_json::to_string(order)
+            .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
+        version: order.version,
+        created_at: order.placed_at,
+        updated_at: order.updated_at,
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, CheckoutError> {
+    serde_json::to_string(value).map_err(|e| OrderingError::Corrupt(e.to_string()).into())
+}
+
+/// A new order token: 244 random bits (two random UUIDs), URL-safe.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hex SHA-256.
+pub(crate) fn hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

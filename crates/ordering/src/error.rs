@@ -1,0 +1,51 @@
+//! What can go wrong in a checkout or with an order, each with its kind and stable code.
+
+use emporium_db::DbError;
+use emporium_kernel::{DomainError, ErrorKind, FieldError};
+
+/// An ordering failure.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderingError {
+    #[error("the request has invalid fields")]
+    Invalid(Vec<FieldError>),
+    #[error("an Idempotency-Key header (1 to 255 characters) is required")]
+    IdempotencyKeyMissing,
+    #[error("this Idempotency-Key was used with another request body")]
+    IdempotencyKeyReused,
+    #[error("a checkout with this Idempotency-Key is still running; retry later")]
+    CheckoutInProgress,
+    #[error("no order with this id (or it is not yours)")]
+    OrderNotFound,
+    #[error("stored order data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("storage failure")]
+    Storage(#[from] DbError),
+}
+
+impl OrderingError {
+    /// A single field violation at `pointer`.
+    pub(crate) fn invalid(pointer: &str, code: &str, detail: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(pointer, code, detail)])
+    }
+}
+
+impl DomainError for OrderingError {
+    fn kind_and_code(&self) -> (ErrorKind, &'static str) {
+        match self {
+            Self::Invalid(_) => (ErrorKind::Invalid, "validation_failed"),
+            Self::IdempotencyKeyMissing => (ErrorKind::BadRequest, "idempotency_key_missing"),
+            Self::IdempotencyKeyReused => (ErrorKind::Invalid, "idempotency_key_reused"),
+            Self::CheckoutInProgress => (ErrorKind::Conflict, "checkout_in_progress"),
+            Self::OrderNotFound => (ErrorKind::NotFound, "order_not_found"),
+            Self::Corrupt(_) => (ErrorKind::Internal, "internal"),
+            Self::Storage(e) => e.kind_and_code(),
+        }
+    }
+
+    fn violations(&self) -> &[FieldError] {
+        match self {
+            Self::Invalid(v) => v,
+            _ => &[],
+        }
+    }
+}

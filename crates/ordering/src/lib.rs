@@ -1,0 +1,26 @@
+//! Ordering: the checkout saga and orders. An order's truth is its append-only event stream;
+//! the `orders` table the API reads is a projection, rebuilt by
+//! `emporium orders rebuild-projections`.
+
+pub mod checkout;
+pub mod error;
+pub mod order;
+pub mod orders;
+pub mod routes;
+pub mod store;
+
+pub use checkout::{
+    CheckoutFailure, CheckoutOutcome, CheckoutRequest, CheckoutService, PaymentChoice, PlacedOrder,
+};
+pub use error::OrderingError;
+pub use order::{Order, OrderLine, OrderPlaced, OrderStatus};
+pub use orders::OrderService;
+pub use routes::{ORDER_TOKEN_HEADER, OrderingState, router};
+
+/// Ordering's schema migrations.
+pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
+    version: 20261126000500,
+    description: "ordering",
+    sqlite: include_str!("../migrations/sqlite/20261126000500_ordering.sql"),
+    postgres: include_str!("../migrations/postgres/20261126000500_ordering.sql"),
+}];

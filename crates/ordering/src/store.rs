@@ -1,0 +1,296 @@
+//! Ordering's SQL, and nothing else.
+
+use emporium_db::{Conn, DbError, execute, from_row, run};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A `checkouts` row.
+#[derive(Debug, Clone)]
+pub struct CheckoutRow {
+    pub id: Uuid,
+    pub cart_id: Uuid,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub caller: String,
+    pub state: String,
+    pub reservation_id: Option<Uuid>,
+    pub coupon_ids: String,
+    pub payment_id: Option<Uuid>,
+    pub order_id: Option<Uuid>,
+    pub response_status: Option<i64>,
+    pub response_body: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+from_row!(CheckoutRow {
+    id,
+    cart_id,
+    idempotency_key,
+    request_hash,
+    caller,
+    state,
+    reservation_id,
+    coupon_ids,
+    payment_id,
+    order_id,
+    response_status,
+    response_body,
+    created_at,
+    updated_at,
+});
+
+/// An `orders` row.
+#[derive(Debug, Clone)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub customer_id: Option<String>,
+    pub status: String,
+    pub document: String,
+    pub version: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+from_row!(OrderRow {
+    id,
+    customer_id,
+    status,
+    document,
+    version,
+    created_at,
+    updated_at,
+});
+
+/// An `order_events` row.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub order_id: Uuid,
+    pub sequence: i64,
+    pub event_type: String,
+    pub data: String,
+    pub occurred_at: OffsetDateTime,
+}
+
+from_row!(EventRow {
+    order_id,
+    sequence,
+    event_type,
+    data,
+    occurred_at,
+});
+
+macro_rules! checkout_columns {
+    () => {
+        "id, cart_id, idempotency_key, request_hash, caller, state, reservation_id, coupon_ids, \
+         payment_id, order_id, response_status, response_body, created_at, updated_at"
+    };
+}
+
+macro_rules! order_columns {
+    () => {
+        "id, customer_id, status, document, version, created_at, updated_at"
+    };
+}
+
+/// Inserts a checkout; a second one for the same cart and key is a unique violation.
+pub async fn insert_checkout<'c>(c: impl Into<Conn<'c>>, row: &CheckoutRow) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(concat!(
+            "INSERT INTO checkouts (",
+            checkout_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(row.id)
+        .bind(row.cart_id)
+        .bind(&row.idempotency_key)
+        .bind(&row.request_hash)
+        .bind(&row.caller)
+        .bind(&row.state)
+        .bind(row.reservation_id)
+        .bind(&row.coupon_ids)
+        .bind(row.payment_id)
+        .bind(row.order_id)
+        .bind(row.response_status)
+        .bind(&row.response_body)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// Writes the saga's progress back.
+pub async fn update_checkout<'c>(c: impl Into<Conn<'c>>, row: &CheckoutRow) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "UPDATE checkouts SET state = $2, reservation_id = $3, coupon_ids = $4, \
+             payment_id = $5, order_id = $6, response_status = $7, response_body = $8, \
+             updated_at = $9 WHERE id = $1"
+        )
+        .bind(row.id)
+        .bind(&row.state)
+        .bind(row.reservation_id)
+        .bind(&row.coupon_ids)
+        .bind(row.payment_id)
+        .bind(row.order_id)
+        .bind(row.response_status)
+        .bind(&row.response_body)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// The checkout of `cart` with `key`, if any.
+pub async fn find_checkout<'c>(
+    c: impl Into<Conn<'c>>,
+    cart: Uuid,
+    key: &str,
+) -> Result<Option<CheckoutRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        checkout_columns!(),
+        " FROM checkouts WHERE cart_id = $1 AND idempotency_key = $2"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(cart)
+        .bind(key)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Checkouts that have not reached `completed` or `failed`, oldest first.
+pub async fn unfinished_checkouts<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<CheckoutRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        checkout_columns!(),
+        " FROM checkouts WHERE state NOT IN ('completed', 'failed') ORDER BY created_at, id"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .fetch_all(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Appends an event to an order's stream; a sequence taken already is a unique violation.
+pub async fn append_event<'c>(c: impl Into<Conn<'c>>, row: &EventRow) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO order_events (order_id, sequence, event_type, data, occurred_at) \
+             VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(row.order_id)
+        .bind(row.sequence)
+        .bind(&row.event_type)
+        .bind(&row.data)
+        .bind(row.occurred_at)
+    )?;
+    Ok(())
+}
+
+/// Every event of every order, by order and sequence: what a rebuild folds.
+pub async fn all_events<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<EventRow>, DbError> {
+    run!(c, |c| sqlx::query_as(
+        "SELECT order_id, sequence, event_type, data, occurred_at FROM order_events \
+         ORDER BY order_id, sequence"
+    )
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))
+}
+
+/// Writes an order's projection (insert or replace).
+pub async fn upsert_order<'c>(c: impl Into<Conn<'c>>, row: &OrderRow) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(concat!(
+            "INSERT INTO orders (",
+            order_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
+             status = excluded.status, document = excluded.document, \
+             version = excluded.version, updated_at = excluded.updated_at"
+        ))
+        .bind(row.id)
+        .bind(&row.customer_id)
+        .bind(&row.status)
+        .bind(&row.document)
+        .bind(row.version)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+    )?;
+    Ok(())
+}
+
+/// Order `id`'s projection, if any.
+pub async fn find_order<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<OrderRow>, DbError> {
+    const SQL: &str = concat!("SELECT ", order_columns!(), " FROM orders WHERE id = $1");
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// The customer's orders, newest first, before `(created_at, id)` when given.
+pub async fn orders_of<'c>(
+    c: impl Into<Conn<'c>>,
+    customer: &str,
+    limit: i64,
+) -> Result<Vec<OrderRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        order_columns!(),
+        " FROM orders WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(customer)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Counts the orders (a test and operations figure).
+pub async fn count_orders<'c>(c: impl Into<Conn<'c>>) -> Result<i64, DbError> {
+    let (n,): (i64,) = run!(c, |c| sqlx::query_as("SELECT COUNT(*) FROM orders")
+        .fetch_one(c)
+        .await
+        .map_err(DbError::from))?;
+    Ok(n)
+}
+
+/// Deletes every order projection (before a rebuild).
+pub async fn clear_orders<'c>(c: impl Into<Conn<'c>>) -> Result<(), DbError> {
+    execute!(c, sqlx::query("DELETE FROM orders"))?;
+    Ok(())
+}
+
+/// Records the hash of order `id`'s token.
+pub async fn insert_access<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    token_hash: &str,
+) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query("INSERT INTO order_access (order_id, token_hash) VALUES ($1, $2)")
+            .bind(id)
+            .bind(token_hash)
+    )?;
+    Ok(())
+}
+
+/// The hash of order `id`'s token, if any.
+pub async fn access_hash<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<String>, DbError> {
+    let row: Option<(String,)> = run!(c, |c| sqlx::query_as(
+        "SELECT token_hash FROM order_access WHERE order_id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await
+    .map_err(DbError::from))?;
+    Ok(row.map(|(h,)| h))
+}
