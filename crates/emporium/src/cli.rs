@@ -68,6 +68,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SearchCommand,
     },
+    /// Manage orders.
+    Orders {
+        #[command(subcommand)]
+        command: OrdersCommand,
+    },
     /// Add a deterministic demo catalog (categories, products, variants, prices, stock).
     Seed {
         /// How many products.
@@ -89,6 +94,13 @@ pub enum ImportCommand {
         /// The file to import.
         file: PathBuf,
     },
+}
+
+/// Order commands.
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// Rebuild the order tables the API reads from the orders' event streams.
+    RebuildProjections,
 }
 
 /// Search index commands.
@@ -171,6 +183,9 @@ pub async fn run(cli: Cli, started: Instant) -> u8 {
         Command::Search {
             command: SearchCommand::Reindex,
         } => reindex(&config).await,
+        Command::Orders {
+            command: OrdersCommand::RebuildProjections,
+        } => rebuild_orders(&config).await,
         Command::Seed {
             products,
             output: Some(file),
@@ -360,5 +375,18 @@ fn rotate_keys(config: &Config) -> anyhow::Result<()> {
     let kid =
         emporium_identity::tokens::rotate_keys(&config.signing_keys_file(), now, retire_after)?;
     println!("new signing key {kid}; running servers pick it up within seconds");
+    Ok(())
+}
+
+/// Rebuilds the order projection from the event streams and says how many orders it wrote.
+async fn rebuild_orders(config: &Config) -> anyhow::Result<()> {
+    let db = crate::app::open_database(config).await?;
+    let orders = emporium_ordering::OrderService::new(db.clone());
+    let written = orders
+        .rebuild_projections()
+        .await
+        .context("cannot rebuild the order projection")?;
+    println!("rebuilt {written} orders from their event streams");
+    db.close().await;
     Ok(())
 }

@@ -201,10 +201,9 @@ impl CheckoutService {
             (None, Some(t)) => hash(t),
             (None, None) => String::new(),
         };
-        if let Some(existing) = self.existing(cart, key, &request_hash, &caller).await? {
-            return Ok(existing);
-        }
-        // The semaphore is never closed, so waiting for a permit cannot fail.
+        // Everything below touches the database, so it waits its turn (a retry too: its
+        // lookup is a query like any other). The semaphore is never closed, so waiting for a
+        // permit cannot fail.
         let _turn = self.turns.acquire().await.ok();
         if let Some(existing) = self.existing(cart, key, &request_hash, &caller).await? {
             return Ok(existing);

@@ -20,6 +20,7 @@ on_both_backends!(
     two_hundred_checkouts_for_fifty_units_make_exactly_fifty_orders,
     a_coupon_limited_to_ten_uses_serves_ten_of_a_hundred_checkouts,
     concurrent_retries_with_one_key_make_one_order,
+    a_checkout_killed_at_each_step_is_finished_or_undone_at_restart,
 );
 
 /// A shop: one product with `stock` units, VAT, a flat shipping option, and a coupon
@@ -398,4 +399,142 @@ async fn concurrent_retries_with_one_key_make_one_order(app: TestApp) {
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     assert_eq!(orders(&app).await, 1);
     assert_eq!(available(&app, &shop).await, 9);
+}
+
+/// One row of figures read straight from the database.
+async fn figures(config: &emporium::Config) -> (i64, i64, i64, i64, Vec<String>, Vec<String>) {
+    let db = emporium::app::open_database(config).await.unwrap();
+    let mut conn = db.read().await.unwrap();
+    let (on_hand, reserved): (i64, i64) = emporium_db::run!(&mut conn, |c| sqlx::query_as(
+        "SELECT on_hand, reserved FROM stock_levels"
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    let (used,): (i64,) = emporium_db::run!(&mut conn, |c| sqlx::query_as(
+        "SELECT used FROM pricing_coupons"
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    let (orders,): (i64,) =
+        emporium_db::run!(&mut conn, |c| sqlx::query_as("SELECT COUNT(*) FROM orders")
+            .fetch_one(c)
+            .await)
+        .unwrap();
+    let payments: Vec<(String,)> = emporium_db::run!(&mut conn, |c| sqlx::query_as(
+        "SELECT status FROM payment_intents ORDER BY created_at, id"
+    )
+    .fetch_all(c)
+    .await)
+    .unwrap();
+    let checkouts: Vec<(String,)> = emporium_db::run!(&mut conn, |c| sqlx::query_as(
+        "SELECT state FROM checkouts ORDER BY created_at, id"
+    )
+    .fetch_all(c)
+    .await)
+    .unwrap();
+    drop(conn);
+    db.close().await;
+    (
+        on_hand,
+        reserved,
+        used,
+        orders,
+        payments.into_iter().map(|(s,)| s).collect(),
+        checkouts.into_iter().map(|(s,)| s).collect(),
+    )
+}
+
+async fn a_checkout_killed_at_each_step_is_finished_or_undone_at_restart(mut app: TestApp) {
+    let shop = shop(&app, 20, 100).await;
+    let points = [
+        "checkout.after_reserve",
+        "checkout.after_redeem",
+        "checkout.after_authorize",
+        "checkout.after_place",
+    ];
+    let mut carts = Vec::new();
+    for _ in points {
+        carts.push(ready_cart(&app, &shop, 1, true).await);
+    }
+    app.stop().await;
+    let data = app.config.data_dir.clone();
+    let url = app
+        .config
+        .database_url
+        .as_ref()
+        .map(|u| u.expose().to_owned());
+    let crash_file = data.join("crash.toml");
+    let client = reqwest::Client::new();
+    let checkout = |base: String, cart: String, token: String| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("{base}/v1/store/carts/{cart}/checkout"))
+                .header("x-cart-token", token)
+                .header("idempotency-key", "crash-key")
+                .json(&json!({"payment": {"provider": "test", "token": "tok_success"}}))
+                .send()
+                .await
+        }
+    };
+
+    let mut expected_payments: Vec<&str> = Vec::new();
+    let mut expected_checkouts: Vec<&str> = Vec::new();
+    for (point, (cart, token)) in points.iter().zip(&carts) {
+        std::fs::write(&crash_file, format!("crash_points = [\"{point}\"]\n")).unwrap();
+        let mut child = crate::events::start_binary(&data, url.as_deref(), Some(&crash_file)).await;
+        let answer = checkout(child.base.clone(), cart.clone(), token.clone()).await;
+        assert!(
+            answer.is_err() || !answer.unwrap().status().is_success(),
+            "{point}: no answer before the crash"
+        );
+        let status = crate::events::wait_exit(&mut child.process).await;
+        assert!(!status.success(), "{point}: the process died there");
+
+        // Restarted without the crash point: recovery runs before the server is ready.
+        let child = crate::events::start_binary(&data, url.as_deref(), None).await;
+        let placed = *point == "checkout.after_place";
+        let retry = checkout(child.base.clone(), cart.clone(), token.clone())
+            .await
+            .unwrap();
+        if placed {
+            assert_eq!(retry.status().as_u16(), 201, "{point}: the order stands");
+        } else {
+            assert_problem(retry, 503, "checkout_interrupted").await;
+        }
+        drop(child);
+
+        if matches!(*point, "checkout.after_authorize" | "checkout.after_place") {
+            expected_payments.push(if placed { "authorized" } else { "voided" });
+        }
+        expected_checkouts.push(if placed { "completed" } else { "failed" });
+        let (on_hand, reserved, used, orders, payments, checkouts) = figures(&app.config).await;
+        assert_eq!(reserved, 0, "{point}: no stock left held");
+        assert_eq!(on_hand, if placed { 19 } else { 20 }, "{point}: stock");
+        assert_eq!(used, i64::from(placed), "{point}: coupon uses");
+        assert_eq!(orders, i64::from(placed), "{point}: orders");
+        assert_eq!(payments, expected_payments, "{point}: payments");
+        assert_eq!(checkouts, expected_checkouts, "{point}: checkouts");
+    }
+
+    // The projection rebuilds from the streams: the one order placed.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"));
+    cmd.args(["orders", "rebuild-projections", "--data-dir"])
+        .arg(&data)
+        .env_remove("EMPORIUM_CONFIG");
+    if let Some(url) = &url {
+        cmd.args(["--database-url", url]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "rebuilt 1 orders from their event streams"
+    );
 }

@@ -213,7 +213,7 @@ async fn delivered_events_are_pruned_after_their_retention_and_pending_ones_neve
 }
 
 /// A free loopback port for a child process.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -221,12 +221,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Child {
-    process: tokio::process::Child,
-    base: String,
+pub(crate) struct Child {
+    pub(crate) process: tokio::process::Child,
+    pub(crate) base: String,
 }
 
-async fn start_binary(
+pub(crate) async fn start_binary(
     data: &std::path::Path,
     database_url: Option<&str>,
     config_file: Option<&std::path::Path>,
@@ -264,7 +264,7 @@ async fn start_binary(
     Child { process, base }
 }
 
-async fn wait_exit(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+pub(crate) async fn wait_exit(child: &mut tokio::process::Child) -> std::process::ExitStatus {
     tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .expect("the process exited within 30 s")
