@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use emporium_catalog::{CatalogApi, Purchasable};
-use emporium_db::Db;
+use emporium_db::{Db, WriteTx};
 use emporium_inventory::InventoryApi;
 use emporium_kernel::ids::{CartId, CartItemId, ProductId, ShippingOptionId, VariantId};
 use emporium_kernel::{Clock, Currency, Violations};
@@ -201,9 +201,7 @@ impl CartService {
         quantity: i64,
     ) -> Result<Cart, CartError> {
         check_quantity(quantity)?;
-        let mut tx = self.db.begin_write().await?;
-        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
-        let mut items = store::list_items(&mut tx, id.0).await?;
+        let (mut tx, row, mut items) = self.open_for_write(id, access).await?;
         let info = self.catalog.purchasable(&[variant]).await?;
         let priced = info
             .first()
@@ -245,11 +243,7 @@ impl CartService {
                 items.push(item);
             }
         }
-        row.updated_at = now;
-        store::update_cart(&mut tx, &row).await?;
-        tx.commit().await?;
-        row.version += 1;
-        self.view(row, items).await
+        self.save(tx, row, items).await
     }
 
     /// Sets an item's quantity (checked against stock as when adding).
@@ -261,9 +255,7 @@ impl CartService {
         quantity: i64,
     ) -> Result<Cart, CartError> {
         check_quantity(quantity)?;
-        let mut tx = self.db.begin_write().await?;
-        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
-        let mut items = store::list_items(&mut tx, id.0).await?;
+        let (mut tx, row, mut items) = self.open_for_write(id, access).await?;
         let line = items
             .iter_mut()
             .find(|i| i.id == item.0)
@@ -274,11 +266,7 @@ impl CartService {
         }
         store::set_quantity(&mut tx, item.0, quantity).await?;
         line.quantity = quantity;
-        row.updated_at = self.clock.now();
-        store::update_cart(&mut tx, &row).await?;
-        tx.commit().await?;
-        row.version += 1;
-        self.view(row, items).await
+        self.save(tx, row, items).await
     }
 
     /// Removes an item.
@@ -288,20 +276,14 @@ impl CartService {
         access: Access<'_>,
         item: CartItemId,
     ) -> Result<Cart, CartError> {
-        let mut tx = self.db.begin_write().await?;
-        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
-        let mut items = store::list_items(&mut tx, id.0).await?;
+        let (mut tx, row, mut items) = self.open_for_write(id, access).await?;
         let at = items
             .iter()
             .position(|i| i.id == item.0)
             .ok_or(CartError::ItemNotFound)?;
         store::delete_item(&mut tx, item.0).await?;
         items.remove(at);
-        row.updated_at = self.clock.now();
-        store::update_cart(&mut tx, &row).await?;
-        tx.commit().await?;
-        row.version += 1;
-        self.view(row, items).await
+        self.save(tx, row, items).await
     }
 
     /// Sets the e-mail and/or the shipping address (absent: unchanged). A new address drops a
@@ -322,9 +304,7 @@ impl CartService {
             check_address(&mut v, a);
         }
         v.finish().map_err(CartError::Invalid)?;
-        let mut tx = self.db.begin_write().await?;
-        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
-        let items = store::list_items(&mut tx, id.0).await?;
+        let (mut tx, mut row, items) = self.open_for_write(id, access).await?;
         if email.is_some() {
             row.email = email;
         }
@@ -366,9 +346,7 @@ impl CartService {
         access: Access<'_>,
         option: ShippingOptionId,
     ) -> Result<Cart, CartError> {
-        let mut tx = self.db.begin_write().await?;
-        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
-        let items = store::list_items(&mut tx, id.0).await?;
+        let (tx, mut row, items) = self.open_for_write(id, access).await?;
         if !self
             .offered(&row, &items)
             .await?
@@ -382,11 +360,7 @@ impl CartService {
             ));
         }
         row.shipping_option_id = Some(option.0);
-        row.updated_at = self.clock.now();
-        store::update_cart(&mut tx, &row).await?;
-        tx.commit().await?;
-        row.version += 1;
-        self.view(row, items).await
+        self.save(tx, row, items).await
     }
 
     /// Adds a coupon code; it must exist and apply to the cart as it is now.
@@ -404,9 +378,7 @@ impl CartService {
                 "1 to 64 characters",
             ));
         }
-        let mut tx = self.db.begin_write().await?;
-        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
-        let items = store::list_items(&mut tx, id.0).await?;
+        let (tx, mut row, items) = self.open_for_write(id, access).await?;
         let mut codes = codes_of(&row)?;
         if codes.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
             return self.view(row, items).await;
@@ -431,11 +403,7 @@ impl CartService {
                 ));
             }
         }
-        row.updated_at = self.clock.now();
-        store::update_cart(&mut tx, &row).await?;
-        tx.commit().await?;
-        row.version += 1;
-        self.view(row, items).await
+        self.save(tx, row, items).await
     }
 
     /// Removes a coupon code (any case); removing one the cart does not hold changes nothing.
@@ -445,9 +413,7 @@ impl CartService {
         access: Access<'_>,
         code: &str,
     ) -> Result<Cart, CartError> {
-        let mut tx = self.db.begin_write().await?;
-        let mut row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
-        let items = store::list_items(&mut tx, id.0).await?;
+        let (mut tx, mut row, items) = self.open_for_write(id, access).await?;
         let mut codes = codes_of(&row)?;
         let before = codes.len();
         codes.retain(|c| !c.eq_ignore_ascii_case(code.trim()));
@@ -550,6 +516,33 @@ impl CartService {
         store::delete_cart(&mut tx, id.0).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Opens cart `id` for a write: the transaction, the cart when `access` opens it, and its
+    /// items.
+    async fn open_for_write(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+    ) -> Result<(WriteTx, CartRow, Vec<ItemRow>), CartError> {
+        let mut tx = self.db.begin_write().await?;
+        let row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        let items = store::list_items(&mut tx, id.0).await?;
+        Ok((tx, row, items))
+    }
+
+    /// Writes the cart's fields back (a new version), commits, and answers the cart.
+    async fn save(
+        &self,
+        mut tx: WriteTx,
+        mut row: CartRow,
+        items: Vec<ItemRow>,
+    ) -> Result<Cart, CartError> {
+        row.updated_at = self.clock.now();
+        store::update_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        row.version += 1;
+        self.view(row, items).await
     }
 
     /// Fails with `OutOfStock` naming every `(variant, units)` asking for more than is
