@@ -65,6 +65,7 @@ pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
     emporium_catalog::ADMIN_RULES,
     emporium_inventory::ADMIN_RULES,
     emporium_pricing::ADMIN_RULES,
+    emporium_ordering::ADMIN_RULES,
 ];
 
 #[derive(OpenApi)]
@@ -226,7 +227,11 @@ impl Store {
             payments.clone(),
             crash_points.clone(),
         ));
-        let orders = Arc::new(OrderService::new(db.clone()));
+        let orders = Arc::new(OrderService::new(
+            db.clone(),
+            clock.clone(),
+            payments.clone(),
+        ));
         Ok(Self {
             db,
             identity,

@@ -381,7 +381,11 @@ fn rotate_keys(config: &Config) -> anyhow::Result<()> {
 /// Rebuilds the order projection from the event streams and says how many orders it wrote.
 async fn rebuild_orders(config: &Config) -> anyhow::Result<()> {
     let db = crate::app::open_database(config).await?;
-    let orders = emporium_ordering::OrderService::new(db.clone());
+    let payments = Arc::new(emporium_payments::PaymentService::new(
+        db.clone(),
+        Arc::new(SystemClock),
+    ));
+    let orders = emporium_ordering::OrderService::new(db.clone(), Arc::new(SystemClock), payments);
     let written = orders
         .rebuild_projections()
         .await

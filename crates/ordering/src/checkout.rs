@@ -455,7 +455,7 @@ impl CheckoutService {
         let body =
             serde_json::to_string(&placed).map_err(|e| OrderingError::Corrupt(e.to_string()))?;
         let mut tx = self.db.begin_write().await?;
-        let event = OrderEvent::Placed(order.clone());
+        let event = OrderEvent::Placed(Box::new(order.clone()));
         store::append_event(
             &mut tx,
             &EventRow {
@@ -625,6 +625,7 @@ fn order_of(
             discount: i.discount,
             tax: i.tax,
             total: i.total,
+            fulfilled_quantity: 0,
         })
         .collect();
     let shipping = match &cart.totals.shipping {
@@ -665,6 +666,10 @@ fn order_of(
         tax_inclusive: t.tax_inclusive,
         total: t.total,
         payment_id: PaymentId(row.payment_id.unwrap_or_default()),
+        captured_amount: 0,
+        refunded_amount: 0,
+        tracking_number: None,
+        cancel_reason: None,
         version: 1,
         placed_at: now,
         updated_at: now,

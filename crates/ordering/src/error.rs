@@ -16,6 +16,12 @@ pub enum OrderingError {
     CheckoutInProgress,
     #[error("no order with this id (or it is not yours)")]
     OrderNotFound,
+    #[error("{0}")]
+    IllegalTransition(String),
+    #[error("the order changed meanwhile; read it again")]
+    OrderChanged,
+    #[error(transparent)]
+    Payment(#[from] emporium_payments::PaymentError),
     #[error("stored order data is unreadable: {0}")]
     Corrupt(String),
     #[error("storage failure")]
@@ -37,6 +43,9 @@ impl DomainError for OrderingError {
             Self::IdempotencyKeyReused => (ErrorKind::Invalid, "idempotency_key_reused"),
             Self::CheckoutInProgress => (ErrorKind::Conflict, "checkout_in_progress"),
             Self::OrderNotFound => (ErrorKind::NotFound, "order_not_found"),
+            Self::IllegalTransition(_) => (ErrorKind::Conflict, "order_transition_illegal"),
+            Self::OrderChanged => (ErrorKind::Conflict, "order_changed"),
+            Self::Payment(e) => e.kind_and_code(),
             Self::Corrupt(_) => (ErrorKind::Internal, "internal"),
             Self::Storage(e) => e.kind_and_code(),
         }

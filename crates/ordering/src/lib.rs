@@ -13,9 +13,9 @@ pub use checkout::{
     CheckoutFailure, CheckoutOutcome, CheckoutRequest, CheckoutService, PaymentChoice, PlacedOrder,
 };
 pub use error::OrderingError;
-pub use order::{Order, OrderLine, OrderPlaced, OrderStatus};
-pub use orders::OrderService;
-pub use routes::{ORDER_TOKEN_HEADER, OrderingState, router};
+pub use order::{Change, Order, OrderChanged, OrderLine, OrderPlaced, OrderStatus};
+pub use orders::{Action, OrderService};
+pub use routes::{ADMIN_RULES, ORDER_TOKEN_HEADER, OrderingState, router};
 
 /// Ordering's schema migrations.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {

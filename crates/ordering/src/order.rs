@@ -54,6 +54,9 @@ pub struct OrderLine {
     pub discount: i64,
     pub tax: i64,
     pub total: i64,
+    /// Units fulfilled (packed) so far.
+    #[serde(default)]
+    pub fulfilled_quantity: i64,
 }
 
 /// How an order ships, and what that cost.
@@ -88,6 +91,15 @@ pub struct Order {
     pub tax_inclusive: bool,
     pub total: i64,
     pub payment_id: PaymentId,
+    /// Minor units captured and refunded so far.
+    #[serde(default)]
+    pub captured_amount: i64,
+    #[serde(default)]
+    pub refunded_amount: i64,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
     /// The number of events in the order's stream.
     pub version: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -109,10 +121,171 @@ impl Event for OrderPlaced {
     }
 }
 
+/// A change after placement, as a staff action makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    /// The payment was captured (`amount` minor units).
+    Paid {
+        amount: i64,
+    },
+    /// Units of some lines were fulfilled.
+    Fulfilled {
+        lines: Vec<(VariantId, i64)>,
+    },
+    Shipped {
+        tracking_number: Option<String>,
+    },
+    Delivered,
+    /// Cancelled before anything was fulfilled; the payment was voided or refunded.
+    Cancelled {
+        reason: String,
+        refunded: i64,
+    },
+    /// `amount` minor units went back to the shopper.
+    Refunded {
+        amount: i64,
+    },
+    Returned,
+}
+
+impl Change {
+    /// The event type the change is stored and published as.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Paid { .. } => "order.paid",
+            Self::Fulfilled { .. } => "order.fulfilled",
+            Self::Shipped { .. } => "order.shipped",
+            Self::Delivered => "order.delivered",
+            Self::Cancelled { .. } => "order.cancelled",
+            Self::Refunded { .. } => "order.refunded",
+            Self::Returned => "order.returned",
+        }
+    }
+}
+
+/// Why a change cannot apply to an order as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Illegal(pub String);
+
+/// The order after `change`, or why the change is illegal now. The one place the lifecycle
+/// rules live: placed → paid → fulfilled (by parts) → shipped → delivered → returned;
+/// cancelled from placed or paid while nothing is fulfilled; refunds (by parts) once paid, up to
+/// what was captured.
+pub fn apply(order: &Order, change: &Change, at: OffsetDateTime) -> Result<Order, Illegal> {
+    use OrderStatus as S;
+    let mut next = order.clone();
+    let illegal = |what: &str| {
+        Err(Illegal(format!(
+            "a {} order cannot be {what}",
+            order.status.as_str()
+        )))
+    };
+    let nothing_fulfilled = order.lines.iter().all(|l| l.fulfilled_quantity == 0);
+    match change {
+        Change::Paid { amount } => {
+            if order.status != S::Placed {
+                return illegal("captured");
+            }
+            next.status = S::Paid;
+            next.captured_amount = *amount;
+        }
+        Change::Fulfilled { lines } => {
+            if order.status != S::Paid {
+                return illegal("fulfilled");
+            }
+            if lines.is_empty() {
+                return Err(Illegal("name at least one line to fulfil".to_owned()));
+            }
+            for (variant, quantity) in lines {
+                let Some(line) = next.lines.iter_mut().find(|l| l.variant_id == *variant) else {
+                    return Err(Illegal(format!("the order has no line for {variant}")));
+                };
+                if *quantity < 1 || line.fulfilled_quantity + quantity > line.quantity {
+                    return Err(Illegal(format!(
+                        "{variant}: {} of {} units are fulfilled; {quantity} more is too many",
+                        line.fulfilled_quantity, line.quantity
+                    )));
+                }
+                line.fulfilled_quantity += quantity;
+            }
+            if next
+                .lines
+                .iter()
+                .all(|l| l.fulfilled_quantity == l.quantity)
+            {
+                next.status = S::Fulfilled;
+            }
+        }
+        Change::Shipped { tracking_number } => {
+            if order.status != S::Fulfilled {
+                return illegal("shipped");
+            }
+            next.status = S::Shipped;
+            next.tracking_number.clone_from(tracking_number);
+        }
+        Change::Delivered => {
+            if order.status != S::Shipped {
+                return illegal("delivered");
+            }
+            next.status = S::Delivered;
+        }
+        Change::Cancelled { reason, refunded } => {
+            if !matches!(order.status, S::Placed | S::Paid) || !nothing_fulfilled {
+                return illegal("cancelled");
+            }
+            next.status = S::Cancelled;
+            next.cancel_reason = Some(reason.clone());
+            next.refunded_amount += refunded;
+        }
+        Change::Refunded { amount } => {
+            if matches!(order.status, S::Placed | S::Cancelled) {
+                return illegal("refunded");
+            }
+            if *amount < 1 || order.refunded_amount + amount > order.captured_amount {
+                return Err(Illegal(format!(
+                    "{} of {} captured is refunded already; {amount} more is too much",
+                    order.refunded_amount, order.captured_amount
+                )));
+            }
+            next.refunded_amount += amount;
+            if next.refunded_amount == next.captured_amount {
+                next.status = S::Refunded;
+            }
+        }
+        Change::Returned => {
+            if order.status != S::Delivered {
+                return illegal("returned");
+            }
+            next.status = S::Returned;
+        }
+    }
+    next.version += 1;
+    next.updated_at = at;
+    Ok(next)
+}
+
 /// An event of an order's stream, as stored.
 #[derive(Debug, Clone)]
 pub enum OrderEvent {
-    Placed(Order),
+    Placed(Box<Order>),
+    Changed(Change, OffsetDateTime),
+}
+
+/// A change as published: the change and the order after it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderChanged {
+    pub change: Change,
+    pub order: Order,
+}
+
+impl Event for OrderChanged {
+    const TYPE: &'static str = "order.changed";
+    const VERSION: i32 = 1;
+    fn aggregate_id(&self) -> String {
+        self.order.id.to_string()
+    }
 }
 
 impl OrderEvent {
@@ -120,36 +293,43 @@ impl OrderEvent {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Placed(_) => OrderPlaced::TYPE,
+            Self::Changed(change, _) => change.type_name(),
         }
     }
 
     /// Reads a stored event.
-    pub fn parse(event_type: &str, data: &str) -> Result<Self, String> {
-        match event_type {
-            OrderPlaced::TYPE => serde_json::from_str(data)
-                .map(Self::Placed)
-                .map_err(|e| e.to_string()),
-            other => Err(format!("unknown order event {other}")),
+    pub fn parse(event_type: &str, data: &str, at: OffsetDateTime) -> Result<Self, String> {
+        if event_type == OrderPlaced::TYPE {
+            return serde_json::from_str(data)
+                .map(|o| Self::Placed(Box::new(o)))
+                .map_err(|e| e.to_string());
         }
+        serde_json::from_str::<Change>(data)
+            .map(|c| Self::Changed(c, at))
+            .map_err(|e| format!("{event_type}: {e}"))
     }
 
     /// The stored payload.
     pub fn data(&self) -> Result<String, serde_json::Error> {
         match self {
             Self::Placed(order) => serde_json::to_string(order),
+            Self::Changed(change, _) => serde_json::to_string(change),
         }
     }
 }
 
-/// Folds a stream into the order it describes; `None` for an empty stream or one that does
-/// not begin with `order.placed`.
+/// Folds a stream into the order it describes; `None` for an empty stream, one that does not
+/// begin with `order.placed`, or one holding a change its order could not take.
 pub fn fold(events: impl IntoIterator<Item = OrderEvent>) -> Option<Order> {
     let mut order: Option<Order> = None;
-    for (n, event) in events.into_iter().enumerate() {
-        match event {
-            OrderEvent::Placed(placed) if n == 0 => order = Some(placed),
-            OrderEvent::Placed(_) => return None,
-        }
+    for event in events {
+        order = match (order, event) {
+            (None, OrderEvent::Placed(placed)) => Some(*placed),
+            (Some(current), OrderEvent::Changed(change, at)) => {
+                Some(apply(&current, &change, at).ok()?)
+            }
+            _ => return None,
+        };
     }
     order
 }

@@ -1,24 +1,184 @@
 //! Reading orders (the projection), and rebuilding the projection from the event streams.
 
+use std::sync::Arc;
+
 use emporium_db::Db;
-use emporium_kernel::ids::OrderId;
+use emporium_kernel::Clock;
+use emporium_kernel::ids::{OrderId, VariantId};
+use emporium_payments::PaymentService;
 
 use crate::checkout::{hash, projection_of};
 use crate::error::OrderingError;
-use crate::order::{Order, OrderEvent, fold};
-use crate::store;
+use crate::order::{Change, Order, OrderChanged, OrderEvent, OrderStatus, apply, fold};
+use crate::store::{self, EventRow};
+
+/// A staff action on an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Capture the authorised payment.
+    Capture,
+    /// Mark units of lines fulfilled (packed); partial fulfilment is allowed.
+    Fulfill(Vec<(VariantId, i64)>),
+    Ship(Option<String>),
+    Deliver,
+    /// Cancel before anything is fulfilled: the payment is voided, or refunded once captured.
+    Cancel(String),
+    /// Refund `amount` minor units (by parts, up to what was captured).
+    Refund(i64),
+    Return,
+}
 
 /// Most orders on one page of a customer's list.
 const PAGE: i64 = 50;
 
-/// Orders over one database.
+/// Orders over one database, with the payments their actions move.
 pub struct OrderService {
     db: Db,
+    clock: Arc<dyn Clock>,
+    payments: Arc<PaymentService>,
 }
 
 impl OrderService {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, clock: Arc<dyn Clock>, payments: Arc<PaymentService>) -> Self {
+        Self {
+            db,
+            clock,
+            payments,
+        }
+    }
+
+    /// Order `id` as staff see it.
+    pub async fn get_any(&self, id: OrderId) -> Result<Order, OrderingError> {
+        let mut conn = self.db.read().await?;
+        let row = store::find_order(&mut conn, id.0)
+            .await?
+            .ok_or(OrderingError::OrderNotFound)?;
+        serde_json::from_str(&row.document).map_err(|e| OrderingError::Corrupt(e.to_string()))
+    }
+
+    /// Orders newest first, optionally of one status, after the cursor position.
+    pub async fn list(
+        &self,
+        status: Option<OrderStatus>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<emporium_kernel::Page<Order>, OrderingError> {
+        let mut v = emporium_kernel::Violations::new();
+        let limit = v
+            .check(
+                "/limit",
+                emporium_kernel::cursor::page_limit(limit, 50, 200),
+            )
+            .unwrap_or(50);
+        let after = match cursor {
+            Some(c) => v.check(
+                "/cursor",
+                emporium_kernel::Cursor::decode::<(time::OffsetDateTime, uuid::Uuid)>(c),
+            ),
+            None => None,
+        };
+        v.finish().map_err(OrderingError::Invalid)?;
+        let mut conn = self.db.read().await?;
+        let mut rows =
+            store::list_orders(&mut conn, status.map(OrderStatus::as_str), after, limit + 1)
+                .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = more
+            .then(|| {
+                rows.last()
+                    .map(|r| emporium_kernel::Cursor::encode(&(r.created_at, r.id)))
+            })
+            .flatten()
+            .map(emporium_kernel::Cursor::into_string);
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                serde_json::from_str(&r.document).map_err(|e| OrderingError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<Order>, _>>()?;
+        Ok(emporium_kernel::Page { items, next_cursor })
+    }
+
+    /// Carries out a staff action: checks it against the lifecycle, moves the payment when the
+    /// action needs it (capture, void, refund), then appends the change to the order's stream
+    /// with its projection and its event. `IllegalTransition` (409) when the order's state does
+    /// not allow it; `OrderChanged` (409) when another action got there first.
+    pub async fn act(&self, id: OrderId, action: Action) -> Result<Order, OrderingError> {
+        let order = self.get_any(id).await?;
+        // Whole microseconds: what PostgreSQL keeps of the event's time, from which a rebuild
+        // sets `updated_at`.
+        let now = self.clock.now();
+        let now = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now);
+        // The rules first, with what the payment step would report, so an illegal action
+        // never touches the payment.
+        let provisional = change_of(&order, &action, order.total - order.refunded_amount);
+        apply(&order, &provisional, now).map_err(|e| OrderingError::IllegalTransition(e.0))?;
+        let change = match &action {
+            Action::Capture => {
+                let intent = self.payments.capture(order.payment_id, None).await?;
+                Change::Paid {
+                    amount: intent.captured_amount,
+                }
+            }
+            Action::Cancel(reason) => {
+                let refunded = if order.status == OrderStatus::Placed {
+                    self.payments.void(order.payment_id).await?;
+                    0
+                } else {
+                    let left = order.captured_amount - order.refunded_amount;
+                    if left > 0 {
+                        self.payments.refund(order.payment_id, left).await?;
+                    }
+                    left
+                };
+                Change::Cancelled {
+                    reason: reason.clone(),
+                    refunded,
+                }
+            }
+            Action::Refund(amount) => {
+                self.payments.refund(order.payment_id, *amount).await?;
+                Change::Refunded { amount: *amount }
+            }
+            _ => provisional,
+        };
+        let next =
+            apply(&order, &change, now).map_err(|e| OrderingError::IllegalTransition(e.0))?;
+        let event = OrderEvent::Changed(change.clone(), now);
+        let mut tx = self.db.begin_write().await?;
+        let appended = store::append_event(
+            &mut tx,
+            &EventRow {
+                order_id: id.0,
+                sequence: next.version,
+                event_type: event.type_name().to_owned(),
+                data: event
+                    .data()
+                    .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
+                occurred_at: now,
+            },
+        )
+        .await;
+        match appended {
+            Ok(()) => {}
+            Err(e) if e.is_unique_violation() => return Err(OrderingError::OrderChanged),
+            Err(e) => return Err(e.into()),
+        }
+        store::upsert_order(&mut tx, &projection_of(&next)?).await?;
+        tx.record(
+            &OrderChanged {
+                change,
+                order: next.clone(),
+            },
+            next.version,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(next)
     }
 
     /// Order `id` for a caller holding its token or the session of its customer;
@@ -72,7 +232,7 @@ impl OrderService {
                 .map_or(events.len(), |n| at + n);
             let stream = events[at..end]
                 .iter()
-                .map(|e| OrderEvent::parse(&e.event_type, &e.data))
+                .map(|e| OrderEvent::parse(&e.event_type, &e.data, e.occurred_at))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(OrderingError::Corrupt)?;
             let order = fold(stream)
@@ -89,5 +249,29 @@ impl OrderService {
     pub async fn count(&self) -> Result<i64, OrderingError> {
         let mut conn = self.db.read().await?;
         Ok(store::count_orders(&mut conn).await?)
+    }
+}
+
+/// The change an action makes, with `amount` standing for what a payment step reports.
+fn change_of(order: &Order, action: &Action, amount: i64) -> Change {
+    match action {
+        Action::Capture => Change::Paid { amount },
+        Action::Fulfill(lines) => Change::Fulfilled {
+            lines: lines.clone(),
+        },
+        Action::Ship(tracking) => Change::Shipped {
+            tracking_number: tracking.clone(),
+        },
+        Action::Deliver => Change::Delivered,
+        Action::Cancel(reason) => Change::Cancelled {
+            reason: reason.clone(),
+            refunded: if order.status == OrderStatus::Placed {
+                0
+            } else {
+                order.captured_amount - order.refunded_amount
+            },
+        },
+        Action::Refund(amount) => Change::Refunded { amount: *amount },
+        Action::Return => Change::Returned,
     }
 }

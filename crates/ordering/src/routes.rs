@@ -8,15 +8,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use emporium_cart::{Access, CART_TOKEN_HEADER};
-use emporium_http::{ApiError, Json, Path};
-use emporium_kernel::auth::{Actor, Principal};
-use emporium_kernel::ids::{CartId, OrderId};
+use emporium_http::admin::AdminRule;
+use emporium_http::{ApiError, Json, Path, Query};
+use emporium_kernel::Page;
+use emporium_kernel::auth::{Actor, Principal, Role};
+use emporium_kernel::ids::{CartId, OrderId, VariantId};
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::checkout::{CheckoutOutcome, CheckoutRequest, CheckoutService, PlacedOrder};
-use crate::order::Order;
-use crate::orders::OrderService;
+use crate::order::{Order, OrderStatus};
+use crate::orders::{Action, OrderService};
 
 /// The header that carries an order's token.
 pub const ORDER_TOKEN_HEADER: &str = "x-order-token";
@@ -28,12 +31,37 @@ pub struct OrderingState {
     pub orders: Arc<OrderService>,
 }
 
+/// The scope that lets an API client read orders.
+pub const READ_SCOPE: &str = "orders:read";
+
+/// Who may call each order admin route: staff run the lifecycle, admins refund and cancel.
+pub const ADMIN_RULES: &[AdminRule] = &[
+    AdminRule::staff_or_client("GET", "/v1/admin/orders", Role::Staff, READ_SCOPE),
+    AdminRule::staff_or_client("GET", "/v1/admin/orders/{id}", Role::Staff, READ_SCOPE),
+    AdminRule::staff("POST", "/v1/admin/orders/{id}/capture", Role::Staff),
+    AdminRule::staff("POST", "/v1/admin/orders/{id}/fulfill", Role::Staff),
+    AdminRule::staff("POST", "/v1/admin/orders/{id}/ship", Role::Staff),
+    AdminRule::staff("POST", "/v1/admin/orders/{id}/deliver", Role::Staff),
+    AdminRule::staff("POST", "/v1/admin/orders/{id}/return", Role::Staff),
+    AdminRule::staff("POST", "/v1/admin/orders/{id}/cancel", Role::Admin),
+    AdminRule::staff("POST", "/v1/admin/orders/{id}/refund", Role::Admin),
+];
+
 /// Every ordering route, with its OpenAPI description.
 pub fn router(state: OrderingState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(checkout))
         .routes(routes!(list_orders))
         .routes(routes!(get_order))
+        .routes(routes!(admin_list_orders))
+        .routes(routes!(admin_get_order))
+        .routes(routes!(capture_order))
+        .routes(routes!(fulfill_order))
+        .routes(routes!(ship_order))
+        .routes(routes!(deliver_order))
+        .routes(routes!(cancel_order))
+        .routes(routes!(refund_order))
+        .routes(routes!(return_order))
         .with_state(state)
 }
 
@@ -126,4 +154,203 @@ pub async fn get_order(
             )
             .await?,
     ))
+}
+
+/// Query of the staff order list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrderListQuery {
+    pub status: Option<OrderStatus>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// Orders, newest first, optionally of one status.
+#[utoipa::path(get, path = "/v1/admin/orders", tag = "admin", params(OrderListQuery),
+    responses((status = 200, description = "A page of orders", body = Page<Order>)))]
+pub async fn admin_list_orders(
+    State(state): State<OrderingState>,
+    Query(q): Query<OrderListQuery>,
+) -> Result<axum::Json<Page<Order>>, ApiError> {
+    Ok(axum::Json(
+        state
+            .orders
+            .list(q.status, q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
+}
+
+/// One order.
+#[utoipa::path(get, path = "/v1/admin/orders/{id}", tag = "admin",
+    params(("id" = OrderId, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 404, description = "`order_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn admin_get_order(
+    State(state): State<OrderingState>,
+    Path(id): Path<OrderId>,
+) -> Result<axum::Json<Order>, ApiError> {
+    Ok(axum::Json(state.orders.get_any(id).await?))
+}
+
+async fn act(
+    state: &OrderingState,
+    id: OrderId,
+    action: Action,
+) -> Result<axum::Json<Order>, ApiError> {
+    Ok(axum::Json(state.orders.act(id, action).await?))
+}
+
+/// Captures the order's payment: placed → paid.
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/capture", tag = "admin",
+    params(("id" = OrderId, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 409, description = "`order_transition_illegal`, `order_changed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn capture_order(
+    State(state): State<OrderingState>,
+    Path(id): Path<OrderId>,
+) -> Result<axum::Json<Order>, ApiError> {
+    act(&state, id, Action::Capture).await
+}
+
+/// A line and how many of its units.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineQuantity {
+    pub variant_id: VariantId,
+    pub quantity: i64,
+}
+
+/// Body of `POST /v1/admin/orders/{id}/fulfill`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FulfillBody {
+    pub lines: Vec<LineQuantity>,
+}
+
+/// Fulfils units of lines (partial fulfilment allowed); paid → fulfilled once every unit is.
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/fulfill", tag = "admin", request_body = FulfillBody,
+    params(("id" = OrderId, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn fulfill_order(
+    State(state): State<OrderingState>,
+    Path(id): Path<OrderId>,
+    Json(body): Json<FulfillBody>,
+) -> Result<axum::Json<Order>, ApiError> {
+    let lines = body
+        .lines
+        .into_iter()
+        .map(|l| (l.variant_id, l.quantity))
+        .collect();
+    act(&state, id, Action::Fulfill(lines)).await
+}
+
+/// Body of `POST /v1/admin/orders/{id}/ship`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipBody {
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+}
+
+/// Ships a fulfilled order.
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/ship", tag = "admin", request_body = ShipBody,
+    params(("id" = OrderId, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn ship_order(
+    State(state): State<OrderingState>,
+    Path(id): Path<OrderId>,
+    Json(body): Json<ShipBody>,
+) -> Result<axum::Json<Order>, ApiError> {
+    act(&state, id, Action::Ship(body.tracking_number)).await
+}
+
+/// Marks a shipped order delivered.
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/deliver", tag = "admin",
+    params(("id" = OrderId, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn deliver_order(
+    State(state): State<OrderingState>,
+    Path(id): Path<OrderId>,
+) -> Result<axum::Json<Order>, ApiError> {
+    act(&state, id, Action::Deliver).await
+}
+
+/// Body of `POST /v1/admin/orders/{id}/cancel`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Cancels an order nothing of which was fulfilled: voids its payment, or refunds what was
+/// captured.
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/cancel", tag = "admin", request_body = CancelBody,
+    params(("id" = OrderId, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel_order(
+    State(state): State<OrderingState>,
+    Path(id): Path<OrderId>,
+    Json(body): Json<CancelBody>,
+) -> Result<axum::Json<Order>, ApiError> {
+    act(&state, id, Action::Cancel(body.reason)).await
+}
+
+/// Body of `POST /v1/admin/orders/{id}/refund`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// Minor units; refunds by parts add up to at most what was captured.
+    pub amount: i64,
+}
+
+/// Refunds part or all of what was captured.
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/refund", tag = "admin", request_body = RefundBody,
+    params(("id" = OrderId, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refund_order(
+    State(state): State<OrderingState>,
+    Path(id): Path<OrderId>,
+    Json(body): Json<RefundBody>,
+) -> Result<axum::Json<Order>, ApiError> {
+    act(&state, id, Action::Refund(body.amount)).await
+}
+
+/// Marks a delivered order returned.
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/return", tag = "admin",
+    params(("id" = OrderId, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn return_order(
+    State(state): State<OrderingState>,
+    Path(id): Path<OrderId>,
+) -> Result<axum::Json<Order>, ApiError> {
+    act(&state, id, Action::Return).await
 }

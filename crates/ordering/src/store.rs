@@ -294,3 +294,28 @@ pub async fn access_hash<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<
     .map_err(DbError::from))?;
     Ok(row.map(|(h,)| h))
 }
+
+/// Orders newest first, of `status` when given, after `(created_at, id)` when given.
+pub async fn list_orders<'c>(
+    c: impl Into<Conn<'c>>,
+    status: Option<&str>,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> Result<Vec<OrderRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        order_columns!(),
+        " FROM orders WHERE ($1 IS NULL OR status = $1) \
+         AND ($2 IS NULL OR (created_at, id) < ($2, $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    );
+    let (at, id) = after.map_or((None, None), |(t, i)| (Some(t), Some(i)));
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(status)
+        .bind(at)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(DbError::from))
+}

@@ -21,6 +21,7 @@ on_both_backends!(
     a_coupon_limited_to_ten_uses_serves_ten_of_a_hundred_checkouts,
     concurrent_retries_with_one_key_make_one_order,
     a_checkout_killed_at_each_step_is_finished_or_undone_at_restart,
+    staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409,
 );
 
 /// A shop: one product with `stock` units, VAT, a flat shipping option, and a coupon
@@ -537,4 +538,154 @@ async fn a_checkout_killed_at_each_step_is_finished_or_undone_at_restart(mut app
         String::from_utf8_lossy(&out.stdout).trim(),
         "rebuilt 1 orders from their event streams"
     );
+}
+
+async fn staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409(app: TestApp) {
+    let shop = shop(&app, 10, 100).await;
+    let admin = app.staff_token("boss@example.com", Role::Admin).await;
+    let place = |quantity: i64, key: &'static str| {
+        let (app, shop) = (&app, &shop);
+        async move {
+            let (cart, token) = ready_cart(app, shop, quantity, false).await;
+            let r = check_out(app, &cart, &token, key, "tok_success").await;
+            assert_eq!(r.status().as_u16(), 201);
+            r.json::<Value>().await.unwrap()["order"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let order = place(3, "life").await;
+    let base = format!("/v1/admin/orders/{order}");
+    let post = |action: &'static str, body: Option<Value>| {
+        let (app, base, admin) = (&app, base.clone(), admin.clone());
+        async move {
+            app.request(
+                Method::POST,
+                &format!("{base}/{action}"),
+                body.as_ref(),
+                Some(&admin),
+                &[],
+            )
+            .await
+        }
+    };
+    let ok = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+
+    // Shipping before payment and fulfilment is refused, and changes nothing.
+    let early = post("ship", Some(json!({}))).await;
+    assert_problem(early, 409, "order_transition_illegal").await;
+    let paid = ok(post("capture", None).await).await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["captured_amount"], 3 * 5_000 + 500);
+    let again = post("capture", None).await;
+    assert_problem(again, 409, "order_transition_illegal").await;
+
+    // Partial fulfilment, then the rest; too many units are refused.
+    let variant = shop.variant.clone();
+    let part = ok(post(
+        "fulfill",
+        Some(json!({"lines": [{"variant_id": variant, "quantity": 2}]})),
+    )
+    .await)
+    .await;
+    assert_eq!(part["status"], "paid");
+    assert_eq!(part["lines"][0]["fulfilled_quantity"], 2);
+    let over = post(
+        "fulfill",
+        Some(json!({"lines": [{"variant_id": variant, "quantity": 2}]})),
+    )
+    .await;
+    assert_problem(over, 409, "order_transition_illegal").await;
+    let cancel_late = post("cancel", Some(json!({"reason": "changed mind"}))).await;
+    assert_problem(cancel_late, 409, "order_transition_illegal").await;
+    let done = ok(post(
+        "fulfill",
+        Some(json!({"lines": [{"variant_id": variant, "quantity": 1}]})),
+    )
+    .await)
+    .await;
+    assert_eq!(done["status"], "fulfilled");
+    let shipped = ok(post("ship", Some(json!({"tracking_number": "1Z999"}))).await).await;
+    assert_eq!(shipped["tracking_number"], "1Z999");
+    ok(post("deliver", None).await).await;
+
+    // Refunds by parts, never beyond what was captured.
+    let refunded = ok(post("refund", Some(json!({"amount": 5_000}))).await).await;
+    assert_eq!(refunded["refunded_amount"], 5_000);
+    assert_eq!(refunded["status"], "delivered");
+    let too_much = post("refund", Some(json!({"amount": 20_000}))).await;
+    assert_problem(too_much, 409, "order_transition_illegal").await;
+    let returned = ok(post("return", None).await).await;
+    assert_eq!(returned["status"], "returned");
+    assert_eq!(returned["version"], 8);
+
+    // A placed order cancelled: its payment is voided.
+    let other = place(1, "cancel-me").await;
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/v1/admin/orders/{other}/cancel"),
+            Some(&json!({"reason": "out of paper"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let cancelled: Value = r.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    let payment = app
+        .store()
+        .payments
+        .get(serde_json::from_value(cancelled["payment_id"].clone()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(payment.status, emporium_payments::PaymentStatus::Voided);
+
+    // The staff list pages newest first and filters by status; the projection rebuilds to the
+    // same orders.
+    let page: Value = app
+        .get("/v1/admin/orders?status=returned", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["id"], order.as_str());
+    let first: Value = app
+        .get("/v1/admin/orders?limit=1", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"][0]["id"], other.as_str());
+    let next = first["next_cursor"].as_str().unwrap();
+    let second: Value = app
+        .get(
+            &format!("/v1/admin/orders?limit=1&cursor={next}"),
+            Some(&admin),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["items"][0]["id"], order.as_str());
+    let before = app
+        .get(&base, Some(&admin))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(app.store().orders.rebuild_projections().await.unwrap(), 2);
+    let after = app
+        .get(&base, Some(&admin))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(before, after);
 }
