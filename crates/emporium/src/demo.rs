@@ -63,6 +63,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         let summary =
             crate::import::run(store, crate::seed::demo_catalog(DEMO_PRODUCTS), &bar).await?;
         tracing::info!(products = summary.created, "demo catalog seeded");
+        seed_pricing(store).await?;
     }
     tracing::warn!(
         owner = OWNER_EMAIL,
@@ -71,5 +72,63 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         shopper_password = SHOPPER_PASSWORD,
         "demo data: these accounts have public passwords; never use --demo for a real store"
     );
+    Ok(())
+}
+
+/// Demo pricing: VAT included in three countries, one flat shipping option per currency, and a
+/// `WELCOME10` coupon (10 % off), so a demo cart can be checked out.
+async fn seed_pricing(store: &Store) -> anyhow::Result<()> {
+    use emporium_kernel::{Currency, Money};
+    use emporium_pricing::{
+        Benefit, Conditions, CreateCoupon, Promotion, ShippingOption, ShippingRate, Stacking,
+        TaxRate,
+    };
+    let pricing = &store.pricing;
+    for (country, basis_points) in [("DE", 1_900), ("FR", 2_000), ("GB", 2_000)] {
+        let rate = TaxRate {
+            id: Default::default(),
+            name: format!("{country} VAT"),
+            country: country.to_owned(),
+            state: None,
+            basis_points,
+            inclusive: true,
+        };
+        pricing.create_rule(rate, "demo").await?;
+    }
+    for (currency, amount) in [("EUR", 490), ("USD", 590), ("GBP", 450)] {
+        let currency: Currency = currency.parse()?;
+        let option = ShippingOption {
+            id: Default::default(),
+            name: format!("Standard ({currency})"),
+            countries: Vec::new(),
+            rate: ShippingRate::Flat {
+                price: Money { amount, currency },
+            },
+        };
+        pricing.create_rule(option, "demo").await?;
+    }
+    let welcome = Promotion {
+        id: Default::default(),
+        name: "Welcome, 10 % off".to_owned(),
+        benefit: Benefit::OrderPercent {
+            basis_points: 1_000,
+        },
+        conditions: Conditions::default(),
+        needs_coupon: true,
+        stacking: Stacking::Combinable,
+        priority: 0,
+    };
+    let welcome = pricing.create_rule(welcome, "demo").await?;
+    pricing
+        .create_coupon(
+            CreateCoupon {
+                code: "WELCOME10".to_owned(),
+                promotion_id: welcome.rule.id,
+                usage_limit: None,
+                per_customer_limit: Some(1),
+            },
+            "demo",
+        )
+        .await?;
     Ok(())
 }

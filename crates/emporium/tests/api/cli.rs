@@ -250,6 +250,15 @@ async fn a_demo_store_can_be_signed_in_to_and_seeding_twice_changes_nothing() {
             .await
             .unwrap();
         assert_eq!(users["items"].as_array().unwrap().len(), 1);
+        // Pricing for a demo checkout, seeded once.
+        for (path, count) in [
+            ("/v1/admin/shipping-options", 3),
+            ("/v1/admin/tax-rates", 3),
+            ("/v1/admin/coupons", 1),
+        ] {
+            let page: Value = app.get(path, Some(&token)).await.json().await.unwrap();
+            assert_eq!(page["items"].as_array().unwrap().len(), count, "{path}");
+        }
         let shopper = app
             .token_form(&[
                 ("grant_type", "password"),
