@@ -188,6 +188,12 @@ pub fn apply(order: &Order, change: &Change, at: OffsetDateTime) -> Result<Order
             if order.status != S::Placed {
                 return illegal("captured");
             }
+            if !(0..=order.total).contains(amount) {
+                return Err(Illegal(format!(
+                    "a capture of {amount} is outside 0..={}",
+                    order.total
+                )));
+            }
             next.status = S::Paid;
             next.captured_amount = *amount;
         }
@@ -234,6 +240,12 @@ pub fn apply(order: &Order, change: &Change, at: OffsetDateTime) -> Result<Order
         Change::Cancelled { reason, refunded } => {
             if !matches!(order.status, S::Placed | S::Paid) || !nothing_fulfilled {
                 return illegal("cancelled");
+            }
+            if *refunded < 0 || order.refunded_amount + refunded > order.captured_amount {
+                return Err(Illegal(format!(
+                    "a cancellation cannot refund {refunded} of {} captured",
+                    order.captured_amount
+                )));
             }
             next.status = S::Cancelled;
             next.cancel_reason = Some(reason.clone());
