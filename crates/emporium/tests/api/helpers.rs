@@ -105,6 +105,9 @@ pub fn test_config(dir: &std::path::Path, database_url: Option<String>) -> Confi
         ..Config::default()
     };
     config.database.max_connections = 4;
+    // Suites run side by side on two cores: a wait for a pooled connection there is the
+    // machine being busy, not the failure a test looks for.
+    config.database.acquire_timeout_ms = 30_000;
     config.outbox.poll_interval_ms = 200;
     config
 }
