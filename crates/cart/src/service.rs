@@ -378,7 +378,7 @@ impl CartService {
                 "1 to 64 characters",
             ));
         }
-        let (tx, mut row, items) = self.open_for_write(id, access).await?;
+        let (mut tx, mut row, items) = self.open_for_write(id, access).await?;
         let mut codes = codes_of(&row)?;
         if codes.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
             return self.view(row, items).await;
@@ -392,8 +392,18 @@ impl CartService {
         }
         codes.push(code.clone());
         row.coupon_codes = to_json(&codes)?;
-        let trial = self.view(row.clone(), items.clone()).await?;
-        let outcome = trial.totals.coupons.iter().find(|o| o.code == code);
+        row.updated_at = self.clock.now();
+        // The cart as it will be once saved: the code is checked on it, and it is the answer.
+        let after = self
+            .view(
+                CartRow {
+                    version: row.version + 1,
+                    ..row.clone()
+                },
+                items,
+            )
+            .await?;
+        let outcome = after.totals.coupons.iter().find(|o| o.code == code);
         match outcome.map(|o| (o.applied, o.reason)) {
             Some((true, _)) => {}
             Some((false, Some("coupon_unknown"))) | None => return Err(CartError::CouponNotFound),
@@ -403,7 +413,9 @@ impl CartService {
                 ));
             }
         }
-        self.save(tx, row, items).await
+        store::update_cart(&mut tx, &row).await?;
+        tx.commit().await?;
+        Ok(after)
     }
 
     /// Removes a coupon code (any case); removing one the cart does not hold changes nothing.
@@ -595,7 +607,7 @@ impl CartService {
         let currency: Currency = row
             .currency
             .parse()
-            .map_err(|_| CartError::invalid("/currency", "invalid_format", "stored currency"))?;
+            .map_err(|_| CartError::Corrupt(format!("currency {}", row.currency)))?;
         let ids: Vec<VariantId> = items.iter().map(|i| VariantId(i.variant_id)).collect();
         let info = if ids.is_empty() {
             Vec::new()

@@ -240,6 +240,13 @@ impl CheckoutService {
             Err(e) => return Err(e.into()),
         }
         let outcome = self.run(&mut row, view, request, access).await;
+        // Saga outcomes by code (a closed set), for the dashboard; replays are not counted.
+        let label = match &outcome {
+            Ok(CheckoutOutcome::Placed(_)) => "placed",
+            Ok(CheckoutOutcome::Failed(f)) => f.kind_and_code().1,
+            Err(_) => "checkout_interrupted",
+        };
+        metrics::counter!("emporium_checkout_outcomes_total", "outcome" => label).increment(1);
         match outcome {
             Ok(outcome) => Ok(outcome),
             Err(e) => {

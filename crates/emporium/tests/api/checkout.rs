@@ -305,6 +305,15 @@ async fn a_failed_checkout_gives_back_stock_coupons_and_payment(app: TestApp) {
         "{problem}"
     );
     assert_eq!(available(&app, &shop).await, 2);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    for outcome in ["placed", "payment_declined", "out_of_stock"] {
+        assert!(
+            metrics.contains(&format!(
+                "emporium_checkout_outcomes_total{{outcome=\"{outcome}\"}}"
+            )),
+            "{outcome} missing from /metrics"
+        );
+    }
 
     // An incomplete cart is refused before anything is reserved.
     let carts = &app.store().cart;
