@@ -15,6 +15,9 @@ pub enum DbError {
     UnsupportedUrl,
     #[error("malformed bulk statement: {0}")]
     Bulk(&'static str),
+    /// The physical commit this transaction's changes waited in failed; none of them is kept.
+    #[error("{0}")]
+    Group(String),
 }
 
 impl DbError {
@@ -30,6 +33,7 @@ impl DomainError for DbError {
             Self::Query(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
             ) => (ErrorKind::Unavailable, "database_unavailable"),
+            Self::Group(_) => (ErrorKind::Unavailable, "database_unavailable"),
             Self::Query(sqlx::Error::Database(e)) if e.message().contains("database is locked") => {
                 (ErrorKind::Unavailable, "database_busy")
             }

@@ -7,6 +7,7 @@
 
 mod bulk;
 mod error;
+mod group;
 mod migrate;
 mod outbox;
 mod pool;

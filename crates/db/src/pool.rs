@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::group::{Turn, Writer};
 use crate::{DbError, Migration, migrate};
 
 /// Which engine a [`Db`] runs on.
@@ -73,10 +74,7 @@ struct Inner {
 }
 
 enum Pools {
-    Sqlite {
-        writer: SqlitePool,
-        readers: SqlitePool,
-    },
+    Sqlite { writer: Writer, readers: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -133,7 +131,10 @@ impl Db {
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(base.read_only(true))
                 .await?;
-            Pools::Sqlite { writer, readers }
+            Pools::Sqlite {
+                writer: Writer::new(writer, options.acquire_timeout),
+                readers,
+            }
         } else {
             return Err(DbError::UnsupportedUrl);
         };
@@ -157,18 +158,24 @@ impl Db {
     /// Applies every pending migration of `sets` (one list per context), in version order.
     pub async fn migrate(&self, sets: &[&[Migration]]) -> Result<(), DbError> {
         match &self.inner.pools {
-            Pools::Sqlite { writer, .. } => migrate::migrator(sets, false).run(writer).await?,
+            Pools::Sqlite { writer, .. } => {
+                writer
+                    .exclusive(async |conn| Ok(migrate::migrator(sets, false).run(conn).await?))
+                    .await?;
+            }
             Pools::Postgres(pool) => migrate::migrator(sets, true).run(pool).await?,
         }
         Ok(())
     }
 
-    /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE` on the writer connection).
+    /// Starts a write transaction. On SQLite it is a savepoint on the one writer connection,
+    /// committed with whichever transactions commit at the same time (see the `group` module:
+    /// one `fsync` for the group; a commit still returns only once durable).
     ///
     /// Dropping the transaction without [`WriteTx::commit`] rolls it back, outbox rows included.
     pub async fn begin_write(&self) -> Result<WriteTx, DbError> {
         let tx = match &self.inner.pools {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
             Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         };
         Ok(WriteTx {
@@ -204,6 +211,15 @@ impl Db {
         &self.inner.relay_turn
     }
 
+    /// SQLite: `(transactions, physical commits)` since start; several transactions committing
+    /// at once share one physical commit. `None` on PostgreSQL.
+    pub async fn commit_counts(&self) -> Option<(u64, u64)> {
+        match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => Some(writer.counts().await),
+            Pools::Postgres(_) => None,
+        }
+    }
+
     /// Current size and idle count of each pool.
     pub fn pool_stats(&self) -> Vec<PoolStats> {
         fn stats<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> PoolStats {
@@ -215,7 +231,7 @@ impl Db {
         }
         match &self.inner.pools {
             Pools::Sqlite { writer, readers } => {
-                vec![stats("writer", writer), stats("reader", readers)]
+                vec![stats("writer", writer.pool()), stats("reader", readers)]
             }
             Pools::Postgres(pool) => vec![stats("primary", pool)],
         }
@@ -234,7 +250,7 @@ impl Db {
 }
 
 enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(Turn),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
@@ -349,7 +365,7 @@ impl WriteTx {
     /// Commits; wakes the outbox relay when events were recorded.
     pub async fn commit(self) -> Result<(), DbError> {
         match self.tx {
-            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Sqlite(turn) => turn.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,
         }
         if self.wrote_events {
@@ -361,7 +377,7 @@ impl WriteTx {
     /// Rolls back explicitly (dropping the transaction does the same, later).
     pub async fn rollback(self) -> Result<(), DbError> {
         match self.tx {
-            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Sqlite(turn) => turn.rollback().await?,
             Tx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
@@ -383,7 +399,10 @@ pub enum Conn<'a> {
 impl<'a> From<&'a mut WriteTx> for Conn<'a> {
     fn from(tx: &'a mut WriteTx) -> Self {
         match &mut tx.tx {
-            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            Tx::Sqlite(t) => Conn::Sqlite(
+                t.conn()
+                    .expect("a transaction holds the writer connection until it ends"),
+            ),
             Tx::Postgres(t) => Conn::Postgres(&mut *t),
         }
     }

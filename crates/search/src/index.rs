@@ -193,6 +193,18 @@ impl SearchIndex {
         }
     }
 
+    /// Moves the checkpoint to `position` in memory only, for events that changed no
+    /// document; the next commit persists a position at or after it.
+    pub(crate) fn advance(&self, position: i64) {
+        self.checkpoint.send_if_modified(|current| {
+            let moved = position > *current;
+            if moved {
+                *current = position;
+            }
+            moved
+        });
+    }
+
     /// Publishes the registry a commit just wrote.
     pub(crate) fn publish_registry(&self, registry: Registry) {
         self.set_registry(registry);

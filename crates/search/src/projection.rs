@@ -34,6 +34,10 @@ use crate::index::SearchIndex;
 const BATCH: usize = 1000;
 /// How long the projector waits for news when it is caught up.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// How long the feed must stay idle before the writer gives back its buffers: a trickle of
+/// events (a checkout every few hundred milliseconds) must not open a new writer, with its
+/// threads, for each one.
+const RELEASE_AFTER: Duration = Duration::from_secs(5);
 /// The longest pause after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -67,8 +71,8 @@ impl SearchProjector {
     /// a growing pause; the loop never gives up on its own.
     pub async fn run(self, feed: Arc<dyn EventFeed>, stop: CancellationToken) {
         let mut failures: u32 = 0;
-        // Whether the writer may hold buffers from a batch applied since the feed was last idle.
-        let mut written = false;
+        // When the writer last applied a batch, while it may still hold that batch's buffers.
+        let mut written: Option<std::time::Instant> = None;
         while !stop.is_cancelled() {
             let position = self.checkpoint();
             let read = tokio::select! {
@@ -77,7 +81,8 @@ impl SearchProjector {
             };
             let outcome = match read {
                 Ok(events) if events.is_empty() => {
-                    if std::mem::take(&mut written) {
+                    if written.is_some_and(|at| at.elapsed() >= RELEASE_AFTER) {
+                        written = None;
                         let index = self.index.clone();
                         match tokio::task::spawn_blocking(move || index.release_writer()).await {
                             Ok(Ok(())) => {}
@@ -97,7 +102,7 @@ impl SearchProjector {
                     Ok(())
                 }
                 Ok(events) => {
-                    written = true;
+                    written = Some(std::time::Instant::now());
                     self.apply(events).await.map(|_| ())
                 }
                 Err(e) => Err(SearchError::from(e)),
@@ -168,6 +173,13 @@ impl SearchIndex {
             let mut view = View::new(self, &searcher);
             for (position, envelope) in fresh {
                 view.apply(*position, envelope, &mut registry)?;
+            }
+            if view.is_unchanged() {
+                // Nothing the index holds changed (orders, payments, counts that stayed in
+                // stock): no commit. The position moves on in memory; a restart before the next
+                // commit reads these events again, and they change nothing again.
+                self.advance(last);
+                return Ok(None);
             }
             view.write(writer, &registry)?;
             published = Some(registry);
@@ -343,6 +355,12 @@ impl<'a> View<'a> {
             Err(error) => return Ok(Applied::Malformed(error.to_string())),
         };
         let variant = change.variant_id;
+        // The index keeps only whether a variant can be bought (the in-stock filter and facet):
+        // a count that stays on the same side of zero changes no document.
+        let before = self.availability(variant)?;
+        if before.is_some_and(|n| (n > 0) == (change.variant_available > 0)) {
+            return Ok(Applied::Skipped);
+        }
         self.stock.insert(variant, change.variant_available);
         for product in self.products_holding(variant)? {
             if let Some(entry) = self.product(product)? {
@@ -435,6 +453,11 @@ impl<'a> View<'a> {
             }
         }
         Ok(ids)
+    }
+
+    /// Whether the batch left every document as it was.
+    fn is_unchanged(&self) -> bool {
+        self.dirty.is_empty() && self.stock.is_empty() && self.categories.is_empty()
     }
 
     /// Rewrites every touched document (delete by key, then add).

@@ -1,0 +1,341 @@
+//! Group commit for the SQLite writer.
+//!
+//! SQLite has one writer, and with `synchronous=FULL` every commit waits for the disk (an
+//! `fsync` of the WAL). Committing each transaction on its own caps a busy store at a few
+//! hundred commits per second, whatever the work inside them. So, as databases with a
+//! write-ahead log do, concurrent transactions share one physical commit:
+//!
+//! - A [`WriteTx`](crate::WriteTx) is a *logical* transaction: a savepoint inside a physical
+//!   `BEGIN IMMEDIATE` transaction that the writer connection keeps open.
+//! - A logical commit releases its savepoint. If another transaction is waiting for the writer,
+//!   the committer hands the open physical transaction over and waits; otherwise (or once
+//!   [`MAX_GROUP`] commits wait) it commits physically and wakes every waiting committer with the
+//!   outcome. So a lone transaction commits at once, as before, and under load one `fsync`
+//!   covers a group.
+//! - A commit returns only once its changes are durable: a caller never acknowledges what a
+//!   power cut could take back. If the physical commit fails, every transaction of the group
+//!   gets the error, and none of their changes is kept.
+//! - A logical rollback (or a transaction dropped without commit) rolls back to its savepoint:
+//!   the others of the group keep their changes.
+//!
+//! The order of transactions is the writer's order, as before: each sees every change made by
+//! the transactions before it, committed or waiting in the group (if the group's commit fails,
+//! it fails with them). Readers on other connections see a group's changes when it commits,
+//! never before.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::{Executor, Sqlite};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
+
+use crate::DbError;
+
+/// The most commits one physical commit covers.
+pub(crate) const MAX_GROUP: usize = 64;
+/// How often a committer waiting for its group checks that the writer is still in use (if it
+/// is free, the waiter commits the group itself).
+const IDLE_CHECK: Duration = Duration::from_millis(2);
+
+/// The writer connection and the group being committed.
+pub(crate) struct Writer {
+    pool: SqlitePool,
+    state: Arc<Mutex<State>>,
+    /// Transactions waiting for the writer.
+    waiting: Arc<AtomicUsize>,
+    acquire_timeout: Duration,
+}
+
+/// Commits so far: logical (transactions) and physical (`COMMIT`s, each one `fsync`).
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    logical: AtomicU64,
+    physical: AtomicU64,
+}
+
+pub(crate) struct State {
+    /// The writer connection, taken from `pool` on first use and kept; `None` once closed.
+    conn: Option<PoolConnection<Sqlite>>,
+    closed: bool,
+    /// A physical transaction is open.
+    in_tx: bool,
+    /// A logical transaction's savepoint is open and was left without commit or rollback.
+    dirty: bool,
+    /// Committers whose changes wait in the open physical transaction.
+    pending: Vec<oneshot::Sender<Result<(), String>>>,
+    /// Logical commits in the open physical transaction.
+    grouped: u64,
+    counts: Arc<Counts>,
+}
+
+/// The writer, held by one logical transaction.
+pub(crate) struct Turn {
+    guard: Option<OwnedMutexGuard<State>>,
+    state: Arc<Mutex<State>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a transaction as waiting for the writer until dropped (also when its future is).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(pool: SqlitePool, acquire_timeout: Duration) -> Self {
+        Self {
+            pool,
+            state: Arc::new(Mutex::new(State {
+                conn: None,
+                closed: false,
+                in_tx: false,
+                dirty: false,
+                pending: Vec::new(),
+                grouped: 0,
+                counts: Arc::new(Counts::default()),
+            })),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            acquire_timeout,
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// `(logical, physical)` commits so far.
+    pub(crate) async fn counts(&self) -> (u64, u64) {
+        let counts = self.state.lock().await.counts.clone();
+        (
+            counts.logical.load(Ordering::Relaxed),
+            counts.physical.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Waits for the writer (up to the acquire timeout) and opens a logical transaction.
+    pub(crate) async fn begin(&self) -> Result<Turn, DbError> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let waiting = Waiting(self.waiting.clone());
+        let guard = tokio::time::timeout(self.acquire_timeout, self.state.clone().lock_owned())
+            .await
+            .map_err(|_| DbError::Query(sqlx::Error::PoolTimedOut))?;
+        drop(waiting);
+        let mut turn = Turn {
+            guard: Some(guard),
+            state: self.state.clone(),
+            waiting: self.waiting.clone(),
+        };
+        let state = turn.state_mut()?;
+        state.settle().await;
+        if state.conn.is_none() {
+            if state.closed {
+                return Err(DbError::Query(sqlx::Error::PoolClosed));
+            }
+            state.conn = Some(self.pool.acquire().await?);
+        }
+        if !state.in_tx {
+            state.exec("BEGIN IMMEDIATE").await?;
+            state.in_tx = true;
+        }
+        if let Err(e) = state.exec("SAVEPOINT emporium_tx").await {
+            state.abort(&e).await;
+            return Err(e);
+        }
+        state.dirty = true;
+        Ok(turn)
+    }
+
+    /// Runs `work` on the writer connection outside any transaction (migrations), once the
+    /// open group is committed.
+    pub(crate) async fn exclusive<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut state = self.state.lock().await;
+        state.settle().await;
+        state.flush().await?;
+        if state.conn.is_none() {
+            state.conn = Some(self.pool.acquire().await?);
+        }
+        let conn = state
+            .conn
+            .as_deref_mut()
+            .ok_or(DbError::Query(sqlx::Error::PoolClosed))?;
+        work(conn).await
+    }
+
+    /// Commits the open group and gives the connection back to the pool for good.
+    pub(crate) async fn close(&self) {
+        let mut state = self.state.lock().await;
+        state.settle().await;
+        let _ = state.flush().await;
+        state.conn = None;
+        state.closed = true;
+        drop(state);
+        self.pool.close().await;
+    }
+}
+
+impl State {
+    async fn exec(&mut self, sql: &'static str) -> Result<(), DbError> {
+        if let Some(conn) = self.conn.as_deref_mut() {
+            conn.execute(sql).await?;
+        }
+        Ok(())
+    }
+
+    /// Undoes what a transaction dropped without commit or rollback left behind.
+    async fn settle(&mut self) {
+        if std::mem::take(&mut self.dirty)
+            && let Err(e) = self.rollback_savepoint().await
+        {
+            self.abort(&e).await;
+        }
+    }
+
+    async fn rollback_savepoint(&mut self) -> Result<(), DbError> {
+        self.exec("ROLLBACK TO SAVEPOINT emporium_tx").await?;
+        self.exec("RELEASE SAVEPOINT emporium_tx").await
+    }
+
+    /// Commits the open physical transaction, if any, and tells the group.
+    async fn flush(&mut self) -> Result<(), DbError> {
+        if !self.in_tx {
+            return Ok(());
+        }
+        match self.exec("COMMIT").await {
+            Ok(()) => {
+                self.in_tx = false;
+                let grouped = std::mem::take(&mut self.grouped);
+                if grouped > 0 {
+                    self.counts.logical.fetch_add(grouped, Ordering::Relaxed);
+                    self.counts.physical.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("emporium_db_commits_total", "kind" => "logical")
+                        .increment(grouped);
+                    metrics::counter!("emporium_db_commits_total", "kind" => "physical")
+                        .increment(1);
+                }
+                for waiter in self.pending.drain(..) {
+                    let _ = waiter.send(Ok(()));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.abort(&e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The physical transaction failed: roll it back and fail every waiting committer.
+    async fn abort(&mut self, error: &DbError) {
+        let _ = self.exec("ROLLBACK").await;
+        self.in_tx = false;
+        self.dirty = false;
+        self.grouped = 0;
+        let message = format!("the group commit failed: {error}");
+        for waiter in self.pending.drain(..) {
+            let _ = waiter.send(Err(message.clone()));
+        }
+    }
+}
+
+impl Turn {
+    fn state_mut(&mut self) -> Result<&mut State, DbError> {
+        self.guard
+            .as_deref_mut()
+            .ok_or(DbError::Query(sqlx::Error::PoolClosed))
+    }
+
+    /// The writer connection; present for as long as the turn is held.
+    pub(crate) fn conn(&mut self) -> Option<&mut SqliteConnection> {
+        self.guard.as_deref_mut()?.conn.as_deref_mut()
+    }
+
+    /// Commits this transaction: at once when no one waits for the writer, else with the
+    /// group. Returns once its changes are durable.
+    pub(crate) async fn commit(mut self) -> Result<(), DbError> {
+        let Some(mut guard) = self.guard.take() else {
+            return Err(DbError::Query(sqlx::Error::PoolClosed));
+        };
+        if let Err(e) = guard.exec("RELEASE SAVEPOINT emporium_tx").await {
+            guard.abort(&e).await;
+            return Err(e);
+        }
+        guard.dirty = false;
+        guard.grouped += 1;
+        if self.waiting.load(Ordering::Acquire) == 0 || guard.pending.len() + 1 >= MAX_GROUP {
+            return guard.flush().await;
+        }
+        let (tx, rx) = oneshot::channel();
+        guard.pending.push(tx);
+        drop(guard);
+        self.wait_for_group(rx).await
+    }
+
+    async fn wait_for_group(
+        &self,
+        mut rx: oneshot::Receiver<Result<(), String>>,
+    ) -> Result<(), DbError> {
+        loop {
+            tokio::select! {
+                outcome = &mut rx => {
+                    return match outcome {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(message)) => Err(DbError::Group(message)),
+                        Err(_) => Err(DbError::Group("the group commit was abandoned".into())),
+                    };
+                }
+                () = tokio::time::sleep(IDLE_CHECK) => {
+                    // The transaction we handed over to may have gone (its request dropped):
+                    // if the writer is free, commit the group ourselves.
+                    if let Ok(mut state) = self.state.clone().try_lock_owned() {
+                        state.settle().await;
+                        let _ = state.flush().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rolls this transaction back (to its savepoint); the group's other changes stay.
+    pub(crate) async fn rollback(mut self) -> Result<(), DbError> {
+        let Some(mut guard) = self.guard.take() else {
+            return Ok(());
+        };
+        guard.dirty = false;
+        let outcome = guard.rollback_savepoint().await;
+        if let Err(e) = &outcome {
+            guard.abort(e).await;
+        } else if self.waiting.load(Ordering::Acquire) == 0 {
+            // No one takes the writer over: commit what the group holds now.
+            return guard.flush().await;
+        }
+        outcome
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // Dropped without commit or rollback: the savepoint stays marked dirty. Undo it now if
+        // a runtime can run the statements; otherwise the writer's next user does.
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let waiting = self.waiting.clone();
+            runtime.spawn(async move {
+                guard.settle().await;
+                if waiting.load(Ordering::Acquire) == 0 {
+                    let _ = guard.flush().await;
+                }
+            });
+        }
+    }
+}
