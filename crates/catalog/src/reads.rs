@@ -418,10 +418,18 @@ impl CatalogApi for CatalogReads {
     ) -> Result<Vec<Option<Purchasable>>, CatalogError> {
         let mut out = Vec::with_capacity(variants.len());
         // A cart holds a few dozen items at most: one indexed lookup each, then the product
-        // from the cache.
-        let mut conn = self.db.read().await?;
-        for variant in variants {
-            let Some(product_id) = store::product_of_variant(&mut conn, variant.0).await? else {
+        // from the cache. The connection goes back before the cache is asked: a miss takes a
+        // connection of its own, and holding two at once would let a burst of carts take the
+        // whole pool and wait on each other.
+        let mut products = Vec::with_capacity(variants.len());
+        {
+            let mut conn = self.db.read().await?;
+            for variant in variants {
+                products.push(store::product_of_variant(&mut conn, variant.0).await?);
+            }
+        }
+        for (variant, product_id) in variants.iter().zip(products) {
+            let Some(product_id) = product_id else {
                 out.push(None);
                 continue;
             };

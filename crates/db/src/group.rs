@@ -23,9 +23,10 @@
 //! it fails with them). Readers on other connections see a group's changes when it commits,
 //! never before.
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
@@ -47,6 +48,9 @@ pub(crate) struct Writer {
     /// Transactions waiting for the writer.
     waiting: Arc<AtomicUsize>,
     acquire_timeout: Duration,
+    /// Where the transaction holding the writer last began, and when: logged when another
+    /// waits too long.
+    holder: std::sync::Mutex<Option<(&'static Location<'static>, Instant)>>,
 }
 
 /// Commits so far: logical (transactions) and physical (`COMMIT`s, each one `fsync`).
@@ -102,6 +106,7 @@ impl Writer {
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
             acquire_timeout,
+            holder: std::sync::Mutex::new(None),
         }
     }
 
@@ -119,13 +124,26 @@ impl Writer {
     }
 
     /// Waits for the writer (up to the acquire timeout) and opens a logical transaction.
-    pub(crate) async fn begin(&self) -> Result<Turn, DbError> {
+    pub(crate) async fn begin(&self, at: &'static Location<'static>) -> Result<Turn, DbError> {
         self.waiting.fetch_add(1, Ordering::AcqRel);
         let waiting = Waiting(self.waiting.clone());
-        let guard = tokio::time::timeout(self.acquire_timeout, self.state.clone().lock_owned())
-            .await
-            .map_err(|_| DbError::Query(sqlx::Error::PoolTimedOut))?;
+        let Ok(guard) =
+            tokio::time::timeout(self.acquire_timeout, self.state.clone().lock_owned()).await
+        else {
+            let holder = *self.holder.lock().unwrap_or_else(|p| p.into_inner());
+            let (held_by, held_ms) = holder.map_or((String::new(), 0), |(l, since)| {
+                (l.to_string(), since.elapsed().as_millis())
+            });
+            tracing::warn!(
+                waiter = %at,
+                held_by,
+                held_ms,
+                "a write transaction waited too long for the SQLite writer"
+            );
+            return Err(DbError::Query(sqlx::Error::PoolTimedOut));
+        };
         drop(waiting);
+        *self.holder.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, Instant::now()));
         let mut turn = Turn {
             guard: Some(guard),
             state: self.state.clone(),

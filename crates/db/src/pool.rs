@@ -173,16 +173,20 @@ impl Db {
     /// one `fsync` for the group; a commit still returns only once durable).
     ///
     /// Dropping the transaction without [`WriteTx::commit`] rolls it back, outbox rows included.
-    pub async fn begin_write(&self) -> Result<WriteTx, DbError> {
-        let tx = match &self.inner.pools {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
-            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        };
-        Ok(WriteTx {
-            tx,
-            db: self.clone(),
-            wrote_events: false,
-        })
+    #[track_caller]
+    pub fn begin_write(&self) -> impl Future<Output = Result<WriteTx, DbError>> + Send + '_ {
+        let at = std::panic::Location::caller();
+        async move {
+            let tx = match &self.inner.pools {
+                Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin(at).await?),
+                Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            };
+            Ok(WriteTx {
+                tx,
+                db: self.clone(),
+                wrote_events: false,
+            })
+        }
     }
 
     /// A connection for reads (SQLite: from the read-only pool).

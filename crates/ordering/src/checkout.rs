@@ -36,8 +36,10 @@ const RESERVATION_TTL: time::Duration = time::Duration::minutes(15);
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
 /// Checkouts run at once; the others wait their turn. Each step is a short write, and on
 /// SQLite every write takes the one writer: letting hundreds interleave only makes each wait
-/// longer for the database (and time out), where a queue serves them in order.
-const CONCURRENT_CHECKOUTS: usize = 4;
+/// longer for the database (and time out), where a queue serves them in order. Enough run at
+/// once for their commits to share SQLite's group commits; each holds at most one pooled
+/// connection at a time.
+const CONCURRENT_CHECKOUTS: usize = 16;
 
 /// How to pay, as the storefront says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
