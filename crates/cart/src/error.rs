@@ -30,6 +30,9 @@ pub enum CartError {
     OutOfStock(Vec<Short>),
     #[error("no coupon with this code")]
     CouponNotFound,
+    /// The cart kept changing under this request (other requests on it at the same time).
+    #[error("the cart changed while this request was applied; send it again")]
+    CartChanged,
     #[error("the coupon does not apply to this cart ({0})")]
     CouponNotApplicable(&'static str),
     #[error("catalog failure: {0}")]
@@ -72,6 +75,7 @@ impl DomainError for CartError {
             Self::ItemNotFound => (ErrorKind::NotFound, "cart_item_not_found"),
             Self::OutOfStock(_) => (ErrorKind::Conflict, "out_of_stock"),
             Self::CouponNotFound => (ErrorKind::NotFound, "coupon_not_found"),
+            Self::CartChanged => (ErrorKind::Conflict, "cart_changed"),
             Self::CouponNotApplicable(_) => (ErrorKind::Invalid, "coupon_not_applicable"),
             Self::Catalog(e) => e.kind_and_code(),
             Self::Inventory(e) => e.kind_and_code(),

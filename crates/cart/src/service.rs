@@ -26,6 +26,9 @@ pub const MAX_QUANTITY: i64 = 10_000;
 pub const MAX_ITEMS: usize = 100;
 /// Coupon codes a cart may hold.
 pub const MAX_COUPONS: usize = 5;
+/// How often a change is planned again when the cart changed between its planning read and
+/// its write, before the caller gets `cart_changed`.
+const PLAN_ATTEMPTS: usize = 5;
 
 /// A postal address to ship to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -182,10 +185,7 @@ impl CartService {
 
     /// The cart, with its totals.
     pub async fn get(&self, id: CartId, access: Access<'_>) -> Result<Cart, CartError> {
-        let mut conn = self.db.read().await?;
-        let row = authorise(store::find_cart(&mut conn, id.0).await?, access)?;
-        let items = store::list_items(&mut conn, id.0).await?;
-        drop(conn);
+        let (row, items) = self.read(id, access).await?;
         self.view(row, items).await
     }
 
@@ -201,49 +201,54 @@ impl CartService {
         quantity: i64,
     ) -> Result<Cart, CartError> {
         check_quantity(quantity)?;
-        let (mut tx, row, mut items) = self.open_for_write(id, access).await?;
         let info = self.catalog.purchasable(&[variant]).await?;
-        let priced = info
-            .first()
-            .and_then(Option::as_ref)
-            .is_some_and(|p| p.prices.iter().any(|m| m.currency.as_str() == row.currency));
-        if !priced {
-            return Err(CartError::invalid(
-                "/variant_id",
-                "not_purchasable",
-                "no published variant with this id has a price in the cart's currency",
-            ));
-        }
-        let now = self.clock.now();
-        match items.iter_mut().find(|i| i.variant_id == variant.0) {
-            Some(item) => {
-                let wanted = item.quantity + quantity;
-                check_quantity(wanted)?;
-                self.check_stock(&[(variant, wanted)]).await?;
-                store::set_quantity(&mut tx, item.id, wanted).await?;
-                item.quantity = wanted;
+        for _ in 0..PLAN_ATTEMPTS {
+            let (row, mut items) = self.read(id, access).await?;
+            let priced = info
+                .first()
+                .and_then(Option::as_ref)
+                .is_some_and(|p| p.prices.iter().any(|m| m.currency.as_str() == row.currency));
+            if !priced {
+                return Err(CartError::invalid(
+                    "/variant_id",
+                    "not_purchasable",
+                    "no published variant with this id has a price in the cart's currency",
+                ));
             }
-            None => {
-                if items.len() >= MAX_ITEMS {
-                    return Err(CartError::invalid(
-                        "/variant_id",
-                        "too_many",
-                        format!("a cart holds at most {MAX_ITEMS} different variants"),
-                    ));
+            let line = items.iter().position(|i| i.variant_id == variant.0);
+            let wanted = line.map_or(quantity, |at| items[at].quantity + quantity);
+            check_quantity(wanted)?;
+            if line.is_none() && items.len() >= MAX_ITEMS {
+                return Err(CartError::invalid(
+                    "/variant_id",
+                    "too_many",
+                    format!("a cart holds at most {MAX_ITEMS} different variants"),
+                ));
+            }
+            self.check_stock(&[(variant, wanted)]).await?;
+            let Some(mut tx) = self.reopen(id, &row).await? else {
+                continue;
+            };
+            match line {
+                Some(at) => {
+                    store::set_quantity(&mut tx, items[at].id, wanted).await?;
+                    items[at].quantity = wanted;
                 }
-                self.check_stock(&[(variant, quantity)]).await?;
-                let item = ItemRow {
-                    id: Uuid::now_v7(),
-                    cart_id: id.0,
-                    variant_id: variant.0,
-                    quantity,
-                    created_at: now,
-                };
-                store::insert_item(&mut tx, &item).await?;
-                items.push(item);
+                None => {
+                    let item = ItemRow {
+                        id: Uuid::now_v7(),
+                        cart_id: id.0,
+                        variant_id: variant.0,
+                        quantity,
+                        created_at: self.clock.now(),
+                    };
+                    store::insert_item(&mut tx, &item).await?;
+                    items.push(item);
+                }
             }
+            return self.save(tx, row, items).await;
         }
-        self.save(tx, row, items).await
+        Err(CartError::CartChanged)
     }
 
     /// Sets an item's quantity (checked against stock as when adding).
@@ -255,18 +260,24 @@ impl CartService {
         quantity: i64,
     ) -> Result<Cart, CartError> {
         check_quantity(quantity)?;
-        let (mut tx, row, mut items) = self.open_for_write(id, access).await?;
-        let line = items
-            .iter_mut()
-            .find(|i| i.id == item.0)
-            .ok_or(CartError::ItemNotFound)?;
-        if quantity > line.quantity {
-            self.check_stock(&[(VariantId(line.variant_id), quantity)])
-                .await?;
+        for _ in 0..PLAN_ATTEMPTS {
+            let (row, mut items) = self.read(id, access).await?;
+            let at = items
+                .iter()
+                .position(|i| i.id == item.0)
+                .ok_or(CartError::ItemNotFound)?;
+            if quantity > items[at].quantity {
+                self.check_stock(&[(VariantId(items[at].variant_id), quantity)])
+                    .await?;
+            }
+            let Some(mut tx) = self.reopen(id, &row).await? else {
+                continue;
+            };
+            store::set_quantity(&mut tx, item.0, quantity).await?;
+            items[at].quantity = quantity;
+            return self.save(tx, row, items).await;
         }
-        store::set_quantity(&mut tx, item.0, quantity).await?;
-        line.quantity = quantity;
-        self.save(tx, row, items).await
+        Err(CartError::CartChanged)
     }
 
     /// Removes an item.
@@ -304,26 +315,33 @@ impl CartService {
             check_address(&mut v, a);
         }
         v.finish().map_err(CartError::Invalid)?;
-        let (mut tx, mut row, items) = self.open_for_write(id, access).await?;
-        if email.is_some() {
-            row.email = email;
-        }
-        if let Some(a) = &address {
-            row.shipping_address = Some(to_json(a)?);
-        }
-        row.updated_at = self.clock.now();
-        if address.is_some()
-            && let Some(option) = row.shipping_option_id
-        {
-            let offered = self.offered(&row, &items).await?;
-            if !offered.iter().any(|o| o.id.0 == option) {
-                row.shipping_option_id = None;
+        for _ in 0..PLAN_ATTEMPTS {
+            let (read, items) = self.read(id, access).await?;
+            let mut row = read.clone();
+            if email.is_some() {
+                row.email.clone_from(&email);
             }
+            if let Some(a) = &address {
+                row.shipping_address = Some(to_json(a)?);
+            }
+            row.updated_at = self.clock.now();
+            if address.is_some()
+                && let Some(option) = row.shipping_option_id
+            {
+                let offered = self.offered(&row, &items).await?;
+                if !offered.iter().any(|o| o.id.0 == option) {
+                    row.shipping_option_id = None;
+                }
+            }
+            let Some(mut tx) = self.reopen(id, &read).await? else {
+                continue;
+            };
+            store::update_cart(&mut tx, &row).await?;
+            tx.commit().await?;
+            row.version += 1;
+            return self.view(row, items).await;
         }
-        store::update_cart(&mut tx, &row).await?;
-        tx.commit().await?;
-        row.version += 1;
-        self.view(row, items).await
+        Err(CartError::CartChanged)
     }
 
     /// The shipping options that ship this cart (its address, currency and weight), priced.
@@ -346,21 +364,27 @@ impl CartService {
         access: Access<'_>,
         option: ShippingOptionId,
     ) -> Result<Cart, CartError> {
-        let (tx, mut row, items) = self.open_for_write(id, access).await?;
-        if !self
-            .offered(&row, &items)
-            .await?
-            .iter()
-            .any(|o| o.id == option)
-        {
-            return Err(CartError::invalid(
-                "/option_id",
-                "not_offered",
-                "this option does not ship this cart (address, currency or weight)",
-            ));
+        for _ in 0..PLAN_ATTEMPTS {
+            let (mut row, items) = self.read(id, access).await?;
+            if !self
+                .offered(&row, &items)
+                .await?
+                .iter()
+                .any(|o| o.id == option)
+            {
+                return Err(CartError::invalid(
+                    "/option_id",
+                    "not_offered",
+                    "this option does not ship this cart (address, currency or weight)",
+                ));
+            }
+            let Some(tx) = self.reopen(id, &row).await? else {
+                continue;
+            };
+            row.shipping_option_id = Some(option.0);
+            return self.save(tx, row, items).await;
         }
-        row.shipping_option_id = Some(option.0);
-        self.save(tx, row, items).await
+        Err(CartError::CartChanged)
     }
 
     /// Adds a coupon code; it must exist and apply to the cart as it is now.
@@ -378,10 +402,27 @@ impl CartService {
                 "1 to 64 characters",
             ));
         }
-        let (mut tx, mut row, items) = self.open_for_write(id, access).await?;
+        for _ in 0..PLAN_ATTEMPTS {
+            if let Some(cart) = self.try_add_coupon(id, access, &code).await? {
+                return Ok(cart);
+            }
+        }
+        Err(CartError::CartChanged)
+    }
+
+    /// One attempt of [`CartService::add_coupon`]: `None` when the cart changed meanwhile.
+    async fn try_add_coupon(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        code: &str,
+    ) -> Result<Option<Cart>, CartError> {
+        let code = code.to_owned();
+        let (mut row, items) = self.read(id, access).await?;
+        let planned_version = row.version;
         let mut codes = codes_of(&row)?;
         if codes.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
-            return self.view(row, items).await;
+            return self.view(row, items).await.map(Some);
         }
         if codes.len() >= MAX_COUPONS {
             return Err(CartError::invalid(
@@ -413,9 +454,16 @@ impl CartService {
                 ));
             }
         }
+        let planned = CartRow {
+            version: planned_version,
+            ..row.clone()
+        };
+        let Some(mut tx) = self.reopen(id, &planned).await? else {
+            return Ok(None);
+        };
         store::update_cart(&mut tx, &row).await?;
         tx.commit().await?;
-        Ok(after)
+        Ok(Some(after))
     }
 
     /// Removes a coupon code (any case); removing one the cart does not hold changes nothing.
@@ -435,6 +483,8 @@ impl CartService {
             store::update_cart(&mut tx, &row).await?;
             tx.commit().await?;
             row.version += 1;
+        } else {
+            drop(tx);
         }
         self.view(row, items).await
     }
@@ -530,6 +580,34 @@ impl CartService {
         Ok(())
     }
 
+    /// Cart `id` as `access` opens it, and its items, read without the writer.
+    async fn read(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+    ) -> Result<(CartRow, Vec<ItemRow>), CartError> {
+        let mut conn = self.db.read().await?;
+        let row = authorise(store::find_cart(&mut conn, id.0).await?, access)?;
+        let items = store::list_items(&mut conn, id.0).await?;
+        Ok((row, items))
+    }
+
+    /// Opens the write for a change planned on `planned` (read by [`CartService::read`]):
+    /// `None` when the cart changed since, and the change must be planned again. Planning
+    /// first keeps the reads of other contexts (catalog, stock, prices) out of the write
+    /// transaction, which then holds the writer (and, on PostgreSQL, a pooled connection)
+    /// only for its own statements.
+    async fn reopen(&self, id: CartId, planned: &CartRow) -> Result<Option<WriteTx>, CartError> {
+        let mut tx = self.db.begin_write().await?;
+        if store::claim(&mut tx, id.0, planned.version).await? {
+            Ok(Some(tx))
+        } else {
+            // Changed (or gone: the next planning read says which).
+            drop(tx);
+            Ok(None)
+        }
+    }
+
     /// Opens cart `id` for a write: the transaction, the cart when `access` opens it, and its
     /// items.
     async fn open_for_write(
@@ -539,6 +617,10 @@ impl CartService {
     ) -> Result<(WriteTx, CartRow, Vec<ItemRow>), CartError> {
         let mut tx = self.db.begin_write().await?;
         let row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        // Hold the cart against concurrent writers (PostgreSQL reads do not lock).
+        if !store::claim(&mut tx, id.0, row.version).await? {
+            return Err(CartError::CartChanged);
+        }
         let items = store::list_items(&mut tx, id.0).await?;
         Ok((tx, row, items))
     }

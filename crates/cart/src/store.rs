@@ -93,6 +93,16 @@ pub async fn find_cart<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<Ca
         .map_err(DbError::from))
 }
 
+/// Claims the cart for this transaction if it is still at `version`: on PostgreSQL the
+/// update takes the row lock and, if another transaction changed the cart meanwhile,
+/// re-checks the version and matches nothing. True when claimed.
+pub async fn claim<'c>(c: impl Into<Conn<'c>>, id: Uuid, version: i64) -> Result<bool, DbError> {
+    let n = execute!(c, sqlx::query(CLAIM_CART).bind(id).bind(version))?;
+    Ok(n == 1)
+}
+
+const CLAIM_CART: &str = "UPDATE carts SET version = version WHERE id = $1 AND version = $2";
+
 /// Writes the cart's own fields back and bumps its version.
 pub async fn update_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<(), DbError> {
     execute!(

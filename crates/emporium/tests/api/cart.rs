@@ -16,6 +16,7 @@ on_both_backends!(
     shipping_and_coupons_change_the_totals,
     bad_cart_input_is_refused_with_the_field_at_fault,
     a_guest_cart_merges_into_the_customers_cart_at_sign_in,
+    concurrent_adds_to_one_cart_lose_no_unit,
 );
 
 /// A published product with `on_hand` units at a new location; returns its variant id.
@@ -549,4 +550,40 @@ async fn a_guest_cart_merges_into_the_customers_cart_at_sign_in(app: TestApp) {
     assert_eq!(anonymous.status().as_u16(), 401);
     let wrong = merge(third.clone(), "not-the-token".to_owned()).await;
     assert_problem(wrong, 404, "cart_not_found").await;
+}
+
+/// Twenty concurrent "add one unit" requests on one cart: each is planned on a read of the
+/// cart and written only if the cart is still that version, so every request that answers 200
+/// is one more unit, and the others answer 409 `cart_changed` having changed nothing.
+async fn concurrent_adds_to_one_cart_lose_no_unit(app: TestApp) {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let variant = stocked_variant(&app, &admin, "MUG-1", 1_200, 1_000).await;
+    let (cart, token) = guest_cart(&app).await;
+    let path = format!("/v1/store/carts/{cart}/items");
+    let body = json!({"variant_id": variant, "quantity": 1});
+    let answers = futures_util::future::join_all(
+        (0..20).map(|_| call(&app, Method::POST, &path, Some(&body), &token)),
+    )
+    .await;
+    let mut added = 0;
+    for r in answers {
+        match r.status().as_u16() {
+            200 => added += 1,
+            _ => {
+                assert_problem(r, 409, "cart_changed").await;
+            }
+        }
+    }
+    assert!(added >= 1, "no add succeeded");
+    let cart = ok(call(
+        &app,
+        Method::GET,
+        &format!("/v1/store/carts/{cart}"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["items"].as_array().unwrap().len(), 1, "{cart}");
+    assert_eq!(cart["items"][0]["quantity"], added, "{cart}");
 }
