@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use emporium_db::{Db, DbOptions, execute};
 
-async fn open(dir: &tempfile::TempDir) -> Db {
-    let db = Db::connect(&DbOptions {
+/// A handle on the database file in `dir` (created when missing).
+async fn open_existing(dir: &tempfile::TempDir) -> Db {
+    Db::connect(&DbOptions {
         url: format!("sqlite:{}", dir.path().join("group.db").display()),
         max_connections: 4,
         sqlite_synchronous_full: true,
@@ -17,7 +18,12 @@ async fn open(dir: &tempfile::TempDir) -> Db {
         sqlite_checkpoint_mib: 40,
     })
     .await
-    .expect("database opens");
+    .expect("database opens")
+}
+
+/// A new database in `dir` with an `items` table.
+async fn open(dir: &tempfile::TempDir) -> Db {
+    let db = open_existing(dir).await;
     let mut tx = db.begin_write().await.expect("begin");
     execute!(
         &mut tx,
@@ -159,17 +165,4 @@ async fn a_dropped_transaction_does_not_hold_the_writer() {
         .expect("insert");
     tx.commit().await.expect("commit");
     assert_eq!(labels(&db).await, vec!["other".to_owned()]);
-}
-
-async fn open_existing(dir: &tempfile::TempDir) -> Db {
-    Db::connect(&DbOptions {
-        url: format!("sqlite:{}", dir.path().join("group.db").display()),
-        max_connections: 2,
-        sqlite_synchronous_full: true,
-        acquire_timeout: Duration::from_secs(30),
-        sqlite_writer_cache_mib: 4,
-        sqlite_checkpoint_mib: 40,
-    })
-    .await
-    .expect("database opens")
 }

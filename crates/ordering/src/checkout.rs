@@ -1,6 +1,9 @@
 //! The checkout saga: reserve stock → redeem coupons → authorise payment → place order →
-//! commit reservation. The saga's state is committed after each step, before the next; each
-//! step has a compensation (release the stock, give back the coupon uses, void the payment).
+//! commit reservation. Each step's outcome is committed before the next: the reservation and
+//! the payment intent are stored by their own context under the checkout's id as reference
+//! (which is how compensation finds them), the coupon redemptions and the order in one
+//! transaction with the saga's state. Each step has a compensation (release the stock, give
+//! back the coupon uses, void the payment).
 //! A failure compensates what was done and records the answer; a process that stops mid-way
 //! leaves an unfinished checkout that [`CheckoutService::recover`] finishes (an order placed is
 //! completed) or compensates (anything before) at the next start.
@@ -153,9 +156,7 @@ pub struct CheckoutService {
 /// The states of a checkout, in order.
 mod state {
     pub const STARTED: &str = "started";
-    pub const RESERVED: &str = "reserved";
     pub const REDEEMED: &str = "redeemed";
-    pub const AUTHORIZED: &str = "authorized";
     pub const PLACED: &str = "placed";
     pub const COMPLETED: &str = "completed";
     pub const FAILED: &str = "failed";
@@ -207,7 +208,10 @@ impl CheckoutService {
         // lookup is a query like any other). The semaphore is never closed, so waiting for a
         // permit cannot fail.
         let _turn = self.turns.acquire().await.ok();
-        if let Some(existing) = self.existing(cart, key, &request_hash, &caller).await? {
+        if let Some(existing) = self
+            .existing(cart, key, &request_hash, &caller, false)
+            .await?
+        {
             return Ok(existing);
         }
         // The cart must open for this caller before anything is recorded.
@@ -235,7 +239,7 @@ impl CheckoutService {
             Err(e) if e.is_unique_violation() => {
                 drop(tx);
                 return self
-                    .existing(cart, key, &request_hash, &caller)
+                    .existing(cart, key, &request_hash, &caller, true)
                     .await?
                     .ok_or(CheckoutError::Ordering(OrderingError::CheckoutInProgress));
             }
@@ -266,21 +270,29 @@ impl CheckoutService {
     }
 
     /// The stored answer for `(cart, key)`, waiting for a concurrent run to finish; `None`
-    /// when there is no such checkout.
+    /// when there is no such checkout. With `claimed` (the key's row exists, as a unique
+    /// violation says) it also waits for the row to be readable: the first run's claim may
+    /// still wait in a SQLite group commit, which the writer sees before readers do.
     async fn existing(
         &self,
         cart: CartId,
         key: &str,
         request_hash: &str,
         caller: &str,
+        claimed: bool,
     ) -> Result<Option<CheckoutOutcome>, CheckoutError> {
         let started = std::time::Instant::now();
         loop {
             let mut conn = self.db.read().await?;
-            let Some(row) = store::find_checkout(&mut conn, cart.0, key).await? else {
-                return Ok(None);
-            };
+            let found = store::find_checkout(&mut conn, cart.0, key).await?;
             drop(conn);
+            let Some(row) = found else {
+                if !claimed || started.elapsed() > WAIT_FOR_FIRST {
+                    return Ok(None);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
             if row.caller != caller {
                 return Err(CartError::CartNotFound.into());
             }
@@ -377,8 +389,9 @@ impl CheckoutService {
             }
             Err(e) => return Err(e.into()),
         };
+        // Recorded with the redemptions below; until then compensation finds the reservation
+        // by its reference.
         row.reservation_id = Some(reservation.id.0);
-        self.advance(row, state::RESERVED).await?;
         self.crash.hit("checkout.after_reserve");
 
         // 2. Redeem the coupons that apply, in one transaction with the saga's state.
@@ -451,7 +464,8 @@ impl CheckoutService {
                 return self.fail(row, failure(code, &e.to_string())).await;
             }
         }
-        self.advance(row, state::AUTHORIZED).await?;
+        // Recorded with the order below; until then compensation finds the payment by its
+        // reference.
         self.crash.hit("checkout.after_authorize");
 
         // 4. Place the order: its first event, its projection and the saga state together.
