@@ -226,7 +226,7 @@ impl CartService {
                 ));
             }
             self.check_stock(&[(variant, wanted)]).await?;
-            let Some(mut tx) = self.reopen(id, &row).await? else {
+            let Some(mut tx) = self.reopen(id, row.version).await? else {
                 continue;
             };
             match line {
@@ -270,7 +270,7 @@ impl CartService {
                 self.check_stock(&[(VariantId(items[at].variant_id), quantity)])
                     .await?;
             }
-            let Some(mut tx) = self.reopen(id, &row).await? else {
+            let Some(mut tx) = self.reopen(id, row.version).await? else {
                 continue;
             };
             store::set_quantity(&mut tx, item.0, quantity).await?;
@@ -316,8 +316,8 @@ impl CartService {
         }
         v.finish().map_err(CartError::Invalid)?;
         for _ in 0..PLAN_ATTEMPTS {
-            let (read, items) = self.read(id, access).await?;
-            let mut row = read.clone();
+            let (mut row, items) = self.read(id, access).await?;
+            let version = row.version;
             if email.is_some() {
                 row.email.clone_from(&email);
             }
@@ -333,7 +333,7 @@ impl CartService {
                     row.shipping_option_id = None;
                 }
             }
-            let Some(mut tx) = self.reopen(id, &read).await? else {
+            let Some(mut tx) = self.reopen(id, version).await? else {
                 continue;
             };
             store::update_cart(&mut tx, &row).await?;
@@ -378,7 +378,7 @@ impl CartService {
                     "this option does not ship this cart (address, currency or weight)",
                 ));
             }
-            let Some(tx) = self.reopen(id, &row).await? else {
+            let Some(tx) = self.reopen(id, row.version).await? else {
                 continue;
             };
             row.shipping_option_id = Some(option.0);
@@ -454,11 +454,7 @@ impl CartService {
                 ));
             }
         }
-        let planned = CartRow {
-            version: planned_version,
-            ..row.clone()
-        };
-        let Some(mut tx) = self.reopen(id, &planned).await? else {
+        let Some(mut tx) = self.reopen(id, planned_version).await? else {
             return Ok(None);
         };
         store::update_cart(&mut tx, &row).await?;
@@ -592,14 +588,14 @@ impl CartService {
         Ok((row, items))
     }
 
-    /// Opens the write for a change planned on `planned` (read by [`CartService::read`]):
-    /// `None` when the cart changed since, and the change must be planned again. Planning
-    /// first keeps the reads of other contexts (catalog, stock, prices) out of the write
-    /// transaction, which then holds the writer (and, on PostgreSQL, a pooled connection)
-    /// only for its own statements.
-    async fn reopen(&self, id: CartId, planned: &CartRow) -> Result<Option<WriteTx>, CartError> {
+    /// Opens the write for a change planned on the cart at `version` (read by
+    /// [`CartService::read`]): `None` when the cart changed since, and the change must be
+    /// planned again. Planning first keeps the reads of other contexts (catalog, stock,
+    /// prices) out of the write transaction, which then holds the writer (and, on PostgreSQL,
+    /// a pooled connection) only for its own statements.
+    async fn reopen(&self, id: CartId, version: i64) -> Result<Option<WriteTx>, CartError> {
         let mut tx = self.db.begin_write().await?;
-        if store::claim(&mut tx, id.0, planned.version).await? {
+        if store::claim(&mut tx, id.0, version).await? {
             Ok(Some(tx))
         } else {
             // Changed (or gone: the next planning read says which).

@@ -48,6 +48,8 @@ pub(crate) struct Writer {
     /// Transactions waiting for the writer.
     waiting: Arc<AtomicUsize>,
     acquire_timeout: Duration,
+    /// Shared with `State`, which counts each physical commit.
+    counts: Arc<Counts>,
     /// Where the transaction holding the writer last began, and when: logged when another
     /// waits too long.
     holder: std::sync::Mutex<Option<(&'static Location<'static>, Instant)>>,
@@ -93,6 +95,7 @@ impl Drop for Waiting {
 
 impl Writer {
     pub(crate) fn new(pool: SqlitePool, acquire_timeout: Duration) -> Self {
+        let counts = Arc::new(Counts::default());
         Self {
             pool,
             state: Arc::new(Mutex::new(State {
@@ -102,11 +105,12 @@ impl Writer {
                 dirty: false,
                 pending: Vec::new(),
                 grouped: 0,
-                counts: Arc::new(Counts::default()),
+                counts: counts.clone(),
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
             acquire_timeout,
             holder: std::sync::Mutex::new(None),
+            counts,
         }
     }
 
@@ -115,11 +119,10 @@ impl Writer {
     }
 
     /// `(logical, physical)` commits so far.
-    pub(crate) async fn counts(&self) -> (u64, u64) {
-        let counts = self.state.lock().await.counts.clone();
+    pub(crate) fn counts(&self) -> (u64, u64) {
         (
-            counts.logical.load(Ordering::Relaxed),
-            counts.physical.load(Ordering::Relaxed),
+            self.counts.logical.load(Ordering::Relaxed),
+            self.counts.physical.load(Ordering::Relaxed),
         )
     }
 

@@ -217,9 +217,9 @@ impl Db {
 
     /// SQLite: `(transactions, physical commits)` since start; several transactions committing
     /// at once share one physical commit. `None` on PostgreSQL.
-    pub async fn commit_counts(&self) -> Option<(u64, u64)> {
+    pub fn commit_counts(&self) -> Option<(u64, u64)> {
         match &self.inner.pools {
-            Pools::Sqlite { writer, .. } => Some(writer.counts().await),
+            Pools::Sqlite { writer, .. } => Some(writer.counts()),
             Pools::Postgres(_) => None,
         }
     }

@@ -57,7 +57,7 @@ async fn insert(db: &Db, label: &str) -> Result<emporium_db::WriteTx, emporium_d
 async fn concurrent_commits_share_physical_commits_and_each_is_visible_when_it_returns() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Arc::new(open(&dir).await);
-    let (logical_before, physical_before) = db.commit_counts().await.expect("sqlite");
+    let (logical_before, physical_before) = db.commit_counts().expect("sqlite");
     let mut tasks = Vec::new();
     for i in 0..200 {
         let db = db.clone();
@@ -82,7 +82,7 @@ async fn concurrent_commits_share_physical_commits_and_each_is_visible_when_it_r
         t.await.expect("task");
     }
     assert_eq!(labels(&db).await.len(), 200);
-    let (logical, physical) = db.commit_counts().await.expect("sqlite");
+    let (logical, physical) = db.commit_counts().expect("sqlite");
     assert_eq!(
         logical - logical_before,
         200,
