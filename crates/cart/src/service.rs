@@ -570,8 +570,14 @@ impl CartService {
 
     /// Deletes the cart and its items: what a completed checkout does with it.
     pub async fn close(&self, id: CartId) -> Result<(), CartError> {
+        self.close_all(&[id]).await
+    }
+
+    /// Closes every cart of `ids` (see [`CartService::close`]) in one transaction.
+    pub async fn close_all(&self, ids: &[CartId]) -> Result<(), CartError> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
         let mut tx = self.db.begin_write().await?;
-        store::delete_cart(&mut tx, id.0).await?;
+        store::delete_carts(&mut tx, &ids).await?;
         tx.commit().await?;
         Ok(())
     }

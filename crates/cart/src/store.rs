@@ -1,6 +1,6 @@
 //! Cart SQL, and nothing else.
 
-use emporium_db::{Conn, DbError, execute, from_row, run};
+use emporium_db::{Conn, DbError, WriteTx, execute, from_row, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -214,5 +214,17 @@ pub async fn set_customer<'c>(
 /// Deletes a cart and its items.
 pub async fn delete_cart<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<(), DbError> {
     execute!(c, sqlx::query("DELETE FROM carts WHERE id = $1").bind(id))?;
+    Ok(())
+}
+
+/// Deletes the carts `ids` (and, by cascade, their items).
+pub async fn delete_carts(tx: &mut WriteTx, ids: &[Uuid]) -> Result<(), DbError> {
+    for chunk in ids.chunks(emporium_db::IN_CHUNK) {
+        let mut sql = emporium_db::Sql::default();
+        sql.push("DELETE FROM carts WHERE id IN (")
+            .bind_in(chunk.iter().map(|id| emporium_db::Arg::Uuid(*id)))
+            .push(")");
+        sql.execute(&mut *tx).await?;
+    }
     Ok(())
 }

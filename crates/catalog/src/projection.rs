@@ -1,7 +1,7 @@
 //! The catalog's consumers: availability projected from inventory events, and the storefront
 //! cache invalidated by the catalog's own events.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use emporium_bus::{EventHandler, HandlerError};
@@ -52,29 +52,24 @@ impl EventHandler for StockProjection {
     }
 
     /// Applies the batch in one transaction, then drops the products it changed from the cache.
+    /// Events come in order, so a variant's last event in the batch says its availability: a
+    /// few statements per batch, whatever its size.
     async fn handle_batch(&self, events: &[&Envelope]) -> Result<(), HandlerError> {
         let now = self.clock.now();
-        let mut changed = BTreeSet::new();
         let mut tx = self.db.begin_write().await?;
-        for e in events {
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+        let fresh = emporium_db::mark_all_handled(&mut tx, STOCK_CONSUMER, &ids, now).await?;
+        let mut latest = BTreeMap::new();
+        // Handled before: a redelivery has no second effect.
+        for (e, _) in events.iter().zip(fresh).filter(|(_, new)| *new) {
             let change: StockChanged = serde_json::from_value(e.data.clone())?;
-            if !emporium_db::mark_handled(&mut tx, STOCK_CONSUMER, e.id, now).await? {
-                continue;
-            }
-            store::upsert_variant_stock(
-                &mut tx,
-                change.variant_id.0,
-                change.variant_available,
-                now,
-            )
-            .await?;
-            if let Some(product) = store::product_of_variant(&mut tx, change.variant_id.0).await? {
-                changed.insert(product);
-            }
+            latest.insert(change.variant_id.0, change.variant_available);
         }
-        for product in &changed {
-            store::refresh_in_stock(&mut tx, *product).await?;
-        }
+        let available: Vec<(uuid::Uuid, i64)> = latest.into_iter().collect();
+        store::upsert_variant_stock(&mut tx, &available, now).await?;
+        let variants: Vec<uuid::Uuid> = available.iter().map(|(v, _)| *v).collect();
+        let changed = store::products_of_variants(&mut tx, &variants).await?;
+        store::refresh_in_stock(&mut tx, &changed).await?;
         tx.commit().await?;
         for product in changed {
             self.reads.invalidate_product(product).await;

@@ -235,7 +235,7 @@ impl CatalogService {
         store::insert_prices(tx, &prices).await?;
         store::set_product_categories(tx, id, &rows.categories).await?;
         store::set_product_collections(tx, id, &rows.collections).await?;
-        store::refresh_in_stock(&mut *tx, id).await?;
+        store::refresh_in_stock(&mut *tx, &[id]).await?;
         self.finish(tx, rows.product, 1, Change::Created).await
     }
 
@@ -390,7 +390,7 @@ impl CatalogService {
             .await
             .map_err(|e| unique_or(e, || CatalogError::SkuTaken(input.sku.clone())))?;
         store::set_prices(&mut tx, vrow.id, &input.prices).await?;
-        store::refresh_in_stock(&mut tx, id.0).await?;
+        store::refresh_in_stock(&mut tx, &[id.0]).await?;
         let previous = row.version;
         row.version += 1;
         row.updated_at = now;
@@ -492,7 +492,7 @@ impl CatalogService {
             return Err(CatalogError::VariantNotFound);
         }
         store::delete_variant(&mut tx, variant_id.0).await?;
-        store::refresh_in_stock(&mut tx, id.0).await?;
+        store::refresh_in_stock(&mut tx, &[id.0]).await?;
         let previous = row.version;
         row.version += 1;
         row.updated_at = now;
@@ -724,7 +724,7 @@ impl CatalogService {
             .await?;
         store::set_product_collections(tx, id, &dedup(input.collection_ids.iter().map(|c| c.0)))
             .await?;
-        store::refresh_in_stock(&mut *tx, id).await?;
+        store::refresh_in_stock(&mut *tx, &[id]).await?;
         let mut after = assemble(tx, &row).await?;
         if let Some(before) = before {
             // Timestamps are not the input's: compare everything else (PostgreSQL also keeps

@@ -528,37 +528,46 @@ pub async fn refresh_product_prices(
     Ok(())
 }
 
-/// Recomputes the product's stock flag from the projected availability of its variants.
-pub async fn refresh_in_stock<'c>(c: impl Into<Conn<'c>>, product_id: Uuid) -> Result<(), DbError> {
-    emporium_db::execute!(
-        c,
-        sqlx::query(
-            "UPDATE products SET in_stock = EXISTS (SELECT 1 FROM product_variants v \
-             JOIN catalog_variant_stock s ON s.variant_id = v.id WHERE v.product_id = $1 AND s.available > 0) \
-             WHERE id = $1"
-        )
-        .bind(product_id)
-    )?;
+/// Sets each of `product_ids`' `in_stock` from its variants' availability, writing only the
+/// rows whose flag changes.
+pub async fn refresh_in_stock<'c>(
+    c: impl Into<Conn<'c>>,
+    product_ids: &[Uuid],
+) -> Result<(), DbError> {
+    if product_ids.is_empty() {
+        return Ok(());
+    }
+    let mut sql = emporium_db::Sql::default();
+    sql.push("UPDATE products SET in_stock = NOT in_stock WHERE id IN (")
+        .bind_in(product_ids.iter().map(|id| Arg::Uuid(*id)))
+        .push(
+            ") AND in_stock <> EXISTS (SELECT 1 FROM product_variants v \
+         JOIN catalog_variant_stock s ON s.variant_id = v.id \
+         WHERE v.product_id = products.id AND s.available > 0)",
+        );
+    sql.execute(c).await?;
     Ok(())
 }
 
-/// Records a variant's availability as inventory reported it.
-pub async fn upsert_variant_stock<'c>(
-    c: impl Into<Conn<'c>>,
-    variant_id: Uuid,
-    available: i64,
+/// Records the availability of each variant as inventory last reported it, one statement per
+/// 256 variants.
+pub async fn upsert_variant_stock(
+    tx: &mut emporium_db::WriteTx,
+    available: &[(Uuid, i64)],
     now: OffsetDateTime,
 ) -> Result<(), DbError> {
-    emporium_db::execute!(
-        c,
-        sqlx::query(
-            "INSERT INTO catalog_variant_stock (variant_id, available, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (variant_id) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at"
-        )
-        .bind(variant_id)
-        .bind(available)
-        .bind(now)
-    )?;
+    let rows: Vec<Vec<Arg>> = available
+        .iter()
+        .map(|(variant, n)| vec![Arg::Uuid(*variant), Arg::Int(*n), Arg::Time(now)])
+        .collect();
+    emporium_db::insert_rows(
+        tx,
+        "INSERT INTO catalog_variant_stock (variant_id, available, updated_at) VALUES",
+        "ON CONFLICT (variant_id) DO UPDATE SET available = excluded.available, \
+         updated_at = excluded.updated_at",
+        &rows,
+    )
+    .await?;
     Ok(())
 }
 
@@ -583,7 +592,7 @@ pub async fn variants_by_sku<'c>(
     })
 }
 
-/// The product a variant belongs to.
+/// The product of variant `variant_id`.
 pub async fn product_of_variant<'c>(
     c: impl Into<Conn<'c>>,
     variant_id: Uuid,
@@ -595,6 +604,22 @@ pub async fn product_of_variant<'c>(
     .fetch_optional(c)
     .await
     .map_err(DbError::from))
+}
+
+/// The products of `variant_ids`, each once.
+pub async fn products_of_variants<'c>(
+    c: impl Into<Conn<'c>>,
+    variant_ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbError> {
+    if variant_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = emporium_db::Sql::default();
+    sql.push("SELECT DISTINCT product_id FROM product_variants WHERE id IN (")
+        .bind_in(variant_ids.iter().map(|id| Arg::Uuid(*id)))
+        .push(")");
+    let rows: Vec<(Uuid,)> = sql.fetch_all(c).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 // ---------------------------------------------------------------- product links

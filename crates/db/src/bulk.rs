@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Backend, DbError, WriteTx};
+use crate::{Backend, Conn, DbError, WriteTx};
 
 /// Bind values per statement of [`insert_rows`]: well under SQLite's 32,766 and PostgreSQL's
 /// 65,535, so a statement stays a size both engines plan quickly.
@@ -167,6 +167,116 @@ pub async fn insert_rows(
         )?;
     }
     Ok(written)
+}
+
+/// A statement assembled from constant fragments and bind values, with the placeholders of
+/// whichever engine runs it: for a statement whose shape depends on the data (an `IN` list)
+/// and which needs bind values around it.
+///
+/// ```text
+/// let mut sql = Sql::default();
+/// sql.push("UPDATE outbox SET published_at = ").bind(Arg::Time(now))
+///     .push(" WHERE position IN (").bind_in(positions.iter().map(|p| Arg::Int(*p))).push(")");
+/// sql.execute(&mut tx).await?;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Sql {
+    parts: Vec<Part>,
+    binds: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Text(&'static str),
+    Bind(Arg),
+}
+
+impl Sql {
+    /// Appends SQL text.
+    pub fn push(&mut self, fragment: &'static str) -> &mut Self {
+        self.parts.push(Part::Text(fragment));
+        self
+    }
+
+    /// Appends a placeholder bound to `arg`.
+    pub fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.parts.push(Part::Bind(arg));
+        self.binds += 1;
+        self
+    }
+
+    /// Appends the comma-separated placeholders of an `IN (…)` list of `args` (at least one).
+    /// The list is padded to a power of two by repeating its last value, which changes nothing
+    /// an `IN` means and keeps the statement shapes few, so they stay in the connection's
+    /// statement cache.
+    pub fn bind_in(&mut self, args: impl IntoIterator<Item = Arg>) -> &mut Self {
+        let args: Vec<Arg> = args.into_iter().collect();
+        let Some(last) = args.last().cloned() else {
+            return self;
+        };
+        let padded = args.len().next_power_of_two();
+        for (i, arg) in args
+            .into_iter()
+            .chain(std::iter::repeat_n(last, padded))
+            .take(padded)
+            .enumerate()
+        {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(arg);
+        }
+        self
+    }
+
+    /// The statement's text for `backend`, and its bind values in order.
+    fn render(&self, backend: Backend) -> (String, Vec<&Arg>) {
+        let mut text = String::new();
+        let mut args = Vec::with_capacity(self.binds);
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => text.push_str(t),
+                Part::Bind(arg) => {
+                    args.push(arg);
+                    push_placeholders(&mut text, backend, args.len(), 1);
+                }
+            }
+        }
+        (text, args)
+    }
+
+    /// Runs it; returns the rows affected.
+    pub async fn execute<'c>(&self, c: impl Into<Conn<'c>>) -> Result<u64, DbError> {
+        let c = c.into();
+        let (text, args) = self.render(c.backend());
+        Ok(crate::execute!(
+            c,
+            crate::bind_all!(
+                sqlx::query(sqlx::AssertSqlSafe(text.clone())),
+                args.iter().copied()
+            )
+        )?)
+    }
+
+    /// Runs it and reads every row.
+    pub async fn fetch_all<'c, R>(&self, c: impl Into<Conn<'c>>) -> Result<Vec<R>, DbError>
+    where
+        R: Send + Unpin,
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let c = c.into();
+        let (text, args) = self.render(c.backend());
+        crate::run!(c, |c| {
+            crate::bind_all!(
+                sqlx::query_as(sqlx::AssertSqlSafe(text.clone())),
+                args.iter().copied()
+            )
+            .fetch_all(c)
+            .await
+            .map_err(DbError::from)
+        })
+    }
 }
 
 /// The largest power of two not above `n` (`n` > 0).

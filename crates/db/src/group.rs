@@ -82,6 +82,10 @@ pub(crate) struct Turn {
     guard: Option<OwnedMutexGuard<State>>,
     state: Arc<Mutex<State>>,
     waiting: Arc<AtomicUsize>,
+    /// Where the transaction began, and when it got the writer: how long each call site holds
+    /// the writer is traced (target `emporium_db::writer`, level trace) at its end.
+    at: &'static Location<'static>,
+    since: Instant,
 }
 
 /// Counts a transaction as waiting for the writer until dropped (also when its future is).
@@ -151,6 +155,8 @@ impl Writer {
             guard: Some(guard),
             state: self.state.clone(),
             waiting: self.waiting.clone(),
+            at,
+            since: Instant::now(),
         };
         let state = turn.state_mut()?;
         state.settle().await;
@@ -268,6 +274,16 @@ impl State {
 }
 
 impl Turn {
+    fn trace_hold(&self, end: &'static str) {
+        tracing::trace!(
+            target: "emporium_db::writer",
+            at = %self.at,
+            end,
+            held_us = self.since.elapsed().as_micros() as u64,
+            "writer held"
+        );
+    }
+
     fn state_mut(&mut self) -> Result<&mut State, DbError> {
         self.guard
             .as_deref_mut()
@@ -291,6 +307,7 @@ impl Turn {
         }
         guard.dirty = false;
         guard.grouped += 1;
+        self.trace_hold("commit");
         if self.waiting.load(Ordering::Acquire) == 0 || guard.pending.len() + 1 >= MAX_GROUP {
             return guard.flush().await;
         }
@@ -331,6 +348,7 @@ impl Turn {
             return Ok(());
         };
         guard.dirty = false;
+        self.trace_hold("rollback");
         let outcome = guard.rollback_savepoint().await;
         if let Err(e) = &outcome {
             guard.abort(e).await;

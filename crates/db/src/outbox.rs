@@ -5,7 +5,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Db, DbError, WriteTx};
+use crate::{Arg, Db, DbError, IN_CHUNK, Sql, WriteTx};
 
 /// A committed outbox row not yet accepted by the bus.
 #[derive(Debug, Clone)]
@@ -83,13 +83,14 @@ pub async fn mark_published(
     now: OffsetDateTime,
 ) -> Result<(), DbError> {
     let mut tx = db.begin_write().await?;
-    for position in positions {
-        crate::execute!(
-            &mut tx,
-            sqlx::query("UPDATE outbox SET published_at = $1 WHERE position = $2")
-                .bind(now)
-                .bind(position)
-        )?;
+    for chunk in positions.chunks(IN_CHUNK) {
+        let mut sql = Sql::default();
+        sql.push("UPDATE outbox SET published_at = ")
+            .bind(Arg::Time(now))
+            .push(" WHERE position IN (")
+            .bind_in(chunk.iter().map(|p| Arg::Int(*p)))
+            .push(")");
+        sql.execute(&mut tx).await?;
     }
     tx.commit().await
 }
@@ -115,6 +116,58 @@ pub async fn mark_handled(
         .bind(now)
     )?;
     Ok(done == 1)
+}
+
+/// Records that `consumer` handled each of `event_ids`, in the consumer's transaction, in two
+/// statements per [`IN_CHUNK`] events: [`mark_handled`] for a batch. Returns, for each id in
+/// order, whether it is new; an event handled before must have no second effect.
+///
+/// Another process handling the same events at the same moment makes it fail (the caller's
+/// transaction rolls back, and the batch comes again), never apply an event twice.
+pub async fn mark_all_handled(
+    tx: &mut WriteTx,
+    consumer: &str,
+    event_ids: &[Uuid],
+    now: OffsetDateTime,
+) -> Result<Vec<bool>, DbError> {
+    let mut seen = std::collections::HashSet::new();
+    for chunk in event_ids.chunks(IN_CHUNK) {
+        let mut sql = Sql::default();
+        sql.push("SELECT event_id FROM inbox WHERE consumer = ")
+            .bind(Arg::Text(consumer.to_owned()))
+            .push(" AND event_id IN (")
+            .bind_in(chunk.iter().map(|id| Arg::Uuid(*id)))
+            .push(")");
+        let rows: Vec<(Uuid,)> = sql.fetch_all(&mut *tx).await?;
+        seen.extend(rows.into_iter().map(|(id,)| id));
+    }
+    let mut fresh = Vec::with_capacity(event_ids.len());
+    let mut rows = Vec::new();
+    for id in event_ids {
+        // An id twice in one batch is new only the first time.
+        let new = seen.insert(*id);
+        fresh.push(new);
+        if new {
+            rows.push(vec![
+                Arg::Text(consumer.to_owned()),
+                Arg::Uuid(*id),
+                Arg::Time(now),
+            ]);
+        }
+    }
+    let written = crate::insert_rows(
+        tx,
+        "INSERT INTO inbox (consumer, event_id, handled_at) VALUES",
+        "ON CONFLICT (consumer, event_id) DO NOTHING",
+        &rows,
+    )
+    .await?;
+    if written != rows.len() as u64 {
+        return Err(DbError::Bulk(
+            "another consumer recorded some of these events meanwhile",
+        ));
+    }
+    Ok(fresh)
 }
 
 /// Deletes outbox rows published before `before`, and inbox records older than it. Returns the

@@ -185,6 +185,7 @@ impl Db {
                 tx,
                 db: self.clone(),
                 wrote_events: false,
+                pending_events: Vec::new(),
             })
         }
     }
@@ -263,6 +264,9 @@ pub struct WriteTx {
     tx: Tx,
     db: Db,
     wrote_events: bool,
+    /// Outbox rows recorded and not yet written: they go in together, in order, at the
+    /// commit (or a savepoint), one multi-row statement instead of one per event.
+    pending_events: Vec<Vec<crate::Arg>>,
 }
 
 impl WriteTx {
@@ -331,9 +335,16 @@ impl WriteTx {
                 Arg::Text(payload),
             ]);
         }
-        if rows.is_empty() {
-            return Ok(ids);
+        self.pending_events.append(&mut rows);
+        Ok(ids)
+    }
+
+    /// Writes the outbox rows recorded so far.
+    async fn write_pending_events(&mut self) -> Result<(), DbError> {
+        if self.pending_events.is_empty() {
+            return Ok(());
         }
+        let rows = std::mem::take(&mut self.pending_events);
         crate::insert_rows(
             self,
             "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) VALUES",
@@ -342,19 +353,21 @@ impl WriteTx {
         )
         .await?;
         self.wrote_events = true;
-        Ok(ids)
+        Ok(())
     }
 
     /// Marks a savepoint: a later [`WriteTx::rollback_to_savepoint`] undoes everything after it
     /// (outbox rows included) and keeps what came before. One level: a bulk job wraps each item
     /// in it, so a bad item leaves no trace and the others go on.
     pub async fn savepoint(&mut self) -> Result<(), DbError> {
+        self.write_pending_events().await?;
         crate::execute!(&mut *self, sqlx::query("SAVEPOINT item"))?;
         Ok(())
     }
 
     /// Keeps what was done since the savepoint.
     pub async fn release_savepoint(&mut self) -> Result<(), DbError> {
+        self.write_pending_events().await?;
         crate::execute!(&mut *self, sqlx::query("RELEASE SAVEPOINT item"))?;
         Ok(())
     }
@@ -362,12 +375,15 @@ impl WriteTx {
     /// Undoes what was done since the savepoint, which stays set; the transaction goes on (also
     /// after a failed statement on PostgreSQL).
     pub async fn rollback_to_savepoint(&mut self) -> Result<(), DbError> {
+        // Recorded after the savepoint (it wrote those before), so undone with it.
+        self.pending_events.clear();
         crate::execute!(&mut *self, sqlx::query("ROLLBACK TO SAVEPOINT item"))?;
         Ok(())
     }
 
     /// Commits; wakes the outbox relay when events were recorded.
-    pub async fn commit(self) -> Result<(), DbError> {
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        self.write_pending_events().await?;
         match self.tx {
             Tx::Sqlite(turn) => turn.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,
@@ -398,6 +414,16 @@ pub enum ReadConn {
 pub enum Conn<'a> {
     Sqlite(&'a mut SqliteConnection),
     Postgres(&'a mut PgConnection),
+}
+
+impl Conn<'_> {
+    /// The engine of this connection.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
 }
 
 impl<'a> From<&'a mut WriteTx> for Conn<'a> {

@@ -475,7 +475,11 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         relay = relay.with_retention(time::Duration::hours(hours));
     }
     let poll = Duration::from_millis(config.outbox.poll_interval_ms);
-    tasks.spawn(relay.run(poll, server_done));
+    tasks.spawn(relay.run(poll, server_done.clone()));
+
+    // Placed checkouts are completed (stock committed, cart closed) behind the answer, until
+    // the last request has been answered.
+    tasks.spawn(store.checkout.clone().run_completions(server_done));
 
     // The search index follows the journal from its last checkpoint.
     tasks.spawn(

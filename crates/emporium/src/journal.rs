@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use emporium_bus::{EventHandler, HandlerError};
-use emporium_db::{Db, run};
+use emporium_db::{Arg, Db, run};
 use emporium_http::admin::AdminRule;
 use emporium_http::{ApiError, Query};
 use emporium_kernel::auth::Role;
@@ -87,33 +87,36 @@ impl EventHandler for JournalConsumer {
         self.handle_batch(&[e]).await
     }
 
-    /// Records the batch in one transaction, in order, skipping events recorded before.
+    /// Records the batch in one transaction, in order, skipping events recorded before: a few
+    /// multi-row statements whatever the batch's size.
     async fn handle_batch(&self, events: &[&Envelope]) -> Result<(), HandlerError> {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
-        for e in events {
-            if !emporium_db::mark_handled(&mut tx, CONSUMER, e.id, now).await? {
-                // Handled before: a redelivery has no second effect.
-                continue;
-            }
-            let data = serde_json::to_string(&e.data)?;
-            emporium_db::execute!(
-                &mut tx,
-                sqlx::query(
-                    "INSERT INTO event_journal (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data, recorded_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                )
-                .bind(e.id)
-                .bind(&e.event_type)
-                .bind(e.version)
-                .bind(&e.aggregate_id)
-                .bind(e.sequence)
-                .bind(e.occurred_at)
-                .bind(&e.trace)
-                .bind(&data)
-                .bind(now)
-            )?;
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        let fresh = emporium_db::mark_all_handled(&mut tx, CONSUMER, &ids, now).await?;
+        let mut rows = Vec::with_capacity(events.len());
+        // Handled before: a redelivery has no second effect.
+        for (e, _) in events.iter().zip(fresh).filter(|(_, new)| *new) {
+            rows.push(vec![
+                Arg::Uuid(e.id),
+                Arg::Text(e.event_type.clone()),
+                Arg::Int32(e.version),
+                Arg::Text(e.aggregate_id.clone()),
+                Arg::Int(e.sequence),
+                Arg::Time(e.occurred_at),
+                Arg::OptText(e.trace.clone()),
+                Arg::Text(serde_json::to_string(&e.data)?),
+                Arg::Time(now),
+            ]);
         }
+        emporium_db::insert_rows(
+            &mut tx,
+            "INSERT INTO event_journal (event_id, event_type, version, aggregate_id, sequence, \
+             occurred_at, trace, data, recorded_at) VALUES",
+            "",
+            &rows,
+        )
+        .await?;
         tx.commit().await?;
         // One stored permit: a reader that was not waiting yet still sees it on its next wait.
         self.recorded.notify_one();
@@ -123,8 +126,9 @@ impl EventHandler for JournalConsumer {
 
 /// The journal read in position order: the feed the search index is projected from.
 ///
-/// Positions follow the order the consumer recorded events in. The consumer records one event
-/// at a time per process, so a position is never committed after a higher one.
+/// Positions follow the order the consumer recorded events in. The consumer records one batch
+/// at a time per process (its rows numbered in order by one statement), so a position is never
+/// committed after a higher one.
 pub struct JournalFeed {
     db: Db,
     recorded: Arc<Notify>,

@@ -195,6 +195,13 @@ pub trait InventoryApi: Send + Sync {
     /// not swept yet) is `ReservationExpired`.
     async fn commit(&self, id: ReservationId) -> Result<Reservation, InventoryError>;
 
+    /// Commits each of `ids` as [`InventoryApi::commit`] does, together: the outcome of each,
+    /// in order. `Err` (a storage failure) means none was committed.
+    async fn commit_all(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<Vec<Result<Reservation, InventoryError>>, InventoryError>;
+
     /// Every reservation made for `reference`, oldest first (what a resumed checkout uses to
     /// find a hold it made but could not record).
     async fn reservations_for(&self, reference: &str) -> Result<Vec<Reservation>, InventoryError>;

@@ -4,6 +4,10 @@
 //! (which is how compensation finds them), the coupon redemptions and the order in one
 //! transaction with the saga's state. Each step has a compensation (release the stock, give
 //! back the coupon uses, void the payment).
+//! Once the order is placed the shopper has the answer; the last step (commit the
+//! reservation, close the cart) is the completer's, which does it for many placed checkouts
+//! at once ([`CheckoutService::run_completions`]). A cart is checked out once: a second key
+//! for a cart whose checkout has not failed is refused.
 //! A failure compensates what was done and records the answer; a process that stops mid-way
 //! leaves an unfinished checkout that [`CheckoutService::recover`] finishes (an order placed is
 //! completed) or compensates (anything before) at the next start.
@@ -27,6 +31,7 @@ use emporium_payments::{PaymentError, PaymentService};
 use emporium_pricing::{PricingError, PricingService, ShippingQuote};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::OrderingError;
@@ -43,6 +48,11 @@ const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
 /// once for their commits to share SQLite's group commits; each holds at most one pooled
 /// connection at a time.
 const CONCURRENT_CHECKOUTS: usize = 16;
+
+/// Placed checkouts completed together at most.
+const COMPLETION_BATCH: i64 = 256;
+/// How often the completer looks for placed checkouts it was not woken for.
+const COMPLETION_SWEEP: Duration = Duration::from_secs(5);
 
 /// How to pay, as the storefront says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -151,14 +161,16 @@ pub struct CheckoutService {
     payments: Arc<PaymentService>,
     crash: CrashPoints,
     turns: tokio::sync::Semaphore,
+    /// Woken by each order placed, for the completer.
+    placed: tokio::sync::Notify,
 }
 
 /// The states of a checkout, in order.
 mod state {
     pub const STARTED: &str = "started";
     pub const REDEEMED: &str = "redeemed";
+    /// Answered; the completer takes it to `completed` (see `store::complete_checkouts`).
     pub const PLACED: &str = "placed";
-    pub const COMPLETED: &str = "completed";
     pub const FAILED: &str = "failed";
 }
 
@@ -181,6 +193,7 @@ impl CheckoutService {
             payments,
             crash,
             turns: tokio::sync::Semaphore::new(CONCURRENT_CHECKOUTS),
+            placed: tokio::sync::Notify::new(),
         }
     }
 
@@ -234,16 +247,21 @@ impl CheckoutService {
             updated_at: now,
         };
         let mut tx = self.db.begin_write().await?;
-        match store::insert_checkout(&mut tx, &row).await {
-            Ok(()) => tx.commit().await?,
-            Err(e) if e.is_unique_violation() => {
-                drop(tx);
-                return self
-                    .existing(cart, key, &request_hash, &caller, true)
-                    .await?
-                    .ok_or(CheckoutError::Ordering(OrderingError::CheckoutInProgress));
+        if store::insert_checkout(&mut tx, &row).await? {
+            tx.commit().await?;
+        } else {
+            // Taken: by this key (a concurrent retry, whose answer is the one to give) or by
+            // another that has not failed (the cart is being, or was, checked out). The write
+            // sees a claim still waiting in a group commit, which a reader may not yet.
+            let same_key = store::find_checkout(&mut tx, cart.0, key).await?.is_some();
+            drop(tx);
+            if !same_key {
+                return Err(OrderingError::CartCheckedOut.into());
             }
-            Err(e) => return Err(e.into()),
+            return self
+                .existing(cart, key, &request_hash, &caller, true)
+                .await?
+                .ok_or(CheckoutError::Ordering(OrderingError::CheckoutInProgress));
         }
         let outcome = self.run(&mut row, view, request, access).await;
         // Saga outcomes by code (a closed set), for the dashboard; replays are not counted.
@@ -505,27 +523,80 @@ impl CheckoutService {
         tx.commit().await?;
         self.crash.hit("checkout.after_place");
 
-        // 5. Commit the reservation; the cart is done.
-        self.complete(row).await?;
+        // 5. Commit the reservation and close the cart: the order stands, so the shopper has
+        // the answer now, and the completer does this for many checkouts at once.
+        self.placed.notify_one();
         Ok(CheckoutOutcome::Placed(Box::new(placed)))
     }
 
-    /// The last step of a placed checkout: the stock leaves, the cart closes.
-    async fn complete(&self, row: &mut CheckoutRow) -> Result<(), CheckoutError> {
-        if let Some(id) = row.reservation_id {
-            self.inventory.commit(ReservationId(id)).await?;
+    /// The last step of placed checkouts, together: their stock leaves, their carts close,
+    /// they are completed. Each part is idempotent, so a batch that fails half-way is simply
+    /// done again.
+    async fn complete_all(&self, rows: &[CheckoutRow]) -> Result<(), CheckoutError> {
+        let reservations: Vec<ReservationId> = rows
+            .iter()
+            .filter_map(|r| r.reservation_id.map(ReservationId))
+            .collect();
+        let outcomes = self.inventory.commit_all(&reservations).await?;
+        for (id, outcome) in reservations.iter().zip(outcomes) {
+            if let Err(e) = outcome {
+                // Only a hold left uncommitted past its expiry (the store was down for that
+                // long): its units went back on sale. The order stands; staff must check the
+                // stock it needs.
+                metrics::counter!("emporium_checkout_lapsed_holds_total").increment(1);
+                tracing::error!(reservation = %id, error = %e, "a placed order's stock hold lapsed before it was committed");
+            }
         }
-        self.carts.close(CartId(row.cart_id)).await?;
-        self.advance(row, state::COMPLETED).await
-    }
-
-    async fn advance(&self, row: &mut CheckoutRow, to: &str) -> Result<(), CheckoutError> {
-        row.state = to.to_owned();
-        row.updated_at = self.clock.now();
+        let carts: Vec<CartId> = rows.iter().map(|r| CartId(r.cart_id)).collect();
+        self.carts.close_all(&carts).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let mut tx = self.db.begin_write().await?;
-        store::update_checkout(&mut tx, row).await?;
+        store::complete_checkouts(&mut tx, &ids, self.clock.now()).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Completes every placed checkout, a batch at a time; returns how many.
+    pub async fn complete_placed(&self) -> Result<usize, CheckoutError> {
+        let mut done = 0;
+        loop {
+            let mut conn = self.db.read().await?;
+            let rows = store::placed_checkouts(&mut conn, COMPLETION_BATCH).await?;
+            drop(conn);
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            self.complete_all(&rows).await?;
+            done += rows.len();
+        }
+    }
+
+    /// The completer: completes placed checkouts as they come (and every few seconds, for
+    /// any a failed pass left), until `stop` fires; then once more.
+    pub async fn run_completions(self: Arc<Self>, stop: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.complete_placed().await {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "completing placed checkouts failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = stop.cancelled() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = self.placed.notified() => {}
+                () = tokio::time::sleep(COMPLETION_SWEEP) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+        if let Err(e) = self.complete_placed().await {
+            tracing::warn!(error = %e, "placed checkouts left to complete at the next start");
+        }
     }
 
     /// Undoes every step done (and any a crash left unrecorded), records `failure` as the
@@ -588,17 +659,14 @@ impl CheckoutService {
         let rows = store::unfinished_checkouts(&mut conn).await?;
         drop(conn);
         let n = rows.len();
-        for mut row in rows {
-            if row.state == state::PLACED {
-                self.complete(&mut row).await?;
-            } else {
-                let failure = failure(
-                    "checkout_interrupted",
-                    "the checkout was interrupted; nothing was charged or kept, try again",
-                );
-                self.fail(&mut row, failure).await?;
-            }
+        for mut row in rows.into_iter().filter(|r| r.state != state::PLACED) {
+            let failure = failure(
+                "checkout_interrupted",
+                "the checkout was interrupted; nothing was charged or kept, try again",
+            );
+            self.fail(&mut row, failure).await?;
         }
+        self.complete_placed().await?;
         Ok(n)
     }
 }

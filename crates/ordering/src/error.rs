@@ -14,6 +14,11 @@ pub enum OrderingError {
     IdempotencyKeyReused,
     #[error("a checkout with this Idempotency-Key is still running; retry later")]
     CheckoutInProgress,
+    #[error(
+        "this cart is being, or has been, checked out under another Idempotency-Key; \
+         retry with that key to get its answer"
+    )]
+    CartCheckedOut,
     #[error("no order with this id (or it is not yours)")]
     OrderNotFound,
     #[error("{0}")]
@@ -42,6 +47,7 @@ impl DomainError for OrderingError {
             Self::IdempotencyKeyMissing => (ErrorKind::BadRequest, "idempotency_key_missing"),
             Self::IdempotencyKeyReused => (ErrorKind::Invalid, "idempotency_key_reused"),
             Self::CheckoutInProgress => (ErrorKind::Conflict, "checkout_in_progress"),
+            Self::CartCheckedOut => (ErrorKind::Conflict, "cart_checked_out"),
             Self::OrderNotFound => (ErrorKind::NotFound, "order_not_found"),
             Self::IllegalTransition(_) => (ErrorKind::Conflict, "order_transition_illegal"),
             Self::OrderChanged => (ErrorKind::Conflict, "order_changed"),

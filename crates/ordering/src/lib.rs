@@ -18,9 +18,17 @@ pub use orders::{Action, OrderService};
 pub use routes::{ADMIN_RULES, ORDER_TOKEN_HEADER, OrderingState, router};
 
 /// Ordering's schema migrations.
-pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
-    version: 20261126000500,
-    description: "ordering",
-    sqlite: include_str!("../migrations/sqlite/20261126000500_ordering.sql"),
-    postgres: include_str!("../migrations/postgres/20261126000500_ordering.sql"),
-}];
+pub const MIGRATIONS: &[emporium_db::Migration] = &[
+    emporium_db::Migration {
+        version: 20261126000500,
+        description: "ordering",
+        sqlite: include_str!("../migrations/sqlite/20261126000500_ordering.sql"),
+        postgres: include_str!("../migrations/postgres/20261126000500_ordering.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261126000600,
+        description: "one checkout per cart",
+        sqlite: include_str!("../migrations/sqlite/20261126000600_one_checkout_per_cart.sql"),
+        postgres: include_str!("../migrations/postgres/20261126000600_one_checkout_per_cart.sql"),
+    },
+];

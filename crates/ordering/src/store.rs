@@ -1,6 +1,6 @@
 //! Ordering's SQL, and nothing else.
 
-use emporium_db::{Conn, DbError, execute, from_row, run};
+use emporium_db::{Conn, DbError, WriteTx, execute, from_row, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -93,14 +93,19 @@ macro_rules! order_columns {
     };
 }
 
-/// Inserts a checkout; a second one for the same cart and key is a unique violation.
-pub async fn insert_checkout<'c>(c: impl Into<Conn<'c>>, row: &CheckoutRow) -> Result<(), DbError> {
-    execute!(
+/// Inserts a checkout unless its cart has one under the same key, or one under another key
+/// that has not failed; returns whether it did.
+pub async fn insert_checkout<'c>(
+    c: impl Into<Conn<'c>>,
+    row: &CheckoutRow,
+) -> Result<bool, DbError> {
+    let inserted = execute!(
         c,
         sqlx::query(concat!(
             "INSERT INTO checkouts (",
             checkout_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT DO NOTHING"
         ))
         .bind(row.id)
         .bind(row.cart_id)
@@ -117,7 +122,7 @@ pub async fn insert_checkout<'c>(c: impl Into<Conn<'c>>, row: &CheckoutRow) -> R
         .bind(row.created_at)
         .bind(row.updated_at)
     )?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 /// Writes the saga's progress back.
@@ -172,6 +177,43 @@ pub async fn unfinished_checkouts<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<Chec
         .fetch_all(c)
         .await
         .map_err(DbError::from))
+}
+
+/// Up to `limit` placed checkouts waiting for their last step, oldest first.
+pub async fn placed_checkouts<'c>(
+    c: impl Into<Conn<'c>>,
+    limit: i64,
+) -> Result<Vec<CheckoutRow>, DbError> {
+    // The first condition is the partial index's.
+    const SQL: &str = concat!(
+        "SELECT ",
+        checkout_columns!(),
+        " FROM checkouts WHERE state NOT IN ('completed', 'failed') AND state = 'placed' \
+         ORDER BY created_at, id LIMIT $1"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Marks the placed checkouts `ids` completed.
+pub async fn complete_checkouts(
+    tx: &mut WriteTx,
+    ids: &[Uuid],
+    now: OffsetDateTime,
+) -> Result<(), DbError> {
+    for chunk in ids.chunks(emporium_db::IN_CHUNK) {
+        let mut sql = emporium_db::Sql::default();
+        sql.push("UPDATE checkouts SET state = 'completed', updated_at = ")
+            .bind(emporium_db::Arg::Time(now))
+            .push(" WHERE state = 'placed' AND id IN (")
+            .bind_in(chunk.iter().map(|id| emporium_db::Arg::Uuid(*id)))
+            .push(")");
+        sql.execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 /// Appends an event to an order's stream; a sequence taken already is a unique violation.

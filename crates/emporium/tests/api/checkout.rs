@@ -20,6 +20,7 @@ on_both_backends!(
     two_hundred_checkouts_for_fifty_units_make_exactly_fifty_orders,
     a_coupon_limited_to_ten_uses_serves_ten_of_a_hundred_checkouts,
     concurrent_retries_with_one_key_make_one_order,
+    a_cart_checked_out_under_many_keys_at_once_makes_one_order,
     a_checkout_killed_at_each_step_is_finished_or_undone_at_restart,
     staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409,
 );
@@ -241,17 +242,34 @@ async fn a_guest_checks_out_once_and_reads_the_order(app: TestApp) {
     assert_eq!(&read, order);
     assert_problem(app.get(&path, None).await, 404, "order_not_found").await;
 
-    // The cart is closed; the projection rebuilds from the event stream to the same order.
-    let gone = app
-        .request(
-            Method::GET,
-            &format!("/v1/store/carts/{cart}"),
-            None,
-            None,
-            &[("x-cart-token", &token)],
-        )
-        .await;
+    // The completer, behind the answer, commits the stock and closes the cart.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let gone = loop {
+        let r = app
+            .request(
+                Method::GET,
+                &format!("/v1/store/carts/{cart}"),
+                None,
+                None,
+                &[("x-cart-token", &token)],
+            )
+            .await;
+        if r.status().as_u16() != 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_problem(gone, 404, "cart_not_found").await;
+    let mut conn = app.store().db.read().await.unwrap();
+    let stock: (i64, i64) = emporium_db::run!(&mut conn, |c| sqlx::query_as(
+        "SELECT on_hand, reserved FROM stock_levels"
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    drop(conn);
+    assert_eq!(stock, (3, 0), "the two units left the stock");
+    // The projection rebuilds from the event stream to the same order.
     assert_eq!(app.store().orders.rebuild_projections().await.unwrap(), 1);
     let rebuilt = app
         .request(
@@ -409,6 +427,51 @@ async fn concurrent_retries_with_one_key_make_one_order(app: TestApp) {
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     assert_eq!(orders(&app).await, 1);
     assert_eq!(available(&app, &shop).await, 9);
+}
+
+async fn a_cart_checked_out_under_many_keys_at_once_makes_one_order(app: TestApp) {
+    let shop = shop(&app, 10, 100).await;
+    let (cart, token) = ready_cart(&app, &shop, 2, false).await;
+    // A storefront that makes a new key per click, clicked eight times at once.
+    let attempts = (0..8).map(|i| {
+        let (app, cart, token) = (&app, &cart, &token);
+        async move {
+            let r = check_out(app, cart, token, &format!("click-{i}"), "tok_success").await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let placed = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(placed, 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != 201) {
+        // Refused while the first runs, or (once it finished and closed the cart) not found.
+        assert!(
+            (*status == 409 && body["code"] == "cart_checked_out")
+                || (*status == 404 && body["code"] == "cart_not_found"),
+            "{status} {body}"
+        );
+    }
+    assert_eq!(orders(&app).await, 1);
+    assert_eq!(available(&app, &shop).await, 8);
+    let mut conn = app.store().db.read().await.unwrap();
+    let (payments,): (i64,) = emporium_db::run!(&mut conn, |c| sqlx::query_as(
+        "SELECT COUNT(*) FROM payment_intents"
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    drop(conn);
+    assert_eq!(payments, 1, "one payment authorised, no other attempted");
+
+    // A cart whose checkout failed can be checked out again under a new key.
+    let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+    let declined = check_out(&app, &cart, &token, "first", "tok_decline").await;
+    assert_eq!(declined.status().as_u16(), 402);
+    let again = check_out(&app, &cart, &token, "second", "tok_success").await;
+    assert_eq!(again.status().as_u16(), 201);
+    assert_eq!(orders(&app).await, 2);
+    assert_eq!(available(&app, &shop).await, 7);
 }
 
 /// One row of figures read straight from the database.

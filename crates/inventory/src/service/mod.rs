@@ -175,41 +175,70 @@ fn page_of<R, T, K: serde::Serialize>(
     }
 }
 
-/// Writes the ledger row and the `inventory.stock_changed` event of one level change, in the
-/// transaction of the change. The caller holds the variant's lock, so the variant-wide figure
-/// includes every committed and in-transaction change.
-async fn record_move(
-    tx: &mut WriteTx,
-    m: StockMove<'_>,
-    now: OffsetDateTime,
-) -> Result<(), InventoryError> {
-    let level = m.level;
-    let entry = LedgerRow {
-        id: LedgerEntryId::generate().0,
-        variant_id: level.variant_id,
-        location_id: level.location_id,
-        delta_on_hand: m.delta_on_hand,
-        delta_reserved: m.delta_reserved,
-        on_hand_after: level.on_hand,
-        reserved_after: level.reserved,
-        reason: m.reason.to_owned(),
-        actor: m.actor.to_owned(),
-        reservation_id: m.reservation,
-        created_at: now,
-    };
-    store::insert_ledger(&mut *tx, &entry).await?;
-    let (on_hand, reserved) = store::variant_totals(&mut *tx, level.variant_id).await?;
-    let event = events::StockChanged {
-        variant_id: VariantId(level.variant_id),
-        location_id: LocationId(level.location_id),
-        on_hand: level.on_hand,
-        reserved: level.reserved,
-        available: level.on_hand - level.reserved,
-        variant_available: on_hand - reserved,
-        reason: m.reason.to_owned(),
-    };
-    tx.record(&event, level.version, now).await?;
-    Ok(())
+/// The stock moves of one transaction: each one's `inventory.stock_changed` event, and its
+/// ledger row, kept until [`Moves::write`] appends them all with one statement. Each touched
+/// variant's totals are read once: the caller holds the variant's lock for the whole
+/// transaction, so only its own moves change them after that read.
+#[derive(Default)]
+#[must_use = "the ledger rows are written by `Moves::write`"]
+struct Moves {
+    ledger: Vec<LedgerRow>,
+    totals: std::collections::HashMap<Uuid, (i64, i64)>,
+}
+
+impl Moves {
+    /// Records one level change, made already in `tx`.
+    async fn record(
+        &mut self,
+        tx: &mut WriteTx,
+        m: StockMove<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), InventoryError> {
+        let level = m.level;
+        self.ledger.push(LedgerRow {
+            id: LedgerEntryId::generate().0,
+            variant_id: level.variant_id,
+            location_id: level.location_id,
+            delta_on_hand: m.delta_on_hand,
+            delta_reserved: m.delta_reserved,
+            on_hand_after: level.on_hand,
+            reserved_after: level.reserved,
+            reason: m.reason.to_owned(),
+            actor: m.actor.to_owned(),
+            reservation_id: m.reservation,
+            created_at: now,
+        });
+        let (on_hand, reserved) = match self.totals.get_mut(&level.variant_id) {
+            Some(totals) => {
+                totals.0 += m.delta_on_hand;
+                totals.1 += m.delta_reserved;
+                *totals
+            }
+            None => {
+                // Read after the change: it includes this move.
+                let totals = store::variant_totals(&mut *tx, level.variant_id).await?;
+                self.totals.insert(level.variant_id, totals);
+                totals
+            }
+        };
+        let event = events::StockChanged {
+            variant_id: VariantId(level.variant_id),
+            location_id: LocationId(level.location_id),
+            on_hand: level.on_hand,
+            reserved: level.reserved,
+            available: level.on_hand - level.reserved,
+            variant_available: on_hand - reserved,
+            reason: m.reason.to_owned(),
+        };
+        tx.record(&event, level.version, now).await?;
+        Ok(())
+    }
+
+    /// Appends the ledger rows; call before committing `tx`.
+    async fn write(self, tx: &mut WriteTx) -> Result<(), InventoryError> {
+        store::insert_ledger_rows(tx, &self.ledger).await?;
+        Ok(())
+    }
 }
 
 impl InventoryService {
@@ -258,6 +287,13 @@ impl InventoryApi for InventoryService {
 
     async fn commit(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
         InventoryService::commit(self, id).await
+    }
+
+    async fn commit_all(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<Vec<Result<Reservation, InventoryError>>, InventoryError> {
+        InventoryService::commit_all(self, ids).await
     }
 
     async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, InventoryError> {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    InventoryService, MAX_AVAILABILITY_VARIANTS, SYSTEM_ACTOR, StockMove, lines_of, record_move,
+    InventoryService, MAX_AVAILABILITY_VARIANTS, Moves, SYSTEM_ACTOR, StockMove, lines_of,
     reservation_of,
 };
 use crate::api::{Availability, Reservation, ReservationStatus, ReserveLine, Shortage};
@@ -19,20 +19,15 @@ use crate::store::{self, Ending, LevelRow, LineRow, ReservationRow};
 /// How many expired reservations the sweeper reads at a time.
 const EXPIRY_BATCH: i64 = 200;
 
-/// Holds `quantity` units of `variant` at the first location, most available first, whose
-/// conditional update takes them.
+/// Holds `quantity` units of `variant` at the location with the most available, if one has
+/// enough. The caller holds the variant's lock.
 async fn take_from_one_location(
     tx: &mut WriteTx,
     variant: Uuid,
     quantity: i64,
     now: OffsetDateTime,
 ) -> Result<Option<LevelRow>, InventoryError> {
-    for location in store::candidate_locations(&mut *tx, variant, quantity).await? {
-        if let Some(level) = store::reserve_at(&mut *tx, variant, location, quantity, now).await? {
-            return Ok(Some(level));
-        }
-    }
-    Ok(None)
+    Ok(store::reserve_best(&mut *tx, variant, quantity, now).await?)
 }
 
 /// Where the units a reservation held go when it ends.
@@ -48,6 +43,7 @@ enum HeldUnits {
 /// ledger row and an event per line. Returns the lines.
 async fn settle_lines(
     tx: &mut WriteTx,
+    moves: &mut Moves,
     row: &ReservationRow,
     held: HeldUnits,
     reason: &str,
@@ -79,7 +75,7 @@ async fn settle_lines(
             actor,
             reservation: Some(row.id),
         };
-        record_move(tx, change, now).await?;
+        moves.record(tx, change, now).await?;
     }
     Ok(lines)
 }
@@ -88,6 +84,7 @@ async fn settle_lines(
 /// Returns whether it did.
 async fn expire_in(
     tx: &mut WriteTx,
+    moves: &mut Moves,
     id: Uuid,
     now: OffsetDateTime,
 ) -> Result<bool, InventoryError> {
@@ -97,7 +94,16 @@ async fn expire_in(
     let Some(row) = store::end_reservation(&mut *tx, id, ending, now).await? else {
         return Ok(false);
     };
-    let lines = settle_lines(tx, &row, HeldUnits::GivenBack, "expired", SYSTEM_ACTOR, now).await?;
+    let lines = settle_lines(
+        tx,
+        moves,
+        &row,
+        HeldUnits::GivenBack,
+        "expired",
+        SYSTEM_ACTOR,
+        now,
+    )
+    .await?;
     let event = events::ReservationExpired {
         id: ReservationId(row.id),
         reference: row.reference.clone(),
@@ -106,6 +112,54 @@ async fn expire_in(
     };
     tx.record(&event, row.version, now).await?;
     Ok(true)
+}
+
+/// Commits reservation `id` in `tx` (see [`InventoryApi::commit`](crate::InventoryApi::commit)).
+/// A hold whose time is up but that the sweeper has not expired yet is expired here (in `tx`,
+/// which the caller commits) rather than sold: `ReservationExpired`.
+async fn commit_in(
+    tx: &mut WriteTx,
+    moves: &mut Moves,
+    id: ReservationId,
+    now: OffsetDateTime,
+) -> Result<Reservation, InventoryError> {
+    let ending = Ending::Commit {
+        now_floor: domain::floor_to_second(now),
+    };
+    if let Some(row) = store::end_reservation(&mut *tx, id.0, ending, now).await? {
+        let lines = settle_lines(
+            tx,
+            moves,
+            &row,
+            HeldUnits::Sold,
+            "committed",
+            &row.reference,
+            now,
+        )
+        .await?;
+        let event = events::ReservationCommitted {
+            id,
+            reference: row.reference.clone(),
+            lines: lines_of(&lines),
+            expires_at: row.expires_at,
+        };
+        tx.record(&event, row.version, now).await?;
+        return reservation_of(&row, &lines);
+    }
+    let row = store::find_reservation(&mut *tx, id.0)
+        .await?
+        .ok_or(InventoryError::ReservationNotFound)?;
+    match ReservationStatus::parse(&row.status) {
+        Some(ReservationStatus::Committed) => {
+            let lines = store::reservation_lines(&mut *tx, id.0).await?;
+            reservation_of(&row, &lines)
+        }
+        Some(ReservationStatus::Active) => {
+            expire_in(tx, moves, id.0, now).await?;
+            Err(InventoryError::ReservationExpired)
+        }
+        _ => Err(InventoryError::ReservationExpired),
+    }
 }
 
 /// Rolls back a transaction that made no change worth keeping.
@@ -145,6 +199,7 @@ impl InventoryService {
         };
         let mut tx = self.db.begin_write().await?;
         store::insert_reservation(&mut tx, &row).await?;
+        let mut moves = Moves::default();
         let mut taken = Vec::with_capacity(merged.len());
         let mut shortages = Vec::new();
         // `merged` iterates in variant id order: the lock order.
@@ -159,7 +214,6 @@ impl InventoryService {
                         location_id: level.location_id,
                         quantity,
                     };
-                    store::insert_reservation_line(&mut tx, row.id, &line).await?;
                     let change = StockMove {
                         level: &level,
                         delta_on_hand: 0,
@@ -168,7 +222,7 @@ impl InventoryService {
                         actor: &row.reference,
                         reservation: Some(row.id),
                     };
-                    record_move(&mut tx, change, now).await?;
+                    moves.record(&mut tx, change, now).await?;
                     taken.push(line);
                     continue;
                 }
@@ -194,6 +248,8 @@ impl InventoryService {
             abandon(tx).await;
             return Err(InventoryError::OutOfStock { lines: shortages });
         }
+        store::insert_reservation_lines(&mut tx, row.id, &taken).await?;
+        moves.write(&mut tx).await?;
         let reservation = reservation_of(&row, &taken)?;
         let event = events::ReservationCreated {
             id: reservation.id,
@@ -212,8 +268,10 @@ impl InventoryService {
         let mut tx = self.db.begin_write().await?;
         if let Some(row) = store::end_reservation(&mut tx, id.0, Ending::Release, now).await? {
             let reference = row.reference.clone();
+            let mut moves = Moves::default();
             let lines = settle_lines(
                 &mut tx,
+                &mut moves,
                 &row,
                 HeldUnits::GivenBack,
                 "released",
@@ -228,6 +286,7 @@ impl InventoryService {
                 expires_at: row.expires_at,
             };
             tx.record(&event, row.version, now).await?;
+            moves.write(&mut tx).await?;
             tx.commit().await?;
             return reservation_of(&row, &lines);
         }
@@ -249,55 +308,40 @@ impl InventoryService {
 
     /// See [`InventoryApi::commit`].
     pub async fn commit(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
-        let now = self.clock.now();
-        let ending = Ending::Commit {
-            now_floor: domain::floor_to_second(now),
-        };
         let mut tx = self.db.begin_write().await?;
-        if let Some(row) = store::end_reservation(&mut tx, id.0, ending, now).await? {
-            let lines = settle_lines(
-                &mut tx,
-                &row,
-                HeldUnits::Sold,
-                "committed",
-                &row.reference,
-                now,
-            )
-            .await?;
-            let event = events::ReservationCommitted {
-                id,
-                reference: row.reference.clone(),
-                lines: lines_of(&lines),
-                expires_at: row.expires_at,
-            };
-            tx.record(&event, row.version, now).await?;
-            tx.commit().await?;
-            return reservation_of(&row, &lines);
-        }
-        let row = store::find_reservation(&mut tx, id.0)
-            .await?
-            .ok_or(InventoryError::ReservationNotFound)?;
-        match ReservationStatus::parse(&row.status) {
-            Some(ReservationStatus::Committed) => {
-                let lines = store::reservation_lines(&mut tx, id.0).await?;
-                abandon(tx).await;
-                reservation_of(&row, &lines)
+        let mut moves = Moves::default();
+        match commit_in(&mut tx, &mut moves, id, self.clock.now()).await {
+            // A storage failure half-way keeps nothing.
+            Err(e @ (InventoryError::Storage(_) | InventoryError::Inconsistent(_))) => Err(e),
+            // Also on `ReservationExpired`: expiring a hold whose time was up is kept.
+            outcome => {
+                moves.write(&mut tx).await?;
+                tx.commit().await?;
+                outcome
             }
-            Some(ReservationStatus::Active) => {
-                // Its time is up but the sweeper has not passed yet: it is expired all the same,
-                // so expire it now rather than sell stock whose hold has lapsed.
-                if expire_in(&mut tx, id.0, now).await? {
-                    tx.commit().await?;
-                } else {
-                    abandon(tx).await;
+        }
+    }
+
+    /// See [`InventoryApi::commit_all`].
+    pub async fn commit_all(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<Vec<Result<Reservation, InventoryError>>, InventoryError> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let mut moves = Moves::default();
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            match commit_in(&mut tx, &mut moves, *id, now).await {
+                Err(e @ (InventoryError::Storage(_) | InventoryError::Inconsistent(_))) => {
+                    return Err(e);
                 }
-                Err(InventoryError::ReservationExpired)
-            }
-            _ => {
-                abandon(tx).await;
-                Err(InventoryError::ReservationExpired)
+                outcome => outcomes.push(outcome),
             }
         }
+        moves.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     /// See [`InventoryApi::get_reservation`].
@@ -365,7 +409,9 @@ impl InventoryService {
             };
             for &id in &ids {
                 let mut tx = self.db.begin_write().await?;
-                if expire_in(&mut tx, id, now).await? {
+                let mut moves = Moves::default();
+                if expire_in(&mut tx, &mut moves, id, now).await? {
+                    moves.write(&mut tx).await?;
                     tx.commit().await?;
                     expired += 1;
                 } else {

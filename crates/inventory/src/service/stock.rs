@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AdjustLevel, CreateLocation, DEFAULT_SET_REASON, InventoryService, SetLevel, StockMove,
-    UpdateLocation, entry_of, level_of, location_of, page_limit, page_of, record_move,
+    AdjustLevel, CreateLocation, DEFAULT_SET_REASON, InventoryService, Moves, SetLevel, StockMove,
+    UpdateLocation, entry_of, level_of, location_of, page_limit, page_of,
 };
 use crate::api::{LedgerEntry, Location, Page, StockLevel, VariantStock};
 use crate::domain::{self, LedgerEntryId};
@@ -65,7 +65,9 @@ async fn finish_level_change(
         actor: by,
         reservation: None,
     };
-    record_move(&mut tx, change, now).await?;
+    let mut moves = Moves::default();
+    moves.record(&mut tx, change, now).await?;
+    moves.write(&mut tx).await?;
     tx.commit().await?;
     Ok(level_of(level))
 }

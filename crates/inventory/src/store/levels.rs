@@ -163,21 +163,29 @@ pub async fn adjust_on_hand<'c>(
     write_level(c, SQL, variant, location, delta, now).await
 }
 
-/// Holds `quantity` units at one location when that many are available there; the row after,
-/// or `None` when they are not.
-pub async fn reserve_at<'c>(
+/// Holds `quantity` units of `variant` at the location with the most available (the lowest
+/// location id among equals), in one statement; `None` when no single location has enough.
+/// The caller holds the variant's lock, so the choice and the update see the same levels.
+pub async fn reserve_best<'c>(
     c: impl Into<Conn<'c>>,
     variant: Uuid,
-    location: Uuid,
     quantity: i64,
     now: OffsetDateTime,
 ) -> Result<Option<LevelRow>, DbError> {
     const SQL: &str = concat!(
-        "UPDATE stock_levels SET reserved = reserved + $3, version = version + 1, updated_at = $4 \
-         WHERE variant_id = $1 AND location_id = $2 AND on_hand - reserved >= $3 RETURNING ",
+        "UPDATE stock_levels SET reserved = reserved + $2, version = version + 1, updated_at = $3 \
+         WHERE variant_id = $1 AND on_hand - reserved >= $2 AND location_id = (\
+         SELECT location_id FROM stock_levels WHERE variant_id = $1 AND on_hand - reserved >= $2 \
+         ORDER BY on_hand - reserved DESC, location_id LIMIT 1) RETURNING ",
         level_columns!()
     );
-    write_level(c, SQL, variant, location, quantity, now).await
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(variant)
+        .bind(quantity)
+        .bind(now)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
 }
 
 /// Gives back `quantity` held units at one location; `None` when fewer are held there.
@@ -212,26 +220,6 @@ pub async fn commit_at<'c>(
         level_columns!()
     );
     write_level(c, SQL, variant, location, quantity, now).await
-}
-
-/// Locations with at least `quantity` units of `variant` available, most available first.
-pub async fn candidate_locations<'c>(
-    c: impl Into<Conn<'c>>,
-    variant: Uuid,
-    quantity: i64,
-) -> Result<Vec<Uuid>, DbError> {
-    run!(c, |c| {
-        sqlx::query_scalar(
-            "SELECT location_id FROM stock_levels \
-             WHERE variant_id = $1 AND on_hand - reserved >= $2 \
-             ORDER BY on_hand - reserved DESC, location_id",
-        )
-        .bind(variant)
-        .bind(quantity)
-        .fetch_all(c)
-        .await
-        .map_err(DbError::from)
-    })
 }
 
 /// The largest availability of `variant` at a single location (0 without levels).

@@ -1,6 +1,6 @@
 //! Reservations and their lines.
 
-use emporium_db::{Conn, DbError, execute, run};
+use emporium_db::{Arg, Conn, DbError, WriteTx, execute, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -36,23 +36,30 @@ pub async fn insert_reservation<'c>(
     Ok(())
 }
 
-/// Inserts one line of reservation `id`.
-pub async fn insert_reservation_line<'c>(
-    c: impl Into<Conn<'c>>,
+/// Inserts the lines of reservation `id`.
+pub async fn insert_reservation_lines(
+    tx: &mut WriteTx,
     id: Uuid,
-    line: &LineRow,
+    lines: &[LineRow],
 ) -> Result<(), DbError> {
-    execute!(
-        c,
-        sqlx::query(
-            "INSERT INTO reservation_lines (reservation_id, variant_id, location_id, quantity) \
-             VALUES ($1, $2, $3, $4)"
-        )
-        .bind(id)
-        .bind(line.variant_id)
-        .bind(line.location_id)
-        .bind(line.quantity)
-    )?;
+    let rows: Vec<Vec<Arg>> = lines
+        .iter()
+        .map(|l| {
+            vec![
+                Arg::Uuid(id),
+                Arg::Uuid(l.variant_id),
+                Arg::Uuid(l.location_id),
+                Arg::Int(l.quantity),
+            ]
+        })
+        .collect();
+    emporium_db::insert_rows(
+        tx,
+        "INSERT INTO reservation_lines (reservation_id, variant_id, location_id, quantity) VALUES",
+        "",
+        &rows,
+    )
+    .await?;
     Ok(())
 }
 
