@@ -207,29 +207,30 @@ impl PaymentService {
             .cloned()
             .ok_or_else(|| PaymentError::UnknownProvider(provider.to_owned()))?;
         let now = self.clock.now();
+        let row = IntentRow {
+            id: Uuid::now_v7(),
+            reference: reference.to_owned(),
+            provider: handler.name().to_owned(),
+            amount: amount.amount,
+            currency: amount.currency.to_string(),
+            status: PaymentStatus::Pending.as_str().to_owned(),
+            provider_reference: None,
+            failure_code: None,
+            captured_amount: 0,
+            refunded_amount: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        // The intent is new (the common case, one statement) or the reference's first one.
         let mut tx = self.db.begin_write().await?;
-        let row = match find_by_reference(&mut tx, reference).await? {
-            Some(row) => row,
-            None => {
-                let row = IntentRow {
-                    id: Uuid::now_v7(),
-                    reference: reference.to_owned(),
-                    provider: handler.name().to_owned(),
-                    amount: amount.amount,
-                    currency: amount.currency.to_string(),
-                    status: PaymentStatus::Pending.as_str().to_owned(),
-                    provider_reference: None,
-                    failure_code: None,
-                    captured_amount: 0,
-                    refunded_amount: 0,
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                };
-                insert(&mut tx, &row).await?;
-                record(&mut tx, &row, now).await?;
-                row
-            }
+        let row = if insert(&mut tx, &row).await? {
+            record(&mut tx, &row, now).await?;
+            row
+        } else {
+            find_by_reference(&mut tx, reference)
+                .await?
+                .ok_or(PaymentError::PaymentNotFound)?
         };
         tx.commit().await?;
         let status = PaymentStatus::parse(&row.status)?;
@@ -433,12 +434,15 @@ impl PaymentService {
         action: &'static str,
     ) -> Result<IntentRow, PaymentError> {
         let now = self.clock.now();
-        let mut tx = self.db.begin_write().await?;
-        let mut row = find(&mut tx, id)
+        // Read outside the write: the update below applies only to the version read.
+        let mut conn = self.db.read().await?;
+        let mut row = find(&mut conn, id)
             .await?
             .ok_or(PaymentError::PaymentNotFound)?;
+        drop(conn);
         require(&row, from, action)?;
         change(&mut row);
+        let mut tx = self.db.begin_write().await?;
         let moved = execute!(
             &mut tx,
             sqlx::query(
@@ -517,13 +521,15 @@ fn intent(row: IntentRow) -> Result<PaymentIntent, PaymentError> {
     })
 }
 
-async fn insert<'c>(c: impl Into<Conn<'c>>, row: &IntentRow) -> Result<(), DbError> {
-    execute!(
+/// Inserts the intent unless its reference has one; returns whether it did.
+async fn insert<'c>(c: impl Into<Conn<'c>>, row: &IntentRow) -> Result<bool, DbError> {
+    let inserted = execute!(
         c,
         sqlx::query(
             "INSERT INTO payment_intents (id, reference, provider, amount, currency, status, \
              provider_reference, failure_code, captured_amount, refunded_amount, version, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (reference) DO NOTHING"
         )
         .bind(row.id)
         .bind(&row.reference)
@@ -539,7 +545,7 @@ async fn insert<'c>(c: impl Into<Conn<'c>>, row: &IntentRow) -> Result<(), DbErr
         .bind(row.created_at)
         .bind(row.updated_at)
     )?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 async fn find<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<IntentRow>, DbError> {

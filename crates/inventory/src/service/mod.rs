@@ -88,6 +88,9 @@ struct StockMove<'a> {
     reason: &'a str,
     actor: &'a str,
     reservation: Option<Uuid>,
+    /// The variant's `(on_hand, reserved)` after the move, when the statement that made it
+    /// returned them.
+    totals_after: Option<(i64, i64)>,
 }
 
 fn location_of(row: &LocationRow) -> Location {
@@ -208,19 +211,15 @@ impl Moves {
             reservation_id: m.reservation,
             created_at: now,
         });
-        let (on_hand, reserved) = match self.totals.get_mut(&level.variant_id) {
-            Some(totals) => {
-                totals.0 += m.delta_on_hand;
-                totals.1 += m.delta_reserved;
-                *totals
+        let (on_hand, reserved) = match (m.totals_after, self.totals.get(&level.variant_id)) {
+            (Some(after), _) => after,
+            (None, Some(&(on_hand, reserved))) => {
+                (on_hand + m.delta_on_hand, reserved + m.delta_reserved)
             }
-            None => {
-                // Read after the change: it includes this move.
-                let totals = store::variant_totals(&mut *tx, level.variant_id).await?;
-                self.totals.insert(level.variant_id, totals);
-                totals
-            }
+            // Read after the change: it includes this move.
+            (None, None) => store::variant_totals(&mut *tx, level.variant_id).await?,
         };
+        self.totals.insert(level.variant_id, (on_hand, reserved));
         let event = events::StockChanged {
             variant_id: VariantId(level.variant_id),
             location_id: LocationId(level.location_id),

@@ -14,21 +14,10 @@ use crate::api::{Availability, Reservation, ReservationStatus, ReserveLine, Shor
 use crate::domain;
 use crate::error::InventoryError;
 use crate::events;
-use crate::store::{self, Ending, LevelRow, LineRow, ReservationRow};
+use crate::store::{self, Ending, LineRow, ReservationRow};
 
 /// How many expired reservations the sweeper reads at a time.
 const EXPIRY_BATCH: i64 = 200;
-
-/// Holds `quantity` units of `variant` at the location with the most available, if one has
-/// enough. The caller holds the variant's lock.
-async fn take_from_one_location(
-    tx: &mut WriteTx,
-    variant: Uuid,
-    quantity: i64,
-    now: OffsetDateTime,
-) -> Result<Option<LevelRow>, InventoryError> {
-    Ok(store::reserve_best(&mut *tx, variant, quantity, now).await?)
-}
 
 /// Where the units a reservation held go when it ends.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +62,7 @@ async fn settle_lines(
             delta_reserved: -quantity,
             reason,
             actor,
+            totals_after: None,
             reservation: Some(row.id),
         };
         moves.record(tx, change, now).await?;
@@ -206,9 +196,8 @@ impl InventoryService {
         for (&variant, &quantity) in &merged {
             store::lock_variant(&mut tx, variant.0).await?;
             if shortages.is_empty() {
-                if let Some(level) =
-                    take_from_one_location(&mut tx, variant.0, quantity, now).await?
-                {
+                if let Some(held) = store::reserve_best(&mut tx, variant.0, quantity, now).await? {
+                    let level = held.level();
                     let line = LineRow {
                         variant_id: variant.0,
                         location_id: level.location_id,
@@ -221,6 +210,7 @@ impl InventoryService {
                         reason: "reserved",
                         actor: &row.reference,
                         reservation: Some(row.id),
+                        totals_after: Some(held.variant_totals()),
                     };
                     moves.record(&mut tx, change, now).await?;
                     taken.push(line);

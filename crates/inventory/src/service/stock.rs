@@ -63,6 +63,7 @@ async fn finish_level_change(
         delta_reserved: 0,
         reason,
         actor: by,
+        totals_after: None,
         reservation: None,
     };
     let mut moves = Moves::default();

@@ -163,21 +163,75 @@ pub async fn adjust_on_hand<'c>(
     write_level(c, SQL, variant, location, delta, now).await
 }
 
+/// A level just changed, with what the variant's other locations hold: the variant's totals
+/// without a second statement.
+#[derive(Debug, Clone)]
+pub struct TakenLevel {
+    pub variant_id: Uuid,
+    pub location_id: Uuid,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub version: i64,
+    pub updated_at: OffsetDateTime,
+    pub others_on_hand: i64,
+    pub others_reserved: i64,
+}
+
+emporium_db::from_row!(TakenLevel {
+    variant_id,
+    location_id,
+    on_hand,
+    reserved,
+    version,
+    updated_at,
+    others_on_hand,
+    others_reserved,
+});
+
+impl TakenLevel {
+    /// The level alone.
+    pub fn level(&self) -> LevelRow {
+        LevelRow {
+            variant_id: self.variant_id,
+            location_id: self.location_id,
+            on_hand: self.on_hand,
+            reserved: self.reserved,
+            version: self.version,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// The variant's `(on_hand, reserved)` over every location, this change included.
+    pub fn variant_totals(&self) -> (i64, i64) {
+        (
+            self.on_hand + self.others_on_hand,
+            self.reserved + self.others_reserved,
+        )
+    }
+}
+
 /// Holds `quantity` units of `variant` at the location with the most available (the lowest
 /// location id among equals), in one statement; `None` when no single location has enough.
-/// The caller holds the variant's lock, so the choice and the update see the same levels.
+/// The caller holds the variant's lock, so the choice and the update see the same levels, and
+/// the other locations' sums (which this statement does not change) are exact.
 pub async fn reserve_best<'c>(
     c: impl Into<Conn<'c>>,
     variant: Uuid,
     quantity: i64,
     now: OffsetDateTime,
-) -> Result<Option<LevelRow>, DbError> {
+) -> Result<Option<TakenLevel>, DbError> {
     const SQL: &str = concat!(
         "UPDATE stock_levels SET reserved = reserved + $2, version = version + 1, updated_at = $3 \
          WHERE variant_id = $1 AND on_hand - reserved >= $2 AND location_id = (\
          SELECT location_id FROM stock_levels WHERE variant_id = $1 AND on_hand - reserved >= $2 \
          ORDER BY on_hand - reserved DESC, location_id LIMIT 1) RETURNING ",
-        level_columns!()
+        level_columns!(),
+        ", (SELECT CAST(COALESCE(SUM(o.on_hand), 0) AS BIGINT) FROM stock_levels o \
+         WHERE o.variant_id = stock_levels.variant_id AND o.location_id <> stock_levels.location_id) \
+         AS others_on_hand, \
+         (SELECT CAST(COALESCE(SUM(o.reserved), 0) AS BIGINT) FROM stock_levels o \
+         WHERE o.variant_id = stock_levels.variant_id AND o.location_id <> stock_levels.location_id) \
+         AS others_reserved"
     );
     run!(c, |c| sqlx::query_as(SQL)
         .bind(variant)
