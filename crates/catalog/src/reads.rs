@@ -417,18 +417,20 @@ impl CatalogApi for CatalogReads {
         variants: &[VariantId],
     ) -> Result<Vec<Option<Purchasable>>, CatalogError> {
         let mut out = Vec::with_capacity(variants.len());
-        // A cart holds a few dozen items at most: one indexed lookup each, then the product
-        // from the cache. The connection goes back before the cache is asked: a miss takes a
+        // A cart holds a few dozen items at most: one lookup for all, then each product from
+        // the cache. The connection goes back before the cache is asked: a miss takes a
         // connection of its own, and holding two at once would let a burst of carts take the
         // whole pool and wait on each other.
-        let mut products = Vec::with_capacity(variants.len());
-        {
+        let ids: Vec<Uuid> = variants.iter().map(|v| v.0).collect();
+        let found: HashMap<Uuid, Uuid> = {
             let mut conn = self.db.read().await?;
-            for variant in variants {
-                products.push(store::product_of_variant(&mut conn, variant.0).await?);
-            }
-        }
-        for (variant, product_id) in variants.iter().zip(products) {
+            store::variant_products(&mut conn, &ids)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        for variant in variants {
+            let product_id = found.get(&variant.0).copied();
             let Some(product_id) = product_id else {
                 out.push(None);
                 continue;

@@ -606,6 +606,21 @@ pub async fn product_of_variant<'c>(
     .map_err(DbError::from))
 }
 
+/// `(variant id, product id)` of each of `variant_ids` that exists.
+pub async fn variant_products<'c>(
+    c: impl Into<Conn<'c>>,
+    variant_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, DbError> {
+    if variant_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = emporium_db::Sql::default();
+    sql.push("SELECT id, product_id FROM product_variants WHERE id IN (")
+        .bind_in(variant_ids.iter().map(|id| Arg::Uuid(*id)))
+        .push(")");
+    sql.fetch_all(c).await
+}
+
 /// The products of `variant_ids`, each once.
 pub async fn products_of_variants<'c>(
     c: impl Into<Conn<'c>>,

@@ -26,7 +26,7 @@ use emporium_db::Db;
 use emporium_inventory::{InventoryApi, InventoryError, ReserveLine};
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::ids::{CartId, CheckoutId, CouponId, OrderId, PaymentId, ReservationId};
-use emporium_kernel::{Clock, DomainError, ErrorKind, Money};
+use emporium_kernel::{Clock, DomainError, ErrorKind, Event as _, Money};
 use emporium_payments::{PaymentError, PaymentService};
 use emporium_pricing::{PricingError, PricingService, ShippingQuote};
 use serde::{Deserialize, Serialize};
@@ -495,24 +495,31 @@ impl CheckoutService {
         };
         let body =
             serde_json::to_string(&placed).map_err(|e| OrderingError::Corrupt(e.to_string()))?;
-        let mut tx = self.db.begin_write().await?;
+        // Everything serialised before the writer is taken.
         let event = OrderEvent::Placed(Box::new(order.clone()));
-        store::append_event(
-            &mut tx,
-            &EventRow {
-                order_id: order.id.0,
-                sequence: 1,
-                event_type: event.type_name().to_owned(),
-                data: event
-                    .data()
-                    .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
-                occurred_at: order.placed_at,
-            },
-        )
-        .await?;
-        store::upsert_order(&mut tx, &projection_of(&order)?).await?;
-        store::insert_access(&mut tx, order.id.0, &hash(&order_token)).await?;
-        tx.record(&OrderPlaced(order.clone()), 1, order.placed_at)
+        let event = EventRow {
+            order_id: order.id.0,
+            sequence: 1,
+            event_type: event.type_name().to_owned(),
+            data: event
+                .data()
+                .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
+            occurred_at: order.placed_at,
+        };
+        let projection = projection_of(&order)?;
+        let token_hash = hash(&order_token);
+        let placed_event = OrderPlaced(order.clone());
+        let placed_event = (
+            placed_event.aggregate_id(),
+            1,
+            serde_json::to_string(&placed_event)
+                .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
+        );
+        let mut tx = self.db.begin_write().await?;
+        store::append_event(&mut tx, &event).await?;
+        store::upsert_order(&mut tx, &projection).await?;
+        store::insert_access(&mut tx, order.id.0, &token_hash).await?;
+        tx.record_serialized::<OrderPlaced>(vec![placed_event], order.placed_at)
             .await?;
         row.order_id = Some(order.id.0);
         row.state = state::PLACED.to_owned();
