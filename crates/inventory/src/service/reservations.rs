@@ -197,14 +197,14 @@ impl InventoryService {
             store::lock_variant(&mut tx, variant.0).await?;
             if shortages.is_empty() {
                 if let Some(held) = store::reserve_best(&mut tx, variant.0, quantity, now).await? {
-                    let level = held.level();
+                    let level = &held.level;
                     let line = LineRow {
                         variant_id: variant.0,
                         location_id: level.location_id,
                         quantity,
                     };
                     let change = StockMove {
-                        level: &level,
+                        level,
                         delta_on_hand: 0,
                         delta_reserved: quantity,
                         reason: "reserved",

@@ -167,45 +167,33 @@ pub async fn adjust_on_hand<'c>(
 /// without a second statement.
 #[derive(Debug, Clone)]
 pub struct TakenLevel {
-    pub variant_id: Uuid,
-    pub location_id: Uuid,
-    pub on_hand: i64,
-    pub reserved: i64,
-    pub version: i64,
-    pub updated_at: OffsetDateTime,
+    pub level: LevelRow,
     pub others_on_hand: i64,
     pub others_reserved: i64,
 }
 
-emporium_db::from_row!(TakenLevel {
-    variant_id,
-    location_id,
-    on_hand,
-    reserved,
-    version,
-    updated_at,
-    others_on_hand,
-    others_reserved,
-});
+impl<'r, R> sqlx::FromRow<'r, R> for TakenLevel
+where
+    R: sqlx::Row,
+    LevelRow: sqlx::FromRow<'r, R>,
+    &'static str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            level: LevelRow::from_row(r)?,
+            others_on_hand: r.try_get("others_on_hand")?,
+            others_reserved: r.try_get("others_reserved")?,
+        })
+    }
+}
 
 impl TakenLevel {
-    /// The level alone.
-    pub fn level(&self) -> LevelRow {
-        LevelRow {
-            variant_id: self.variant_id,
-            location_id: self.location_id,
-            on_hand: self.on_hand,
-            reserved: self.reserved,
-            version: self.version,
-            updated_at: self.updated_at,
-        }
-    }
-
     /// The variant's `(on_hand, reserved)` over every location, this change included.
     pub fn variant_totals(&self) -> (i64, i64) {
         (
-            self.on_hand + self.others_on_hand,
-            self.reserved + self.others_reserved,
+            self.level.on_hand + self.others_on_hand,
+            self.level.reserved + self.others_reserved,
         )
     }
 }
