@@ -227,6 +227,12 @@ impl Store {
             payments.clone(),
             crash_points.clone(),
         ));
+        // A cancelled order's stock goes back on hand.
+        bus.subscribe(Arc::new(emporium_ordering::Restocker::new(
+            db.clone(),
+            checkout.clone(),
+            inventory.clone(),
+        )));
         let orders = Arc::new(OrderService::new(
             db.clone(),
             clock.clone(),

@@ -202,6 +202,11 @@ pub trait InventoryApi: Send + Sync {
         ids: &[ReservationId],
     ) -> Result<Vec<Result<Reservation, InventoryError>>, InventoryError>;
 
+    /// Puts the units of committed reservation `id` back on hand where they were taken from
+    /// (its order was cancelled), with `reason` in the ledger. Restocking twice changes nothing
+    /// (`Ok(false)`); a reservation not committed is `ReservationNotCommitted`.
+    async fn restock(&self, id: ReservationId, reason: &str) -> Result<bool, InventoryError>;
+
     /// Every reservation made for `reference`, oldest first (what a resumed checkout uses to
     /// find a hold it made but could not record).
     async fn reservations_for(&self, reference: &str) -> Result<Vec<Reservation>, InventoryError>;

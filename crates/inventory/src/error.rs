@@ -25,6 +25,8 @@ pub enum InventoryError {
     ReservationCommitted,
     #[error("the reservation was released or has expired; it can no longer be committed")]
     ReservationExpired,
+    #[error("the reservation is not committed; only sold units can be restocked")]
+    ReservationNotCommitted,
     #[error(
         "{reserved} units are reserved here; the level cannot go below that (asked {requested})"
     )]
@@ -82,6 +84,7 @@ impl DomainError for InventoryError {
             Self::OutOfStock { .. } => (ErrorKind::Conflict, "out_of_stock"),
             Self::ReservationCommitted => (ErrorKind::Conflict, "reservation_committed"),
             Self::ReservationExpired => (ErrorKind::Conflict, "reservation_expired"),
+            Self::ReservationNotCommitted => (ErrorKind::Conflict, "reservation_not_committed"),
             Self::BelowReserved { .. } => (ErrorKind::Conflict, "below_reserved"),
             Self::InsufficientStock { .. } => (ErrorKind::Conflict, "insufficient_stock"),
             Self::Inconsistent(_) => (ErrorKind::Internal, "internal"),

@@ -38,4 +38,10 @@ pub const MIGRATIONS: &[emporium_db::Migration] = &[
         sqlite: include_str!("../migrations/sqlite/20261126000400_reservation_reference.sql"),
         postgres: include_str!("../migrations/postgres/20261126000400_reservation_reference.sql"),
     },
+    emporium_db::Migration {
+        version: 20261126000700,
+        description: "reservation restocks",
+        sqlite: include_str!("../migrations/sqlite/20261126000700_reservation_restocks.sql"),
+        postgres: include_str!("../migrations/postgres/20261126000700_reservation_restocks.sql"),
+    },
 ];

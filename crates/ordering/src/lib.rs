@@ -6,6 +6,7 @@ pub mod checkout;
 pub mod error;
 pub mod order;
 pub mod orders;
+pub mod restock;
 pub mod routes;
 pub mod store;
 
@@ -15,6 +16,7 @@ pub use checkout::{
 pub use error::OrderingError;
 pub use order::{Change, Order, OrderChanged, OrderLine, OrderPlaced, OrderStatus};
 pub use orders::{Action, OrderService};
+pub use restock::Restocker;
 pub use routes::{ADMIN_RULES, ORDER_TOKEN_HEADER, OrderingState, router};
 
 /// Ordering's schema migrations.

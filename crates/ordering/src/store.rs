@@ -179,6 +179,23 @@ pub async fn unfinished_checkouts<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<Chec
         .map_err(DbError::from))
 }
 
+/// The checkout that placed order `order`, if one did.
+pub async fn checkout_of_order<'c>(
+    c: impl Into<Conn<'c>>,
+    order: Uuid,
+) -> Result<Option<CheckoutRow>, DbError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        checkout_columns!(),
+        " FROM checkouts WHERE order_id = $1"
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(order)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
+}
+
 /// Up to `limit` placed checkouts waiting for their last step, oldest first.
 pub async fn placed_checkouts<'c>(
     c: impl Into<Conn<'c>>,

@@ -697,8 +697,11 @@ async fn staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409(app
     assert_eq!(returned["status"], "returned");
     assert_eq!(returned["version"], 8);
 
-    // A placed order cancelled: its payment is voided.
+    // A placed order cancelled: its payment is voided and its stock comes back; the returned
+    // order's stock stays out (it comes back by an adjustment once inspected).
+    let before = available(&app, &shop).await;
     let other = place(1, "cancel-me").await;
+    assert_eq!(available(&app, &shop).await, before - 1);
     let r = app
         .request(
             Method::POST,
@@ -717,6 +720,20 @@ async fn staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409(app
         .await
         .unwrap();
     assert_eq!(payment.status, emporium_payments::PaymentStatus::Voided);
+    app.drain_outbox().await;
+    assert_eq!(available(&app, &shop).await, before);
+    let mut conn = app.store().db.read().await.unwrap();
+    let (restocked,): (i64,) = emporium_db::run!(&mut conn, |c| {
+        sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(delta_on_hand), 0) AS BIGINT) FROM stock_ledger \
+         WHERE reason = 'order_cancelled'",
+        )
+        .fetch_one(c)
+        .await
+    })
+    .unwrap();
+    drop(conn);
+    assert_eq!(restocked, 1, "one unit back on hand, once");
 
     // The staff list pages newest first and filters by status; the projection rebuilds to the
     // same orders.

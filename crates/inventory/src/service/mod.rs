@@ -299,6 +299,10 @@ impl InventoryApi for InventoryService {
         InventoryService::get_reservation(self, id).await
     }
 
+    async fn restock(&self, id: ReservationId, reason: &str) -> Result<bool, InventoryError> {
+        InventoryService::restock(self, id, reason).await
+    }
+
     async fn reservations_for(&self, reference: &str) -> Result<Vec<Reservation>, InventoryError> {
         InventoryService::reservations_for(self, reference).await
     }

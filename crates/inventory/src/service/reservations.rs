@@ -334,6 +334,52 @@ impl InventoryService {
         Ok(outcomes)
     }
 
+    /// See [`InventoryApi::restock`].
+    pub async fn restock(&self, id: ReservationId, reason: &str) -> Result<bool, InventoryError> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin_write().await?;
+        let row = store::find_reservation(&mut tx, id.0)
+            .await?
+            .ok_or(InventoryError::ReservationNotFound)?;
+        if ReservationStatus::parse(&row.status) != Some(ReservationStatus::Committed) {
+            abandon(tx).await;
+            return Err(InventoryError::ReservationNotCommitted);
+        }
+        if !store::insert_restock(&mut tx, id.0, &row.reference, now).await? {
+            abandon(tx).await;
+            return Ok(false);
+        }
+        let mut moves = Moves::default();
+        // In variant id order: the lock order.
+        for line in store::reservation_lines(&mut tx, id.0).await? {
+            store::lock_variant(&mut tx, line.variant_id).await?;
+            let level = store::restock_at(
+                &mut tx,
+                line.variant_id,
+                line.location_id,
+                line.quantity,
+                now,
+            )
+            .await?
+            .ok_or(InventoryError::Inconsistent(
+                "the stock level a reservation took from is gone",
+            ))?;
+            let change = StockMove {
+                level: &level,
+                delta_on_hand: line.quantity,
+                delta_reserved: 0,
+                reason,
+                actor: &row.reference,
+                totals_after: None,
+                reservation: Some(row.id),
+            };
+            moves.record(&mut tx, change, now).await?;
+        }
+        moves.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// See [`InventoryApi::get_reservation`].
     pub async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
         let mut conn = self.db.read().await?;

@@ -230,6 +230,22 @@ pub async fn reserve_best<'c>(
         .map_err(DbError::from))
 }
 
+/// Puts `quantity` sold units back on hand at one location; `None` when the level is gone.
+pub async fn restock_at<'c>(
+    c: impl Into<Conn<'c>>,
+    variant: Uuid,
+    location: Uuid,
+    quantity: i64,
+    now: OffsetDateTime,
+) -> Result<Option<LevelRow>, DbError> {
+    const SQL: &str = concat!(
+        "UPDATE stock_levels SET on_hand = on_hand + $3, version = version + 1, updated_at = $4 \
+         WHERE variant_id = $1 AND location_id = $2 RETURNING ",
+        level_columns!()
+    );
+    write_level(c, SQL, variant, location, quantity, now).await
+}
+
 /// Gives back `quantity` held units at one location; `None` when fewer are held there.
 pub async fn release_at<'c>(
     c: impl Into<Conn<'c>>,

@@ -63,6 +63,26 @@ pub async fn insert_reservation_lines(
     Ok(())
 }
 
+/// Records that committed reservation `id` was restocked; `false` when it was before.
+pub async fn insert_restock<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    reference: &str,
+    now: OffsetDateTime,
+) -> Result<bool, DbError> {
+    let n = execute!(
+        c,
+        sqlx::query(
+            "INSERT INTO reservation_restocks (reservation_id, reference, created_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (reservation_id) DO NOTHING"
+        )
+        .bind(id)
+        .bind(reference)
+        .bind(now)
+    )?;
+    Ok(n == 1)
+}
+
 /// The reservation with `id`, if any.
 pub async fn find_reservation<'c>(
     c: impl Into<Conn<'c>>,
