@@ -163,6 +163,8 @@ pub struct CheckoutService {
     turns: tokio::sync::Semaphore,
     /// Woken by each order placed, for the completer.
     placed: tokio::sync::Notify,
+    /// Checkouts completed so far by this service.
+    completed: tokio::sync::watch::Sender<u64>,
 }
 
 /// The states of a checkout, in order.
@@ -194,6 +196,7 @@ impl CheckoutService {
             crash,
             turns: tokio::sync::Semaphore::new(CONCURRENT_CHECKOUTS),
             placed: tokio::sync::Notify::new(),
+            completed: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -560,7 +563,16 @@ impl CheckoutService {
         let mut tx = self.db.begin_write().await?;
         store::complete_checkouts(&mut tx, &ids, self.clock.now()).await?;
         tx.commit().await?;
+        // `send_modify` counts also while nobody watches.
+        self.completed
+            .send_modify(|n| *n += u64::try_from(ids.len()).unwrap_or(u64::MAX));
         Ok(())
+    }
+
+    /// Watches how many checkouts this service has completed: a caller can await the
+    /// completer's work instead of polling for it.
+    pub fn completions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.completed.subscribe()
     }
 
     /// Completes every placed checkout, a batch at a time; returns how many.
