@@ -28,9 +28,6 @@ pub enum Action {
     Return,
 }
 
-/// Most orders on one page of a customer's list.
-const PAGE: i64 = 50;
-
 /// Orders over one database, with the payments their actions move.
 pub struct OrderService {
     db: Db,
@@ -63,41 +60,24 @@ impl OrderService {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<emporium_kernel::Page<Order>, OrderingError> {
-        let mut v = emporium_kernel::Violations::new();
-        let limit = v
-            .check(
-                "/limit",
-                emporium_kernel::cursor::page_limit(limit, 50, 200),
-            )
-            .unwrap_or(50);
-        let after = match cursor {
-            Some(c) => v.check(
-                "/cursor",
-                emporium_kernel::Cursor::decode::<(time::OffsetDateTime, uuid::Uuid)>(c),
-            ),
-            None => None,
-        };
-        v.finish().map_err(OrderingError::Invalid)?;
+        let (after, limit) = page_request(cursor, limit)?;
         let mut conn = self.db.read().await?;
-        let mut rows =
-            store::list_orders(&mut conn, status.map(OrderStatus::as_str), after, limit + 1)
-                .await?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = more
-            .then(|| {
-                rows.last()
-                    .map(|r| emporium_kernel::Cursor::encode(&(r.created_at, r.id)))
-            })
-            .flatten()
-            .map(emporium_kernel::Cursor::into_string);
-        let items = rows
-            .into_iter()
-            .map(|r| {
-                serde_json::from_str(&r.document).map_err(|e| OrderingError::Corrupt(e.to_string()))
-            })
-            .collect::<Result<Vec<Order>, _>>()?;
-        Ok(emporium_kernel::Page { items, next_cursor })
+        let rows = store::list_orders(&mut conn, status.map(OrderStatus::as_str), after, limit + 1)
+            .await?;
+        page_of(rows, limit)
+    }
+
+    /// Customer `customer`'s orders, newest first, after the cursor position.
+    pub async fn list_for_customer(
+        &self,
+        customer: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<emporium_kernel::Page<Order>, OrderingError> {
+        let (after, limit) = page_request(cursor, limit)?;
+        let mut conn = self.db.read().await?;
+        let rows = store::orders_of(&mut conn, customer, after, limit + 1).await?;
+        page_of(rows, limit)
     }
 
     /// Carries out a staff action: checks it against the lifecycle, moves the payment when the
@@ -204,18 +184,6 @@ impl OrderService {
         serde_json::from_str(&row.document).map_err(|e| OrderingError::Corrupt(e.to_string()))
     }
 
-    /// The customer's latest orders, newest first.
-    pub async fn list_for_customer(&self, customer: &str) -> Result<Vec<Order>, OrderingError> {
-        let mut conn = self.db.read().await?;
-        store::orders_of(&mut conn, customer, PAGE)
-            .await?
-            .into_iter()
-            .map(|r| {
-                serde_json::from_str(&r.document).map_err(|e| OrderingError::Corrupt(e.to_string()))
-            })
-            .collect()
-    }
-
     /// Rebuilds every order's projection from its event stream, in one transaction; returns
     /// how many orders it wrote.
     pub async fn rebuild_projections(&self) -> Result<usize, OrderingError> {
@@ -274,4 +242,50 @@ fn change_of(order: &Order, action: &Action, amount: i64) -> Change {
         Action::Refund(amount) => Change::Refunded { amount: *amount },
         Action::Return => Change::Returned,
     }
+}
+
+/// The position after which a page starts, and its size (`/cursor`, `/limit` at fault).
+fn page_request(
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<(Option<(time::OffsetDateTime, uuid::Uuid)>, i64), OrderingError> {
+    let mut v = emporium_kernel::Violations::new();
+    let limit = v
+        .check(
+            "/limit",
+            emporium_kernel::cursor::page_limit(limit, 50, 200),
+        )
+        .unwrap_or(50);
+    let after = match cursor {
+        Some(c) => v.check(
+            "/cursor",
+            emporium_kernel::Cursor::decode::<(time::OffsetDateTime, uuid::Uuid)>(c),
+        ),
+        None => None,
+    };
+    v.finish().map_err(OrderingError::Invalid)?;
+    Ok((after, limit))
+}
+
+/// A page of `limit` orders from `rows` (read with one more, which says a next page exists).
+fn page_of(
+    mut rows: Vec<store::OrderRow>,
+    limit: i64,
+) -> Result<emporium_kernel::Page<Order>, OrderingError> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| emporium_kernel::Cursor::encode(&(r.created_at, r.id)))
+        })
+        .flatten()
+        .map(emporium_kernel::Cursor::into_string);
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            serde_json::from_str(&r.document).map_err(|e| OrderingError::Corrupt(e.to_string()))
+        })
+        .collect::<Result<Vec<Order>, _>>()?;
+    Ok(emporium_kernel::Page { items, next_cursor })
 }

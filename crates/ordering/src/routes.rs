@@ -118,15 +118,30 @@ pub async fn checkout(
 }
 
 /// The signed-in customer's latest orders, newest first.
-#[utoipa::path(get, path = "/v1/store/orders", tag = "store",
-    responses((status = 200, description = "Orders", body = Vec<Order>)))]
+#[utoipa::path(get, path = "/v1/store/orders", tag = "store", params(PageQuery),
+    responses((status = 200, description = "A page of the customer's orders", body = Page<Order>)))]
 pub async fn list_orders(
     State(state): State<OrderingState>,
     emporium_http::Customer(customer): emporium_http::Customer,
-) -> Result<axum::Json<Vec<Order>>, ApiError> {
+    Query(q): Query<PageQuery>,
+) -> Result<axum::Json<Page<Order>>, ApiError> {
     Ok(axum::Json(
-        state.orders.list_for_customer(&customer.subject).await?,
+        state
+            .orders
+            .list_for_customer(&customer.subject, q.cursor.as_deref(), q.limit)
+            .await?,
     ))
+}
+
+/// Query of the customer's order list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
 }
 
 /// One order: the customer's own, or a guest's with its `X-Order-Token`.

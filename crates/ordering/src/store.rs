@@ -293,19 +293,25 @@ pub async fn find_order<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<O
         .map_err(DbError::from))
 }
 
-/// The customer's orders, newest first, before `(created_at, id)` when given.
+/// A page of customer `customer`'s orders, newest first, after `after` (`(created_at, id)`).
 pub async fn orders_of<'c>(
     c: impl Into<Conn<'c>>,
     customer: &str,
+    after: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> Result<Vec<OrderRow>, DbError> {
     const SQL: &str = concat!(
         "SELECT ",
         order_columns!(),
-        " FROM orders WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        " FROM orders WHERE customer_id = $1 \
+         AND ($2 IS NULL OR (created_at, id) < ($2, $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4"
     );
+    let (at, id) = after.map_or((None, None), |(t, i)| (Some(t), Some(i)));
     run!(c, |c| sqlx::query_as(SQL)
         .bind(customer)
+        .bind(at)
+        .bind(id)
         .bind(limit)
         .fetch_all(c)
         .await

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::catalog::{create_product, simple_product};
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, pointers};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -22,6 +22,7 @@ on_both_backends!(
     concurrent_retries_with_one_key_make_one_order,
     a_cart_checked_out_under_many_keys_at_once_makes_one_order,
     a_checkout_killed_at_each_step_is_finished_or_undone_at_restart,
+    a_customer_pages_through_their_own_orders,
     staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409,
 );
 
@@ -101,9 +102,20 @@ async fn shop(app: &TestApp, stock: i64, coupon_uses: i64) -> Shop {
 /// A guest cart ready to check out: `quantity` units, address, shipping, and the coupon when
 /// asked. Built through the service (as the HTTP routes would) to keep large tests quick.
 async fn ready_cart(app: &TestApp, shop: &Shop, quantity: i64, coupon: bool) -> (String, String) {
+    ready_cart_of(app, shop, quantity, coupon, None).await
+}
+
+/// [`ready_cart`] for customer `customer` (a `cus_…` id), or a guest.
+async fn ready_cart_of(
+    app: &TestApp,
+    shop: &Shop,
+    quantity: i64,
+    coupon: bool,
+    customer: Option<&str>,
+) -> (String, String) {
     let carts = &app.store().cart;
     let (cart, token) = carts
-        .create("EUR", Some("guest@example.com".to_owned()), None)
+        .create("EUR", Some("guest@example.com".to_owned()), customer)
         .await
         .unwrap();
     let access = Access {
@@ -473,6 +485,86 @@ async fn a_cart_checked_out_under_many_keys_at_once_makes_one_order(app: TestApp
     assert_eq!(again.status().as_u16(), 201);
     assert_eq!(orders(&app).await, 2);
     assert_eq!(available(&app, &shop).await, 7);
+}
+
+async fn a_customer_pages_through_their_own_orders(app: TestApp) {
+    let shop = shop(&app, 10, 100).await;
+    let alice = app.register("alice@example.com").await;
+    let alice_id = alice["id"].as_str().unwrap().to_owned();
+    let alice_token = app.login("alice@example.com", None).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob = app.customer_token("bob@example.com").await;
+    let mut placed = Vec::new();
+    for i in 0..3 {
+        let (cart, token) = ready_cart_of(&app, &shop, 1, false, Some(&alice_id)).await;
+        let r = check_out(&app, &cart, &token, &format!("alice-{i}"), "tok_success").await;
+        assert_eq!(r.status().as_u16(), 201);
+        placed.push(r.json::<Value>().await.unwrap()["order"]["id"].clone());
+    }
+    // A guest's order is nobody's to list.
+    let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+    assert_eq!(
+        check_out(&app, &cart, &token, "guest", "tok_success")
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+
+    let first: Value = app
+        .get("/v1/store/orders?limit=2", Some(&alice_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&Value> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["id"])
+        .collect();
+    assert_eq!(ids, [&placed[2], &placed[1]], "newest first");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: Value = app
+        .get(
+            &format!("/v1/store/orders?limit=2&cursor={cursor}"),
+            Some(&alice_token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["id"], placed[0]);
+    assert!(second["next_cursor"].is_null());
+
+    // Another customer sees none of them; no session, no list; bad paging is a 422.
+    let theirs: Value = app
+        .get("/v1/store/orders", Some(&bob))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["items"], json!([]));
+    assert_eq!(
+        app.get("/v1/store/orders", None).await.status().as_u16(),
+        401
+    );
+    let bad = assert_problem(
+        app.get(
+            "/v1/store/orders?limit=0&cursor=nonsense",
+            Some(&alice_token),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let mut at: Vec<String> = pointers(&bad).into_iter().map(|(p, _)| p).collect();
+    at.sort();
+    assert_eq!(at, ["/cursor", "/limit"]);
 }
 
 /// One row of figures read straight from the database.
