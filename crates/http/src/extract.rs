@@ -90,6 +90,17 @@ fn json_problem(pointer: String, error: &serde_json::Error) -> ApiError {
     }
 }
 
+/// The query of a plain paged list: `cursor` (the previous page's `next_cursor`) and `limit`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
 /// Query parameters, `snake_case`; a bad value is a 422 naming the parameter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

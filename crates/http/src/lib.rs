@@ -13,7 +13,7 @@ pub mod openapi;
 pub mod problem;
 
 pub use auth::{Authenticated, Customer, TokenVerifier};
-pub use extract::{Json, Path, Query};
+pub use extract::{Json, PageQuery, Path, Query};
 pub use problem::{ApiError, Problem, status_of};
 
 /// Media type of every error body.

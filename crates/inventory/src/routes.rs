@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use emporium_http::admin::AdminRule;
-use emporium_http::{ApiError, Authenticated, Json, Path, Query};
+use emporium_http::{ApiError, Authenticated, Json, PageQuery, Path, Query};
 use emporium_kernel::auth::Role;
 use emporium_kernel::ids::{LocationId, ReservationId, VariantId};
 use serde::Deserialize;
@@ -74,17 +74,6 @@ pub fn router(service: Arc<InventoryService>) -> OpenApiRouter {
 }
 
 type Svc = State<Arc<InventoryService>>;
-
-/// Query of the location list.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u32>,
-}
 
 /// Lists stock locations by code.
 #[utoipa::path(get, path = "/v1/admin/inventory/locations", tag = "admin", params(PageQuery),

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use emporium_cart::{Access, CART_TOKEN_HEADER};
 use emporium_http::admin::AdminRule;
-use emporium_http::{ApiError, Json, Path, Query};
+use emporium_http::{ApiError, Json, PageQuery, Path, Query};
 use emporium_kernel::Page;
 use emporium_kernel::auth::{Actor, Principal, Role};
 use emporium_kernel::ids::{CartId, OrderId, VariantId};
@@ -131,17 +131,6 @@ pub async fn list_orders(
             .list_for_customer(&customer.subject, q.cursor.as_deref(), q.limit)
             .await?,
     ))
-}
-
-/// Query of the customer's order list.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u32>,
 }
 
 /// One order: the customer's own, or a guest's with its `X-Order-Token`.

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use emporium_http::admin::AdminRule;
 use emporium_http::conditional::{if_match_version, version_etag};
-use emporium_http::{ApiError, Authenticated, Json, Path, Query};
+use emporium_http::{ApiError, Authenticated, Json, PageQuery, Path, Query};
 use emporium_kernel::auth::Role;
 use emporium_kernel::cursor::Page;
 use emporium_kernel::ids::CouponId;
@@ -112,17 +112,6 @@ pub fn router(service: Arc<PricingService>) -> OpenApiRouter {
 }
 
 type Svc = State<Arc<PricingService>>;
-
-/// Query of a list.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u32>,
-}
 
 /// A JSON answer carrying the resource's version as its ETag.
 fn versioned<T: Serialize>(status: StatusCode, version: i64, body: &T) -> Response {

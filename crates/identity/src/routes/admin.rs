@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use emporium_http::admin::AdminRule;
-use emporium_http::{ApiError, Authenticated, Json, Path, Query};
+use emporium_http::{ApiError, Authenticated, Json, PageQuery, Path, Query};
 use emporium_kernel::auth::Role;
 use serde::Deserialize;
 
@@ -42,17 +42,6 @@ type Svc = State<Arc<IdentityService>>;
 pub struct CustomerListQuery {
     /// Only customers whose e-mail address contains this text (case-insensitive).
     pub email: Option<String>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u32>,
-}
-
-/// Query of the other lists.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).

@@ -1,6 +1,6 @@
 //! Stock levels, their conditional updates, the per-variant lock and the ledger.
 
-use emporium_db::{Arg, Conn, DbError, WriteTx, execute, fetch_in, insert_rows, run};
+use emporium_db::{Arg, Conn, DbError, WriteTx, fetch_in, insert_rows, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -310,30 +310,6 @@ pub async fn variant_totals<'c>(
         .await
         .map_err(DbError::from)
     })
-}
-
-/// Appends a ledger row.
-pub async fn insert_ledger<'c>(c: impl Into<Conn<'c>>, row: &LedgerRow) -> Result<(), DbError> {
-    execute!(
-        c,
-        sqlx::query(concat!(
-            "INSERT INTO stock_ledger (",
-            ledger_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(row.id)
-        .bind(row.variant_id)
-        .bind(row.location_id)
-        .bind(row.delta_on_hand)
-        .bind(row.delta_reserved)
-        .bind(row.on_hand_after)
-        .bind(row.reserved_after)
-        .bind(&row.reason)
-        .bind(&row.actor)
-        .bind(row.reservation_id)
-        .bind(row.created_at)
-    )?;
-    Ok(())
 }
 
 /// Appends ledger rows with a few multi-row statements.
