@@ -93,6 +93,13 @@ struct StockMove<'a> {
     totals_after: Option<(i64, i64)>,
 }
 
+/// Units of one reservation sold at a level, as one part of a set-wise commit.
+struct Sale<'a> {
+    reservation: Uuid,
+    actor: &'a str,
+    quantity: i64,
+}
+
 fn location_of(row: &LocationRow) -> Location {
     Location {
         id: LocationId(row.id),
@@ -228,6 +235,52 @@ impl Moves {
             available: level.on_hand - level.reserved,
             variant_available: on_hand - reserved,
             reason: m.reason.to_owned(),
+        };
+        tx.record(&event, level.version, now).await?;
+        Ok(())
+    }
+
+    /// Records one update of a level that sold several reservations' units at once (`taken`,
+    /// after the update, with the variant's other locations): a ledger row per sale, each with
+    /// the level as it stood after that sale, and one `inventory.stock_changed` for the level.
+    async fn record_sales(
+        &mut self,
+        tx: &mut WriteTx,
+        taken: &store::TakenLevel,
+        sales: &[Sale<'_>],
+        now: OffsetDateTime,
+    ) -> Result<(), InventoryError> {
+        let level = &taken.level;
+        let sold: i64 = sales.iter().map(|s| s.quantity).sum();
+        let (mut on_hand, mut reserved) = (level.on_hand + sold, level.reserved + sold);
+        for sale in sales {
+            on_hand -= sale.quantity;
+            reserved -= sale.quantity;
+            self.ledger.push(LedgerRow {
+                id: LedgerEntryId::generate().0,
+                variant_id: level.variant_id,
+                location_id: level.location_id,
+                delta_on_hand: -sale.quantity,
+                delta_reserved: -sale.quantity,
+                on_hand_after: on_hand,
+                reserved_after: reserved,
+                reason: "committed".to_owned(),
+                actor: sale.actor.to_owned(),
+                reservation_id: Some(sale.reservation),
+                created_at: now,
+            });
+        }
+        let (variant_on_hand, variant_reserved) = taken.variant_totals();
+        self.totals
+            .insert(level.variant_id, (variant_on_hand, variant_reserved));
+        let event = events::StockChanged {
+            variant_id: VariantId(level.variant_id),
+            location_id: LocationId(level.location_id),
+            on_hand: level.on_hand,
+            reserved: level.reserved,
+            available: level.on_hand - level.reserved,
+            variant_available: variant_on_hand - variant_reserved,
+            reason: "committed".to_owned(),
         };
         tx.record(&event, level.version, now).await?;
         Ok(())

@@ -6,8 +6,10 @@ use emporium_kernel::ids::{ReservationId, VariantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
 use super::{
-    InventoryService, MAX_AVAILABILITY_VARIANTS, Moves, SYSTEM_ACTOR, StockMove, lines_of,
+    InventoryService, MAX_AVAILABILITY_VARIANTS, Moves, SYSTEM_ACTOR, Sale, StockMove, lines_of,
     reservation_of,
 };
 use crate::api::{Availability, Reservation, ReservationStatus, ReserveLine, Shortage};
@@ -19,22 +21,12 @@ use crate::store::{self, Ending, LineRow, ReservationRow};
 /// How many expired reservations the sweeper reads at a time.
 const EXPIRY_BATCH: i64 = 200;
 
-/// Where the units a reservation held go when it ends.
-#[derive(Debug, Clone, Copy)]
-enum HeldUnits {
-    /// Back to the available stock (released or expired): only `reserved` goes down.
-    GivenBack,
-    /// Out of the stock (committed): `on_hand` and `reserved` both go down.
-    Sold,
-}
-
-/// Moves every unit held by the reservation `row` has just ended where `held` says, with a
-/// ledger row and an event per line. Returns the lines.
-async fn settle_lines(
+/// Gives every unit held by the reservation `row` has just ended back to the available stock
+/// (only `reserved` goes down), with a ledger row and an event per line. Returns the lines.
+async fn give_back_lines(
     tx: &mut WriteTx,
     moves: &mut Moves,
     row: &ReservationRow,
-    held: HeldUnits,
     reason: &str,
     actor: &str,
     now: OffsetDateTime,
@@ -43,22 +35,14 @@ async fn settle_lines(
     for line in &lines {
         store::lock_variant(&mut *tx, line.variant_id).await?;
         let (variant, location, quantity) = (line.variant_id, line.location_id, line.quantity);
-        let (level, delta_on_hand) = match held {
-            HeldUnits::GivenBack => (
-                store::release_at(&mut *tx, variant, location, quantity, now).await?,
-                0,
-            ),
-            HeldUnits::Sold => (
-                store::commit_at(&mut *tx, variant, location, quantity, now).await?,
-                -quantity,
-            ),
-        };
-        let level = level.ok_or(InventoryError::Inconsistent(
-            "a reservation holds more than its level has reserved",
-        ))?;
+        let level = store::release_at(&mut *tx, variant, location, quantity, now)
+            .await?
+            .ok_or(InventoryError::Inconsistent(
+                "a reservation holds more than its level has reserved",
+            ))?;
         let change = StockMove {
             level: &level,
-            delta_on_hand,
+            delta_on_hand: 0,
             delta_reserved: -quantity,
             reason,
             actor,
@@ -84,16 +68,7 @@ async fn expire_in(
     let Some(row) = store::end_reservation(&mut *tx, id, ending, now).await? else {
         return Ok(false);
     };
-    let lines = settle_lines(
-        tx,
-        moves,
-        &row,
-        HeldUnits::GivenBack,
-        "expired",
-        SYSTEM_ACTOR,
-        now,
-    )
-    .await?;
+    let lines = give_back_lines(tx, moves, &row, "expired", SYSTEM_ACTOR, now).await?;
     let event = events::ReservationExpired {
         id: ReservationId(row.id),
         reference: row.reference.clone(),
@@ -104,38 +79,101 @@ async fn expire_in(
     Ok(true)
 }
 
-/// Commits reservation `id` in `tx` (see [`InventoryApi::commit`](crate::InventoryApi::commit)).
-/// A hold whose time is up but that the sweeper has not expired yet is expired here (in `tx`,
-/// which the caller commits) rather than sold: `ReservationExpired`.
+/// Commits the reservations `ids` in `tx` (see
+/// [`InventoryApi::commit_all`](crate::InventoryApi::commit_all)); the outcome of each, in
+/// order. The active holds are committed set-wise: one update ends them all, one read finds
+/// their lines, and each stock level they hold units at changes once, by their sum (a ledger row
+/// per line, one `inventory.stock_changed` per level). A hold whose time is up but that the
+/// sweeper has not expired yet is expired here (in `tx`, which the caller commits) rather than
+/// sold: `ReservationExpired`.
 async fn commit_in(
+    tx: &mut WriteTx,
+    moves: &mut Moves,
+    ids: &[ReservationId],
+    now: OffsetDateTime,
+) -> Result<Vec<Result<Reservation, InventoryError>>, InventoryError> {
+    let now_floor = domain::floor_to_second(now);
+    let wanted: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let ended = store::commit_reservations(&mut *tx, &wanted, now, now_floor).await?;
+    let ended_ids: Vec<Uuid> = ended.iter().map(|r| r.id).collect();
+    let held = store::lines_of_reservations(&mut *tx, &ended_ids).await?;
+    let ended: HashMap<Uuid, ReservationRow> = ended.into_iter().map(|r| (r.id, r)).collect();
+    // `held` is in lock order, each level's lines together.
+    let mut locked = None;
+    for level_lines in
+        held.chunk_by(|a, b| (a.variant_id, a.location_id) == (b.variant_id, b.location_id))
+    {
+        let first = level_lines[0];
+        if locked != Some(first.variant_id) {
+            store::lock_variant(&mut *tx, first.variant_id).await?;
+            locked = Some(first.variant_id);
+        }
+        let quantity = level_lines.iter().map(|l| l.quantity).sum();
+        let taken = store::sell_at(&mut *tx, first.variant_id, first.location_id, quantity, now)
+            .await?
+            .ok_or(InventoryError::Inconsistent(
+                "reservations hold more than their level has reserved",
+            ))?;
+        let sales: Vec<Sale<'_>> = level_lines
+            .iter()
+            .map(|l| Sale {
+                reservation: l.reservation_id,
+                actor: ended
+                    .get(&l.reservation_id)
+                    .map_or("", |r| r.reference.as_str()),
+                quantity: l.quantity,
+            })
+            .collect();
+        moves.record_sales(tx, &taken, &sales, now).await?;
+    }
+    let mut lines_by_reservation: HashMap<Uuid, Vec<LineRow>> = HashMap::new();
+    for l in &held {
+        lines_by_reservation
+            .entry(l.reservation_id)
+            .or_default()
+            .push(LineRow {
+                variant_id: l.variant_id,
+                location_id: l.location_id,
+                quantity: l.quantity,
+            });
+    }
+    let mut outcomes = Vec::with_capacity(ids.len());
+    let mut announced = std::collections::HashSet::new();
+    for id in ids {
+        let Some(row) = ended.get(&id.0) else {
+            match commit_one_not_active(tx, moves, *id, now).await {
+                Err(e @ (InventoryError::Storage(_) | InventoryError::Inconsistent(_))) => {
+                    return Err(e);
+                }
+                outcome => outcomes.push(outcome),
+            }
+            continue;
+        };
+        let lines = lines_by_reservation
+            .get(&id.0)
+            .map_or(&[][..], Vec::as_slice);
+        if announced.insert(id.0) {
+            let event = events::ReservationCommitted {
+                id: *id,
+                reference: row.reference.clone(),
+                lines: lines_of(lines),
+                expires_at: row.expires_at,
+            };
+            tx.record(&event, row.version, now).await?;
+        }
+        outcomes.push(reservation_of(row, lines));
+    }
+    Ok(outcomes)
+}
+
+/// The outcome of committing reservation `id`, which was not an active hold with time left:
+/// committed before (the same answer again), expired now or before, or unknown.
+async fn commit_one_not_active(
     tx: &mut WriteTx,
     moves: &mut Moves,
     id: ReservationId,
     now: OffsetDateTime,
 ) -> Result<Reservation, InventoryError> {
-    let ending = Ending::Commit {
-        now_floor: domain::floor_to_second(now),
-    };
-    if let Some(row) = store::end_reservation(&mut *tx, id.0, ending, now).await? {
-        let lines = settle_lines(
-            tx,
-            moves,
-            &row,
-            HeldUnits::Sold,
-            "committed",
-            &row.reference,
-            now,
-        )
-        .await?;
-        let event = events::ReservationCommitted {
-            id,
-            reference: row.reference.clone(),
-            lines: lines_of(&lines),
-            expires_at: row.expires_at,
-        };
-        tx.record(&event, row.version, now).await?;
-        return reservation_of(&row, &lines);
-    }
     let row = store::find_reservation(&mut *tx, id.0)
         .await?
         .ok_or(InventoryError::ReservationNotFound)?;
@@ -259,16 +297,8 @@ impl InventoryService {
         if let Some(row) = store::end_reservation(&mut tx, id.0, Ending::Release, now).await? {
             let reference = row.reference.clone();
             let mut moves = Moves::default();
-            let lines = settle_lines(
-                &mut tx,
-                &mut moves,
-                &row,
-                HeldUnits::GivenBack,
-                "released",
-                &reference,
-                now,
-            )
-            .await?;
+            let lines =
+                give_back_lines(&mut tx, &mut moves, &row, "released", &reference, now).await?;
             let event = events::ReservationReleased {
                 id,
                 reference,
@@ -298,18 +328,10 @@ impl InventoryService {
 
     /// See [`InventoryApi::commit`].
     pub async fn commit(&self, id: ReservationId) -> Result<Reservation, InventoryError> {
-        let mut tx = self.db.begin_write().await?;
-        let mut moves = Moves::default();
-        match commit_in(&mut tx, &mut moves, id, self.clock.now()).await {
-            // A storage failure half-way keeps nothing.
-            Err(e @ (InventoryError::Storage(_) | InventoryError::Inconsistent(_))) => Err(e),
-            // Also on `ReservationExpired`: expiring a hold whose time was up is kept.
-            outcome => {
-                moves.write(&mut tx).await?;
-                tx.commit().await?;
-                outcome
-            }
-        }
+        self.commit_all(&[id])
+            .await?
+            .pop()
+            .unwrap_or(Err(InventoryError::ReservationNotFound))
     }
 
     /// See [`InventoryApi::commit_all`].
@@ -317,18 +339,11 @@ impl InventoryService {
         &self,
         ids: &[ReservationId],
     ) -> Result<Vec<Result<Reservation, InventoryError>>, InventoryError> {
-        let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
         let mut moves = Moves::default();
-        let mut outcomes = Vec::with_capacity(ids.len());
-        for id in ids {
-            match commit_in(&mut tx, &mut moves, *id, now).await {
-                Err(e @ (InventoryError::Storage(_) | InventoryError::Inconsistent(_))) => {
-                    return Err(e);
-                }
-                outcome => outcomes.push(outcome),
-            }
-        }
+        // A storage failure half-way keeps nothing (the transaction is dropped). Every other
+        // outcome is kept, also `ReservationExpired`: expiring a hold whose time was up.
+        let outcomes = commit_in(&mut tx, &mut moves, ids, self.clock.now()).await?;
         moves.write(&mut tx).await?;
         tx.commit().await?;
         Ok(outcomes)

@@ -198,6 +198,19 @@ impl TakenLevel {
     }
 }
 
+/// What a statement changing one level also returns: the sums of the variant's other
+/// locations (a macro, so that `concat!` can use it).
+macro_rules! others_columns {
+    () => {
+        ", (SELECT CAST(COALESCE(SUM(o.on_hand), 0) AS BIGINT) FROM stock_levels o \
+         WHERE o.variant_id = stock_levels.variant_id AND o.location_id <> stock_levels.location_id) \
+         AS others_on_hand, \
+         (SELECT CAST(COALESCE(SUM(o.reserved), 0) AS BIGINT) FROM stock_levels o \
+         WHERE o.variant_id = stock_levels.variant_id AND o.location_id <> stock_levels.location_id) \
+         AS others_reserved"
+    };
+}
+
 /// Holds `quantity` units of `variant` at the location with the most available (the lowest
 /// location id among equals), in one statement; `None` when no single location has enough.
 /// The caller holds the variant's lock, so the choice and the update see the same levels, and
@@ -214,15 +227,37 @@ pub async fn reserve_best<'c>(
          SELECT location_id FROM stock_levels WHERE variant_id = $1 AND on_hand - reserved >= $2 \
          ORDER BY on_hand - reserved DESC, location_id LIMIT 1) RETURNING ",
         level_columns!(),
-        ", (SELECT CAST(COALESCE(SUM(o.on_hand), 0) AS BIGINT) FROM stock_levels o \
-         WHERE o.variant_id = stock_levels.variant_id AND o.location_id <> stock_levels.location_id) \
-         AS others_on_hand, \
-         (SELECT CAST(COALESCE(SUM(o.reserved), 0) AS BIGINT) FROM stock_levels o \
-         WHERE o.variant_id = stock_levels.variant_id AND o.location_id <> stock_levels.location_id) \
-         AS others_reserved"
+        others_columns!()
     );
     run!(c, |c| sqlx::query_as(SQL)
         .bind(variant)
+        .bind(quantity)
+        .bind(now)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Takes `quantity` held units out of the stock at one location (both `on_hand` and
+/// `reserved` go down), in one statement that also returns the variant's other locations'
+/// sums; `None` when fewer are held there. The caller holds the variant's lock.
+pub async fn sell_at<'c>(
+    c: impl Into<Conn<'c>>,
+    variant: Uuid,
+    location: Uuid,
+    quantity: i64,
+    now: OffsetDateTime,
+) -> Result<Option<TakenLevel>, DbError> {
+    const SQL: &str = concat!(
+        "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3, \
+         version = version + 1, updated_at = $4 \
+         WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3 RETURNING ",
+        level_columns!(),
+        others_columns!()
+    );
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(variant)
+        .bind(location)
         .bind(quantity)
         .bind(now)
         .fetch_optional(c)
@@ -256,24 +291,6 @@ pub async fn release_at<'c>(
 ) -> Result<Option<LevelRow>, DbError> {
     const SQL: &str = concat!(
         "UPDATE stock_levels SET reserved = reserved - $3, version = version + 1, updated_at = $4 \
-         WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3 RETURNING ",
-        level_columns!()
-    );
-    write_level(c, SQL, variant, location, quantity, now).await
-}
-
-/// Takes `quantity` held units out of the stock (both `on_hand` and `reserved` go down);
-/// `None` when fewer are held there.
-pub async fn commit_at<'c>(
-    c: impl Into<Conn<'c>>,
-    variant: Uuid,
-    location: Uuid,
-    quantity: i64,
-    now: OffsetDateTime,
-) -> Result<Option<LevelRow>, DbError> {
-    const SQL: &str = concat!(
-        "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3, \
-         version = version + 1, updated_at = $4 \
          WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3 RETURNING ",
         level_columns!()
     );

@@ -67,6 +67,15 @@ pub struct LineRow {
     pub quantity: i64,
 }
 
+/// A reservation line with its reservation's id.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldLine {
+    pub reservation_id: Uuid,
+    pub variant_id: Uuid,
+    pub location_id: Uuid,
+    pub quantity: i64,
+}
+
 /// How an active reservation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -115,6 +124,12 @@ from_row!(ReservationRow {
     expires_at,
     created_at,
     updated_at,
+});
+from_row!(HeldLine {
+    reservation_id,
+    variant_id,
+    location_id,
+    quantity,
 });
 from_row!(LineRow {
     variant_id,

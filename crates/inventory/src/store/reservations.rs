@@ -1,10 +1,13 @@
 //! Reservations and their lines.
 
-use emporium_db::{Arg, Conn, DbError, WriteTx, execute, run};
+use emporium_db::{Arg, Conn, DbError, Sql, WriteTx, execute, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Ending, LineRow, ReservationRow};
+use super::{Ending, HeldLine, LineRow, ReservationRow};
+
+/// Ids per statement of the set-wise reads and updates.
+const IDS_PER_STATEMENT: usize = 512;
 
 /// The columns of [`ReservationRow`], in field order (a macro, so that `concat!` can use it).
 macro_rules! reservation_columns {
@@ -166,6 +169,52 @@ pub async fn end_reservation<'c>(
         };
         query.fetch_optional(c).await.map_err(DbError::from)
     })
+}
+
+/// Commits, set-wise, every reservation of `ids` that is active and whose time is not up at
+/// the whole-second instant `now_floor`; the rows after. The others are left as they are.
+pub async fn commit_reservations(
+    tx: &mut WriteTx,
+    ids: &[Uuid],
+    now: OffsetDateTime,
+    now_floor: OffsetDateTime,
+) -> Result<Vec<ReservationRow>, DbError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        sql.push(
+            "UPDATE reservations SET status = 'committed', version = version + 1, updated_at = ",
+        )
+        .bind(Arg::Time(now))
+        .push(" WHERE status = 'active' AND expires_at > ")
+        .bind(Arg::Time(now_floor))
+        .push(" AND id IN (")
+        .bind_in(chunk.iter().map(|id| Arg::Uuid(*id)))
+        .push(concat!(") RETURNING ", reservation_columns!()));
+        out.extend(sql.fetch_all::<ReservationRow>(&mut *tx).await?);
+    }
+    Ok(out)
+}
+
+/// The lines of the reservations `ids`, by variant, location and reservation: the lock order,
+/// with each level's lines together.
+pub async fn lines_of_reservations(
+    tx: &mut WriteTx,
+    ids: &[Uuid],
+) -> Result<Vec<HeldLine>, DbError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        sql.push(
+            "SELECT reservation_id, variant_id, location_id, quantity FROM reservation_lines \
+             WHERE reservation_id IN (",
+        )
+        .bind_in(chunk.iter().map(|id| Arg::Uuid(*id)))
+        .push(")");
+        out.extend(sql.fetch_all::<HeldLine>(&mut *tx).await?);
+    }
+    out.sort_by_key(|l| (l.variant_id, l.location_id, l.reservation_id));
+    Ok(out)
 }
 
 /// Ids of active reservations whose time is up at the whole-second instant `now_floor`, after

@@ -22,6 +22,7 @@ on_both_backends!(
     lines_of_one_variant_are_merged,
     release_gives_stock_back_and_releasing_again_changes_nothing,
     commit_takes_units_out_of_stock_and_committing_again_changes_nothing,
+    commits_made_together_change_each_level_once_with_a_ledger_row_per_line,
     a_release_and_a_commit_racing_for_one_reservation_have_exactly_one_winner,
     release_expired_ends_only_reservations_whose_time_is_up,
     committing_a_reservation_whose_time_is_up_expires_it_instead,
@@ -335,6 +336,95 @@ async fn commit_takes_units_out_of_stock_and_committing_again_changes_nothing(h:
         (last["on_hand"].as_i64(), last["reserved"].as_i64()),
         (Some(7), Some(0))
     );
+}
+
+async fn commits_made_together_change_each_level_once_with_a_ledger_row_per_line(h: Harness) {
+    let (v1, v2) = (VariantId::generate(), VariantId::generate());
+    let (a, b) = (h.location("a").await, h.location("b").await);
+    h.stock(v1, a, 10).await;
+    h.stock(v2, b, 5).await;
+    let reserve = async |lines: &[ReserveLine], reference: &str| {
+        h.service.reserve(lines, TTL, reference).await.unwrap()
+    };
+    let r1 = reserve(&[line(v1, 2), line(v2, 1)], "cart-1").await;
+    let r2 = reserve(&[line(v1, 3)], "cart-2").await;
+    let r3 = reserve(&[line(v2, 4)], "cart-3").await;
+    h.service.commit(r3.id).await.unwrap();
+    let stock_events = h.events("inventory.stock_changed").await.len();
+    let unknown = ReservationId::generate();
+
+    let outcomes = h
+        .service
+        .commit_all(&[r1.id, unknown, r2.id, r3.id, r1.id])
+        .await
+        .unwrap();
+    let statuses: Vec<_> = outcomes
+        .iter()
+        .map(|o| {
+            o.as_ref()
+                .map(|r| (r.id, r.status))
+                .map_err(ToString::to_string)
+        })
+        .collect();
+    let committed = ReservationStatus::Committed;
+    assert_eq!(
+        statuses,
+        vec![
+            Ok((r1.id, committed)),
+            Err(InventoryError::ReservationNotFound.to_string()),
+            Ok((r2.id, committed)),
+            Ok((r3.id, committed)),
+            Ok((r1.id, committed)),
+        ]
+    );
+    assert_eq!(outcomes[0].as_ref().unwrap().lines.len(), 2);
+    assert_eq!(h.level(v1, a).await, (5, 0));
+    assert_eq!(h.level(v2, b).await, (0, 0));
+
+    // One event per level changed (v1 at a, v2 at b), with the level after both sales.
+    let stock = h.events("inventory.stock_changed").await;
+    let changed: Vec<_> = stock[stock_events..].iter().map(|e| &e.data).collect();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    let of_v1 = changed
+        .iter()
+        .find(|d| d["variant_id"] == v1.to_string())
+        .unwrap();
+    assert_eq!(of_v1["reason"], "committed");
+    assert_eq!(
+        (of_v1["on_hand"].as_i64(), of_v1["reserved"].as_i64()),
+        (Some(5), Some(0))
+    );
+    assert_eq!(of_v1["variant_available"], 5);
+    // One `reservation_committed` each, the earlier commit's included.
+    let ended = h.events("inventory.reservation_committed").await;
+    let mut ids: Vec<_> = ended.iter().map(|e| e.aggregate_id.clone()).collect();
+    ids.sort();
+    let mut want = vec![r1.id.to_string(), r2.id.to_string(), r3.id.to_string()];
+    want.sort();
+    assert_eq!(ids, want);
+
+    // The ledger keeps a row per line, each with the level as it stood after that sale.
+    let entries = h.service.list_ledger(Some(v1), None, None).await.unwrap();
+    let sales: HashMap<_, _> = entries
+        .items
+        .iter()
+        .filter(|e| e.reason == "committed")
+        .map(|e| {
+            let after = (e.on_hand_after, e.reserved_after);
+            (e.reservation_id.unwrap(), (e.delta_on_hand, after))
+        })
+        .collect();
+    assert_eq!(sales.len(), 2);
+    let (first, second) = if r1.id.0 < r2.id.0 {
+        (r1.id, r2.id)
+    } else {
+        (r2.id, r1.id)
+    };
+    let (q_first, q_second) = (-sales[&first].0, -sales[&second].0);
+    assert_eq!(q_first + q_second, 5);
+    assert_eq!(sales[&first].1, (10 - q_first, 5 - q_first));
+    assert_eq!(sales[&second].1, (5, 0));
+    assert_eq!(sales[&r1.id].0, -2);
 }
 
 async fn a_release_and_a_commit_racing_for_one_reservation_have_exactly_one_winner(h: Harness) {
