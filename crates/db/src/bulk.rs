@@ -20,6 +20,7 @@ pub enum Arg {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     /// For `INTEGER` columns on PostgreSQL.
     Int32(i32),
     Bool(bool),
@@ -39,6 +40,7 @@ macro_rules! bind_all {
                 $crate::Arg::Text(v) => q.bind(v.clone()),
                 $crate::Arg::OptText(v) => q.bind(v.clone()),
                 $crate::Arg::Int(v) => q.bind(*v),
+                $crate::Arg::OptInt(v) => q.bind(*v),
                 $crate::Arg::Int32(v) => q.bind(*v),
                 $crate::Arg::Bool(v) => q.bind(*v),
                 $crate::Arg::Time(v) => q.bind(*v),
@@ -130,43 +132,58 @@ pub async fn insert_rows(
     tail: &'static str,
     rows: &[Vec<Arg>],
 ) -> Result<u64, DbError> {
+    let mut written = 0;
+    for statement in insert_statements(tx.backend(), head, tail, rows)? {
+        written += statement.execute(&mut *tx).await?;
+    }
+    Ok(written)
+}
+
+/// The statements of [`insert_rows`], to run now or with a commit
+/// ([`WriteTx::write_at_commit`]).
+pub(crate) fn insert_statements(
+    backend: Backend,
+    head: &'static str,
+    tail: &'static str,
+    rows: &[Vec<Arg>],
+) -> Result<Vec<Sql>, DbError> {
     let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(0);
+        return Ok(Vec::new());
     };
     if width == 0 || rows.iter().any(|r| r.len() != width) {
         return Err(DbError::Bulk("rows of one insert differ in width"));
     }
-    let backend = tx.backend();
     let most = power_of_two_at_most(MAX_ROWS.min(MAX_BINDS / width).max(1));
-    let mut written = 0;
+    let mut statements = Vec::new();
     let mut rest = rows;
     while !rest.is_empty() {
         let (chunk, after) = rest.split_at(power_of_two_at_most(rest.len().min(most)));
         rest = after;
-        let mut sql = String::with_capacity(head.len() + tail.len() + chunk.len() * width * 6);
+        let mut sql = Sql::default();
         match head.strip_prefix("INSERT INTO ") {
             Some(rest) if backend == Backend::Sqlite => {
-                sql.push_str("INSERT OR FAIL INTO ");
-                sql.push_str(rest);
+                sql.push("INSERT OR FAIL INTO ").push(rest);
             }
-            _ => sql.push_str(head),
+            _ => {
+                sql.push(head);
+            }
         }
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { " (" } else { ", (" });
-            push_placeholders(&mut sql, backend, i * width + 1, width);
-            sql.push(')');
+        for (i, row) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { " (" } else { ", (" });
+            for (j, arg) in row.iter().enumerate() {
+                if j > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(arg.clone());
+            }
+            sql.push(")");
         }
         if !tail.is_empty() {
-            sql.push(' ');
-            sql.push_str(tail);
+            sql.push(" ").push(tail);
         }
-        let args = chunk.iter().flatten();
-        written += crate::execute!(
-            &mut *tx,
-            crate::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), args.clone())
-        )?;
+        statements.push(sql);
     }
-    Ok(written)
+    Ok(statements)
 }
 
 /// A statement assembled from constant fragments and bind values, with the placeholders of
@@ -189,9 +206,22 @@ pub struct Sql {
 enum Part {
     Text(&'static str),
     Bind(Arg),
+    /// A whole statement written with `$1, $2, …` and its values, renumbered where it lands.
+    Numbered(&'static str, Vec<Arg>),
 }
 
 impl Sql {
+    /// A statement written as for PostgreSQL (`$1`, `$2`, … each standing for that value of
+    /// `args`; a number may recur), runnable on either engine and in a batch. Its text must
+    /// hold `$` only in placeholders.
+    pub fn statement(text: &'static str, args: Vec<Arg>) -> Self {
+        let binds = text.matches('$').count();
+        Self {
+            parts: vec![Part::Numbered(text, args)],
+            binds,
+        }
+    }
+
     /// Appends SQL text.
     pub fn push(&mut self, fragment: &'static str) -> &mut Self {
         self.parts.push(Part::Text(fragment));
@@ -233,16 +263,110 @@ impl Sql {
     fn render(&self, backend: Backend) -> (String, Vec<&Arg>) {
         let mut text = String::new();
         let mut args = Vec::with_capacity(self.binds);
+        self.render_into(backend, &mut text, &mut args);
+        (text, args)
+    }
+
+    /// Appends the statement's text to `text` and its bind values to `args`, numbering its
+    /// placeholders after those already there.
+    fn render_into<'a>(&'a self, backend: Backend, text: &mut String, args: &mut Vec<&'a Arg>) {
         for part in &self.parts {
             match part {
                 Part::Text(t) => text.push_str(t),
                 Part::Bind(arg) => {
                     args.push(arg);
-                    push_placeholders(&mut text, backend, args.len(), 1);
+                    push_placeholders(text, backend, args.len(), 1);
+                }
+                Part::Numbered(t, values) => {
+                    // Each `$n` becomes a placeholder of its own, bound to the n-th value.
+                    let mut rest = *t;
+                    while let Some(at) = rest.find('$') {
+                        text.push_str(&rest[..at]);
+                        let digits = rest[at + 1..]
+                            .find(|c: char| !c.is_ascii_digit())
+                            .map_or(rest.len() - at - 1, |n| n);
+                        let number: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+                        match number.checked_sub(1).and_then(|i| values.get(i)) {
+                            Some(arg) => {
+                                args.push(arg);
+                                push_placeholders(text, backend, args.len(), 1);
+                            }
+                            // Not a placeholder of ours: left as written, for the engine to refuse.
+                            None => text.push_str(&rest[at..at + 1 + digits]),
+                        }
+                        rest = &rest[at + 1 + digits..];
+                    }
+                    text.push_str(rest);
                 }
             }
         }
-        (text, args)
+    }
+
+    /// Runs `statements` in as few round trips as the bind limit allows (one, but for bulk
+    /// writes), in order. See [`Sql::execute_batch`].
+    pub(crate) async fn execute_batches(
+        statements: &[Sql],
+        tx: &mut WriteTx,
+    ) -> Result<(), DbError> {
+        let mut start = 0;
+        let mut binds = 0;
+        for (i, statement) in statements.iter().enumerate() {
+            if i > start && binds + statement.binds > MAX_BINDS {
+                Self::execute_batch(&statements[start..i], &mut *tx).await?;
+                (start, binds) = (i, 0);
+            }
+            binds += statement.binds;
+        }
+        Self::execute_batch(&statements[start..], &mut *tx).await?;
+        Ok(())
+    }
+
+    /// Runs `statements` in one round trip: on SQLite one string of statements, on
+    /// PostgreSQL one statement whose first ones are data-modifying `WITH` clauses (so each
+    /// sees the database as it was before the batch: no statement of a batch may read what
+    /// another writes). Returns the rows affected by the last one (PostgreSQL) or by all
+    /// (SQLite); callers of a batch do not need either.
+    pub(crate) async fn execute_batch<'c>(
+        statements: &[Sql],
+        c: impl Into<Conn<'c>>,
+    ) -> Result<u64, DbError> {
+        let c = c.into();
+        let backend = c.backend();
+        match statements {
+            [] => return Ok(0),
+            [one] => return one.execute(c).await,
+            _ => {}
+        }
+        let mut text = String::new();
+        let mut args = Vec::new();
+        for (i, statement) in statements.iter().enumerate() {
+            match backend {
+                Backend::Sqlite => {
+                    if i > 0 {
+                        text.push_str("; ");
+                    }
+                    statement.render_into(backend, &mut text, &mut args);
+                }
+                Backend::Postgres => {
+                    use std::fmt::Write as _;
+                    if i + 1 == statements.len() {
+                        text.push(' ');
+                        statement.render_into(backend, &mut text, &mut args);
+                    } else {
+                        let _ = write!(text, "{} w{i} AS (", if i == 0 { "WITH" } else { "," });
+                        statement.render_into(backend, &mut text, &mut args);
+                        text.push(')');
+                    }
+                }
+            }
+        }
+        Ok(crate::execute!(
+            c,
+            crate::bind_all!(
+                sqlx::query(sqlx::AssertSqlSafe(text.clone())),
+                args.iter().copied()
+            )
+        )?)
     }
 
     /// Runs it; returns the rows affected.

@@ -186,6 +186,7 @@ impl Db {
                 db: self.clone(),
                 wrote_events: false,
                 pending_events: Vec::new(),
+                pending_writes: Vec::new(),
             })
         }
     }
@@ -267,6 +268,8 @@ pub struct WriteTx {
     /// Outbox rows recorded and not yet written: they go in together, in order, at the
     /// commit (or a savepoint), one multi-row statement instead of one per event.
     pending_events: Vec<Vec<crate::Arg>>,
+    /// Writes left for the commit (see [`WriteTx::write_at_commit`]).
+    pending_writes: Vec<crate::Sql>,
 }
 
 impl WriteTx {
@@ -339,20 +342,47 @@ impl WriteTx {
         Ok(ids)
     }
 
-    /// Writes the outbox rows recorded so far.
-    async fn write_pending_events(&mut self) -> Result<(), DbError> {
-        if self.pending_events.is_empty() {
+    /// Leaves `statement` to be written with the commit, in one round trip with the other
+    /// writes left for it and the recorded events, in the order they were left. For the last
+    /// writes of a transaction whose outcome the caller does not need: nothing in the
+    /// transaction reads what they write (on PostgreSQL they become one statement, each part
+    /// seeing the database as it was before it), and an error they meet fails the commit,
+    /// which then keeps nothing. A savepoint writes them too.
+    pub fn write_at_commit(&mut self, statement: crate::Sql) {
+        self.pending_writes.push(statement);
+    }
+
+    /// Leaves the multi-row insert of `rows` (as [`crate::insert_rows`] writes them) to be
+    /// written with the commit; see [`WriteTx::write_at_commit`].
+    pub fn insert_rows_at_commit(
+        &mut self,
+        head: &'static str,
+        tail: &'static str,
+        rows: &[Vec<crate::Arg>],
+    ) -> Result<(), DbError> {
+        let statements = crate::bulk::insert_statements(self.backend(), head, tail, rows)?;
+        self.pending_writes.extend(statements);
+        Ok(())
+    }
+
+    /// Writes the statements left for the commit and the outbox rows recorded so far, in one
+    /// round trip (more only for bulk writes).
+    async fn write_pending(&mut self) -> Result<(), DbError> {
+        if self.pending_events.is_empty() && self.pending_writes.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::take(&mut self.pending_events);
-        crate::insert_rows(
-            self,
-            "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) VALUES",
-            "",
-            &rows,
-        )
-        .await?;
-        self.wrote_events = true;
+        let mut statements = std::mem::take(&mut self.pending_writes);
+        if !self.pending_events.is_empty() {
+            let rows = std::mem::take(&mut self.pending_events);
+            statements.extend(crate::bulk::insert_statements(
+                self.backend(),
+                "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) VALUES",
+                "",
+                &rows,
+            )?);
+            self.wrote_events = true;
+        }
+        crate::Sql::execute_batches(&statements, self).await?;
         Ok(())
     }
 
@@ -360,14 +390,14 @@ impl WriteTx {
     /// (outbox rows included) and keeps what came before. One level: a bulk job wraps each item
     /// in it, so a bad item leaves no trace and the others go on.
     pub async fn savepoint(&mut self) -> Result<(), DbError> {
-        self.write_pending_events().await?;
+        self.write_pending().await?;
         crate::execute!(&mut *self, sqlx::query("SAVEPOINT item"))?;
         Ok(())
     }
 
     /// Keeps what was done since the savepoint.
     pub async fn release_savepoint(&mut self) -> Result<(), DbError> {
-        self.write_pending_events().await?;
+        self.write_pending().await?;
         crate::execute!(&mut *self, sqlx::query("RELEASE SAVEPOINT item"))?;
         Ok(())
     }
@@ -377,13 +407,14 @@ impl WriteTx {
     pub async fn rollback_to_savepoint(&mut self) -> Result<(), DbError> {
         // Recorded after the savepoint (it wrote those before), so undone with it.
         self.pending_events.clear();
+        self.pending_writes.clear();
         crate::execute!(&mut *self, sqlx::query("ROLLBACK TO SAVEPOINT item"))?;
         Ok(())
     }
 
     /// Commits; wakes the outbox relay when events were recorded.
     pub async fn commit(mut self) -> Result<(), DbError> {
-        self.write_pending_events().await?;
+        self.write_pending().await?;
         match self.tx {
             Tx::Sqlite(turn) => turn.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,

@@ -454,7 +454,7 @@ impl CheckoutService {
         row.coupon_ids = to_json(&coupon_ids)?;
         row.state = state::REDEEMED.to_owned();
         row.updated_at = self.clock.now();
-        store::update_checkout(&mut tx, row).await?;
+        tx.write_at_commit(store::update_checkout(row));
         tx.commit().await?;
         self.crash.hit("checkout.after_redeem");
 
@@ -519,9 +519,9 @@ impl CheckoutService {
                 .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
         );
         let mut tx = self.db.begin_write().await?;
-        store::append_event(&mut tx, &event).await?;
-        store::upsert_order(&mut tx, &projection).await?;
-        store::insert_access(&mut tx, order.id.0, &token_hash).await?;
+        tx.write_at_commit(store::append_event(&event));
+        tx.write_at_commit(store::upsert_order(&projection));
+        tx.write_at_commit(store::insert_access(order.id.0, &token_hash));
         tx.record_serialized::<OrderPlaced>(vec![placed_event], order.placed_at)
             .await?;
         row.order_id = Some(order.id.0);
@@ -529,7 +529,7 @@ impl CheckoutService {
         row.response_status = Some(201);
         row.response_body = Some(body);
         row.updated_at = self.clock.now();
-        store::update_checkout(&mut tx, row).await?;
+        tx.write_at_commit(store::update_checkout(row));
         tx.commit().await?;
         self.crash.hit("checkout.after_place");
 
@@ -633,7 +633,7 @@ impl CheckoutService {
         );
         row.updated_at = self.clock.now();
         let mut tx = self.db.begin_write().await?;
-        store::update_checkout(&mut tx, row).await?;
+        tx.write_at_commit(store::update_checkout(row));
         tx.commit().await?;
         Ok(CheckoutOutcome::Failed(failure))
     }

@@ -129,25 +129,23 @@ impl OrderService {
             apply(&order, &change, now).map_err(|e| OrderingError::IllegalTransition(e.0))?;
         let event = OrderEvent::Changed(change.clone(), now);
         let mut tx = self.db.begin_write().await?;
-        let appended = store::append_event(
-            &mut tx,
-            &EventRow {
-                order_id: id.0,
-                sequence: next.version,
-                event_type: event.type_name().to_owned(),
-                data: event
-                    .data()
-                    .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
-                occurred_at: now,
-            },
-        )
+        let appended = store::append_event(&EventRow {
+            order_id: id.0,
+            sequence: next.version,
+            event_type: event.type_name().to_owned(),
+            data: event
+                .data()
+                .map_err(|e| OrderingError::Corrupt(e.to_string()))?,
+            occurred_at: now,
+        })
+        .execute(&mut tx)
         .await;
         match appended {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) if e.is_unique_violation() => return Err(OrderingError::OrderChanged),
             Err(e) => return Err(e.into()),
         }
-        store::upsert_order(&mut tx, &projection_of(&next)?).await?;
+        tx.write_at_commit(store::upsert_order(&projection_of(&next)?));
         tx.record(
             &OrderChanged {
                 change,
@@ -205,7 +203,7 @@ impl OrderService {
                 .map_err(OrderingError::Corrupt)?;
             let order = fold(stream)
                 .ok_or_else(|| OrderingError::Corrupt(format!("order {id}: malformed stream")))?;
-            store::upsert_order(&mut tx, &projection_of(&order)?).await?;
+            tx.write_at_commit(store::upsert_order(&projection_of(&order)?));
             written += 1;
             at = end;
         }

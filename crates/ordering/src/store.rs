@@ -1,6 +1,6 @@
 //! Ordering's SQL, and nothing else.
 
-use emporium_db::{Conn, DbError, WriteTx, execute, from_row, run};
+use emporium_db::{Arg, Conn, DbError, Sql, WriteTx, execute, from_row, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -126,25 +126,23 @@ pub async fn insert_checkout<'c>(
 }
 
 /// Writes the saga's progress back.
-pub async fn update_checkout<'c>(c: impl Into<Conn<'c>>, row: &CheckoutRow) -> Result<(), DbError> {
-    execute!(
-        c,
-        sqlx::query(
-            "UPDATE checkouts SET state = $2, reservation_id = $3, coupon_ids = $4, \
-             payment_id = $5, order_id = $6, response_status = $7, response_body = $8, \
-             updated_at = $9 WHERE id = $1"
-        )
-        .bind(row.id)
-        .bind(&row.state)
-        .bind(row.reservation_id)
-        .bind(&row.coupon_ids)
-        .bind(row.payment_id)
-        .bind(row.order_id)
-        .bind(row.response_status)
-        .bind(&row.response_body)
-        .bind(row.updated_at)
-    )?;
-    Ok(())
+pub fn update_checkout(row: &CheckoutRow) -> Sql {
+    Sql::statement(
+        "UPDATE checkouts SET state = $2, reservation_id = $3, coupon_ids = $4, \
+         payment_id = $5, order_id = $6, response_status = $7, response_body = $8, \
+         updated_at = $9 WHERE id = $1",
+        vec![
+            Arg::Uuid(row.id),
+            Arg::Text(row.state.clone()),
+            Arg::OptUuid(row.reservation_id),
+            Arg::Text(row.coupon_ids.clone()),
+            Arg::OptUuid(row.payment_id),
+            Arg::OptUuid(row.order_id),
+            Arg::OptInt(row.response_status),
+            Arg::OptText(row.response_body.clone()),
+            Arg::Time(row.updated_at),
+        ],
+    )
 }
 
 /// The checkout of `cart` with `key`, if any.
@@ -234,20 +232,18 @@ pub async fn complete_checkouts(
 }
 
 /// Appends an event to an order's stream; a sequence taken already is a unique violation.
-pub async fn append_event<'c>(c: impl Into<Conn<'c>>, row: &EventRow) -> Result<(), DbError> {
-    execute!(
-        c,
-        sqlx::query(
-            "INSERT INTO order_events (order_id, sequence, event_type, data, occurred_at) \
-             VALUES ($1, $2, $3, $4, $5)"
-        )
-        .bind(row.order_id)
-        .bind(row.sequence)
-        .bind(&row.event_type)
-        .bind(&row.data)
-        .bind(row.occurred_at)
-    )?;
-    Ok(())
+pub fn append_event(row: &EventRow) -> Sql {
+    Sql::statement(
+        "INSERT INTO order_events (order_id, sequence, event_type, data, occurred_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+        vec![
+            Arg::Uuid(row.order_id),
+            Arg::Int(row.sequence),
+            Arg::Text(row.event_type.clone()),
+            Arg::Text(row.data.clone()),
+            Arg::Time(row.occurred_at),
+        ],
+    )
 }
 
 /// Every event of every order, by order and sequence: what a rebuild folds.
@@ -262,25 +258,25 @@ pub async fn all_events<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<EventRow>, DbE
 }
 
 /// Writes an order's projection (insert or replace).
-pub async fn upsert_order<'c>(c: impl Into<Conn<'c>>, row: &OrderRow) -> Result<(), DbError> {
-    execute!(
-        c,
-        sqlx::query(concat!(
+pub fn upsert_order(row: &OrderRow) -> Sql {
+    Sql::statement(
+        concat!(
             "INSERT INTO orders (",
             order_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
              status = excluded.status, document = excluded.document, \
              version = excluded.version, updated_at = excluded.updated_at"
-        ))
-        .bind(row.id)
-        .bind(&row.customer_id)
-        .bind(&row.status)
-        .bind(&row.document)
-        .bind(row.version)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-    )?;
-    Ok(())
+        ),
+        vec![
+            Arg::Uuid(row.id),
+            Arg::OptText(row.customer_id.clone()),
+            Arg::Text(row.status.clone()),
+            Arg::Text(row.document.clone()),
+            Arg::Int(row.version),
+            Arg::Time(row.created_at),
+            Arg::Time(row.updated_at),
+        ],
+    )
 }
 
 /// Order `id`'s projection, if any.
@@ -334,18 +330,11 @@ pub async fn clear_orders<'c>(c: impl Into<Conn<'c>>) -> Result<(), DbError> {
 }
 
 /// Records the hash of order `id`'s token.
-pub async fn insert_access<'c>(
-    c: impl Into<Conn<'c>>,
-    id: Uuid,
-    token_hash: &str,
-) -> Result<(), DbError> {
-    execute!(
-        c,
-        sqlx::query("INSERT INTO order_access (order_id, token_hash) VALUES ($1, $2)")
-            .bind(id)
-            .bind(token_hash)
-    )?;
-    Ok(())
+pub fn insert_access(id: Uuid, token_hash: &str) -> Sql {
+    Sql::statement(
+        "INSERT INTO order_access (order_id, token_hash) VALUES ($1, $2)",
+        vec![Arg::Uuid(id), Arg::Text(token_hash.to_owned())],
+    )
 }
 
 /// The hash of order `id`'s token, if any.

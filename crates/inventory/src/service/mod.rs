@@ -287,8 +287,8 @@ impl Moves {
     }
 
     /// Appends the ledger rows; call before committing `tx`.
-    async fn write(self, tx: &mut WriteTx) -> Result<(), InventoryError> {
-        store::insert_ledger_rows(tx, &self.ledger).await?;
+    fn write(self, tx: &mut WriteTx) -> Result<(), InventoryError> {
+        store::insert_ledger_rows(tx, &self.ledger)?;
         Ok(())
     }
 }

@@ -226,7 +226,6 @@ impl InventoryService {
             updated_at: now,
         };
         let mut tx = self.db.begin_write().await?;
-        store::insert_reservation(&mut tx, &row).await?;
         let mut moves = Moves::default();
         let mut taken = Vec::with_capacity(merged.len());
         let mut shortages = Vec::new();
@@ -276,8 +275,8 @@ impl InventoryService {
             abandon(tx).await;
             return Err(InventoryError::OutOfStock { lines: shortages });
         }
-        store::insert_reservation_lines(&mut tx, row.id, &taken).await?;
-        moves.write(&mut tx).await?;
+        store::insert_reservation(&mut tx, &row, &taken)?;
+        moves.write(&mut tx)?;
         let reservation = reservation_of(&row, &taken)?;
         let event = events::ReservationCreated {
             id: reservation.id,
@@ -306,7 +305,7 @@ impl InventoryService {
                 expires_at: row.expires_at,
             };
             tx.record(&event, row.version, now).await?;
-            moves.write(&mut tx).await?;
+            moves.write(&mut tx)?;
             tx.commit().await?;
             return reservation_of(&row, &lines);
         }
@@ -344,7 +343,7 @@ impl InventoryService {
         // A storage failure half-way keeps nothing (the transaction is dropped). Every other
         // outcome is kept, also `ReservationExpired`: expiring a hold whose time was up.
         let outcomes = commit_in(&mut tx, &mut moves, ids, self.clock.now()).await?;
-        moves.write(&mut tx).await?;
+        moves.write(&mut tx)?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -390,7 +389,7 @@ impl InventoryService {
             };
             moves.record(&mut tx, change, now).await?;
         }
-        moves.write(&mut tx).await?;
+        moves.write(&mut tx)?;
         tx.commit().await?;
         Ok(true)
     }
@@ -462,7 +461,7 @@ impl InventoryService {
                 let mut tx = self.db.begin_write().await?;
                 let mut moves = Moves::default();
                 if expire_in(&mut tx, &mut moves, id, now).await? {
-                    moves.write(&mut tx).await?;
+                    moves.write(&mut tx)?;
                     tx.commit().await?;
                     expired += 1;
                 } else {

@@ -68,7 +68,7 @@ async fn finish_level_change(
     };
     let mut moves = Moves::default();
     moves.record(&mut tx, change, now).await?;
-    moves.write(&mut tx).await?;
+    moves.write(&mut tx)?;
     tx.commit().await?;
     Ok(level_of(level))
 }
@@ -411,7 +411,7 @@ impl InventoryService {
                 level.version,
             ));
         }
-        store::insert_ledger_rows(&mut tx, &ledger).await?;
+        store::insert_ledger_rows(&mut tx, &ledger)?;
         tx.record_many(recorded.iter().map(|(e, seq)| (e, *seq)), now)
             .await?;
         tx.commit().await?;

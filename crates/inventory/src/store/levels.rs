@@ -329,8 +329,8 @@ pub async fn variant_totals<'c>(
     })
 }
 
-/// Appends ledger rows with a few multi-row statements.
-pub async fn insert_ledger_rows(tx: &mut WriteTx, rows: &[LedgerRow]) -> Result<u64, DbError> {
+/// Appends ledger rows with a few multi-row statements, written with `tx`'s commit.
+pub fn insert_ledger_rows(tx: &mut WriteTx, rows: &[LedgerRow]) -> Result<(), DbError> {
     let rows: Vec<Vec<Arg>> = rows
         .iter()
         .map(|r| {
@@ -349,13 +349,11 @@ pub async fn insert_ledger_rows(tx: &mut WriteTx, rows: &[LedgerRow]) -> Result<
             ]
         })
         .collect();
-    insert_rows(
-        tx,
+    tx.insert_rows_at_commit(
         concat!("INSERT INTO stock_ledger (", ledger_columns!(), ") VALUES"),
         "",
         &rows,
     )
-    .await
 }
 
 /// The levels at `location` of any of `variants`.

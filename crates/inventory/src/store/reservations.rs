@@ -16,54 +16,44 @@ macro_rules! reservation_columns {
     };
 }
 
-/// Inserts a reservation (without its lines).
-pub async fn insert_reservation<'c>(
-    c: impl Into<Conn<'c>>,
+/// Inserts a reservation and its lines, with `tx`'s commit.
+pub fn insert_reservation(
+    tx: &mut WriteTx,
     row: &ReservationRow,
+    lines: &[LineRow],
 ) -> Result<(), DbError> {
-    execute!(
-        c,
-        sqlx::query(concat!(
+    tx.write_at_commit(Sql::statement(
+        concat!(
             "INSERT INTO reservations (",
             reservation_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(row.id)
-        .bind(&row.status)
-        .bind(&row.reference)
-        .bind(row.version)
-        .bind(row.expires_at)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-    )?;
-    Ok(())
-}
-
-/// Inserts the lines of reservation `id`.
-pub async fn insert_reservation_lines(
-    tx: &mut WriteTx,
-    id: Uuid,
-    lines: &[LineRow],
-) -> Result<(), DbError> {
+        ),
+        vec![
+            Arg::Uuid(row.id),
+            Arg::Text(row.status.clone()),
+            Arg::Text(row.reference.clone()),
+            Arg::Int(row.version),
+            Arg::Time(row.expires_at),
+            Arg::Time(row.created_at),
+            Arg::Time(row.updated_at),
+        ],
+    ));
     let rows: Vec<Vec<Arg>> = lines
         .iter()
         .map(|l| {
             vec![
-                Arg::Uuid(id),
+                Arg::Uuid(row.id),
                 Arg::Uuid(l.variant_id),
                 Arg::Uuid(l.location_id),
                 Arg::Int(l.quantity),
             ]
         })
         .collect();
-    emporium_db::insert_rows(
-        tx,
+    tx.insert_rows_at_commit(
         "INSERT INTO reservation_lines (reservation_id, variant_id, location_id, quantity) VALUES",
         "",
         &rows,
     )
-    .await?;
-    Ok(())
 }
 
 /// Records that committed reservation `id` was restocked; `false` when it was before.

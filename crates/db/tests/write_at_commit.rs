@@ -1,0 +1,170 @@
+//! Writes left for the commit (`WriteTx::write_at_commit`): written with the commit and the
+//! recorded events in one batch, all or nothing, on SQLite and (when
+//! `EMPORIUM_TEST_POSTGRES_URL` is set) PostgreSQL.
+
+// Test code may panic on the unexpected: that is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use emporium_db::{Arg, Db, DbOptions, Sql, execute};
+use sqlx::Connection as _;
+
+#[derive(serde::Serialize)]
+struct Labelled {
+    label: String,
+}
+
+impl emporium_kernel::Event for Labelled {
+    const TYPE: &'static str = "test.labelled";
+    const VERSION: i32 = 1;
+    fn aggregate_id(&self) -> String {
+        self.label.clone()
+    }
+}
+
+async fn connect(url: String) -> Db {
+    let db = Db::connect(&DbOptions {
+        url,
+        max_connections: 4,
+        sqlite_synchronous_full: false,
+        acquire_timeout: Duration::from_secs(60),
+        sqlite_writer_cache_mib: 4,
+        sqlite_checkpoint_mib: 40,
+    })
+    .await
+    .unwrap();
+    db.migrate(&[emporium_db::MIGRATIONS]).await.unwrap();
+    let mut tx = db.begin_write().await.unwrap();
+    execute!(
+        &mut tx,
+        sqlx::query("CREATE TABLE items (id BIGINT PRIMARY KEY, label TEXT NOT NULL UNIQUE)")
+    )
+    .unwrap();
+    tx.commit().await.unwrap();
+    db
+}
+
+async fn labels(db: &Db) -> Vec<String> {
+    let mut conn = db.read().await.unwrap();
+    emporium_db::run!(&mut conn, |c| sqlx::query_scalar(
+        "SELECT label FROM items ORDER BY label"
+    )
+    .fetch_all(c)
+    .await)
+    .unwrap()
+}
+
+fn insert(id: i64, label: &str) -> Sql {
+    Sql::statement(
+        "INSERT INTO items (id, label) VALUES ($1, $2)",
+        vec![Arg::Int(id), Arg::Text(label.to_owned())],
+    )
+}
+
+async fn check(db: &Db) {
+    // Written with the commit, with the events, in one batch; a placeholder may recur.
+    let mut tx = db.begin_write().await.unwrap();
+    tx.write_at_commit(insert(1, "a"));
+    tx.record(
+        &Labelled { label: "a".into() },
+        1,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    tx.write_at_commit(Sql::statement(
+        "INSERT INTO items (id, label) SELECT $1, $2 WHERE NOT EXISTS \
+         (SELECT 1 FROM items WHERE label = $2 OR id = $1)",
+        vec![Arg::Int(2), Arg::Text("b".into())],
+    ));
+    assert!(
+        labels(db).await.is_empty(),
+        "nothing is written before the commit"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(labels(db).await, ["a", "b"]);
+    assert_eq!(emporium_db::count_pending(db).await.unwrap(), 1);
+
+    // A statement that fails fails the commit, and nothing of the transaction stays.
+    let mut tx = db.begin_write().await.unwrap();
+    tx.write_at_commit(insert(3, "c"));
+    tx.record(
+        &Labelled { label: "c".into() },
+        1,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    tx.write_at_commit(insert(4, "a"));
+    assert!(
+        tx.commit().await.is_err(),
+        "a duplicate label must fail the commit"
+    );
+    assert_eq!(labels(db).await, ["a", "b"]);
+    assert_eq!(emporium_db::count_pending(db).await.unwrap(), 1);
+
+    // Rolling back to a savepoint drops what was left after it; what came before stays.
+    let mut tx = db.begin_write().await.unwrap();
+    tx.write_at_commit(insert(5, "e"));
+    tx.savepoint().await.unwrap();
+    tx.write_at_commit(insert(6, "f"));
+    tx.rollback_to_savepoint().await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(labels(db).await, ["a", "b", "e"]);
+
+    // Dropped without commit: nothing left for the commit is written.
+    let mut tx = db.begin_write().await.unwrap();
+    tx.write_at_commit(insert(7, "g"));
+    drop(tx);
+    assert_eq!(labels(db).await, ["a", "b", "e"]);
+
+    // A bulk batch larger than one statement's bind limit goes in several.
+    let mut tx = db.begin_write().await.unwrap();
+    for i in 0..9_000 {
+        tx.write_at_commit(insert(100 + i, &format!("bulk-{i:05}")));
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(labels(db).await.len(), 3 + 9_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_left_for_the_commit_go_with_it_all_or_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = connect(format!("sqlite:{}", dir.path().join("w.db").display())).await;
+    check(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_left_for_the_commit_go_with_it_all_or_nothing_on_postgres() {
+    let Some(admin) = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("EMPORIUM_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "EMPORIUM_TEST_POSTGRES_URL is not set but EMPORIUM_TEST_REQUIRE_POSTGRES=1"
+        );
+        eprintln!(
+            "NOT RUN: writes_left_for_the_commit…_on_postgres: EMPORIUM_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    let name = format!("e_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.split('?').next().unwrap_or(&admin);
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let db = connect(format!("{server}/{name}")).await;
+    check(&db).await;
+    db.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
