@@ -2,8 +2,9 @@
 //! commit reservation. Each step's outcome is committed before the next: the reservation and
 //! the payment intent are stored by their own context under the checkout's id as reference
 //! (which is how compensation finds them), the coupon redemptions and the order in one
-//! transaction with the saga's state. Each step has a compensation (release the stock, give
-//! back the coupon uses, void the payment).
+//! transaction with the saga's state. The payment intent is opened (`pending`) in the
+//! redemptions' transaction, so it is on record before the provider is asked. Each step has a
+//! compensation (release the stock, give back the coupon uses, void the payment).
 //! Once the order is placed the shopper has the answer; the last step (commit the
 //! reservation, close the cart) is the completer's, which does it for many placed checkouts
 //! at once ([`CheckoutService::run_completions`]). A cart is checked out once: a second key
@@ -415,7 +416,8 @@ impl CheckoutService {
         row.reservation_id = Some(reservation.id.0);
         self.crash.hit("checkout.after_reserve");
 
-        // 2. Redeem the coupons that apply, in one transaction with the saga's state.
+        // 2. Redeem the coupons that apply, in one transaction with the saga's state and the
+        // payment intent, `pending` until step 3 authorises it.
         let applied: Vec<String> = cart
             .totals
             .coupons
@@ -428,6 +430,10 @@ impl CheckoutService {
             .map(str::to_owned)
             .or_else(|| cart.email.clone())
             .unwrap_or_default();
+        let amount = Money {
+            amount: cart.totals.total,
+            currency: cart.currency,
+        };
         let mut tx = self.db.begin_write().await?;
         let mut coupon_ids: Vec<CouponId> = Vec::new();
         for code in &applied {
@@ -451,6 +457,20 @@ impl CheckoutService {
                 Err(e) => return Err(e.into()),
             }
         }
+        let opened = match self
+            .payments
+            .open_in(&mut tx, &reference, &request.payment.provider, amount)
+            .await
+        {
+            Ok(opened) => opened,
+            Err(e @ PaymentError::UnknownProvider(_)) => {
+                drop(tx);
+                return self
+                    .fail(row, failure("payment_provider_unknown", &e.to_string()))
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         row.coupon_ids = to_json(&coupon_ids)?;
         row.state = state::REDEEMED.to_owned();
         row.updated_at = self.clock.now();
@@ -459,18 +479,9 @@ impl CheckoutService {
         self.crash.hit("checkout.after_redeem");
 
         // 3. Authorise the payment (no transaction open across the provider call).
-        let amount = Money {
-            amount: cart.totals.total,
-            currency: cart.currency,
-        };
         match self
             .payments
-            .authorize(
-                &reference,
-                &request.payment.provider,
-                amount,
-                request.payment.token.as_deref(),
-            )
+            .authorize_opened(opened, request.payment.token.as_deref())
             .await
         {
             Ok(intent) => row.payment_id = Some(intent.id.0),

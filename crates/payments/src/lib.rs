@@ -9,7 +9,7 @@ pub mod service;
 pub use provider::{
     Authorization, ManualProvider, PaymentProvider, ProviderError, TEST_TOKENS, TestProvider,
 };
-pub use service::{PaymentError, PaymentIntent, PaymentService, PaymentStatus};
+pub use service::{OpenedPayment, PaymentError, PaymentIntent, PaymentService, PaymentStatus};
 
 /// Payments' schema migrations.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use emporium_db::{Conn, Db, DbError, execute, from_row, run};
+use emporium_db::{Conn, Db, DbError, WriteTx, execute, from_row, run};
 use emporium_kernel::ids::PaymentId;
 use emporium_kernel::{Clock, Currency, DomainError, ErrorKind, Money};
 use serde::{Deserialize, Serialize};
@@ -164,6 +164,13 @@ macro_rules! intent_columns {
     };
 }
 
+/// A `pending` intent recorded by [`PaymentService::open_in`], to authorise once committed.
+pub struct OpenedPayment {
+    row: IntentRow,
+    handler: Arc<dyn PaymentProvider>,
+    amount: Money,
+}
+
 /// Payment intents over one database and a set of providers.
 pub struct PaymentService {
     db: Db,
@@ -201,6 +208,22 @@ impl PaymentService {
         amount: Money,
         token: Option<&str>,
     ) -> Result<PaymentIntent, PaymentError> {
+        let mut tx = self.db.begin_write().await?;
+        let opened = self.open_in(&mut tx, reference, provider, amount).await?;
+        tx.commit().await?;
+        self.authorize_opened(opened, token).await
+    }
+
+    /// The first half of [`Self::authorize`]: records the `pending` intent for `reference` in
+    /// `tx` (or finds the reference's first one), for a caller that commits it with its own
+    /// changes and then calls [`Self::authorize_opened`].
+    pub async fn open_in(
+        &self,
+        tx: &mut WriteTx,
+        reference: &str,
+        provider: &str,
+        amount: Money,
+    ) -> Result<OpenedPayment, PaymentError> {
         let handler = self
             .providers
             .get(provider)
@@ -223,16 +246,33 @@ impl PaymentService {
             updated_at: now,
         };
         // The intent is new (the common case, one statement) or the reference's first one.
-        let mut tx = self.db.begin_write().await?;
-        let row = if insert(&mut tx, &row).await? {
-            record(&mut tx, &row, now).await?;
+        let row = if insert(&mut *tx, &row).await? {
+            record(tx, &row, now).await?;
             row
         } else {
-            find_by_reference(&mut tx, reference)
+            find_by_reference(&mut *tx, reference)
                 .await?
                 .ok_or(PaymentError::PaymentNotFound)?
         };
-        tx.commit().await?;
+        Ok(OpenedPayment {
+            row,
+            handler,
+            amount,
+        })
+    }
+
+    /// The second half of [`Self::authorize`], once the intent `open_in` recorded is committed:
+    /// asks the provider (unless the intent has its answer already) and records the outcome.
+    pub async fn authorize_opened(
+        &self,
+        opened: OpenedPayment,
+        token: Option<&str>,
+    ) -> Result<PaymentIntent, PaymentError> {
+        let OpenedPayment {
+            row,
+            handler,
+            amount,
+        } = opened;
         let status = PaymentStatus::parse(&row.status)?;
         match status {
             PaymentStatus::Pending => {}
@@ -256,8 +296,8 @@ impl PaymentService {
             Err(_) => (PaymentStatus::Failed, None, None),
         };
         let row = self
-            .transition(
-                row.id,
+            .transition_from(
+                row,
                 &[PaymentStatus::Pending],
                 status,
                 |r| {
@@ -433,13 +473,27 @@ impl PaymentService {
         change: impl FnOnce(&mut IntentRow),
         action: &'static str,
     ) -> Result<IntentRow, PaymentError> {
-        let now = self.clock.now();
-        // Read outside the write: the update below applies only to the version read.
+        // Read outside the write: the update applies only to the version read.
         let mut conn = self.db.read().await?;
-        let mut row = find(&mut conn, id)
+        let row = find(&mut conn, id)
             .await?
             .ok_or(PaymentError::PaymentNotFound)?;
         drop(conn);
+        self.transition_from(row, from, to, change, action).await
+    }
+
+    /// As [`Self::transition`], from `row` as the caller read it: the update applies only to
+    /// its version.
+    async fn transition_from(
+        &self,
+        mut row: IntentRow,
+        from: &[PaymentStatus],
+        to: PaymentStatus,
+        change: impl FnOnce(&mut IntentRow),
+        action: &'static str,
+    ) -> Result<IntentRow, PaymentError> {
+        let now = self.clock.now();
+        let id = row.id;
         require(&row, from, action)?;
         change(&mut row);
         let mut tx = self.db.begin_write().await?;

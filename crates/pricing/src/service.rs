@@ -390,24 +390,27 @@ impl PricingService {
         customer_key: &str,
     ) -> Result<CouponId, PricingError> {
         let now = self.clock.now();
-        let row = store::find_coupon_by_code(&mut *tx, &normalise_code(code))
-            .await?
-            .ok_or(PricingError::CouponNotFound)?;
+        let code = normalise_code(code);
         // The counter first: on PostgreSQL its row lock orders redemptions of one coupon, so
-        // the per-customer count below sees every earlier one.
-        if !store::take_coupon_use(&mut *tx, row.id, now).await? {
-            return Err(PricingError::CouponExhausted);
-        }
-        if let Some(limit) = row.per_customer_limit
-            && store::redemptions_by(&mut *tx, row.id, customer_key).await? >= limit
+        // the per-customer count below (a statement of its own, so it sees every redemption
+        // committed before the lock was granted) sees every earlier one.
+        let Some((id, per_customer_limit)) = store::take_coupon_use(&mut *tx, &code, now).await?
+        else {
+            return Err(match store::find_coupon_by_code(&mut *tx, &code).await? {
+                Some(_) => PricingError::CouponExhausted,
+                None => PricingError::CouponNotFound,
+            });
+        };
+        if let Some(limit) = per_customer_limit
+            && store::redemptions_by(&mut *tx, id, customer_key).await? >= limit
         {
             return Err(PricingError::CouponCustomerLimit);
         }
-        if !store::insert_redemption(&mut *tx, row.id, reference, customer_key, now).await? {
+        if !store::insert_redemption(&mut *tx, id, reference, customer_key, now).await? {
             // Already redeemed by this checkout: give back the use just taken.
-            store::return_coupon_use(&mut *tx, row.id, now).await?;
+            store::return_coupon_use(&mut *tx, id, now).await?;
         }
-        Ok(CouponId(row.id))
+        Ok(CouponId(id))
     }
 
     /// Gives back the use checkout `reference` took of coupon `id` (a compensation); nothing

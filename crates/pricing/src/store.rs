@@ -260,23 +260,24 @@ pub async fn delete_coupon<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<bool,
     Ok(n == 1)
 }
 
-/// Takes one use of coupon `id` if its global limit allows: a conditional update, so concurrent
-/// redemptions can never exceed the limit. Returns whether a use was taken.
+/// Takes one use of the coupon with `code` if it has uses left: its id and per-customer limit,
+/// or `None` (no such coupon, or no use left). Being one conditional update, concurrent
+/// redemptions never take more uses than the limit; on PostgreSQL its row lock orders them.
 pub async fn take_coupon_use<'c>(
     c: impl Into<Conn<'c>>,
-    id: Uuid,
+    code: &str,
     now: OffsetDateTime,
-) -> Result<bool, DbError> {
-    let n = execute!(
-        c,
-        sqlx::query(
-            "UPDATE pricing_coupons SET used = used + 1, version = version + 1, updated_at = $2 \
-             WHERE id = $1 AND (usage_limit IS NULL OR used < usage_limit)"
-        )
-        .bind(id)
-        .bind(now)
-    )?;
-    Ok(n == 1)
+) -> Result<Option<(Uuid, Option<i64>)>, DbError> {
+    run!(c, |c| sqlx::query_as(
+        "UPDATE pricing_coupons SET used = used + 1, version = version + 1, updated_at = $2 \
+         WHERE code = $1 AND (usage_limit IS NULL OR used < usage_limit) \
+         RETURNING id, per_customer_limit"
+    )
+    .bind(code)
+    .bind(now)
+    .fetch_optional(c)
+    .await
+    .map_err(DbError::from))
 }
 
 /// Gives back one use of coupon `id` (a compensated checkout).
