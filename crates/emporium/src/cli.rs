@@ -141,8 +141,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
 /// Exit code for a configuration error.
 pub const EXIT_CONFIG: u8 = 2;
 
-/// Runs the command; returns the process exit code.
-pub async fn run(cli: Cli, started: Instant) -> u8 {
+/// The configuration the command runs with, or the exit code of a configuration error (said on
+/// standard error).
+pub fn load_config(cli: &Cli) -> Result<Config, u8> {
     let (listen, demo) = match &cli.command {
         Command::Serve { listen, demo } => (*listen, demo.then_some(true)),
         _ => (None, None),
@@ -153,13 +154,14 @@ pub async fn run(cli: Cli, started: Instant) -> u8 {
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
     };
-    let config = match Config::load(cli.config.as_deref(), &overrides) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("emporium: {e}");
-            return EXIT_CONFIG;
-        }
-    };
+    Config::load(cli.config.as_deref(), &overrides).map_err(|e| {
+        eprintln!("emporium: {e}");
+        EXIT_CONFIG
+    })
+}
+
+/// Runs the command with `config` (see [`load_config`]); returns the process exit code.
+pub async fn run(cli: Cli, config: Config, started: Instant) -> u8 {
     crate::telemetry::init(&config);
     let result = match cli.command {
         Command::Serve { .. } => serve(&config, started).await,

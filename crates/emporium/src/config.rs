@@ -26,6 +26,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `emporium=debug,info`.
     pub log_level: String,
+    /// Threads of the async runtime; 0: twice the CPUs the process may use. More threads than
+    /// CPUs keep requests moving while others wait on a database connection's thread to wake
+    /// (see `docs/BENCHMARKS.md`).
+    pub worker_threads: usize,
     pub database: DatabaseConfig,
     pub http: HttpConfig,
     pub auth: AuthConfig,
@@ -186,6 +190,7 @@ impl Default for Config {
             demo: false,
             log_format: LogFormat::Human,
             log_level: "info".to_owned(),
+            worker_threads: 0,
             database: DatabaseConfig::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
@@ -266,6 +271,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The async runtime's thread count: `worker_threads`, or twice the CPUs available.
+    pub fn runtime_threads(&self) -> usize {
+        if self.worker_threads > 0 {
+            return self.worker_threads;
+        }
+        std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+    }
+
     /// Loads the layers: defaults, then `file` (if it exists; `emporium.toml` by default), then
     /// `EMPORIUM_*` variables (nested keys with `__`, e.g. `EMPORIUM_HTTP__BODY_LIMIT_BYTES`),
     /// then `overrides`; and validates the result.
@@ -311,6 +324,9 @@ impl Config {
                     "must start with sqlite:, postgres:// or postgresql://",
                 );
             }
+        }
+        if self.worker_threads > 1024 {
+            return invalid("worker_threads", "must be between 0 (automatic) and 1024");
         }
         if !(1..=65_536).contains(&self.cache.product_mib) {
             return invalid("cache.product_mib", "must be between 1 and 65536");

@@ -14,7 +14,12 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = emporium::cli::Cli::parse();
+    let config = match emporium::cli::load_config(&cli) {
+        Ok(config) => config,
+        Err(code) => return ExitCode::from(code),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.runtime_threads())
         .enable_all()
         .build()
     {
@@ -24,5 +29,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    ExitCode::from(runtime.block_on(emporium::cli::run(cli, started)))
+    ExitCode::from(runtime.block_on(emporium::cli::run(cli, config, started)))
 }

@@ -48,7 +48,7 @@ const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
 /// longer for the database (and time out), where a queue serves them in order. Enough run at
 /// once for their commits to share SQLite's group commits; each holds at most one pooled
 /// connection at a time.
-const CONCURRENT_CHECKOUTS: usize = 16;
+const CONCURRENT_CHECKOUTS: usize = 32;
 
 /// Placed checkouts completed together at most.
 const COMPLETION_BATCH: i64 = 256;

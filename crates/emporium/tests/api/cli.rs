@@ -54,6 +54,7 @@ fn config_layers_defaults_file_environment_and_flags_and_masks_secrets() {
                 "postgres://shop:hunter2secret@db.internal/shop",
             ),
             ("EMPORIUM_TEST_POSTGRES_URL", "postgres://ignored"),
+            ("EMPORIUM_WORKER_THREADS", "3"),
         ],
         None,
     );
@@ -68,6 +69,7 @@ fn config_layers_defaults_file_environment_and_flags_and_masks_secrets() {
         "environment beats file:\n{printed}"
     );
     assert!(printed.contains("access_token_ttl_secs = 600"), "{printed}");
+    assert!(printed.contains("worker_threads = 3"), "{printed}");
     assert!(
         printed.contains("data_dir = \"/srv/shop\""),
         "flags beat all:\n{printed}"
@@ -86,7 +88,7 @@ fn config_layers_defaults_file_environment_and_flags_and_masks_secrets() {
 #[test]
 fn invalid_configuration_names_the_key_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[(&str, &str)], &str); 4] = [
+    let cases: [(&[(&str, &str)], &str); 5] = [
         (
             &[("EMPORIUM_HTTP__BODY_LIMIT_BYTES", "lots")],
             "http.body_limit_bytes",
@@ -97,6 +99,7 @@ fn invalid_configuration_names_the_key_and_exits_2() {
             &[("EMPORIUM_AUTH__ACCESS_TOKEN_TTL_SECS", "5")],
             "auth.access_token_ttl_secs",
         ),
+        (&[("EMPORIUM_WORKER_THREADS", "5000")], "worker_threads"),
     ];
     for (env, key) in cases {
         let out = emporium(dir.path(), &["config"], env, None);
