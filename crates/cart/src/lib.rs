@@ -12,7 +12,7 @@ pub mod store;
 
 pub use error::CartError;
 pub use routes::{CART_TOKEN_HEADER, router};
-pub use service::{Access, Address, Cart, CartItem, CartService, OfferedShipping};
+pub use service::{Access, Address, Cart, CartItem, CartService, CustomerGroups, OfferedShipping};
 
 /// Cart's schema migrations.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {

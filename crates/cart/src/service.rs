@@ -116,6 +116,14 @@ pub struct Access<'a> {
     pub customer: Option<&'a str>,
 }
 
+/// Where a cart learns its customer's groups, for the price lists and promotions of a group
+/// (identity, in the all-in-one binary).
+#[async_trait::async_trait]
+pub trait CustomerGroups: Send + Sync {
+    /// The groups of customer `customer` (`cus_…`); none for a customer that does not exist.
+    async fn groups_of(&self, customer: &str) -> Result<Vec<String>, CartError>;
+}
+
 /// Carts over one database, with the catalog, inventory and pricing they consult.
 pub struct CartService {
     db: Db,
@@ -123,6 +131,8 @@ pub struct CartService {
     catalog: Arc<dyn CatalogApi>,
     inventory: Arc<dyn InventoryApi>,
     pricing: Arc<PricingService>,
+    /// Without it every shopper is in no group.
+    groups: Option<Arc<dyn CustomerGroups>>,
 }
 
 impl CartService {
@@ -139,7 +149,15 @@ impl CartService {
             catalog,
             inventory,
             pricing,
+            groups: None,
         }
+    }
+
+    /// Prices the carts of customers with their groups' price lists and promotions.
+    #[must_use]
+    pub fn with_customer_groups(mut self, groups: Arc<dyn CustomerGroups>) -> Self {
+        self.groups = Some(groups);
+        self
     }
 
     /// Opens a cart in `currency`; returns it and the token that opens it later (shown once,
@@ -719,10 +737,14 @@ impl CartService {
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| CartError::Corrupt(e.to_string()))?;
+        let customer_groups = match (&self.groups, &row.customer_id) {
+            (Some(groups), Some(customer)) => groups.groups_of(customer).await?,
+            _ => Vec::new(),
+        };
         let cart = emporium_pricing::Cart {
             currency,
             items: lines,
-            customer_groups: Vec::new(),
+            customer_groups,
             shipping_address: address.map(|a| Region {
                 country: a.country,
                 state: a.state,

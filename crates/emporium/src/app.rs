@@ -210,13 +210,16 @@ impl Store {
         let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
         let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
         let payments = Arc::new(PaymentService::new(db.clone(), clock.clone()));
-        let cart = Arc::new(CartService::new(
-            db.clone(),
-            clock.clone(),
-            catalog_reads.clone(),
-            inventory.clone(),
-            pricing.clone(),
-        ));
+        let cart = Arc::new(
+            CartService::new(
+                db.clone(),
+                clock.clone(),
+                catalog_reads.clone(),
+                inventory.clone(),
+                pricing.clone(),
+            )
+            .with_customer_groups(Arc::new(IdentityGroups(identity.clone()))),
+        );
         let crash_points = CrashPoints::new(config.crash_points.iter().cloned());
         let checkout = Arc::new(CheckoutService::new(
             db.clone(),
@@ -518,4 +521,23 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         shutdown,
         tasks,
     })
+}
+
+/// A cart's customer groups, from identity (whose customer cache serves them).
+struct IdentityGroups(Arc<IdentityService>);
+
+#[async_trait::async_trait]
+impl emporium_cart::CustomerGroups for IdentityGroups {
+    async fn groups_of(&self, customer: &str) -> Result<Vec<String>, emporium_cart::CartError> {
+        use emporium_identity::IdentityError;
+        let Ok(id) = customer.parse() else {
+            return Ok(Vec::new());
+        };
+        match self.0.get_customer(id).await {
+            Ok(c) => Ok(c.groups),
+            Err(IdentityError::CustomerNotFound) => Ok(Vec::new()),
+            Err(IdentityError::Storage(e)) => Err(emporium_cart::CartError::Storage(e)),
+            Err(e) => Err(emporium_cart::CartError::Corrupt(e.to_string())),
+        }
+    }
 }

@@ -14,6 +14,8 @@ pub struct Customer {
     pub id: CustomerId,
     pub email: String,
     pub name: String,
+    /// The customer's groups (price lists and promotions may be for a group), sorted.
+    pub groups: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,

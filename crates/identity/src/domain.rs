@@ -186,6 +186,51 @@ pub fn parse_client_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError>
     Ok(out)
 }
 
+/// Most groups one customer may be in.
+pub const MAX_GROUPS: usize = 20;
+
+/// Checks customer group names (1 to 64 of `a-z`, `0-9`, `-`, `_`; at most [`MAX_GROUPS`]);
+/// returns them sorted, each once, or every bad one with its pointer (`/groups/<i>`).
+pub fn parse_groups(groups: &[String]) -> Result<Vec<String>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        let pointer = format!("/groups/{i}");
+        if g.is_empty() {
+            errors.push(FieldError::new(pointer, "required", "must not be empty"));
+        } else if g.chars().count() > 64 {
+            errors.push(FieldError::new(
+                pointer,
+                "too_long",
+                "at most 64 characters",
+            ));
+        } else if !g
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            errors.push(FieldError::new(
+                pointer,
+                "invalid_format",
+                "lower-case letters, digits, '-' and '_' only",
+            ));
+        }
+    }
+    let mut out: Vec<String> = groups.to_vec();
+    out.sort();
+    out.dedup();
+    if out.len() > MAX_GROUPS {
+        errors.push(FieldError::new(
+            "/groups",
+            "too_long",
+            format!("at most {MAX_GROUPS} groups"),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

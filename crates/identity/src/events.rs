@@ -102,3 +102,21 @@ impl Event for ApiClientRevoked {
         self.client_id.to_string()
     }
 }
+
+/// Staff set a customer's groups.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerGroupsChanged {
+    pub customer_id: CustomerId,
+    /// The groups now, sorted.
+    pub groups: Vec<String>,
+    /// The staff user's `usr_…` id.
+    pub changed_by: String,
+}
+
+impl Event for CustomerGroupsChanged {
+    const TYPE: &'static str = "customer.groups_changed";
+    const VERSION: i32 = 1;
+    fn aggregate_id(&self) -> String {
+        self.customer_id.to_string()
+    }
+}

@@ -19,9 +19,17 @@ pub use routes::{ADMIN_RULES, router};
 pub use service::IdentityService;
 
 /// Identity's schema migrations.
-pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
-    version: 20261123000100,
-    description: "identity",
-    sqlite: include_str!("../migrations/sqlite/20261123000100_identity.sql"),
-    postgres: include_str!("../migrations/postgres/20261123000100_identity.sql"),
-}];
+pub const MIGRATIONS: &[emporium_db::Migration] = &[
+    emporium_db::Migration {
+        version: 20261123000100,
+        description: "identity",
+        sqlite: include_str!("../migrations/sqlite/20261123000100_identity.sql"),
+        postgres: include_str!("../migrations/postgres/20261123000100_identity.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261126000800,
+        description: "customer groups",
+        sqlite: include_str!("../migrations/sqlite/20261126000800_customer_groups.sql"),
+        postgres: include_str!("../migrations/postgres/20261126000800_customer_groups.sql"),
+    },
+];

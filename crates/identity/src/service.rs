@@ -81,6 +81,8 @@ fn customer_of(row: &CustomerRow) -> Customer {
         id: CustomerId(row.id),
         email: row.email.clone(),
         name: row.name.clone(),
+        // Written only by `set_customer_groups`, always a JSON array of strings.
+        groups: serde_json::from_str(&row.groups).unwrap_or_default(),
         created_at: row.created_at,
     }
 }
@@ -207,6 +209,8 @@ impl IdentityService {
             name,
             password_hash,
             created_at: now,
+            groups: "[]".to_owned(),
+            version: 1,
         };
         let mut tx = self.db.begin_write().await?;
         store::insert_customer(&mut tx, &row)
@@ -507,6 +511,32 @@ impl IdentityService {
             .ok_or(IdentityError::CustomerNotFound)?;
         self.customers.insert(id.0, customer.clone());
         Ok(customer)
+    }
+
+    /// Sets customer `id`'s groups (replacing them) for staff user `actor`. A group name is 1 to
+    /// 64 lower-case letters, digits, `-` or `_`; at most 20 groups; repeats count once.
+    pub async fn set_customer_groups(
+        &self,
+        id: CustomerId,
+        groups: &[String],
+        actor: &str,
+    ) -> Result<Customer, IdentityError> {
+        let groups = domain::parse_groups(groups).map_err(IdentityError::Invalid)?;
+        let now = self.clock.now();
+        let json = serde_json::Value::from(groups.clone()).to_string();
+        let mut tx = self.db.begin_write().await?;
+        let row = store::set_customer_groups(&mut tx, id.0, &json, now)
+            .await?
+            .ok_or(IdentityError::CustomerNotFound)?;
+        let event = events::CustomerGroupsChanged {
+            customer_id: id,
+            groups,
+            changed_by: actor.to_owned(),
+        };
+        tx.record(&event, row.version, now).await?;
+        tx.commit().await?;
+        self.customers.invalidate(&id.0);
+        Ok(customer_of(&row))
     }
 
     /// Customers, newest first, optionally those whose e-mail contains `search`.

@@ -14,6 +14,10 @@ pub struct CustomerRow {
     pub name: String,
     pub password_hash: String,
     pub created_at: OffsetDateTime,
+    /// A JSON array of group names, sorted and unique.
+    pub groups: String,
+    /// Bumped by every change.
+    pub version: i64,
 }
 
 /// A staff user row.
@@ -57,6 +61,8 @@ macro_rules! customer_row {
             name: $r.try_get("name")?,
             password_hash: $r.try_get("password_hash")?,
             created_at: $r.try_get("created_at")?,
+            groups: $r.try_get("groups")?,
+            version: $r.try_get("version")?,
         }
     };
 }
@@ -113,7 +119,7 @@ pub async fn find_customer_by_email<'c>(
 ) -> Result<Option<CustomerRow>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
-            "SELECT id, email, name, password_hash, created_at FROM customers WHERE email = $1",
+            "SELECT id, email, name, password_hash, created_at, groups, version FROM customers WHERE email = $1",
         )
         .bind(email)
         .fetch_optional(c)
@@ -132,9 +138,34 @@ pub async fn find_customer<'c>(
 ) -> Result<Option<CustomerRow>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
-            "SELECT id, email, name, password_hash, created_at FROM customers WHERE id = $1",
+            "SELECT id, email, name, password_hash, created_at, groups, version FROM customers WHERE id = $1",
         )
         .bind(id)
+        .fetch_optional(c)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(customer_row!(r)),
+            None => None,
+        })
+    })
+}
+
+/// Sets customer `id`'s groups (a JSON array) and bumps its version; the row after, or `None`
+/// when there is no such customer.
+pub async fn set_customer_groups<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    groups: &str,
+    now: OffsetDateTime,
+) -> Result<Option<CustomerRow>, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query(
+            "UPDATE customers SET groups = $2, version = version + 1, updated_at = $3 \
+             WHERE id = $1 RETURNING id, email, name, password_hash, created_at, groups, version",
+        )
+        .bind(id)
+        .bind(groups)
+        .bind(now)
         .fetch_optional(c)
         .await?;
         Ok(match row {
@@ -154,7 +185,7 @@ pub async fn list_customers<'c>(
 ) -> Result<Vec<CustomerRow>, DbError> {
     run!(c, |c| {
         let rows = sqlx::query(
-            "SELECT id, email, name, password_hash, created_at FROM customers \
+            "SELECT id, email, name, password_hash, created_at, groups, version FROM customers \
              WHERE id < $1 AND email LIKE $2 ESCAPE '\\' ORDER BY id DESC LIMIT $3",
         )
         .bind(before)

@@ -17,6 +17,7 @@ on_both_backends!(
     bad_cart_input_is_refused_with_the_field_at_fault,
     a_guest_cart_merges_into_the_customers_cart_at_sign_in,
     concurrent_adds_to_one_cart_lose_no_unit,
+    a_groups_price_list_prices_the_carts_of_its_customers_only,
 );
 
 /// A published product with `on_hand` units at a new location; returns its variant id.
@@ -586,4 +587,163 @@ async fn concurrent_adds_to_one_cart_lose_no_unit(app: TestApp) {
     .await;
     assert_eq!(cart["items"].as_array().unwrap().len(), 1, "{cart}");
     assert_eq!(cart["items"][0]["quantity"], added, "{cart}");
+}
+
+async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp) {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let kettle = stocked_variant(&app, &admin, "KET-G", 1_000, 10).await;
+    let list = json!({"name": "Wholesale", "customer_groups": ["wholesale"],
+        "prices": [{"variant_id": kettle, "price": {"amount": 800, "currency": "EUR"}}]});
+    let r = app
+        .post_json("/v1/admin/price-lists", &list, Some(&admin))
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+
+    let alice_id = app.register("alice@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice = app.login("alice@example.com", None).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob = app.customer_token("bob@example.com").await;
+    // A customer's cart with one kettle; returns its path.
+    let cart_of = async |token: &str| {
+        let r = app
+            .post_json("/v1/store/carts", &json!({}), Some(token))
+            .await;
+        assert_eq!(r.status().as_u16(), 201);
+        let created: Value = r.json().await.unwrap();
+        let path = format!(
+            "/v1/store/carts/{}",
+            created["cart"]["id"].as_str().unwrap()
+        );
+        let add = json!({"variant_id": kettle, "quantity": 1});
+        let items = format!("{path}/items");
+        ok(app
+            .request(Method::POST, &items, Some(&add), Some(token), &[])
+            .await)
+        .await;
+        path
+    };
+    let subtotal = async |path: &str, token: &str| {
+        ok(app.get(path, Some(token)).await).await["totals"]["subtotal"].clone()
+    };
+    let alices = cart_of(&alice).await;
+    let bobs = cart_of(&bob).await;
+    assert_eq!(
+        subtotal(&alices, &alice).await,
+        1_000,
+        "not in the group yet"
+    );
+
+    let groups = format!("/v1/admin/customers/{alice_id}/groups");
+    let set = |groups: Value| json!({ "groups": groups });
+    let r = app
+        .request(
+            Method::PUT,
+            &groups,
+            Some(&set(json!(["wholesale", "vip", "wholesale"]))),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let customer = ok(r).await;
+    assert_eq!(customer["groups"], json!(["vip", "wholesale"]));
+    let read = ok(app
+        .get(&format!("/v1/admin/customers/{alice_id}"), Some(&admin))
+        .await)
+    .await;
+    assert_eq!(read["groups"], json!(["vip", "wholesale"]));
+
+    // The group's price applies to Alice's cart at once, and to nobody else's.
+    assert_eq!(subtotal(&alices, &alice).await, 800);
+    assert_eq!(subtotal(&bobs, &bob).await, 1_000);
+    let (guest, token) = guest_cart(&app).await;
+    let add = json!({"variant_id": kettle, "quantity": 1});
+    let cart = ok(call(
+        &app,
+        Method::POST,
+        &format!("/v1/store/carts/{guest}/items"),
+        Some(&add),
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["totals"]["subtotal"], 1_000);
+
+    // Bad names, too many groups, an unknown customer, a role below admin.
+    let bad = app
+        .request(
+            Method::PUT,
+            &groups,
+            Some(&set(json!(["Whole Sale", "", "x".repeat(65)]))),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let problem = assert_problem(bad, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&problem),
+        [
+            ("/groups/0".to_owned(), "invalid_format".to_owned()),
+            ("/groups/1".to_owned(), "required".to_owned()),
+            ("/groups/2".to_owned(), "too_long".to_owned()),
+        ]
+    );
+    let many: Vec<String> = (0..21).map(|i| format!("g{i}")).collect();
+    let bad = app
+        .request(
+            Method::PUT,
+            &groups,
+            Some(&set(json!(many))),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let problem = assert_problem(bad, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&problem),
+        [("/groups".to_owned(), "too_long".to_owned())]
+    );
+    let unknown = app
+        .request(
+            Method::PUT,
+            "/v1/admin/customers/cus_00000000000000000000000000000000/groups",
+            Some(&set(json!(["vip"]))),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_problem(unknown, 404, "customer_not_found").await;
+    let staff = app.staff_token("staff@example.com", Role::Staff).await;
+    let refused = app
+        .request(
+            Method::PUT,
+            &groups,
+            Some(&set(json!([]))),
+            Some(&staff),
+            &[],
+        )
+        .await;
+    assert_problem(refused, 403, "forbidden").await;
+    assert_eq!(
+        subtotal(&alices, &alice).await,
+        800,
+        "refused changes change nothing"
+    );
+
+    // Out of the group, back to the variant's own price.
+    let r = app
+        .request(
+            Method::PUT,
+            &groups,
+            Some(&set(json!([]))),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(ok(r).await["groups"], json!([]));
+    assert_eq!(subtotal(&alices, &alice).await, 1_000);
 }

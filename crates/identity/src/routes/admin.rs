@@ -23,6 +23,7 @@ pub const ADMIN_RULES: &[AdminRule] = &[
         Role::Staff,
         "customers:read",
     ),
+    AdminRule::staff("PUT", "/v1/admin/customers/{id}/groups", Role::Admin),
     AdminRule::staff("GET", "/v1/admin/users", Role::Admin),
     AdminRule::staff("POST", "/v1/admin/users", Role::Owner),
     AdminRule::staff("GET", "/v1/admin/users/{id}", Role::Admin),
@@ -74,6 +75,38 @@ pub async fn get_customer(
     Path(id): Path<CustomerId>,
 ) -> Result<axum::Json<Customer>, ApiError> {
     Ok(axum::Json(service.get_customer(id).await?))
+}
+
+/// Body of `PUT /v1/admin/customers/{id}/groups`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerGroupsBody {
+    /// Every group of the customer (replacing the ones before): names of 1 to 64 lower-case
+    /// letters, digits, `-` or `_`, at most 20.
+    pub groups: Vec<String>,
+}
+
+/// Sets a customer's groups (admins). Price lists and promotions for a group apply to the
+/// customer's carts from then on.
+#[utoipa::path(put, path = "/v1/admin/customers/{id}/groups", tag = "admin",
+    request_body = CustomerGroupsBody,
+    params(("id" = CustomerId, Path, description = "Customer id")),
+    responses(
+        (status = 200, description = "The customer, with the groups now", body = Customer),
+        (status = 404, description = "`customer_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_customer_groups(
+    State(service): Svc,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<CustomerId>,
+    Json(body): Json<CustomerGroupsBody>,
+) -> Result<axum::Json<Customer>, ApiError> {
+    Ok(axum::Json(
+        service
+            .set_customer_groups(id, &body.groups, &caller.subject)
+            .await?,
+    ))
 }
 
 /// Lists staff users, newest first.

@@ -23,6 +23,7 @@ pub fn router(service: Arc<IdentityService>) -> OpenApiRouter {
         .routes(routes!(auth::jwks))
         .routes(routes!(admin::list_customers))
         .routes(routes!(admin::get_customer))
+        .routes(routes!(admin::set_customer_groups))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(
             admin::get_user,
