@@ -2,7 +2,7 @@
 //! events together), return plain data.
 //!
 //! Lock order: a transaction that changes stock takes its variants' locks in variant id order
-//! (`store::lock_variant`), and one that ends a reservation first claims the reservation row
+//! (`store::lock_variant` one by one, or `store::lock_variants` all at once), and one that ends a reservation first claims the reservation row
 //! (`store::end_reservation`) and only then takes variant locks. No transaction holds a variant
 //! lock while waiting for a reservation row, so none waits in a cycle.
 

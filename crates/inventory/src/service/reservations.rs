@@ -98,16 +98,13 @@ async fn commit_in(
     let ended_ids: Vec<Uuid> = ended.iter().map(|r| r.id).collect();
     let held = store::lines_of_reservations(&mut *tx, &ended_ids).await?;
     let ended: HashMap<Uuid, ReservationRow> = ended.into_iter().map(|r| (r.id, r)).collect();
-    // `held` is in lock order, each level's lines together.
-    let mut locked = None;
+    let variants: Vec<Uuid> = held.iter().map(|l| l.variant_id).collect();
+    store::lock_variants(&mut *tx, &variants).await?;
+    // `held` is in variant order, each level's lines together.
     for level_lines in
         held.chunk_by(|a, b| (a.variant_id, a.location_id) == (b.variant_id, b.location_id))
     {
         let first = level_lines[0];
-        if locked != Some(first.variant_id) {
-            store::lock_variant(&mut *tx, first.variant_id).await?;
-            locked = Some(first.variant_id);
-        }
         let quantity = level_lines.iter().map(|l| l.quantity).sum();
         let taken = store::sell_at(&mut *tx, first.variant_id, first.location_id, quantity, now)
             .await?
@@ -226,31 +223,42 @@ impl InventoryService {
             updated_at: now,
         };
         let mut tx = self.db.begin_write().await?;
+        let variants: Vec<Uuid> = merged.keys().map(|v| v.0).collect();
+        store::lock_variants(&mut tx, &variants).await?;
+        let wanted: Vec<(Uuid, i64)> = merged.iter().map(|(v, q)| (v.0, *q)).collect();
+        let held = store::reserve_best(&mut tx, &wanted, now).await?;
         let mut moves = Moves::default();
         let mut taken = Vec::with_capacity(merged.len());
         let mut shortages = Vec::new();
-        // `merged` iterates in variant id order: the lock order.
-        for (&variant, &quantity) in &merged {
-            store::lock_variant(&mut tx, variant.0).await?;
-            if shortages.is_empty() {
-                if let Some(held) = store::reserve_best(&mut tx, variant.0, quantity, now).await? {
-                    let level = &held.level;
-                    let line = LineRow {
-                        variant_id: variant.0,
-                        location_id: level.location_id,
-                        quantity,
-                    };
-                    let change = StockMove {
-                        level,
-                        delta_on_hand: 0,
-                        delta_reserved: quantity,
-                        reason: "reserved",
-                        actor: &row.reference,
-                        reservation: Some(row.id),
-                        totals_after: Some(held.variant_totals()),
-                    };
-                    moves.record(&mut tx, change, now).await?;
-                    taken.push(line);
+        if held.len() == merged.len() {
+            // `merged` iterates in variant id order: the order of the lines and ledger rows.
+            let mut held: HashMap<Uuid, store::TakenLevel> =
+                held.into_iter().map(|t| (t.level.variant_id, t)).collect();
+            for (&variant, &quantity) in &merged {
+                let held = held.remove(&variant.0).ok_or(InventoryError::Inconsistent(
+                    "a reserved level is not one of the lines",
+                ))?;
+                let level = &held.level;
+                let change = StockMove {
+                    level,
+                    delta_on_hand: 0,
+                    delta_reserved: quantity,
+                    reason: "reserved",
+                    actor: &row.reference,
+                    reservation: Some(row.id),
+                    totals_after: Some(held.variant_totals()),
+                };
+                moves.record(&mut tx, change, now).await?;
+                taken.push(LineRow {
+                    variant_id: variant.0,
+                    location_id: level.location_id,
+                    quantity,
+                });
+            }
+        } else {
+            // Some line found no location: name every short one (the update is rolled back).
+            for (&variant, &quantity) in &merged {
+                if held.iter().any(|t| t.level.variant_id == variant.0) {
                     continue;
                 }
                 let available = store::max_available(&mut tx, variant.0).await?;
@@ -259,16 +267,6 @@ impl InventoryService {
                     requested: quantity,
                     available,
                 });
-            } else {
-                // The reservation fails anyway: only find out whether this line is short too.
-                let available = store::max_available(&mut tx, variant.0).await?;
-                if available < quantity {
-                    shortages.push(Shortage {
-                        variant_id: variant,
-                        requested: quantity,
-                        available,
-                    });
-                }
             }
         }
         if !shortages.is_empty() {

@@ -1,6 +1,6 @@
 //! Stock levels, their conditional updates, the per-variant lock and the ledger.
 
-use emporium_db::{Arg, Conn, DbError, WriteTx, fetch_in, insert_rows, run};
+use emporium_db::{Arg, Backend, Conn, DbError, Sql, WriteTx, fetch_in, insert_rows, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -28,6 +28,25 @@ pub async fn lock_variant<'c>(c: impl Into<Conn<'c>>, variant: Uuid) -> Result<(
             Ok(())
         }
     }
+}
+
+/// [`lock_variant`] for each of `variants`, in one statement, in variant id order (the order
+/// every caller takes them in, so no two transactions wait on each other in a cycle).
+pub async fn lock_variants(tx: &mut WriteTx, variants: &[Uuid]) -> Result<(), DbError> {
+    if tx.backend() == Backend::Sqlite || variants.is_empty() {
+        return Ok(());
+    }
+    let mut sorted = variants.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut sql = Sql::default();
+    sql.push("SELECT pg_advisory_xact_lock(")
+        .bind(Arg::Int32(VARIANT_LOCK_SPACE))
+        .push(", k) FROM unnest(ARRAY[")
+        .bind_in(sorted.into_iter().map(|v| Arg::Int32(lock_key(v))))
+        .push("]) WITH ORDINALITY AS locks (k, n) ORDER BY n");
+    sql.execute(&mut *tx).await?;
+    Ok(())
 }
 
 /// A 32-bit key for a variant; two variants sharing one only wait on each other.
@@ -211,31 +230,52 @@ macro_rules! others_columns {
     };
 }
 
-/// Holds `quantity` units of `variant` at the location with the most available (the lowest
-/// location id among equals), in one statement; `None` when no single location has enough.
-/// The caller holds the variant's lock, so the choice and the update see the same levels, and
-/// the other locations' sums (which this statement does not change) are exact.
-pub async fn reserve_best<'c>(
-    c: impl Into<Conn<'c>>,
-    variant: Uuid,
-    quantity: i64,
+/// Holds each `(variant, quantity)` of `lines` (variants distinct) at the variant's location
+/// with the most available (the lowest location id among equals), all in one statement; the
+/// levels taken, in no particular order. A line no single location can serve takes nothing
+/// and has no row: the caller compares counts and rolls back on a shortfall. The caller holds
+/// the variants' locks, so the other locations' sums are exact.
+pub async fn reserve_best(
+    tx: &mut WriteTx,
+    lines: &[(Uuid, i64)],
     now: OffsetDateTime,
-) -> Result<Option<TakenLevel>, DbError> {
-    const SQL: &str = concat!(
-        "UPDATE stock_levels SET reserved = reserved + $2, version = version + 1, updated_at = $3 \
-         WHERE variant_id = $1 AND on_hand - reserved >= $2 AND location_id = (\
-         SELECT location_id FROM stock_levels WHERE variant_id = $1 AND on_hand - reserved >= $2 \
-         ORDER BY on_hand - reserved DESC, location_id LIMIT 1) RETURNING ",
-        level_columns!(),
+) -> Result<Vec<TakenLevel>, DbError> {
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let postgres = tx.backend() == Backend::Postgres;
+    let mut sql = Sql::default();
+    sql.push("WITH wanted (variant_id, quantity) AS (VALUES ");
+    for (i, (variant, quantity)) in lines.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        // PostgreSQL types a bare parameter in `VALUES` as text.
+        if postgres {
+            sql.push("CAST(")
+                .bind(Arg::Uuid(*variant))
+                .push(" AS UUID)");
+        } else {
+            sql.bind(Arg::Uuid(*variant));
+        }
+        sql.push(", CAST(")
+            .bind(Arg::Int(*quantity))
+            .push(" AS BIGINT))");
+    }
+    sql.push(
+        ") UPDATE stock_levels SET reserved = reserved + wanted.quantity, \
+         version = version + 1, updated_at = ",
+    )
+    .bind(Arg::Time(now))
+    .push(concat!(
+        " FROM wanted WHERE stock_levels.variant_id = wanted.variant_id \
+         AND stock_levels.on_hand - stock_levels.reserved >= wanted.quantity \
+         AND stock_levels.location_id = (SELECT b.location_id FROM stock_levels b \
+         WHERE b.variant_id = wanted.variant_id AND b.on_hand - b.reserved >= wanted.quantity \
+         ORDER BY b.on_hand - b.reserved DESC, b.location_id LIMIT 1) RETURNING ",
+        "stock_levels.variant_id, stock_levels.location_id, stock_levels.on_hand, \
+         stock_levels.reserved, stock_levels.version, stock_levels.updated_at",
         others_columns!()
-    );
-    run!(c, |c| sqlx::query_as(SQL)
-        .bind(variant)
-        .bind(quantity)
-        .bind(now)
-        .fetch_optional(c)
-        .await
-        .map_err(DbError::from))
+    ));
+    sql.fetch_all(&mut *tx).await
 }
 
 /// Takes `quantity` held units out of the stock at one location (both `on_hand` and
