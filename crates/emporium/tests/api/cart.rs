@@ -639,17 +639,12 @@ async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp
     );
 
     let groups = format!("/v1/admin/customers/{alice_id}/groups");
-    let set = |groups: Value| json!({ "groups": groups });
-    let r = app
-        .request(
-            Method::PUT,
-            &groups,
-            Some(&set(json!(["wholesale", "vip", "wholesale"]))),
-            Some(&admin),
-            &[],
-        )
-        .await;
-    let customer = ok(r).await;
+    let put = async |path: &str, groups: Value, token: &str| {
+        let body = json!({ "groups": groups });
+        app.request(Method::PUT, path, Some(&body), Some(token), &[])
+            .await
+    };
+    let customer = ok(put(&groups, json!(["wholesale", "vip", "wholesale"]), &admin).await).await;
     assert_eq!(customer["groups"], json!(["vip", "wholesale"]));
     let read = ok(app
         .get(&format!("/v1/admin/customers/{alice_id}"), Some(&admin))
@@ -674,15 +669,7 @@ async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp
     assert_eq!(cart["totals"]["subtotal"], 1_000);
 
     // Bad names, too many groups, an unknown customer, a role below admin.
-    let bad = app
-        .request(
-            Method::PUT,
-            &groups,
-            Some(&set(json!(["Whole Sale", "", "x".repeat(65)]))),
-            Some(&admin),
-            &[],
-        )
-        .await;
+    let bad = put(&groups, json!(["Whole Sale", "", "x".repeat(65)]), &admin).await;
     let problem = assert_problem(bad, 422, "validation_failed").await;
     assert_eq!(
         pointers(&problem),
@@ -693,40 +680,21 @@ async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp
         ]
     );
     let many: Vec<String> = (0..21).map(|i| format!("g{i}")).collect();
-    let bad = app
-        .request(
-            Method::PUT,
-            &groups,
-            Some(&set(json!(many))),
-            Some(&admin),
-            &[],
-        )
-        .await;
+    let bad = put(&groups, json!(many), &admin).await;
     let problem = assert_problem(bad, 422, "validation_failed").await;
     assert_eq!(
         pointers(&problem),
         [("/groups".to_owned(), "too_long".to_owned())]
     );
-    let unknown = app
-        .request(
-            Method::PUT,
-            "/v1/admin/customers/cus_00000000000000000000000000000000/groups",
-            Some(&set(json!(["vip"]))),
-            Some(&admin),
-            &[],
-        )
-        .await;
+    let unknown = put(
+        "/v1/admin/customers/cus_00000000000000000000000000000000/groups",
+        json!(["vip"]),
+        &admin,
+    )
+    .await;
     assert_problem(unknown, 404, "customer_not_found").await;
     let staff = app.staff_token("staff@example.com", Role::Staff).await;
-    let refused = app
-        .request(
-            Method::PUT,
-            &groups,
-            Some(&set(json!([]))),
-            Some(&staff),
-            &[],
-        )
-        .await;
+    let refused = put(&groups, json!([]), &staff).await;
     assert_problem(refused, 403, "forbidden").await;
     assert_eq!(
         subtotal(&alices, &alice).await,
@@ -735,15 +703,7 @@ async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp
     );
 
     // Out of the group, back to the variant's own price.
-    let r = app
-        .request(
-            Method::PUT,
-            &groups,
-            Some(&set(json!([]))),
-            Some(&admin),
-            &[],
-        )
-        .await;
+    let r = put(&groups, json!([]), &admin).await;
     assert_eq!(ok(r).await["groups"], json!([]));
     assert_eq!(subtotal(&alices, &alice).await, 1_000);
 }

@@ -226,18 +226,8 @@ impl Moves {
             // Read after the change: it includes this move.
             (None, None) => store::variant_totals(&mut *tx, level.variant_id).await?,
         };
-        self.totals.insert(level.variant_id, (on_hand, reserved));
-        let event = events::StockChanged {
-            variant_id: VariantId(level.variant_id),
-            location_id: LocationId(level.location_id),
-            on_hand: level.on_hand,
-            reserved: level.reserved,
-            available: level.on_hand - level.reserved,
-            variant_available: on_hand - reserved,
-            reason: m.reason.to_owned(),
-        };
-        tx.record(&event, level.version, now).await?;
-        Ok(())
+        self.record_level(tx, level, (on_hand, reserved), m.reason, now)
+            .await
     }
 
     /// Records one update of a level that sold several reservations' units at once (`taken`,
@@ -270,17 +260,30 @@ impl Moves {
                 created_at: now,
             });
         }
-        let (variant_on_hand, variant_reserved) = taken.variant_totals();
-        self.totals
-            .insert(level.variant_id, (variant_on_hand, variant_reserved));
+        self.record_level(tx, level, taken.variant_totals(), "committed", now)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps the variant's totals after a change of `level` and records its
+    /// `inventory.stock_changed`.
+    async fn record_level(
+        &mut self,
+        tx: &mut WriteTx,
+        level: &LevelRow,
+        (on_hand, reserved): (i64, i64),
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), InventoryError> {
+        self.totals.insert(level.variant_id, (on_hand, reserved));
         let event = events::StockChanged {
             variant_id: VariantId(level.variant_id),
             location_id: LocationId(level.location_id),
             on_hand: level.on_hand,
             reserved: level.reserved,
             available: level.on_hand - level.reserved,
-            variant_available: variant_on_hand - variant_reserved,
-            reason: "committed".to_owned(),
+            variant_available: on_hand - reserved,
+            reason: reason.to_owned(),
         };
         tx.record(&event, level.version, now).await?;
         Ok(())
