@@ -4,16 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use emporium_catalog::{CatalogApi, Purchasable};
 use emporium_db::{Db, WriteTx};
 use emporium_inventory::InventoryApi;
 use emporium_kernel::ids::{CartId, CartItemId, ProductId, ShippingOptionId, VariantId};
+use emporium_kernel::token::{new_token, sha256_hex as hash};
 use emporium_kernel::{Clock, Currency, Violations};
 use emporium_pricing::{PricingService, Quote, Region};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -898,18 +896,4 @@ fn codes_of(row: &CartRow) -> Result<Vec<String>, CartError> {
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, CartError> {
     serde_json::to_string(value).map_err(|e| CartError::Corrupt(e.to_string()))
-}
-
-/// A new cart token: 244 random bits (two random UUIDs, from a generator seeded by the OS),
-/// URL-safe.
-fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -20,18 +20,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use emporium_cart::{Access, CartError, CartService};
 use emporium_db::Db;
 use emporium_inventory::{InventoryApi, InventoryError, ReserveLine};
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::ids::{CartId, CheckoutId, CouponId, OrderId, PaymentId, ReservationId};
+use emporium_kernel::token::{new_token, sha256_hex as hash};
 use emporium_kernel::{Clock, DomainError, ErrorKind, Event as _, Money};
 use emporium_payments::{PaymentError, PaymentService};
 use emporium_pricing::{PricingError, PricingService, ShippingQuote};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -813,20 +811,4 @@ pub(crate) fn projection_of(order: &Order) -> Result<OrderRow, OrderingError> {
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, CheckoutError> {
     serde_json::to_string(value).map_err(|e| OrderingError::Corrupt(e.to_string()).into())
-}
-
-/// A new order token: 244 random bits (two random UUIDs), URL-safe.
-fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Hex SHA-256.
-pub(crate) fn hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -7,10 +7,11 @@ use emporium_kernel::Clock;
 use emporium_kernel::ids::{OrderId, VariantId};
 use emporium_payments::PaymentService;
 
-use crate::checkout::{hash, projection_of};
+use crate::checkout::projection_of;
 use crate::error::OrderingError;
 use crate::order::{Change, Order, OrderChanged, OrderEvent, OrderStatus, apply, fold};
 use crate::store::{self, EventRow};
+use emporium_kernel::token::sha256_hex as hash;
 
 /// A staff action on an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
