@@ -33,6 +33,9 @@ pub enum CartError {
     /// The cart kept changing under this request (other requests on it at the same time).
     #[error("the cart changed while this request was applied; send it again")]
     CartChanged,
+    /// A checkout holds the cart: it is being, or was, turned into an order.
+    #[error("the cart is being checked out (or was): it takes no change; open a new cart")]
+    CheckedOut,
     #[error("the coupon does not apply to this cart ({0})")]
     CouponNotApplicable(&'static str),
     #[error("catalog failure: {0}")]
@@ -76,6 +79,7 @@ impl DomainError for CartError {
             Self::OutOfStock(_) => (ErrorKind::Conflict, "out_of_stock"),
             Self::CouponNotFound => (ErrorKind::NotFound, "coupon_not_found"),
             Self::CartChanged => (ErrorKind::Conflict, "cart_changed"),
+            Self::CheckedOut => (ErrorKind::Conflict, "cart_checked_out"),
             Self::CouponNotApplicable(_) => (ErrorKind::Invalid, "coupon_not_applicable"),
             Self::Catalog(e) => e.kind_and_code(),
             Self::Inventory(e) => e.kind_and_code(),

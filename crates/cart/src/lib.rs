@@ -15,9 +15,17 @@ pub use routes::{CART_TOKEN_HEADER, router};
 pub use service::{Access, Address, Cart, CartItem, CartService, CustomerGroups, OfferedShipping};
 
 /// Cart's schema migrations.
-pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
-    version: 20261126000200,
-    description: "cart",
-    sqlite: include_str!("../migrations/sqlite/20261126000200_cart.sql"),
-    postgres: include_str!("../migrations/postgres/20261126000200_cart.sql"),
-}];
+pub const MIGRATIONS: &[emporium_db::Migration] = &[
+    emporium_db::Migration {
+        version: 20261126000200,
+        description: "cart",
+        sqlite: include_str!("../migrations/sqlite/20261126000200_cart.sql"),
+        postgres: include_str!("../migrations/postgres/20261126000200_cart.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261126000900,
+        description: "cart held by its checkout",
+        sqlite: include_str!("../migrations/sqlite/20261126000900_cart_checkout.sql"),
+        postgres: include_str!("../migrations/postgres/20261126000900_cart_checkout.sql"),
+    },
+];

@@ -192,6 +192,7 @@ impl CartService {
             version: 1,
             created_at: now,
             updated_at: now,
+            checkout_id: None,
         };
         let mut tx = self.db.begin_write().await?;
         store::insert_cart(&mut tx, &row).await?;
@@ -219,7 +220,7 @@ impl CartService {
         check_quantity(quantity)?;
         let info = self.catalog.purchasable(&[variant]).await?;
         for _ in 0..PLAN_ATTEMPTS {
-            let (row, mut items) = self.read(id, access).await?;
+            let (row, mut items) = self.read_for_change(id, access).await?;
             let priced = info
                 .first()
                 .and_then(Option::as_ref)
@@ -277,7 +278,7 @@ impl CartService {
     ) -> Result<Cart, CartError> {
         check_quantity(quantity)?;
         for _ in 0..PLAN_ATTEMPTS {
-            let (row, mut items) = self.read(id, access).await?;
+            let (row, mut items) = self.read_for_change(id, access).await?;
             let at = items
                 .iter()
                 .position(|i| i.id == item.0)
@@ -332,7 +333,7 @@ impl CartService {
         }
         v.finish().map_err(CartError::Invalid)?;
         for _ in 0..PLAN_ATTEMPTS {
-            let (mut row, items) = self.read(id, access).await?;
+            let (mut row, items) = self.read_for_change(id, access).await?;
             let version = row.version;
             if email.is_some() {
                 row.email.clone_from(&email);
@@ -381,7 +382,7 @@ impl CartService {
         option: ShippingOptionId,
     ) -> Result<Cart, CartError> {
         for _ in 0..PLAN_ATTEMPTS {
-            let (mut row, items) = self.read(id, access).await?;
+            let (mut row, items) = self.read_for_change(id, access).await?;
             if !self
                 .offered(&row, &items)
                 .await?
@@ -434,7 +435,7 @@ impl CartService {
         code: &str,
     ) -> Result<Option<Cart>, CartError> {
         let code = code.to_owned();
-        let (mut row, items) = self.read(id, access).await?;
+        let (mut row, items) = self.read_for_change(id, access).await?;
         let planned_version = row.version;
         let mut codes = codes_of(&row)?;
         if codes.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
@@ -520,6 +521,7 @@ impl CartService {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
         let guest = authorise(store::find_cart(&mut tx, id.0).await?, guest_access)?;
+        writable(&guest)?;
         if guest.customer_id.as_deref().is_some_and(|c| c != customer) {
             return Err(CartError::CartNotFound);
         }
@@ -584,6 +586,31 @@ impl CartService {
         self.view(target, items).await
     }
 
+    /// Lets checkout `checkout` hold cart `id`, in `tx` (the checkout's claim), if the cart is
+    /// still at `version` (as the checkout read it) and no other checkout holds it: from then
+    /// on the cart takes no change (`CheckedOut`) until [`CartService::release_in`]. False when
+    /// the cart changed or is held.
+    pub async fn hold_in(
+        &self,
+        tx: &mut WriteTx,
+        id: CartId,
+        version: i64,
+        checkout: Uuid,
+    ) -> Result<bool, CartError> {
+        Ok(store::hold_for_checkout(&mut *tx, id.0, version, checkout).await?)
+    }
+
+    /// Gives cart `id` back to changes, in `tx`, if checkout `checkout` holds it (the checkout
+    /// failed).
+    pub async fn release_in(
+        &self,
+        tx: &mut WriteTx,
+        id: CartId,
+        checkout: Uuid,
+    ) -> Result<(), CartError> {
+        Ok(store::release_from_checkout(&mut *tx, id.0, checkout).await?)
+    }
+
     /// Deletes the cart and its items: what a completed checkout does with it.
     pub async fn close(&self, id: CartId) -> Result<(), CartError> {
         self.close_all(&[id]).await
@@ -607,6 +634,17 @@ impl CartService {
         let mut conn = self.db.read().await?;
         let row = authorise(store::find_cart(&mut conn, id.0).await?, access)?;
         let items = store::list_items(&mut conn, id.0).await?;
+        Ok((row, items))
+    }
+
+    /// As [`CartService::read`], for planning a change: a cart a checkout holds takes none.
+    async fn read_for_change(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+    ) -> Result<(CartRow, Vec<ItemRow>), CartError> {
+        let (row, items) = self.read(id, access).await?;
+        writable(&row)?;
         Ok((row, items))
     }
 
@@ -635,6 +673,7 @@ impl CartService {
     ) -> Result<(WriteTx, CartRow, Vec<ItemRow>), CartError> {
         let mut tx = self.db.begin_write().await?;
         let row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
+        writable(&row)?;
         // Hold the cart against concurrent writers (PostgreSQL reads do not lock).
         if !store::claim(&mut tx, id.0, row.version).await? {
             return Err(CartError::CartChanged);
@@ -811,6 +850,14 @@ impl CartService {
 }
 
 /// The cart when `access` opens it; `CartNotFound` otherwise (also for a missing cart).
+/// A cart a checkout holds takes no change.
+fn writable(row: &CartRow) -> Result<(), CartError> {
+    match row.checkout_id {
+        Some(_) => Err(CartError::CheckedOut),
+        None => Ok(()),
+    }
+}
+
 fn authorise(row: Option<CartRow>, access: Access<'_>) -> Result<CartRow, CartError> {
     let row = row.ok_or(CartError::CartNotFound)?;
     let by_token = access.token.is_some_and(|t| hash(t) == row.token_hash);

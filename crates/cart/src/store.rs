@@ -18,6 +18,8 @@ pub struct CartRow {
     pub version: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The checkout holding the cart, if one is running or placed its order.
+    pub checkout_id: Option<Uuid>,
 }
 
 from_row!(CartRow {
@@ -32,6 +34,7 @@ from_row!(CartRow {
     version,
     created_at,
     updated_at,
+    checkout_id,
 });
 
 /// A `cart_items` row.
@@ -55,7 +58,7 @@ from_row!(ItemRow {
 macro_rules! cart_columns {
     () => {
         "id, token_hash, customer_id, currency, email, shipping_address, shipping_option_id, \
-         coupon_codes, version, created_at, updated_at"
+         coupon_codes, version, created_at, updated_at, checkout_id"
     };
 }
 
@@ -66,7 +69,7 @@ pub async fn insert_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<()
         sqlx::query(concat!(
             "INSERT INTO carts (",
             cart_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(row.id)
         .bind(&row.token_hash)
@@ -79,6 +82,7 @@ pub async fn insert_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<()
         .bind(row.version)
         .bind(row.created_at)
         .bind(row.updated_at)
+        .bind(row.checkout_id)
     )?;
     Ok(())
 }
@@ -93,15 +97,55 @@ pub async fn find_cart<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<Ca
         .map_err(DbError::from))
 }
 
-/// Claims the cart for this transaction if it is still at `version`: on PostgreSQL the
-/// update takes the row lock and, if another transaction changed the cart meanwhile,
-/// re-checks the version and matches nothing. True when claimed.
+/// Claims the cart for this transaction if it is still at `version` and no checkout holds it:
+/// on PostgreSQL the update takes the row lock and, if another transaction changed the cart
+/// meanwhile, re-checks the version and matches nothing. True when claimed.
 pub async fn claim<'c>(c: impl Into<Conn<'c>>, id: Uuid, version: i64) -> Result<bool, DbError> {
     let n = execute!(c, sqlx::query(CLAIM_CART).bind(id).bind(version))?;
     Ok(n == 1)
 }
 
-const CLAIM_CART: &str = "UPDATE carts SET version = version WHERE id = $1 AND version = $2";
+const CLAIM_CART: &str = "UPDATE carts SET version = version \
+                          WHERE id = $1 AND version = $2 AND checkout_id IS NULL";
+
+/// Lets checkout `checkout` hold cart `id` if the cart is still at `version` and no other
+/// checkout holds it; true when it does. Bumps the version.
+pub async fn hold_for_checkout<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    version: i64,
+    checkout: Uuid,
+) -> Result<bool, DbError> {
+    let n = execute!(
+        c,
+        sqlx::query(
+            "UPDATE carts SET checkout_id = $3, version = version + 1 \
+             WHERE id = $1 AND version = $2 AND checkout_id IS NULL"
+        )
+        .bind(id)
+        .bind(version)
+        .bind(checkout)
+    )?;
+    Ok(n == 1)
+}
+
+/// Gives cart `id` back to changes, if checkout `checkout` holds it.
+pub async fn release_from_checkout<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    checkout: Uuid,
+) -> Result<(), DbError> {
+    execute!(
+        c,
+        sqlx::query(
+            "UPDATE carts SET checkout_id = NULL, version = version + 1 \
+             WHERE id = $1 AND checkout_id = $2"
+        )
+        .bind(id)
+        .bind(checkout)
+    )?;
+    Ok(())
+}
 
 /// Writes the cart's own fields back and bumps its version.
 pub async fn update_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<(), DbError> {
@@ -182,7 +226,8 @@ pub async fn latest_cart_of<'c>(
     const SQL: &str = concat!(
         "SELECT ",
         cart_columns!(),
-        " FROM carts WHERE customer_id = $1 AND id <> $2 ORDER BY updated_at DESC, id DESC LIMIT 1"
+        " FROM carts WHERE customer_id = $1 AND id <> $2 AND checkout_id IS NULL \
+         ORDER BY updated_at DESC, id DESC LIMIT 1"
     );
     run!(c, |c| sqlx::query_as(SQL)
         .bind(customer)

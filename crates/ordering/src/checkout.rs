@@ -8,7 +8,8 @@
 //! Once the order is placed the shopper has the answer; the last step (commit the
 //! reservation, close the cart) is the completer's, which does it for many placed checkouts
 //! at once ([`CheckoutService::run_completions`]). A cart is checked out once: a second key
-//! for a cart whose checkout has not failed is refused.
+//! for a cart whose checkout has not failed is refused, and from the claim until the checkout
+//! fails (or the cart is closed) the cart takes no change (`cart_checked_out`).
 //! A failure compensates what was done and records the answer; a process that stops mid-way
 //! leaves an unfinished checkout that [`CheckoutService::recover`] finishes (an order placed is
 //! completed) or compensates (anything before) at the next start.
@@ -250,6 +251,16 @@ impl CheckoutService {
         };
         let mut tx = self.db.begin_write().await?;
         if store::insert_checkout(&mut tx, &row).await? {
+            // The checkout holds the cart as it was read: no change lands between the order
+            // and the cart it was made of.
+            if !self
+                .carts
+                .hold_in(&mut tx, cart, view.version, row.id)
+                .await?
+            {
+                drop(tx);
+                return Err(CartError::CartChanged.into());
+            }
             tx.commit().await?;
         } else {
             // Taken: by this key (a concurrent retry, whose answer is the one to give) or by
@@ -642,6 +653,10 @@ impl CheckoutService {
         );
         row.updated_at = self.clock.now();
         let mut tx = self.db.begin_write().await?;
+        // The cart takes changes again: the shopper may fix it and check out anew.
+        self.carts
+            .release_in(&mut tx, CartId(row.cart_id), row.id)
+            .await?;
         tx.write_at_commit(store::update_checkout(row));
         tx.commit().await?;
         Ok(CheckoutOutcome::Failed(failure))

@@ -24,6 +24,7 @@ on_both_backends!(
     a_checkout_killed_at_each_step_is_finished_or_undone_at_restart,
     a_customer_pages_through_their_own_orders,
     staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409,
+    a_cart_a_checkout_holds_takes_no_change_until_the_checkout_fails,
 );
 
 /// A shop: one product with `stock` units, VAT, a flat shipping option, and a coupon
@@ -875,4 +876,106 @@ async fn staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409(app
         .await
         .unwrap();
     assert_eq!(before, after);
+}
+
+async fn a_cart_a_checkout_holds_takes_no_change_until_the_checkout_fails(app: TestApp) {
+    let shop = shop(&app, 5, 100).await;
+    let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+    let path = format!("/v1/store/carts/{cart}");
+    let change = |email: &str| json!({ "email": email });
+    let patch = async |body: Value| {
+        app.request(
+            Method::PATCH,
+            &path,
+            Some(&body),
+            None,
+            &[("x-cart-token", &token)],
+        )
+        .await
+    };
+    let carts = &app.store().cart;
+    let id = CartId::from_str(&cart).unwrap();
+    let access = Access {
+        token: Some(&token),
+        customer: None,
+    };
+    let version = carts.get(id, access).await.unwrap().version;
+
+    // A hold is taken only on the cart as the checkout read it.
+    let checkout = uuid::Uuid::now_v7();
+    let mut tx = app.store().db.begin_write().await.unwrap();
+    assert!(
+        !carts
+            .hold_in(&mut tx, id, version - 1, checkout)
+            .await
+            .unwrap()
+    );
+    assert!(carts.hold_in(&mut tx, id, version, checkout).await.unwrap());
+    tx.commit().await.unwrap();
+
+    // Held: every change is refused, reads still work.
+    assert_problem(
+        patch(change("new@example.com")).await,
+        409,
+        "cart_checked_out",
+    )
+    .await;
+    let items = format!("{path}/items");
+    let add = json!({"variant_id": shop.variant, "quantity": 1});
+    let r = app
+        .request(
+            Method::POST,
+            &items,
+            Some(&add),
+            None,
+            &[("x-cart-token", &token)],
+        )
+        .await;
+    assert_problem(r, 409, "cart_checked_out").await;
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("{path}/coupons/save10"),
+            None,
+            None,
+            &[("x-cart-token", &token)],
+        )
+        .await;
+    assert_problem(r, 409, "cart_checked_out").await;
+    let read = app
+        .request(Method::GET, &path, None, None, &[("x-cart-token", &token)])
+        .await;
+    assert_eq!(read.status().as_u16(), 200);
+    let held: Value = read.json().await.unwrap();
+    assert_eq!(held["email"], "guest@example.com", "nothing changed");
+
+    // Released (its checkout failed): changes land again.
+    let mut tx = app.store().db.begin_write().await.unwrap();
+    carts.release_in(&mut tx, id, checkout).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        patch(change("new@example.com")).await.status().as_u16(),
+        200
+    );
+
+    // Through the API: a declined checkout lets go of the cart...
+    let declined = check_out(&app, &cart, &token, "k1", "tok_decline").await;
+    assert_problem(declined, 402, "payment_declined").await;
+    assert_eq!(
+        patch(change("again@example.com")).await.status().as_u16(),
+        200
+    );
+    // ...a placed one keeps it until the cart is closed: never a change after the order.
+    let placed = check_out(&app, &cart, &token, "k2", "tok_success").await;
+    assert_eq!(placed.status().as_u16(), 201);
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!(placed["order"]["email"], "again@example.com");
+    let after = patch(change("late@example.com")).await;
+    let status = after.status().as_u16();
+    let problem: Value = after.json().await.unwrap();
+    assert!(
+        (status == 409 && problem["code"] == "cart_checked_out")
+            || (status == 404 && problem["code"] == "cart_not_found"),
+        "{status} {problem}"
+    );
 }
