@@ -1,12 +1,12 @@
 //! Reservations: holding stock all-or-nothing, releasing, committing and expiring holds.
 
+use std::collections::HashMap;
+
 use emporium_db::WriteTx;
 use emporium_kernel::Violations;
 use emporium_kernel::ids::{ReservationId, VariantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-use std::collections::HashMap;
 
 use super::{
     InventoryService, MAX_AVAILABILITY_VARIANTS, Moves, SYSTEM_ACTOR, Sale, StockMove, lines_of,
