@@ -51,6 +51,10 @@ macro_rules! bind_all {
     }};
 }
 
+/// Statements per batch of [`Sql::execute_batches`] at most: a PostgreSQL statement of
+/// thousands of `WITH` clauses would cost more to plan than the round trips it saves.
+const MAX_BATCH_STATEMENTS: usize = 64;
+
 /// Values per `IN (…)` list of [`fetch_in`].
 pub const IN_CHUNK: usize = 5_000;
 
@@ -302,8 +306,8 @@ impl Sql {
         }
     }
 
-    /// Runs `statements` in as few round trips as the bind limit allows (one, but for bulk
-    /// writes), in order. See [`Sql::execute_batch`].
+    /// Runs `statements` in as few round trips as the bind limit and [`MAX_BATCH_STATEMENTS`]
+    /// allow (one, but for bulk writes), in order. See [`Sql::execute_batch`].
     pub(crate) async fn execute_batches(
         statements: &[Sql],
         tx: &mut WriteTx,
@@ -311,7 +315,9 @@ impl Sql {
         let mut start = 0;
         let mut binds = 0;
         for (i, statement) in statements.iter().enumerate() {
-            if i > start && binds + statement.binds > MAX_BINDS {
+            if i > start
+                && (binds + statement.binds > MAX_BINDS || i - start == MAX_BATCH_STATEMENTS)
+            {
                 Self::execute_batch(&statements[start..i], &mut *tx).await?;
                 (start, binds) = (i, 0);
             }
