@@ -565,7 +565,7 @@ pub async fn upsert_variant_stock(
         "INSERT INTO catalog_variant_stock (variant_id, available, updated_at) VALUES",
         "ON CONFLICT (variant_id) DO UPDATE SET available = excluded.available, \
          updated_at = excluded.updated_at",
-        &rows,
+        rows,
     )
     .await?;
     Ok(())
@@ -1141,7 +1141,7 @@ pub async fn insert_products(
             ", document) VALUES"
         ),
         "",
-        &rows,
+        rows,
     )
     .await
 }
@@ -1173,7 +1173,7 @@ pub async fn insert_variants(
         "INSERT INTO product_variants (id, product_id, sku, title, options, weight_grams, \
          position, created_at, updated_at) VALUES",
         "",
-        &rows,
+        rows,
     )
     .await
 }
@@ -1194,7 +1194,7 @@ pub async fn insert_prices(tx: &mut WriteTx, prices: &[(Uuid, &Money)]) -> Resul
         tx,
         "INSERT INTO variant_prices (variant_id, currency, amount) VALUES",
         "",
-        &rows,
+        rows,
     )
     .await
 }
@@ -1219,7 +1219,7 @@ pub async fn insert_price_ranges(
         tx,
         "INSERT INTO product_prices (product_id, currency, min_amount, max_amount) VALUES",
         "",
-        &rows,
+        rows,
     )
     .await
 }
@@ -1240,5 +1240,5 @@ pub async fn insert_links(
         .iter()
         .map(|(product, linked)| vec![Arg::Uuid(*product), Arg::Uuid(*linked)])
         .collect();
-    insert_rows(tx, head, "", &rows).await
+    insert_rows(tx, head, "", rows).await
 }

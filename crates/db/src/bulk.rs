@@ -134,7 +134,7 @@ pub async fn insert_rows(
     tx: &mut WriteTx,
     head: &'static str,
     tail: &'static str,
-    rows: &[Vec<Arg>],
+    rows: Vec<Vec<Arg>>,
 ) -> Result<u64, DbError> {
     let mut written = 0;
     for statement in insert_statements(tx.backend(), head, tail, rows)? {
@@ -149,7 +149,7 @@ pub(crate) fn insert_statements(
     backend: Backend,
     head: &'static str,
     tail: &'static str,
-    rows: &[Vec<Arg>],
+    rows: Vec<Vec<Arg>>,
 ) -> Result<Vec<Sql>, DbError> {
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(Vec::new());
@@ -159,10 +159,11 @@ pub(crate) fn insert_statements(
     }
     let most = power_of_two_at_most(MAX_ROWS.min(MAX_BINDS / width).max(1));
     let mut statements = Vec::new();
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let (chunk, after) = rest.split_at(power_of_two_at_most(rest.len().min(most)));
-        rest = after;
+    let mut rows = rows.into_iter().peekable();
+    let mut left = rows.len();
+    while rows.peek().is_some() {
+        let count = power_of_two_at_most(left.min(most));
+        left -= count;
         let mut sql = Sql::default();
         match head.strip_prefix("INSERT INTO ") {
             Some(rest) if backend == Backend::Sqlite => {
@@ -172,13 +173,14 @@ pub(crate) fn insert_statements(
                 sql.push(head);
             }
         }
-        for (i, row) in chunk.iter().enumerate() {
+        // The values move into the statement: a bulk write's documents are not copied.
+        for (i, row) in rows.by_ref().take(count).enumerate() {
             sql.push(if i == 0 { " (" } else { ", (" });
-            for (j, arg) in row.iter().enumerate() {
+            for (j, arg) in row.into_iter().enumerate() {
                 if j > 0 {
                     sql.push(", ");
                 }
-                sql.bind(arg.clone());
+                sql.bind(arg);
             }
             sql.push(")");
         }
@@ -330,17 +332,13 @@ impl Sql {
     /// Runs `statements` in one round trip: on SQLite one string of statements, on
     /// PostgreSQL one statement whose first ones are data-modifying `WITH` clauses (so each
     /// sees the database as it was before the batch: no statement of a batch may read what
-    /// another writes). Returns the rows affected by the last one (PostgreSQL) or by all
-    /// (SQLite); callers of a batch do not need either.
-    pub(crate) async fn execute_batch<'c>(
-        statements: &[Sql],
-        c: impl Into<Conn<'c>>,
-    ) -> Result<u64, DbError> {
+    /// another writes).
+    async fn execute_batch<'c>(statements: &[Sql], c: impl Into<Conn<'c>>) -> Result<(), DbError> {
         let c = c.into();
         let backend = c.backend();
         match statements {
-            [] => return Ok(0),
-            [one] => return one.execute(c).await,
+            [] => return Ok(()),
+            [one] => return one.execute(c).await.map(|_| ()),
             _ => {}
         }
         let mut text = String::new();
@@ -366,26 +364,15 @@ impl Sql {
                 }
             }
         }
-        Ok(crate::execute!(
-            c,
-            crate::bind_all!(
-                sqlx::query(sqlx::AssertSqlSafe(text.clone())),
-                args.iter().copied()
-            )
-        )?)
+        run_rendered(c, text, &args).await?;
+        Ok(())
     }
 
     /// Runs it; returns the rows affected.
     pub async fn execute<'c>(&self, c: impl Into<Conn<'c>>) -> Result<u64, DbError> {
         let c = c.into();
         let (text, args) = self.render(c.backend());
-        Ok(crate::execute!(
-            c,
-            crate::bind_all!(
-                sqlx::query(sqlx::AssertSqlSafe(text.clone())),
-                args.iter().copied()
-            )
-        )?)
+        run_rendered(c, text, &args).await
     }
 
     /// Runs it and reads every row.
@@ -407,6 +394,14 @@ impl Sql {
             .map_err(DbError::from)
         })
     }
+}
+
+/// Runs a rendered statement (text and bind values in order); returns the rows affected.
+async fn run_rendered(c: Conn<'_>, text: String, args: &[&Arg]) -> Result<u64, DbError> {
+    Ok(crate::execute!(
+        c,
+        crate::bind_all!(sqlx::query(sqlx::AssertSqlSafe(text)), args.iter().copied())
+    )?)
 }
 
 /// The largest power of two not above `n` (`n` > 0).

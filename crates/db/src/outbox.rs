@@ -155,14 +155,15 @@ pub async fn mark_all_handled(
             ]);
         }
     }
+    let recorded = rows.len() as u64;
     let written = crate::insert_rows(
         tx,
         "INSERT INTO inbox (consumer, event_id, handled_at) VALUES",
         "ON CONFLICT (consumer, event_id) DO NOTHING",
-        &rows,
+        rows,
     )
     .await?;
-    if written != rows.len() as u64 {
+    if written != recorded {
         return Err(DbError::Bulk(
             "another consumer recorded some of these events meanwhile",
         ));

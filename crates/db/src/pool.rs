@@ -358,7 +358,7 @@ impl WriteTx {
         &mut self,
         head: &'static str,
         tail: &'static str,
-        rows: &[Vec<crate::Arg>],
+        rows: Vec<Vec<crate::Arg>>,
     ) -> Result<(), DbError> {
         let statements = crate::bulk::insert_statements(self.backend(), head, tail, rows)?;
         self.pending_writes.extend(statements);
@@ -378,7 +378,7 @@ impl WriteTx {
                 self.backend(),
                 "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) VALUES",
                 "",
-                &rows,
+                rows,
             )?);
             self.wrote_events = true;
         }

@@ -114,7 +114,7 @@ impl EventHandler for JournalConsumer {
             "INSERT INTO event_journal (event_id, event_type, version, aggregate_id, sequence, \
              occurred_at, trace, data, recorded_at) VALUES",
             "",
-            &rows,
+            rows,
         )
         .await?;
         tx.commit().await?;

@@ -392,7 +392,7 @@ pub fn insert_ledger_rows(tx: &mut WriteTx, rows: &[LedgerRow]) -> Result<(), Db
     tx.insert_rows_at_commit(
         concat!("INSERT INTO stock_ledger (", ledger_columns!(), ") VALUES"),
         "",
-        &rows,
+        rows,
     )
 }
 
@@ -439,7 +439,7 @@ pub async fn insert_levels(tx: &mut WriteTx, levels: &[LevelRow]) -> Result<u64,
         tx,
         concat!("INSERT INTO stock_levels (", level_columns!(), ") VALUES"),
         "",
-        &rows,
+        rows,
     )
     .await
 }

@@ -52,7 +52,7 @@ pub fn insert_reservation(
     tx.insert_rows_at_commit(
         "INSERT INTO reservation_lines (reservation_id, variant_id, location_id, quantity) VALUES",
         "",
-        &rows,
+        rows,
     )
 }
 
