@@ -175,14 +175,9 @@ pub(crate) fn insert_statements(
         }
         // The values move into the statement: a bulk write's documents are not copied.
         for (i, row) in rows.by_ref().take(count).enumerate() {
-            sql.push(if i == 0 { " (" } else { ", (" });
-            for (j, arg) in row.into_iter().enumerate() {
-                if j > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(arg);
-            }
-            sql.push(")");
+            sql.push(if i == 0 { " " } else { ", " });
+            sql.binds += row.len();
+            sql.parts.push(Part::Row(row));
         }
         if !tail.is_empty() {
             sql.push(" ").push(tail);
@@ -214,6 +209,8 @@ enum Part {
     Bind(Arg),
     /// A whole statement written with `$1, $2, …` and its values, renumbered where it lands.
     Numbered(&'static str, Vec<Arg>),
+    /// `(…, …)`: a row of an `INSERT`'s `VALUES`, one placeholder per value.
+    Row(Vec<Arg>),
 }
 
 impl Sql {
@@ -282,6 +279,12 @@ impl Sql {
                 Part::Bind(arg) => {
                     args.push(arg);
                     push_placeholders(text, backend, args.len(), 1);
+                }
+                Part::Row(values) => {
+                    text.push('(');
+                    push_placeholders(text, backend, args.len() + 1, values.len());
+                    args.extend(values);
+                    text.push(')');
                 }
                 Part::Numbered(t, values) => {
                     // Each `$n` becomes a placeholder of its own, bound to the n-th value.
