@@ -3,8 +3,10 @@
 # cart (three lines, one coupon, address, shipping), at CLIENTS concurrent clients each with its
 # own carts, plus the "add item → totals" latency; on SQLite, and on PostgreSQL when
 # BENCH_POSTGRES_URL is set (a server URL; the script creates and drops its own database).
+# With PRODUCTS 3 every cart buys the same three products (a sale: every checkout contends
+# for the same stock rows); with more, each cart takes three of them.
 #
-#   bench/checkout.sh [CARTS_PER_CLIENT] [CLIENTS]     (defaults 100 and 32; needs wrk)
+#   bench/checkout.sh [CARTS_PER_CLIENT] [CLIENTS] [PRODUCTS]   (defaults 100, 32, 3; needs wrk)
 #
 # A GET /healthz baseline (wrk, 64 connections, 5 s) is measured in the same run. Traffic goes
 # to 127.0.0.1 only. Run it on a quiet machine: a build on the other core halves every figure.
@@ -12,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 carts=${1:-100}
 clients=${2:-32}
+products=${3:-3}
 port=${BENCH_PORT:-18183}
 base="http://127.0.0.1:$port"
 target=${CARGO_TARGET_DIR:-$HOME/.cache/emporium-target}
@@ -44,9 +47,9 @@ run() {
   until curl -fs "$base/readyz" >/dev/null 2>&1; do sleep 0.01; done
   echo "== $name: GET /healthz (baseline), 64 connections, 5 s"
   wrk -t2 -c64 -d5s --latency "$base/healthz" | grep -E 'Requests/sec|50%|99%'
-  echo "== $name: checkout, $clients clients × $carts carts"
+  echo "== $name: checkout, $clients clients × $carts carts, $products products"
   LOADGEN_ADMIN_PASSWORD=$password "$loadgen" --base "$base" --admin-email bench@example.com \
-    --clients "$clients" --carts-per-client "$carts"
+    --clients "$clients" --carts-per-client "$carts" --products "$products"
   echo "RSS after the run: $(( $(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status") / 1024 )) MiB"
   cleanup
 }

@@ -1,11 +1,12 @@
 //! Load generator for the checkout benchmark (`bench/checkout.sh`).
 //!
-//! It sets up a small shop through the staff API (three products with ample stock at a fresh
-//! location, German VAT, a flat shipping option, a 10 % coupon limited to one use per
+//! It sets up a small shop through the staff API (`--products` products, three by default,
+//! with ample stock at a fresh location, German VAT, a flat shipping option, a 10 % coupon limited to one use per
 //! shopper), then runs two phases with `--clients` concurrent clients:
 //!
 //! 1. **carts**: every client fills its own carts the way a storefront does: create a guest
-//!    cart, add three lines (each answer carries the full quote: these are the "add item →
+//!    cart, add three lines of different products (with `--products 3` every cart buys the
+//!    same three, the contended case of a sale; with more, carts spread over them; each answer carries the full quote: these are the "add item →
 //!    totals" latencies), set the address, choose shipping, add the coupon;
 //! 2. **checkout**: every client checks out its carts one after another with a fresh
 //!    `Idempotency-Key` and the `test` provider's `tok_success`.
@@ -40,6 +41,9 @@ struct Cli {
     /// Carts each client fills and checks out.
     #[arg(long, default_value_t = 100)]
     carts_per_client: usize,
+    /// Products in the shop (at least 3); each cart holds three of them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(3..))]
+    products: u16,
 }
 
 /// The shop the run buys from.
@@ -74,7 +78,7 @@ async fn main() -> Result<()> {
         .build()?;
     let base = cli.base.trim_end_matches('/').to_owned();
     let admin = admin_token(&http, &base, &cli.admin_email, &cli.admin_password).await?;
-    let shop = set_up(&http, &base, &admin).await?;
+    let shop = set_up(&http, &base, &admin, usize::from(cli.products)).await?;
     println!(
         "shop ready: {} variants, coupon {}; {} clients × {} carts",
         shop.variants.len(),
@@ -224,7 +228,7 @@ async fn expect_one_of(r: reqwest::Response, statuses: &[StatusCode]) -> Result<
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn set_up(http: &Client, base: &str, admin: &str) -> Result<Shop> {
+async fn set_up(http: &Client, base: &str, admin: &str, products: usize) -> Result<Shop> {
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase();
     let location = staff(
         http,
@@ -238,10 +242,9 @@ async fn set_up(http: &Client, base: &str, admin: &str) -> Result<Shop> {
     .await?;
     let location = location["id"].as_str().context("location id")?.to_owned();
     let mut variants = Vec::new();
-    for (i, (title, price)) in [("Teapot", 3_490), ("Mug", 1_290), ("Tea tin", 890)]
-        .into_iter()
-        .enumerate()
-    {
+    let kinds = [("Teapot", 3_490), ("Mug", 1_290), ("Tea tin", 890)];
+    for i in 0..products {
+        let (title, price) = kinds[i % kinds.len()];
         let product = staff(
             http,
             base,
@@ -249,7 +252,7 @@ async fn set_up(http: &Client, base: &str, admin: &str) -> Result<Shop> {
             Method::POST,
             "/v1/admin/products",
             json!({
-                "title": format!("Bench {title} {run}"),
+                "title": format!("Bench {title} {i} {run}"),
                 "status": "published",
                 "variants": [{"sku": format!("BENCH-{run}-{i}"),
                               "weight_grams": 400,
@@ -365,7 +368,10 @@ async fn fill_cart(
         .to_owned();
     let token = created["token"].as_str().context("cart token")?.to_owned();
     let cart = format!("{base}/v1/store/carts/{id}");
-    for (i, variant) in shop.variants.iter().enumerate() {
+    // Three different products, a different three for each cart when there are more.
+    let first = (client * 7919 + n * 3) % shop.variants.len();
+    for i in 0..3 {
+        let variant = &shop.variants[(first + i) % shop.variants.len()];
         let started = Instant::now();
         let body = shopper(
             http,

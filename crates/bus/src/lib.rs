@@ -2,7 +2,7 @@
 //! moves committed outbox rows onto a bus, at least once, in outbox order.
 //!
 //! Consumers ([`EventHandler`]) record each event id in the inbox in the same transaction as their
-//! effect (`emporium_db::mark_handled`), so a redelivered event has no second effect.
+//! effect (`emporium_db::mark_all_handled`), so a redelivered event has no second effect.
 
 mod in_process;
 mod relay;

@@ -16,8 +16,8 @@ pub use bulk::{Arg, IN_CHUNK, Sql, fetch_in, insert_rows, placeholders};
 pub use error::DbError;
 pub use migrate::Migration;
 pub use outbox::{
-    OutboxRow, count_pending, envelope_from_row, mark_all_handled, mark_handled, mark_published,
-    pending_outbox, prune_delivered,
+    OutboxRow, count_pending, envelope_from_row, mark_all_handled, mark_published, pending_outbox,
+    prune_delivered,
 };
 pub use pool::{Backend, Conn, Db, DbOptions, PoolStats, ReadConn, WriteTx};
 

@@ -1,5 +1,7 @@
 //! Reading the outbox for the relay, and the inbox check consumers run in their own transaction.
 
+use std::collections::HashSet;
+
 use emporium_kernel::Envelope;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -95,80 +97,45 @@ pub async fn mark_published(
     tx.commit().await
 }
 
-/// Records that `consumer` handled `event_id`, in the consumer's transaction.
+/// Records that `consumer` handled each of `event_ids`, in the consumer's transaction. Returns,
+/// for each id in order, whether it is new: the caller must skip the effect of an event handled
+/// before (an id twice in one batch is new only the first time), which is what makes
+/// redelivery harmless.
 ///
-/// Returns `false` when the event was handled before: the caller must then skip its effect (and
-/// may roll back), which is what makes redelivery harmless.
-pub async fn mark_handled(
-    tx: &mut WriteTx,
-    consumer: &str,
-    event_id: Uuid,
-    now: OffsetDateTime,
-) -> Result<bool, DbError> {
-    let done = crate::execute!(
-        tx,
-        sqlx::query(
-            "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (consumer, event_id) DO NOTHING"
-        )
-        .bind(consumer)
-        .bind(event_id)
-        .bind(now)
-    )?;
-    Ok(done == 1)
-}
-
-/// Records that `consumer` handled each of `event_ids`, in the consumer's transaction, in two
-/// statements per [`IN_CHUNK`] events: [`mark_handled`] for a batch. Returns, for each id in
-/// order, whether it is new; an event handled before must have no second effect.
-///
-/// Another process handling the same events at the same moment makes it fail (the caller's
-/// transaction rolls back, and the batch comes again), never apply an event twice.
+/// Each row is inserted unless its `(consumer, event_id)` key exists, and the statement returns
+/// the ids it inserted: one statement per 256 events, each id checked on
+/// the inbox's key. Another process handling the same events at the same moment waits for it
+/// and then finds them handled.
 pub async fn mark_all_handled(
     tx: &mut WriteTx,
     consumer: &str,
     event_ids: &[Uuid],
     now: OffsetDateTime,
 ) -> Result<Vec<bool>, DbError> {
-    let mut seen = std::collections::HashSet::new();
-    for chunk in event_ids.chunks(IN_CHUNK) {
-        let mut sql = Sql::default();
-        sql.push("SELECT event_id FROM inbox WHERE consumer = ")
-            .bind(Arg::Text(consumer.to_owned()))
-            .push(" AND event_id IN (")
-            .bind_in(chunk.iter().map(|id| Arg::Uuid(*id)))
-            .push(")");
-        let rows: Vec<(Uuid,)> = sql.fetch_all(&mut *tx).await?;
-        seen.extend(rows.into_iter().map(|(id,)| id));
-    }
-    let mut fresh = Vec::with_capacity(event_ids.len());
-    let mut rows = Vec::new();
-    for id in event_ids {
-        // An id twice in one batch is new only the first time.
-        let new = seen.insert(*id);
-        fresh.push(new);
-        if new {
-            rows.push(vec![
+    let mut distinct = HashSet::with_capacity(event_ids.len());
+    let rows: Vec<Vec<Arg>> = event_ids
+        .iter()
+        .filter(|id| distinct.insert(**id))
+        .map(|id| {
+            vec![
                 Arg::Text(consumer.to_owned()),
                 Arg::Uuid(*id),
                 Arg::Time(now),
-            ]);
-        }
-    }
-    let recorded = rows.len() as u64;
-    let written = crate::insert_rows(
-        tx,
+            ]
+        })
+        .collect();
+    let mut recorded = HashSet::with_capacity(rows.len());
+    for statement in crate::bulk::insert_statements(
+        tx.backend(),
         "INSERT INTO inbox (consumer, event_id, handled_at) VALUES",
-        "ON CONFLICT (consumer, event_id) DO NOTHING",
+        "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
         rows,
-    )
-    .await?;
-    if written != recorded {
-        return Err(DbError::Bulk(
-            "another consumer recorded some of these events meanwhile",
-        ));
+    )? {
+        let ids: Vec<(Uuid,)> = statement.fetch_all(&mut *tx).await?;
+        recorded.extend(ids.into_iter().map(|(id,)| id));
     }
-    Ok(fresh)
+    // `remove`: a second occurrence of an id is not new.
+    Ok(event_ids.iter().map(|id| recorded.remove(id)).collect())
 }
 
 /// Deletes outbox rows published before `before`, and inbox records older than it. Returns the

@@ -5,10 +5,9 @@
 // Test code may panic on the unexpected: that is how a test fails.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+mod common;
 
-use emporium_db::{Arg, Db, DbOptions, Sql, execute};
-use sqlx::Connection as _;
+use emporium_db::{Arg, Db, Sql, execute};
 
 #[derive(serde::Serialize)]
 struct Labelled {
@@ -23,18 +22,8 @@ impl emporium_kernel::Event for Labelled {
     }
 }
 
-async fn connect(url: String) -> Db {
-    let db = Db::connect(&DbOptions {
-        url,
-        max_connections: 4,
-        sqlite_synchronous_full: false,
-        acquire_timeout: Duration::from_secs(60),
-        sqlite_writer_cache_mib: 4,
-        sqlite_checkpoint_mib: 40,
-    })
-    .await
-    .unwrap();
-    db.migrate(&[emporium_db::MIGRATIONS]).await.unwrap();
+/// `db` with the table the checks write to.
+async fn with_items(db: Db) -> Db {
     let mut tx = db.begin_write().await.unwrap();
     execute!(
         &mut tx,
@@ -130,41 +119,15 @@ async fn check(db: &Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_left_for_the_commit_go_with_it_all_or_nothing_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = connect(format!("sqlite:{}", dir.path().join("w.db").display())).await;
-    check(&db).await;
+    let (_dir, db) = common::sqlite().await;
+    check(&with_items(db).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_left_for_the_commit_go_with_it_all_or_nothing_on_postgres() {
-    let Some(admin) = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var("EMPORIUM_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "EMPORIUM_TEST_POSTGRES_URL is not set but EMPORIUM_TEST_REQUIRE_POSTGRES=1"
-        );
-        eprintln!(
-            "NOT RUN: writes_left_for_the_commit…_on_postgres: EMPORIUM_TEST_POSTGRES_URL is not set"
-        );
+    let Some(pg) = common::postgres("writes_left_for_the_commit…_on_postgres").await else {
         return;
     };
-    let name = format!("e_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin.split('?').next().unwrap_or(&admin);
-    let (server, _) = base.rsplit_once('/').unwrap();
-    let db = connect(format!("{server}/{name}")).await;
-    check(&db).await;
-    db.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    check(&with_items(pg.db.clone()).await).await;
+    pg.drop().await;
 }

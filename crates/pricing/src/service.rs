@@ -380,8 +380,8 @@ impl PricingService {
 
     /// Redeems the coupon `code` for checkout `reference` and shopper `customer_key`, inside
     /// the caller's transaction: one use taken by a conditional update, so concurrent checkouts
-    /// never redeem more than the limit. Redeeming again for the same reference changes nothing.
-    /// Fails with `CouponNotFound`, `CouponExhausted` or `CouponCustomerLimit`.
+    /// never redeem more than the limit, and one insert that counts the customer's uses.
+    /// Redeeming again for the same reference changes nothing. Fails with `CouponNotFound`, `CouponExhausted` or `CouponCustomerLimit`.
     pub async fn redeem_in(
         &self,
         tx: &mut WriteTx,
@@ -392,8 +392,8 @@ impl PricingService {
         let now = self.clock.now();
         let code = normalise_code(code);
         // The counter first: on PostgreSQL its row lock orders redemptions of one coupon, so
-        // the per-customer count below (a statement of its own, so it sees every redemption
-        // committed before the lock was granted) sees every earlier one.
+        // the per-customer count in the insert below (a statement of its own, so it sees every
+        // redemption committed before the lock was granted) sees every earlier one.
         let Some((id, per_customer_limit)) = store::take_coupon_use(&mut *tx, &code, now).await?
         else {
             return Err(match store::find_coupon_by_code(&mut *tx, &code).await? {
@@ -401,12 +401,19 @@ impl PricingService {
                 None => PricingError::CouponNotFound,
             });
         };
-        if let Some(limit) = per_customer_limit
-            && store::redemptions_by(&mut *tx, id, customer_key).await? >= limit
-        {
-            return Err(PricingError::CouponCustomerLimit);
-        }
-        if !store::insert_redemption(&mut *tx, id, reference, customer_key, now).await? {
+        let inserted = store::insert_redemption(
+            &mut *tx,
+            id,
+            reference,
+            customer_key,
+            per_customer_limit,
+            now,
+        )
+        .await?;
+        if !inserted {
+            if !store::redeemed_by(&mut *tx, id, reference).await? {
+                return Err(PricingError::CouponCustomerLimit);
+            }
             // Already redeemed by this checkout: give back the use just taken.
             store::return_coupon_use(&mut *tx, id, now).await?;
         }

@@ -298,42 +298,48 @@ pub async fn return_coupon_use<'c>(
     Ok(())
 }
 
-/// How many times `customer_key` has redeemed coupon `id`.
-pub async fn redemptions_by<'c>(
+/// Whether checkout `reference` redeemed coupon `id`.
+pub async fn redeemed_by<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
-    customer_key: &str,
-) -> Result<i64, DbError> {
+    reference: &str,
+) -> Result<bool, DbError> {
     const SQL: &str = "SELECT COUNT(*) FROM pricing_coupon_redemptions \
-                       WHERE coupon_id = $1 AND customer_key = $2";
+                       WHERE coupon_id = $1 AND reference = $2";
     let (n,): (i64,) = run!(c, |c| sqlx::query_as(SQL)
         .bind(id)
-        .bind(customer_key)
+        .bind(reference)
         .fetch_one(c)
         .await
         .map_err(DbError::from))?;
-    Ok(n)
+    Ok(n > 0)
 }
 
-/// Records that checkout `reference` redeemed coupon `id` for `customer_key`; returns false when
-/// that checkout had already redeemed it.
+/// Records that checkout `reference` redeemed coupon `id` for `customer_key`, unless that
+/// checkout redeemed it already or the customer has `per_customer_limit` redemptions of it
+/// (counted in the statement); returns whether it did ([`redeemed_by`] says why not).
 pub async fn insert_redemption<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
     reference: &str,
     customer_key: &str,
+    per_customer_limit: Option<i64>,
     now: OffsetDateTime,
 ) -> Result<bool, DbError> {
     let n = execute!(
         c,
         sqlx::query(
             "INSERT INTO pricing_coupon_redemptions (coupon_id, reference, customer_key, created_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (coupon_id, reference) DO NOTHING"
+             SELECT $1, $2, $3, $4 WHERE CAST($5 AS BIGINT) IS NULL \
+             OR (SELECT COUNT(*) FROM pricing_coupon_redemptions \
+                 WHERE coupon_id = $1 AND customer_key = $3) < CAST($5 AS BIGINT) \
+             ON CONFLICT (coupon_id, reference) DO NOTHING"
         )
         .bind(id)
         .bind(reference)
         .bind(customer_key)
         .bind(now)
+        .bind(per_customer_limit)
     )?;
     Ok(n == 1)
 }

@@ -100,17 +100,44 @@ async fn commit_in(
     let ended: HashMap<Uuid, ReservationRow> = ended.into_iter().map(|r| (r.id, r)).collect();
     let variants: Vec<Uuid> = held.iter().map(|l| l.variant_id).collect();
     store::lock_variants(&mut *tx, &variants).await?;
-    // `held` is in variant order, each level's lines together.
-    for level_lines in
-        held.chunk_by(|a, b| (a.variant_id, a.location_id) == (b.variant_id, b.location_id))
-    {
-        let first = level_lines[0];
-        let quantity = level_lines.iter().map(|l| l.quantity).sum();
-        let taken = store::sell_at(&mut *tx, first.variant_id, first.location_id, quantity, now)
-            .await?
-            .ok_or(InventoryError::Inconsistent(
+    // `held` is in variant order, each level's lines together. Each level changes once, by
+    // its lines' sum: one statement for the first location of every variant, one more for
+    // each further location a variant sells at (a statement takes a variant once).
+    let levels: Vec<&[store::HeldLine]> = held
+        .chunk_by(|a, b| (a.variant_id, a.location_id) == (b.variant_id, b.location_id))
+        .collect();
+    let mut rounds: Vec<Vec<(Uuid, Uuid, i64)>> = Vec::new();
+    let mut round = 0;
+    for (i, lines) in levels.iter().enumerate() {
+        let first = lines[0];
+        round = match i.checked_sub(1).map(|p| levels[p][0].variant_id) {
+            Some(previous) if previous == first.variant_id => round + 1,
+            _ => 0,
+        };
+        if rounds.len() == round {
+            rounds.push(Vec::new());
+        }
+        let quantity = lines.iter().map(|l| l.quantity).sum();
+        rounds[round].push((first.variant_id, first.location_id, quantity));
+    }
+    let mut taken: HashMap<(Uuid, Uuid), store::TakenLevel> = HashMap::new();
+    for sales in &rounds {
+        let sold = store::sell_all(&mut *tx, sales, now).await?;
+        if sold.len() != sales.len() {
+            return Err(InventoryError::Inconsistent(
                 "reservations hold more than their level has reserved",
-            ))?;
+            ));
+        }
+        taken.extend(
+            sold.into_iter()
+                .map(|t| ((t.level.variant_id, t.level.location_id), t)),
+        );
+    }
+    for level_lines in levels {
+        let first = level_lines[0];
+        let taken = taken.get(&(first.variant_id, first.location_id)).ok_or(
+            InventoryError::Inconsistent("a sold level is not one of the lines"),
+        )?;
         let sales: Vec<Sale<'_>> = level_lines
             .iter()
             .map(|l| Sale {
@@ -121,7 +148,7 @@ async fn commit_in(
                 quantity: l.quantity,
             })
             .collect();
-        moves.record_sales(tx, &taken, &sales, now).await?;
+        moves.record_sales(tx, taken, &sales, now).await?;
     }
     let mut lines_by_reservation: HashMap<Uuid, Vec<LineRow>> = HashMap::new();
     for l in &held {

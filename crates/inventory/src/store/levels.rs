@@ -247,18 +247,7 @@ pub async fn reserve_best(
     let mut sql = Sql::default();
     sql.push("WITH wanted (variant_id, quantity) AS (VALUES ");
     for (i, (variant, quantity)) in lines.iter().enumerate() {
-        sql.push(if i == 0 { "(" } else { ", (" });
-        // PostgreSQL types a bare parameter in `VALUES` as text.
-        if postgres {
-            sql.push("CAST(")
-                .bind(Arg::Uuid(*variant))
-                .push(" AS UUID)");
-        } else {
-            sql.bind(Arg::Uuid(*variant));
-        }
-        sql.push(", CAST(")
-            .bind(Arg::Int(*quantity))
-            .push(" AS BIGINT))");
+        push_values_row(&mut sql, i == 0, postgres, &[*variant], *quantity);
     }
     sql.push(
         ") UPDATE stock_levels SET reserved = reserved + wanted.quantity, \
@@ -278,31 +267,61 @@ pub async fn reserve_best(
     sql.fetch_all(&mut *tx).await
 }
 
-/// Takes `quantity` held units out of the stock at one location (both `on_hand` and
-/// `reserved` go down), in one statement that also returns the variant's other locations'
-/// sums; `None` when fewer are held there. The caller holds the variant's lock.
-pub async fn sell_at<'c>(
-    c: impl Into<Conn<'c>>,
-    variant: Uuid,
-    location: Uuid,
-    quantity: i64,
+/// Appends `(ids…, quantity)` to a `VALUES` list (`first`: without the comma). PostgreSQL types
+/// a bare parameter in `VALUES` as text, so there each value says its type.
+fn push_values_row(sql: &mut Sql, first: bool, postgres: bool, ids: &[Uuid], quantity: i64) {
+    sql.push(if first { "(" } else { ", (" });
+    for id in ids {
+        if postgres {
+            sql.push("CAST(").bind(Arg::Uuid(*id)).push(" AS UUID), ");
+        } else {
+            sql.bind(Arg::Uuid(*id)).push(", ");
+        }
+    }
+    sql.push("CAST(")
+        .bind(Arg::Int(quantity))
+        .push(" AS BIGINT))");
+}
+
+/// Takes the held units of each `(variant, location, quantity)` of `sales` out of the stock at
+/// that location (both `on_hand` and `reserved` go down), in one statement; the levels
+/// taken, in no particular order, without those holding fewer than their quantity (the caller
+/// compares counts). The variants must be distinct: the other locations' sums are read as they
+/// stood before the statement. The caller holds the variants' locks.
+pub async fn sell_all(
+    tx: &mut WriteTx,
+    sales: &[(Uuid, Uuid, i64)],
     now: OffsetDateTime,
-) -> Result<Option<TakenLevel>, DbError> {
-    const SQL: &str = concat!(
-        "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3, \
-         version = version + 1, updated_at = $4 \
-         WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3 RETURNING ",
-        level_columns!(),
+) -> Result<Vec<TakenLevel>, DbError> {
+    if sales.is_empty() {
+        return Ok(Vec::new());
+    }
+    let postgres = tx.backend() == Backend::Postgres;
+    let mut sql = Sql::default();
+    sql.push("WITH sold (variant_id, location_id, quantity) AS (VALUES ");
+    for (i, (variant, location, quantity)) in sales.iter().enumerate() {
+        push_values_row(
+            &mut sql,
+            i == 0,
+            postgres,
+            &[*variant, *location],
+            *quantity,
+        );
+    }
+    sql.push(
+        ") UPDATE stock_levels SET on_hand = on_hand - sold.quantity, \
+         reserved = reserved - sold.quantity, version = version + 1, updated_at = ",
+    )
+    .bind(Arg::Time(now))
+    .push(concat!(
+        " FROM sold WHERE stock_levels.variant_id = sold.variant_id \
+         AND stock_levels.location_id = sold.location_id \
+         AND stock_levels.reserved >= sold.quantity RETURNING ",
+        "stock_levels.variant_id, stock_levels.location_id, stock_levels.on_hand, \
+         stock_levels.reserved, stock_levels.version, stock_levels.updated_at",
         others_columns!()
-    );
-    run!(c, |c| sqlx::query_as(SQL)
-        .bind(variant)
-        .bind(location)
-        .bind(quantity)
-        .bind(now)
-        .fetch_optional(c)
-        .await
-        .map_err(DbError::from))
+    ));
+    sql.fetch_all(&mut *tx).await
 }
 
 /// Puts `quantity` sold units back on hand at one location; `None` when the level is gone.

@@ -349,13 +349,20 @@ async fn commits_made_together_change_each_level_once_with_a_ledger_row_per_line
     let r1 = reserve(&[line(v1, 2), line(v2, 1)], "cart-1").await;
     let r2 = reserve(&[line(v1, 3)], "cart-2").await;
     let r3 = reserve(&[line(v2, 4)], "cart-3").await;
+    // A variant sold at two locations in one batch: 5 held at b (a has too few), then 3 at a.
+    let v3 = VariantId::generate();
+    h.stock(v3, a, 4).await;
+    h.stock(v3, b, 6).await;
+    let r4 = reserve(&[line(v3, 5)], "cart-4").await;
+    let r5 = reserve(&[line(v3, 3)], "cart-5").await;
+    assert_eq!((r4.lines[0].location_id, r5.lines[0].location_id), (b, a));
     h.service.commit(r3.id).await.unwrap();
     let stock_events = h.events("inventory.stock_changed").await.len();
     let unknown = ReservationId::generate();
 
     let outcomes = h
         .service
-        .commit_all(&[r1.id, unknown, r2.id, r3.id, r1.id])
+        .commit_all(&[r1.id, unknown, r2.id, r3.id, r1.id, r4.id, r5.id])
         .await
         .unwrap();
     let statuses: Vec<_> = outcomes
@@ -375,16 +382,31 @@ async fn commits_made_together_change_each_level_once_with_a_ledger_row_per_line
             Ok((r2.id, committed)),
             Ok((r3.id, committed)),
             Ok((r1.id, committed)),
+            Ok((r4.id, committed)),
+            Ok((r5.id, committed)),
         ]
     );
     assert_eq!(outcomes[0].as_ref().unwrap().lines.len(), 2);
     assert_eq!(h.level(v1, a).await, (5, 0));
     assert_eq!(h.level(v2, b).await, (0, 0));
+    assert_eq!(h.level(v3, a).await, (1, 0));
+    assert_eq!(h.level(v3, b).await, (1, 0));
 
-    // One event per level changed (v1 at a, v2 at b), with the level after both sales.
+    // One event per level changed (v1 at a, v2 at b, v3 at both), with the level after its
+    // sales and the variant's availability over every location.
     let stock = h.events("inventory.stock_changed").await;
     let changed: Vec<_> = stock[stock_events..].iter().map(|e| &e.data).collect();
-    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert_eq!(changed.len(), 4, "{changed:?}");
+    let of_v3: Vec<_> = changed
+        .iter()
+        .filter(|d| d["variant_id"] == v3.to_string())
+        .collect();
+    assert_eq!(of_v3.len(), 2);
+    assert!(
+        of_v3
+            .iter()
+            .all(|d| d["on_hand"] == 1 && d["variant_available"] == 2)
+    );
     let of_v1 = changed
         .iter()
         .find(|d| d["variant_id"] == v1.to_string())
@@ -399,7 +421,10 @@ async fn commits_made_together_change_each_level_once_with_a_ledger_row_per_line
     let ended = h.events("inventory.reservation_committed").await;
     let mut ids: Vec<_> = ended.iter().map(|e| e.aggregate_id.clone()).collect();
     ids.sort();
-    let mut want = vec![r1.id.to_string(), r2.id.to_string(), r3.id.to_string()];
+    let mut want: Vec<_> = [r1.id, r2.id, r3.id, r4.id, r5.id]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     want.sort();
     assert_eq!(ids, want);
 
