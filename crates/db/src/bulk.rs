@@ -332,11 +332,21 @@ impl Sql {
         Ok(())
     }
 
+    /// Whether `statements` go to the database in one round trip (see
+    /// [`Sql::execute_batches`]).
+    pub(crate) fn fit_one_batch(statements: &[Sql]) -> bool {
+        statements.len() <= MAX_BATCH_STATEMENTS
+            && statements.iter().map(|s| s.binds).sum::<usize>() <= MAX_BINDS
+    }
+
     /// Runs `statements` in one round trip: on SQLite one string of statements, on
     /// PostgreSQL one statement whose first ones are data-modifying `WITH` clauses (so each
     /// sees the database as it was before the batch: no statement of a batch may read what
     /// another writes).
-    async fn execute_batch<'c>(statements: &[Sql], c: impl Into<Conn<'c>>) -> Result<(), DbError> {
+    pub(crate) async fn execute_batch<'c>(
+        statements: &[Sql],
+        c: impl Into<Conn<'c>>,
+    ) -> Result<(), DbError> {
         let c = c.into();
         let backend = c.backend();
         match statements {

@@ -191,6 +191,15 @@ impl Db {
         }
     }
 
+    /// Starts a [`WriteBatch`]: writes that need no answer, made together at its commit.
+    pub fn write_batch(&self) -> WriteBatch {
+        WriteBatch {
+            db: self.clone(),
+            writes: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
     /// A connection for reads (SQLite: from the read-only pool).
     pub async fn read(&self) -> Result<ReadConn, DbError> {
         Ok(match &self.inner.pools {
@@ -320,26 +329,11 @@ impl WriteTx {
         events: Vec<(String, i64, String)>,
         occurred_at: OffsetDateTime,
     ) -> Result<Vec<Uuid>, DbError> {
-        use crate::Arg;
-        let trace = emporium_kernel::trace::current();
-        let mut ids = Vec::with_capacity(events.len());
-        let mut rows = Vec::with_capacity(events.len());
-        for (aggregate_id, sequence, payload) in events {
-            let id = Uuid::now_v7();
-            ids.push(id);
-            rows.push(vec![
-                Arg::Uuid(id),
-                Arg::Text(E::TYPE.to_owned()),
-                Arg::Int32(E::VERSION),
-                Arg::Text(aggregate_id),
-                Arg::Int(sequence),
-                Arg::Time(occurred_at),
-                Arg::OptText(trace.clone()),
-                Arg::Text(payload),
-            ]);
-        }
-        self.pending_events.append(&mut rows);
-        Ok(ids)
+        Ok(outbox_rows::<E>(
+            events,
+            occurred_at,
+            &mut self.pending_events,
+        ))
     }
 
     /// Leaves `statement` to be written with the commit, in one round trip with the other
@@ -374,12 +368,7 @@ impl WriteTx {
         let mut statements = std::mem::take(&mut self.pending_writes);
         if !self.pending_events.is_empty() {
             let rows = std::mem::take(&mut self.pending_events);
-            statements.extend(crate::bulk::insert_statements(
-                self.backend(),
-                "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) VALUES",
-                "",
-                rows,
-            )?);
+            statements.extend(outbox_inserts(self.backend(), rows)?);
             self.wrote_events = true;
         }
         crate::Sql::execute_batches(&statements, self).await?;
@@ -432,6 +421,100 @@ impl WriteTx {
             Tx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
+    }
+}
+
+/// The outbox rows of `events` (each `(aggregate id, sequence, payload)`, the payload the JSON
+/// of an `E`) appended to `rows`, with the current request's traceparent; their ids in order.
+fn outbox_rows<E: Event>(
+    events: Vec<(String, i64, String)>,
+    occurred_at: OffsetDateTime,
+    rows: &mut Vec<Vec<crate::Arg>>,
+) -> Vec<Uuid> {
+    use crate::Arg;
+    let trace = emporium_kernel::trace::current();
+    let mut ids = Vec::with_capacity(events.len());
+    rows.reserve(events.len());
+    for (aggregate_id, sequence, payload) in events {
+        let id = Uuid::now_v7();
+        ids.push(id);
+        rows.push(vec![
+            Arg::Uuid(id),
+            Arg::Text(E::TYPE.to_owned()),
+            Arg::Int32(E::VERSION),
+            Arg::Text(aggregate_id),
+            Arg::Int(sequence),
+            Arg::Time(occurred_at),
+            Arg::OptText(trace.clone()),
+            Arg::Text(payload),
+        ]);
+    }
+    ids
+}
+
+/// The statements inserting outbox `rows`.
+fn outbox_inserts(
+    backend: Backend,
+    rows: Vec<Vec<crate::Arg>>,
+) -> Result<Vec<crate::Sql>, DbError> {
+    crate::bulk::insert_statements(
+        backend,
+        "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) VALUES",
+        "",
+        rows,
+    )
+}
+
+/// Writes made together, all or nothing, that need no answer and read nothing: a transaction
+/// of [`WriteTx::write_at_commit`] writes and recorded events alone, without the transaction
+/// until [`WriteBatch::commit`]. On PostgreSQL a batch that fits one statement is that one
+/// statement (atomic on its own: no `BEGIN` and `COMMIT` round trips); on SQLite, and for a
+/// larger batch, it is a write transaction.
+pub struct WriteBatch {
+    db: Db,
+    writes: Vec<crate::Sql>,
+    events: Vec<Vec<crate::Arg>>,
+}
+
+impl WriteBatch {
+    /// Adds `statement`; see [`WriteTx::write_at_commit`] for what it may do.
+    pub fn write(&mut self, statement: crate::Sql) {
+        self.writes.push(statement);
+    }
+
+    /// Records events in the outbox with the batch; see [`WriteTx::record_serialized`].
+    pub fn record_serialized<E: Event>(
+        &mut self,
+        events: Vec<(String, i64, String)>,
+        occurred_at: OffsetDateTime,
+    ) -> Vec<Uuid> {
+        outbox_rows::<E>(events, occurred_at, &mut self.events)
+    }
+
+    /// Writes the batch; wakes the outbox relay when it recorded events.
+    pub async fn commit(self) -> Result<(), DbError> {
+        let Self { db, writes, events } = self;
+        if let Pools::Postgres(pool) = &db.inner.pools {
+            let wrote_events = !events.is_empty();
+            let mut statements = writes;
+            statements.extend(outbox_inserts(Backend::Postgres, events)?);
+            if crate::Sql::fit_one_batch(&statements) {
+                let mut conn = pool.acquire().await?;
+                crate::Sql::execute_batch(&statements, Conn::Postgres(&mut conn)).await?;
+                if wrote_events {
+                    db.inner.outbox_signal.notify_one();
+                }
+                return Ok(());
+            }
+            let mut tx = db.begin_write().await?;
+            tx.pending_writes = statements;
+            tx.wrote_events = wrote_events;
+            return tx.commit().await;
+        }
+        let mut tx = db.begin_write().await?;
+        tx.pending_writes = writes;
+        tx.pending_events = events;
+        tx.commit().await
     }
 }
 

@@ -115,6 +115,59 @@ async fn check(db: &Db) {
     }
     tx.commit().await.unwrap();
     assert_eq!(labels(db).await.len(), 3 + 9_000);
+
+    // A write batch: all or nothing, its events with it, also when larger than one round trip.
+    let labelled = |label: &str| {
+        (
+            label.to_owned(),
+            1,
+            serde_json::to_string(&Labelled {
+                label: label.to_owned(),
+            })
+            .unwrap(),
+        )
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let pending = emporium_db::count_pending(db).await.unwrap();
+    let mut batch = db.write_batch();
+    batch.write(insert(20_000, "h"));
+    batch.write(insert(20_001, "a"));
+    batch.record_serialized::<Labelled>(vec![labelled("h")], now);
+    assert!(
+        batch.commit().await.is_err(),
+        "a duplicate label must fail the batch"
+    );
+    assert_eq!(labels(db).await.len(), 3 + 9_000);
+    assert_eq!(emporium_db::count_pending(db).await.unwrap(), pending);
+    let mut batch = db.write_batch();
+    batch.write(insert(20_000, "h"));
+    batch.record_serialized::<Labelled>(vec![labelled("h")], now);
+    assert_eq!(
+        labels(db).await.len(),
+        3 + 9_000,
+        "nothing before the commit"
+    );
+    batch.commit().await.unwrap();
+    assert!(labels(db).await.contains(&"h".to_owned()));
+    assert_eq!(emporium_db::count_pending(db).await.unwrap(), pending + 1);
+    for (size, fails) in [(500, true), (500, false)] {
+        let before = labels(db).await.len();
+        let mut batch = db.write_batch();
+        for i in 0..size {
+            let i = i64::from(i);
+            batch.write(insert(30_000 + i, &format!("batch-{i:04}")));
+        }
+        if fails {
+            batch.write(insert(40_000, "h"));
+        }
+        assert_eq!(batch.commit().await.is_err(), fails);
+        let written = if fails {
+            0
+        } else {
+            usize::try_from(size).unwrap()
+        };
+        assert_eq!(labels(db).await.len(), before + written);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
