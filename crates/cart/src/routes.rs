@@ -317,6 +317,7 @@ pub async fn remove_coupon(
         (status = 200, description = "The customer's cart", body = Cart),
         (status = 401, description = "`unauthenticated`: no customer session", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "`cart_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`cart_checked_out`: a checkout holds the guest cart (its order may be placed); nothing is merged", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (`/currency` `currency_mismatch`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn merge_cart(

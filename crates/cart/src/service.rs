@@ -7,7 +7,9 @@ use std::sync::Arc;
 use emporium_catalog::{CatalogApi, Purchasable};
 use emporium_db::{Db, WriteTx};
 use emporium_inventory::InventoryApi;
-use emporium_kernel::ids::{CartId, CartItemId, ProductId, ShippingOptionId, VariantId};
+use emporium_kernel::ids::{
+    CartId, CartItemId, CheckoutId, ProductId, ShippingOptionId, VariantId,
+};
 use emporium_kernel::token::{new_token, sha256_hex as hash};
 use emporium_kernel::{Clock, Currency, Violations};
 use emporium_pricing::{PricingService, Quote, Region};
@@ -89,6 +91,10 @@ pub struct Cart {
     pub coupon_codes: Vec<String>,
     pub items: Vec<CartItem>,
     pub totals: Quote,
+    /// The checkout holding the cart: from its start until it fails the cart takes no change
+    /// (`cart_checked_out`); absent while the cart is open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkout_id: Option<CheckoutId>,
     pub version: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -842,6 +848,7 @@ impl CartService {
             coupon_codes: codes,
             items: lines,
             totals,
+            checkout_id: row.checkout_id.map(CheckoutId),
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -948,11 +948,33 @@ async fn a_cart_a_checkout_holds_takes_no_change_until_the_checkout_fails(app: T
     assert_eq!(read.status().as_u16(), 200);
     let held: Value = read.json().await.unwrap();
     assert_eq!(held["email"], "guest@example.com", "nothing changed");
+    assert_eq!(
+        held["checkout_id"],
+        emporium_kernel::ids::CheckoutId(checkout).to_string(),
+        "the cart says which checkout holds it"
+    );
+    // Nor is it merged into a customer's cart at sign-in.
+    let customer = app.customer_token("held@example.com").await;
+    let r = app
+        .request(
+            Method::POST,
+            &format!("{path}/merge"),
+            None,
+            Some(&customer),
+            &[("x-cart-token", &token)],
+        )
+        .await;
+    assert_problem(r, 409, "cart_checked_out").await;
 
     // Released (its checkout failed): changes land again.
     let mut tx = app.store().db.begin_write().await.unwrap();
     carts.release_in(&mut tx, id, checkout).await.unwrap();
     tx.commit().await.unwrap();
+    let read = app
+        .request(Method::GET, &path, None, None, &[("x-cart-token", &token)])
+        .await;
+    let open: Value = read.json().await.unwrap();
+    assert!(open.get("checkout_id").is_none(), "{open}");
     assert_eq!(
         patch(change("new@example.com")).await.status().as_u16(),
         200
