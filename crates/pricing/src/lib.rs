@@ -23,7 +23,7 @@ pub use rules::{
     BasisPoints, Benefit, Conditions, ListPrice, PriceList, Promotion, Rules, ShippingOption,
     ShippingRate, Stacking, Target, TaxRate, WeightTier, Window,
 };
-pub use service::{Coupon, CreateCoupon, PricingService, Rule, Stored};
+pub use service::{Coupon, CreateCoupon, PricingService, RULES_MAX_AGE, Rule, Stored};
 
 /// Pricing's schema migrations.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {

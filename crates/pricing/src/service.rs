@@ -1,8 +1,11 @@
 //! Pricing's service: the staff's rule and coupon writes (validate, then one transaction with
-//! its event), the rules a quote reads (kept in memory, reloaded after a write), and coupon
+//! its event), the rules a quote reads (kept in memory, reloaded after a write through this
+//! service and after [`RULES_MAX_AGE`], for writes through another process), and coupon
 //! redemption for the checkout, by conditional update.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use emporium_db::{Db, WriteTx};
 use emporium_kernel::cursor::{Cursor, Page, page_limit};
@@ -82,13 +85,20 @@ pub struct CreateCoupon {
     pub per_customer_limit: Option<i64>,
 }
 
+/// How long the rules a quote reads stay in memory: a rule written by another process (of a
+/// store run as several) reaches this one's quotes within this time.
+pub const RULES_MAX_AGE: Duration = Duration::from_secs(5);
+
 /// Pricing's rules and coupons over one database.
 pub struct PricingService {
     db: Db,
     clock: Arc<dyn Clock>,
-    // Every rule, as a quote reads them; `None` after a write until the next read loads them.
-    // A std lock, never held across an await.
-    rules: RwLock<Option<Arc<Rules>>>,
+    // Every rule, as a quote reads them, with when they were loaded; `None` after a write until
+    // the next read loads them. A std lock, never held across an await.
+    rules: RwLock<Option<(Instant, Arc<Rules>)>>,
+    rules_max_age: Duration,
+    // Counts the writes through this service: rules loaded while one happened are not kept.
+    writes: AtomicU64,
 }
 
 impl PricingService {
@@ -97,7 +107,16 @@ impl PricingService {
             db,
             clock,
             rules: RwLock::new(None),
+            rules_max_age: RULES_MAX_AGE,
+            writes: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps the rules in memory for `max_age` instead of [`RULES_MAX_AGE`].
+    #[must_use]
+    pub fn with_rules_max_age(mut self, max_age: Duration) -> Self {
+        self.rules_max_age = max_age;
+        self
     }
 
     /// Stores a new rule. Fails with `Invalid` (every violation, with its pointer) or, for a tax
@@ -228,11 +247,16 @@ impl PricingService {
     }
 
     /// Every rule, as a quote reads them: from memory, loaded again after any write through
-    /// this service.
+    /// this service and once they are [`RULES_MAX_AGE`] old.
     pub async fn rules(&self) -> Result<Arc<Rules>, PricingError> {
-        if let Some(rules) = self.rules.read().ok().and_then(|r| r.clone()) {
+        let cached = self.rules.read().ok().and_then(|r| r.clone());
+        if let Some((loaded, rules)) = cached
+            && loaded.elapsed() < self.rules_max_age
+        {
             return Ok(rules);
         }
+        let writes = self.writes.load(Ordering::Acquire);
+        let loaded = Instant::now();
         let mut conn = self.db.read().await?;
         let rows = store::all_rules(&mut conn).await?;
         let mut rules = Rules::default();
@@ -248,8 +272,10 @@ impl PricingService {
             }
         }
         let rules = Arc::new(rules);
-        if let Ok(mut slot) = self.rules.write() {
-            *slot = Some(rules.clone());
+        if let Ok(mut slot) = self.rules.write()
+            && self.writes.load(Ordering::Acquire) == writes
+        {
+            *slot = Some((loaded, rules.clone()));
         }
         Ok(rules)
     }
@@ -440,6 +466,8 @@ impl PricingService {
     }
 
     fn forget_rules(&self) {
+        // Counted first: a load running now may have read the rules before this write.
+        self.writes.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut slot) = self.rules.write() {
             *slot = None;
         }

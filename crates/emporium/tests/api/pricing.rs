@@ -17,6 +17,7 @@ on_both_backends!(
     bad_rule_bodies_are_refused_with_every_field_at_fault,
     staff_read_pricing_but_only_admins_change_it,
     a_coupon_limited_to_ten_uses_is_redeemed_exactly_ten_times_under_contention,
+    a_rule_written_by_another_process_reaches_quotes_within_the_rules_max_age,
 );
 
 const VARIANT: &str = "var_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f";
@@ -410,4 +411,31 @@ async fn a_coupon_limited_to_ten_uses_is_redeemed_exactly_ten_times_under_conten
         twice,
         Err(emporium_pricing::PricingError::CouponCustomerLimit)
     ));
+}
+
+async fn a_rule_written_by_another_process_reaches_quotes_within_the_rules_max_age(app: TestApp) {
+    // A second service over the same database stands for another process of the store.
+    let max_age = std::time::Duration::from_millis(200);
+    let other = emporium_pricing::PricingService::new(
+        app.store().db.clone(),
+        Arc::new(emporium_kernel::SystemClock),
+    )
+    .with_rules_max_age(max_age);
+    assert!(other.rules().await.unwrap().tax_rates.is_empty());
+    let token = admin(&app).await;
+    created(
+        &app,
+        "/v1/admin/tax-rates",
+        tax_rate("AT", 2000, true),
+        &token,
+    )
+    .await;
+    // The writing process forgets its rules at once...
+    let local = app.store().pricing.rules().await.unwrap();
+    assert_eq!(local.tax_rates.len(), 1);
+    // ...the other loads them again once they are `max_age` old.
+    tokio::time::sleep(max_age).await;
+    let rules = other.rules().await.unwrap();
+    assert_eq!(rules.tax_rates.len(), 1);
+    assert_eq!(rules.tax_rates[0].country.as_str(), "AT");
 }
