@@ -71,8 +71,9 @@ impl EventHandler for StockProjection {
         let changed = store::products_of_variants(&mut tx, &variants).await?;
         store::refresh_in_stock(&mut tx, &changed).await?;
         tx.commit().await?;
+        // Only what shows availability: a cart's view of the product stays.
         for product in changed {
-            self.reads.invalidate_product(product).await;
+            self.reads.invalidate_availability(product).await;
         }
         Ok(())
     }

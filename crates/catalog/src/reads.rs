@@ -164,7 +164,13 @@ pub struct CatalogReads {
     /// remembered for the negative lifetime.
     lookups: Cache<String, Uuid>,
     tree: Cache<String, Arc<CachedBody>>,
+    /// Each published product's variants as a cart sees them, by product id: what a cart
+    /// reads on every change, without the availability, so a stock change leaves it be.
+    purchasables: Cache<Uuid, Arc<[Purchasable]>>,
 }
+
+/// How many products' purchasable variants stay in memory.
+const PURCHASABLE_PRODUCTS: u64 = 50_000;
 
 impl CatalogReads {
     /// Read side over `db` with caches sized by `config`.
@@ -194,6 +200,7 @@ impl CatalogReads {
             handles,
             lookups: Cache::new(sized("product_handle", HANDLE_LOOKUPS)),
             tree: Cache::new(sized("category_tree", 1)),
+            purchasables: Cache::new(sized("purchasable", PURCHASABLE_PRODUCTS)),
         }
     }
 
@@ -360,6 +367,29 @@ impl CatalogReads {
     /// Forgets a product (after any change to it or its stock).
     pub async fn invalidate_product(&self, id: Uuid) {
         self.products.invalidate(&id).await;
+        self.purchasables.invalidate(&id).await;
+    }
+
+    /// Forgets what a product's availability shows (its storefront body), after a stock change.
+    pub async fn invalidate_availability(&self, id: Uuid) {
+        self.products.invalidate(&id).await;
+    }
+
+    /// The variants of published product `id` as a cart sees them (`None`: not published).
+    async fn purchasables_of(&self, id: Uuid) -> Result<Option<Arc<[Purchasable]>>, CatalogError> {
+        let db = self.db.clone();
+        self.purchasables
+            .get_or_load(&id, || async move {
+                let mut conn = db.read().await?;
+                let Some((document, _)) = store::read_document(&mut conn, id, true).await? else {
+                    return Ok(None);
+                };
+                drop(conn);
+                let product: Product = serde_json::from_str(&document)?;
+                Ok::<_, CatalogError>(Some(purchasables(&product)))
+            })
+            .await
+            .map_err(CatalogError::Shared)
     }
 
     /// Forgets a handle lookup (a product now has it, or no longer has it).
@@ -435,34 +465,43 @@ impl CatalogApi for CatalogReads {
                 out.push(None);
                 continue;
             };
-            let Some(body) = self.product_by_id(product_id).await? else {
+            let Some(of_product) = self.purchasables_of(product_id).await? else {
                 out.push(None);
                 continue;
             };
-            let product: Product = serde_json::from_slice(&body.body()?)?;
-            let Some(v) = product.variants.iter().find(|v| v.id == *variant) else {
-                out.push(None);
-                continue;
-            };
-            let mut category_ids: Vec<CategoryId> = product
-                .categories
-                .iter()
-                .flat_map(|c| c.path.iter().copied().chain([c.id]))
-                .collect();
-            category_ids.sort();
-            category_ids.dedup();
-            out.push(Some(Purchasable {
-                variant_id: v.id,
-                product_id: product.id,
-                product_title: product.title.clone(),
-                product_handle: product.handle.clone(),
-                variant_title: v.title.clone(),
-                sku: v.sku.clone(),
-                prices: v.prices.clone(),
-                weight_grams: v.weight_grams,
-                category_ids,
-            }));
+            out.push(
+                of_product
+                    .iter()
+                    .find(|p| p.variant_id == *variant)
+                    .cloned(),
+            );
         }
         Ok(out)
     }
+}
+
+/// Every variant of `product` as a cart sees it.
+fn purchasables(product: &Product) -> Arc<[Purchasable]> {
+    let mut category_ids: Vec<CategoryId> = product
+        .categories
+        .iter()
+        .flat_map(|c| c.path.iter().copied().chain([c.id]))
+        .collect();
+    category_ids.sort();
+    category_ids.dedup();
+    product
+        .variants
+        .iter()
+        .map(|v| Purchasable {
+            variant_id: v.id,
+            product_id: product.id,
+            product_title: product.title.clone(),
+            product_handle: product.handle.clone(),
+            variant_title: v.title.clone(),
+            sku: v.sku.clone(),
+            prices: v.prices.clone(),
+            weight_grams: v.weight_grams,
+            category_ids: category_ids.clone(),
+        })
+        .collect()
 }

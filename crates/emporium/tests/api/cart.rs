@@ -18,6 +18,7 @@ on_both_backends!(
     a_guest_cart_merges_into_the_customers_cart_at_sign_in,
     concurrent_adds_to_one_cart_lose_no_unit,
     a_groups_price_list_prices_the_carts_of_its_customers_only,
+    a_stock_change_keeps_the_carts_view_of_a_product_and_a_product_change_renews_it,
 );
 
 /// A published product with `on_hand` units at a new location; returns its variant id.
@@ -706,4 +707,101 @@ async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp
     let r = put(&groups, json!([]), &admin).await;
     assert_eq!(ok(r).await["groups"], json!([]));
     assert_eq!(subtotal(&alices, &alice).await, 1_000);
+}
+
+/// Loads of the cart's view of products so far (`emporium_cache_loads_total`).
+async fn purchasable_loads(app: &TestApp) -> u64 {
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("emporium_cache_loads_total{cache=\"purchasable\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn a_stock_change_keeps_the_carts_view_of_a_product_and_a_product_change_renews_it(
+    app: TestApp,
+) {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let kettle = stocked_variant(&app, &admin, "KET-7", 3_900, 5).await;
+    app.drain_outbox().await;
+    let (id, token) = guest_cart(&app).await;
+    let cart = ok(call(
+        &app,
+        Method::POST,
+        &format!("/v1/store/carts/{id}/items"),
+        Some(&json!({"variant_id": kettle, "quantity": 1})),
+        &token,
+    )
+    .await)
+    .await;
+    let product = cart["items"][0]["product_id"].as_str().unwrap().to_owned();
+    let loads = purchasable_loads(&app).await;
+    assert!(loads >= 1, "the cart read the product");
+
+    // More stock elsewhere: the storefront shows it, the cart reads nothing again.
+    let r = app
+        .post_json(
+            "/v1/admin/inventory/locations",
+            &json!({"code": "annex", "name": "Annex"}),
+            Some(&admin),
+        )
+        .await;
+    let annex: Value = r.json().await.unwrap();
+    let r = app
+        .request(
+            Method::PUT,
+            &format!(
+                "/v1/admin/inventory/levels/{kettle}/{}",
+                annex["id"].as_str().unwrap()
+            ),
+            Some(&json!({"on_hand": 4, "reason": "delivery"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    app.drain_outbox().await;
+    let shown: Value = app
+        .get(&format!("/v1/store/products/{product}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["variants"][0]["available"], 9);
+    let cart = ok(call(
+        &app,
+        Method::GET,
+        &format!("/v1/store/carts/{id}"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["items"][0]["product_title"], "KET-7");
+    assert_eq!(purchasable_loads(&app).await, loads);
+
+    // A new title: the cart's view is read again.
+    let r = app
+        .request(
+            Method::PATCH,
+            &format!("/v1/admin/products/{product}"),
+            Some(&json!({"title": "Kettle, copper"})),
+            Some(&admin),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    app.drain_outbox().await;
+    let cart = ok(call(
+        &app,
+        Method::GET,
+        &format!("/v1/store/carts/{id}"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["items"][0]["product_title"], "Kettle, copper");
+    assert!(purchasable_loads(&app).await > loads);
 }
