@@ -167,7 +167,13 @@ pub struct CatalogReads {
     /// Each published product's variants as a cart sees them, by product id: what a cart
     /// reads on every change, without the availability, so a stock change leaves it be.
     purchasables: Cache<Uuid, Arc<[Purchasable]>>,
+    /// The product of each variant asked about: a variant never moves to another product (a
+    /// deleted one is no longer found in its product's variants).
+    variant_products: moka::sync::Cache<Uuid, Uuid>,
 }
+
+/// How many variants' products stay in memory.
+const VARIANT_PRODUCTS: u64 = 200_000;
 
 /// How many products' purchasable variants stay in memory.
 const PURCHASABLE_PRODUCTS: u64 = 50_000;
@@ -201,6 +207,7 @@ impl CatalogReads {
             lookups: Cache::new(sized("product_handle", HANDLE_LOOKUPS)),
             tree: Cache::new(sized("category_tree", 1)),
             purchasables: Cache::new(sized("purchasable", PURCHASABLE_PRODUCTS)),
+            variant_products: moka::sync::Cache::new(VARIANT_PRODUCTS),
         }
     }
 
@@ -447,18 +454,27 @@ impl CatalogApi for CatalogReads {
         variants: &[VariantId],
     ) -> Result<Vec<Option<Purchasable>>, CatalogError> {
         let mut out = Vec::with_capacity(variants.len());
-        // A cart holds a few dozen items at most: one lookup for all, then each product from
-        // the cache. The connection goes back before the cache is asked: a miss takes a
+        // A cart holds a few dozen items at most: the variants' products from memory, one
+        // lookup for those not there yet, then each product from the cache. The connection
+        // goes back before the cache is asked: a miss takes a
         // connection of its own, and holding two at once would let a burst of carts take the
         // whole pool and wait on each other.
-        let ids: Vec<Uuid> = variants.iter().map(|v| v.0).collect();
-        let found: HashMap<Uuid, Uuid> = {
+        let mut found: HashMap<Uuid, Uuid> = variants
+            .iter()
+            .filter_map(|v| Some((v.0, self.variant_products.get(&v.0)?)))
+            .collect();
+        let missing: Vec<Uuid> = variants
+            .iter()
+            .map(|v| v.0)
+            .filter(|v| !found.contains_key(v))
+            .collect();
+        if !missing.is_empty() {
             let mut conn = self.db.read().await?;
-            store::variant_products(&mut conn, &ids)
-                .await?
-                .into_iter()
-                .collect()
-        };
+            for (variant, product) in store::variant_products(&mut conn, &missing).await? {
+                self.variant_products.insert(variant, product);
+                found.insert(variant, product);
+            }
+        }
         for variant in variants {
             let product_id = found.get(&variant.0).copied();
             let Some(product_id) = product_id else {
