@@ -224,14 +224,18 @@ impl CheckoutService {
         // lookup is a query like any other). The semaphore is never closed, so waiting for a
         // permit cannot fail.
         let _turn = self.turns.acquire().await.ok();
-        if let Some(existing) = self
-            .existing(cart, key, &request_hash, &caller, false)
-            .await?
-        {
-            return Ok(existing);
-        }
-        // The cart must open for this caller before anything is recorded.
-        let view = self.carts.get(cart, access).await?;
+        // The cart must open for this caller before anything is recorded. A retry finds the
+        // first run's answer: here when that run closed the cart, else at the claim below.
+        let view = match self.carts.get(cart, access).await {
+            Ok(view) => view,
+            Err(CartError::CartNotFound) => {
+                return self
+                    .existing(cart, key, &request_hash, &caller, false)
+                    .await?
+                    .ok_or(CheckoutError::Cart(CartError::CartNotFound));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let now = self.clock.now();
         let mut row = CheckoutRow {
             id: Uuid::now_v7(),

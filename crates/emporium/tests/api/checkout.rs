@@ -274,6 +274,17 @@ async fn a_guest_checks_out_once_and_reads_the_order(app: TestApp) {
         )
         .await;
     assert_problem(gone, 404, "cart_not_found").await;
+    // A retry after the cart closed still gets the first answer; another body is still refused.
+    let late = check_out(&app, &cart, &token, "key-1", "tok_success").await;
+    assert_eq!(late.status().as_u16(), 201);
+    let late: Value = late.json().await.unwrap();
+    assert_eq!(late["order"]["id"], order["id"]);
+    assert_eq!(late["order_token"], placed["order_token"]);
+    let other_body = check_out(&app, &cart, &token, "key-1", "tok_decline").await;
+    assert_problem(other_body, 422, "idempotency_key_reused").await;
+    let new_key = check_out(&app, &cart, &token, "key-2", "tok_success").await;
+    assert_problem(new_key, 404, "cart_not_found").await;
+    assert_eq!(orders(&app).await, 1);
     let mut conn = app.store().db.read().await.unwrap();
     let stock: (i64, i64) = emporium_db::run!(&mut conn, |c| sqlx::query_as(
         "SELECT on_hand, reserved FROM stock_levels"
