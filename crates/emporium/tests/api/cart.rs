@@ -769,15 +769,9 @@ async fn a_stock_change_keeps_the_carts_view_of_a_product_and_a_product_change_r
         .await
         .unwrap();
     assert_eq!(shown["variants"][0]["available"], 9);
-    let cart = ok(call(
-        &app,
-        Method::GET,
-        &format!("/v1/store/carts/{id}"),
-        None,
-        &token,
-    )
-    .await)
-    .await;
+    let path = format!("/v1/store/carts/{id}");
+    let view = async || ok(call(&app, Method::GET, &path, None, &token).await).await;
+    let cart = view().await;
     assert_eq!(cart["items"][0]["product_title"], "KET-7");
     assert_eq!(purchasable_loads(&app).await, loads);
 
@@ -793,15 +787,7 @@ async fn a_stock_change_keeps_the_carts_view_of_a_product_and_a_product_change_r
         .await;
     assert_eq!(r.status().as_u16(), 200);
     app.drain_outbox().await;
-    let cart = ok(call(
-        &app,
-        Method::GET,
-        &format!("/v1/store/carts/{id}"),
-        None,
-        &token,
-    )
-    .await)
-    .await;
+    let cart = view().await;
     assert_eq!(cart["items"][0]["product_title"], "Kettle, copper");
     assert!(purchasable_loads(&app).await > loads);
 }
