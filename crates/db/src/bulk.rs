@@ -317,26 +317,35 @@ impl Sql {
         statements: &[Sql],
         tx: &mut WriteTx,
     ) -> Result<(), DbError> {
-        let mut start = 0;
-        let mut binds = 0;
+        for batch in Self::batches(statements) {
+            Self::execute_batch(batch, &mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `statements` go to the database in one round trip.
+    pub(crate) fn fit_one_batch(statements: &[Sql]) -> bool {
+        Self::batches(statements).len() <= 1
+    }
+
+    /// `statements` cut into the batches [`Sql::execute_batches`] sends, each within the bind
+    /// limit and [`MAX_BATCH_STATEMENTS`] (a lone statement over the limit is a batch alone).
+    fn batches(statements: &[Sql]) -> Vec<&[Sql]> {
+        let mut batches = Vec::new();
+        let (mut start, mut binds) = (0, 0);
         for (i, statement) in statements.iter().enumerate() {
             if i > start
                 && (binds + statement.binds > MAX_BINDS || i - start == MAX_BATCH_STATEMENTS)
             {
-                Self::execute_batch(&statements[start..i], &mut *tx).await?;
+                batches.push(&statements[start..i]);
                 (start, binds) = (i, 0);
             }
             binds += statement.binds;
         }
-        Self::execute_batch(&statements[start..], &mut *tx).await?;
-        Ok(())
-    }
-
-    /// Whether `statements` go to the database in one round trip (see
-    /// [`Sql::execute_batches`]).
-    pub(crate) fn fit_one_batch(statements: &[Sql]) -> bool {
-        statements.len() <= MAX_BATCH_STATEMENTS
-            && statements.iter().map(|s| s.binds).sum::<usize>() <= MAX_BINDS
+        if start < statements.len() {
+            batches.push(&statements[start..]);
+        }
+        batches
     }
 
     /// Runs `statements` in one round trip: on SQLite one string of statements, on

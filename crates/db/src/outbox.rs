@@ -103,9 +103,9 @@ pub async fn mark_published(
 /// redelivery harmless.
 ///
 /// Each row is inserted unless its `(consumer, event_id)` key exists, and the statement returns
-/// the ids it inserted: one statement per 256 events, each id checked on
-/// the inbox's key. Another process handling the same events at the same moment waits for it
-/// and then finds them handled.
+/// the ids it inserted: one statement per 256 events, each id checked on the inbox's key.
+/// Another process handling the same events at the same moment waits for it and then finds
+/// them handled.
 pub async fn mark_all_handled(
     tx: &mut WriteTx,
     consumer: &str,

@@ -407,7 +407,8 @@ impl PricingService {
     /// Redeems the coupon `code` for checkout `reference` and shopper `customer_key`, inside
     /// the caller's transaction: one use taken by a conditional update, so concurrent checkouts
     /// never redeem more than the limit, and one insert that counts the customer's uses.
-    /// Redeeming again for the same reference changes nothing. Fails with `CouponNotFound`, `CouponExhausted` or `CouponCustomerLimit`.
+    /// Redeeming again for the same reference changes nothing. Fails with `CouponNotFound`,
+    /// `CouponExhausted` or `CouponCustomerLimit`.
     pub async fn redeem_in(
         &self,
         tx: &mut WriteTx,
