@@ -416,11 +416,17 @@ impl CatalogReads {
         (self.products.stats().entries, self.handles.len())
     }
 
+    /// How many times a product's purchasable variants were loaded from the database.
+    pub fn purchasable_loads(&self) -> u64 {
+        self.purchasables.stats().loads
+    }
+
     /// Publishes the caches' entry gauges (for `/metrics`).
     pub fn publish_gauges(&self) {
         self.products.publish_gauges();
         self.lookups.publish_gauges();
         self.tree.publish_gauges();
+        self.purchasables.publish_gauges();
         // Precision loss above 2^53 handles is irrelevant for a gauge.
         let handles = self.handles.len() as f64;
         metrics::gauge!("emporium_cache_entries", "cache" => "product_handle_index").set(handles);
