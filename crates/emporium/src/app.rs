@@ -209,7 +209,11 @@ impl Store {
         )));
         let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
         let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
-        let payments = Arc::new(PaymentService::new(db.clone(), clock.clone()));
+        let payments = Arc::new(
+            PaymentService::new(db.clone(), clock.clone())
+                .with_enabled(&config.payment_providers())
+                .context("payments.providers")?,
+        );
         let cart = Arc::new(
             CartService::new(
                 db.clone(),
@@ -221,15 +225,18 @@ impl Store {
             .with_customer_groups(Arc::new(IdentityGroups(identity.clone()))),
         );
         let crash_points = CrashPoints::new(config.crash_points.iter().cloned());
-        let checkout = Arc::new(CheckoutService::new(
-            db.clone(),
-            clock.clone(),
-            cart.clone(),
-            inventory.clone(),
-            pricing.clone(),
-            payments.clone(),
-            crash_points.clone(),
-        ));
+        let checkout = Arc::new(
+            CheckoutService::new(
+                db.clone(),
+                clock.clone(),
+                cart.clone(),
+                inventory.clone(),
+                pricing.clone(),
+                payments.clone(),
+                crash_points.clone(),
+            )
+            .with_abandoned_after(Duration::from_millis(config.recovery.idle_after_ms)),
+        );
         // A cancelled order's stock goes back on hand.
         bus.subscribe(Arc::new(emporium_ordering::Restocker::new(
             db.clone(),
@@ -240,6 +247,7 @@ impl Store {
             db.clone(),
             clock.clone(),
             payments.clone(),
+            crash_points.clone(),
         ));
         Ok(Self {
             db,
@@ -439,12 +447,20 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     if config.demo {
         crate::demo::seed(&store).await?;
     }
-    // Checkouts a stopped process left mid-way are finished or compensated before serving.
+    // Checkouts a stopped process left mid-way are finished or compensated, and money actions
+    // it left unsettled are settled, before serving.
     match store.checkout.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(checkouts = n, "recovered unfinished checkouts"),
         Err(e) => {
-            tracing::error!(error = %e, "cannot recover unfinished checkouts; will retry at the next start")
+            tracing::error!(error = %e, "cannot recover unfinished checkouts; recovery retries while serving")
+        }
+    }
+    match store.orders.settle_pending(Duration::ZERO).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(orders = n, "settled pending order payments"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot settle pending order payments; recovery retries while serving")
         }
     }
     let listener = TcpListener::bind(config.listen)
@@ -459,6 +475,7 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     let stop = shutdown.clone();
     let server_done = CancellationToken::new();
     let server_done_signal = server_done.clone();
+    let checkouts = store.checkout.clone();
     tasks.spawn(async move {
         let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(stop.clone().cancelled_owned());
@@ -474,6 +491,8 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
                 tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing them");
             }
         }
+        // Checkouts whose callers went away still reach their answer, within the grace.
+        checkouts.drain(grace).await;
         server_done_signal.cancel();
     });
 
@@ -489,6 +508,27 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     // Placed checkouts are completed (stock committed, cart closed) behind the answer, until
     // the last request has been answered.
     tasks.spawn(store.checkout.clone().run_completions(server_done));
+
+    // What a dropped request, a failed compensation or a provider that did not answer left
+    // unfinished is taken over once idle, while serving.
+    let (checkout, orders) = (store.checkout.clone(), store.orders.clone());
+    let every = Duration::from_millis(config.recovery.sweep_interval_ms);
+    let idle = Duration::from_millis(config.recovery.idle_after_ms);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = stop.cancelled() => break,
+            }
+            if let Err(e) = checkout.recover_idle(idle).await {
+                tracing::warn!(error = %e, "recovering abandoned checkouts failed; retried at the next pass");
+            }
+            if let Err(e) = orders.settle_pending(idle).await {
+                tracing::warn!(error = %e, "settling pending order payments failed; retried at the next pass");
+            }
+        }
+    });
 
     // The search index follows the journal from its last checkpoint.
     tasks.spawn(

@@ -387,7 +387,12 @@ async fn rebuild_orders(config: &Config) -> anyhow::Result<()> {
         db.clone(),
         Arc::new(SystemClock),
     ));
-    let orders = emporium_ordering::OrderService::new(db.clone(), Arc::new(SystemClock), payments);
+    let orders = emporium_ordering::OrderService::new(
+        db.clone(),
+        Arc::new(SystemClock),
+        payments,
+        emporium_kernel::fault::CrashPoints::default(),
+    );
     let written = orders
         .rebuild_projections()
         .await

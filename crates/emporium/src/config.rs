@@ -36,8 +36,54 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub media: MediaConfig,
     pub cache: CacheSettings,
+    pub payments: PaymentsConfig,
+    pub recovery: RecoveryConfig,
     /// Crash points to enable, for fault tests only (e.g. `relay.before_publish`).
     pub crash_points: Vec<String>,
+}
+
+/// Payment providers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsConfig {
+    /// The providers a checkout may choose (`manual`: offline payment that staff capture once
+    /// the money arrived; `test`: outcomes by token, never on a real store). None by default;
+    /// `demo` adds `test`. Intents made with a provider later disabled can still be captured,
+    /// voided and refunded.
+    pub providers: Vec<String>,
+}
+
+/// The recovery of work that a crash, a dropped request or a failed compensation left
+/// unfinished: it runs at start and then continuously, never waiting for a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryConfig {
+    /// An unfinished checkout, or an order's unsettled capture, cancellation or refund, that
+    /// has not moved for this long is taken over: compensated (or completed, once placed),
+    /// or settled with the payment. Longer than any single step takes.
+    pub idle_after_ms: u64,
+    /// How often recovery looks for such work.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            idle_after_ms: 60_000,
+            sweep_interval_ms: 5_000,
+        }
+    }
+}
+
+impl Config {
+    /// The providers a checkout may choose: the configured ones, and `test` in a demo store.
+    pub fn payment_providers(&self) -> Vec<String> {
+        let mut names = self.payments.providers.clone();
+        if self.demo && !names.iter().any(|n| n == "test") {
+            names.push("test".to_owned());
+        }
+        names
+    }
 }
 
 /// Log output format.
@@ -197,6 +243,8 @@ impl Default for Config {
             outbox: OutboxConfig::default(),
             media: MediaConfig::default(),
             cache: CacheSettings::default(),
+            payments: PaymentsConfig::default(),
+            recovery: RecoveryConfig::default(),
             crash_points: Vec::new(),
         }
     }
@@ -247,6 +295,9 @@ impl Default for OutboxConfig {
         }
     }
 }
+
+/// The providers this build knows.
+const PAYMENT_PROVIDERS: [&str; 2] = ["manual", "test"];
 
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Default, Serialize)]
@@ -324,6 +375,23 @@ impl Config {
                     "must start with sqlite:, postgres:// or postgresql://",
                 );
             }
+        }
+        if let Some(name) = self
+            .payments
+            .providers
+            .iter()
+            .find(|n| !PAYMENT_PROVIDERS.contains(&n.as_str()))
+        {
+            return Err(ConfigError::Invalid {
+                key: "payments.providers",
+                reason: format!("unknown provider {name}; known: manual, test"),
+            });
+        }
+        if self.recovery.idle_after_ms == 0 {
+            return invalid("recovery.idle_after_ms", "must be at least 1");
+        }
+        if self.recovery.sweep_interval_ms == 0 {
+            return invalid("recovery.sweep_interval_ms", "must be at least 1");
         }
         if self.worker_threads > 1024 {
             return invalid("worker_threads", "must be between 0 (automatic) and 1024");
@@ -427,6 +495,9 @@ impl Config {
 
     /// The configuration as TOML, secrets masked.
     pub fn to_masked_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+        // The payment providers as the store will take them: `demo` adds `test`.
+        let mut effective = self.clone();
+        effective.payments.providers = self.payment_providers();
+        toml::to_string_pretty(&effective).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }

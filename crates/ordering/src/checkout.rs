@@ -49,6 +49,9 @@ const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
 /// connection at a time.
 const CONCURRENT_CHECKOUTS: usize = 32;
 
+/// How long an unfinished checkout may stand still before recovery takes it over, by default.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
 /// Placed checkouts completed together at most.
 const COMPLETION_BATCH: i64 = 256;
 /// How often the completer looks for placed checkouts it was not woken for.
@@ -160,20 +163,72 @@ pub struct CheckoutService {
     pricing: Arc<PricingService>,
     payments: Arc<PaymentService>,
     crash: CrashPoints,
-    turns: tokio::sync::Semaphore,
+    turns: Arc<tokio::sync::Semaphore>,
+    /// Checkouts this process is running now: recovery leaves them alone. A std mutex, never
+    /// held across an await.
+    running: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    /// The tasks that run checkouts, apart from the requests that asked for them.
+    tasks: tokio_util::task::TaskTracker,
+    /// How long an unfinished checkout may stand still before recovery takes it over.
+    abandoned_after: Duration,
     /// Woken by each order placed, for the completer.
     placed: tokio::sync::Notify,
     /// Checkouts completed so far by this service.
     completed: tokio::sync::watch::Sender<u64>,
 }
 
-/// The states of a checkout, in order.
-mod state {
-    pub const STARTED: &str = "started";
-    pub const REDEEMED: &str = "redeemed";
-    /// Answered; the completer takes it to `completed` (see `store::complete_checkouts`).
-    pub const PLACED: &str = "placed";
-    pub const FAILED: &str = "failed";
+/// Where a checkout stands, in order; stored by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutState {
+    /// Claimed: the cart is held; stock may be reserved (found by reference).
+    Started,
+    /// Coupons redeemed and the payment intent opened, in one transaction.
+    Redeemed,
+    /// The order is placed and answered; the completer takes it to `Completed`.
+    Placed,
+    Completed,
+    /// Compensated, with its answer.
+    Failed,
+}
+
+impl CheckoutState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Redeemed => "redeemed",
+            Self::Placed => "placed",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The state a stored name names.
+    pub fn parse(s: &str) -> Result<Self, OrderingError> {
+        Ok(match s {
+            "started" => Self::Started,
+            "redeemed" => Self::Redeemed,
+            "placed" => Self::Placed,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            other => return Err(OrderingError::Corrupt(format!("checkout state {other}"))),
+        })
+    }
+}
+
+/// Removes a checkout from the running set when its task ends, however it ends.
+struct Running<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    id: Uuid,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        // Held for an insert or a remove, never across an await.
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
 }
 
 impl CheckoutService {
@@ -194,15 +249,38 @@ impl CheckoutService {
             pricing,
             payments,
             crash,
-            turns: tokio::sync::Semaphore::new(CONCURRENT_CHECKOUTS),
+            turns: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CHECKOUTS)),
+            running: std::sync::Mutex::new(std::collections::HashSet::new()),
+            tasks: tokio_util::task::TaskTracker::new(),
+            abandoned_after: ABANDONED_AFTER,
             placed: tokio::sync::Notify::new(),
             completed: tokio::sync::watch::Sender::new(0),
         }
     }
 
+    /// Sets how long an unfinished checkout that no task of this process runs may stand still
+    /// before recovery compensates it (or completes it, once placed).
+    pub fn with_abandoned_after(mut self, idle: Duration) -> Self {
+        self.abandoned_after = idle;
+        self
+    }
+
+    /// Waits (at most `bound`) for the checkouts still running to reach their answer.
+    pub async fn drain(&self, bound: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(bound, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("checkouts still running at shutdown are recovered at the next start");
+        }
+    }
+
     /// Checks out cart `cart` under `key`. See the module doc for the steps and guarantees.
+    /// From its claim on, a checkout runs in a task of its own: a caller that goes away (a
+    /// closed connection, a request timeout) does not stop it half-way.
     pub async fn checkout(
-        &self,
+        self: &Arc<Self>,
         cart: CartId,
         access: Access<'_>,
         key: Option<&str>,
@@ -212,6 +290,7 @@ impl CheckoutService {
             .map(str::trim)
             .filter(|k| (1..=255).contains(&k.len()))
             .ok_or(OrderingError::IdempotencyKeyMissing)?;
+        self.check_provider(&request.payment.provider)?;
         let request_hash = hash(
             &serde_json::to_string(request).map_err(|e| OrderingError::Corrupt(e.to_string()))?,
         );
@@ -223,7 +302,7 @@ impl CheckoutService {
         // Everything below touches the database, so it waits its turn (a retry too: its
         // lookup is a query like any other). The semaphore is never closed, so waiting for a
         // permit cannot fail.
-        let _turn = self.turns.acquire().await.ok();
+        let turn = Arc::clone(&self.turns).acquire_owned().await.ok();
         // The cart must open for this caller before anything is recorded. A retry finds the
         // first run's answer: here when that run closed the cart, else at the claim below.
         let view = match self.carts.get(cart, access).await {
@@ -237,13 +316,13 @@ impl CheckoutService {
             Err(e) => return Err(e.into()),
         };
         let now = self.clock.now();
-        let mut row = CheckoutRow {
+        let row = CheckoutRow {
             id: Uuid::now_v7(),
             cart_id: cart.0,
             idempotency_key: key.to_owned(),
             request_hash: request_hash.clone(),
             caller: caller.clone(),
-            state: state::STARTED.to_owned(),
+            state: CheckoutState::Started.as_str().to_owned(),
             reservation_id: None,
             coupon_ids: "[]".to_owned(),
             payment_id: None,
@@ -253,6 +332,61 @@ impl CheckoutService {
             created_at: now,
             updated_at: now,
         };
+        let this = Arc::clone(self);
+        let request = request.clone();
+        let customer = access.customer.map(str::to_owned);
+        let task = self.tasks.spawn(async move {
+            let _turn = turn;
+            this.claim_and_run(row, view, &request, customer).await
+        });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // A panic in the saga: recovery compensates the checkout once it is idle.
+                tracing::error!(error = %e, "a checkout's task failed");
+                Err(CheckoutError::Ordering(OrderingError::Corrupt(
+                    "the checkout's task failed".to_owned(),
+                )))
+            }
+        }
+    }
+
+    /// Whether `provider` may pay for a new checkout: a 422 at `/payment/provider` when this
+    /// store has not enabled it (or no provider has the name).
+    fn check_provider(&self, provider: &str) -> Result<(), OrderingError> {
+        match self.payments.check_enabled(provider) {
+            Ok(()) => Ok(()),
+            Err(PaymentError::ProviderNotEnabled(name)) => Err(OrderingError::invalid(
+                "/payment/provider",
+                "not_enabled",
+                format!(
+                    "this store does not take payments with {name}; it takes: {}",
+                    self.payments.enabled_providers().join(", ")
+                ),
+            )),
+            Err(_) => Err(OrderingError::invalid(
+                "/payment/provider",
+                "invalid_value",
+                format!(
+                    "no payment provider is named {provider}; this store takes: {}",
+                    self.payments.enabled_providers().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Claims the cart for the checkout `row` and runs the saga to its answer.
+    async fn claim_and_run(
+        &self,
+        mut row: CheckoutRow,
+        view: emporium_cart::Cart,
+        request: &CheckoutRequest,
+        customer: Option<String>,
+    ) -> Result<CheckoutOutcome, CheckoutError> {
+        let cart = CartId(row.cart_id);
+        let key = row.idempotency_key.clone();
+        let (request_hash, caller) = (row.request_hash.clone(), row.caller.clone());
+        let key = key.as_str();
         let mut tx = self.db.begin_write().await?;
         if store::insert_checkout(&mut tx, &row).await? {
             // The checkout holds the cart as it was read: no change lands between the order
@@ -265,6 +399,7 @@ impl CheckoutService {
                 drop(tx);
                 return Err(CartError::CartChanged.into());
             }
+            self.running_insert(row.id);
             tx.commit().await?;
         } else {
             // Taken: by this key (a concurrent retry, whose answer is the one to give) or by
@@ -280,7 +415,11 @@ impl CheckoutService {
                 .await?
                 .ok_or(CheckoutError::Ordering(OrderingError::CheckoutInProgress));
         }
-        let outcome = self.run(&mut row, view, request, access).await;
+        let _running = Running {
+            set: &self.running,
+            id: row.id,
+        };
+        let outcome = self.run(&mut row, view, request, customer.as_deref()).await;
         // Saga outcomes by code (a closed set), for the dashboard; replays are not counted.
         let label = match &outcome {
             Ok(CheckoutOutcome::Placed(_)) => "placed",
@@ -298,7 +437,11 @@ impl CheckoutService {
                     code: "checkout_interrupted".to_owned(),
                     detail: "the checkout could not finish; nothing was charged or kept".to_owned(),
                 };
-                let _ = self.fail(&mut row, failure).await;
+                if let Err(undo) = self.fail(&mut row, failure).await {
+                    // Left unfinished: recovery compensates it once it is idle.
+                    metrics::counter!("emporium_checkout_compensation_failures_total").increment(1);
+                    tracing::error!(checkout = %CheckoutId(row.id), error = %undo, "compensating a checkout failed; recovery retries it");
+                }
                 Err(e)
             }
         }
@@ -337,6 +480,15 @@ impl CheckoutService {
             if let Some(outcome) = answer_of(&row)? {
                 return Ok(Some(outcome));
             }
+            // A first run that no process drives any more (its process died, or it failed
+            // to compensate) is finished here rather than waited for.
+            if self.is_abandoned(&row) {
+                let mut row = row;
+                if let Some(outcome) = self.recover_one(&mut row).await? {
+                    return Ok(Some(outcome));
+                }
+                continue;
+            }
             if started.elapsed() > WAIT_FOR_FIRST {
                 return Err(OrderingError::CheckoutInProgress.into());
             }
@@ -344,12 +496,23 @@ impl CheckoutService {
         }
     }
 
+    fn running_insert(&self, id: Uuid) {
+        // Held for an insert, never across an await.
+        if let Ok(mut set) = self.running.lock() {
+            set.insert(id);
+        }
+    }
+
+    fn is_running(&self, id: Uuid) -> bool {
+        self.running.lock().is_ok_and(|set| set.contains(&id))
+    }
+
     async fn run(
         &self,
         row: &mut CheckoutRow,
         cart: emporium_cart::Cart,
         request: &CheckoutRequest,
-        access: Access<'_>,
+        customer: Option<&str>,
     ) -> Result<CheckoutOutcome, CheckoutError> {
         // What the cart must hold before anything is reserved.
         if cart.items.is_empty() {
@@ -438,8 +601,7 @@ impl CheckoutService {
             .filter(|c| c.applied)
             .map(|c| c.code.clone())
             .collect();
-        let customer_key = access
-            .customer
+        let customer_key = customer
             .map(str::to_owned)
             .or_else(|| cart.email.clone())
             .unwrap_or_default();
@@ -485,7 +647,7 @@ impl CheckoutService {
             Err(e) => return Err(e.into()),
         };
         row.coupon_ids = to_json(&coupon_ids)?;
-        row.state = state::REDEEMED.to_owned();
+        row.state = CheckoutState::Redeemed.as_str().to_owned();
         row.updated_at = self.clock.now();
         tx.write_at_commit(store::update_checkout(row));
         tx.commit().await?;
@@ -550,7 +712,7 @@ impl CheckoutService {
         batch.write(store::insert_access(order.id.0, &token_hash));
         batch.record_serialized::<OrderPlaced>(vec![placed_event], order.placed_at);
         row.order_id = Some(order.id.0);
-        row.state = state::PLACED.to_owned();
+        row.state = CheckoutState::Placed.as_str().to_owned();
         row.response_status = Some(201);
         row.response_body = Some(body);
         row.updated_at = self.clock.now();
@@ -651,7 +813,7 @@ impl CheckoutService {
         failure: CheckoutFailure,
     ) -> Result<CheckoutOutcome, CheckoutError> {
         self.compensate(row).await?;
-        row.state = state::FAILED.to_owned();
+        row.state = CheckoutState::Failed.as_str().to_owned();
         row.response_status = Some(i64::from(status_of(&failure)));
         row.response_body = Some(
             serde_json::to_string(&failure).map_err(|e| OrderingError::Corrupt(e.to_string()))?,
@@ -680,7 +842,7 @@ impl CheckoutService {
                 .map(|p| p.id),
         };
         if let Some(id) = payment {
-            self.payments.void(id).await?;
+            self.payments.void(id, &format!("{reference}:void")).await?;
         }
         let coupons: Vec<CouponId> = serde_json::from_str(&row.coupon_ids)
             .map_err(|e| OrderingError::Corrupt(e.to_string()))?;
@@ -701,21 +863,76 @@ impl CheckoutService {
 
     /// Finishes or compensates every checkout a stopped process left unfinished: one whose
     /// order was placed is completed; any other is compensated and answers
-    /// `checkout_interrupted`. Returns how many it handled.
+    /// `checkout_interrupted`. Returns how many it handled. Run at start, before serving.
     pub async fn recover(&self) -> Result<usize, CheckoutError> {
+        self.recover_idle(std::time::Duration::ZERO).await
+    }
+
+    /// Finishes or compensates every unfinished checkout that this process is not running and
+    /// that has not moved for `idle` (its process died, its task failed, or its compensation
+    /// did): what keeps a cart, stock or a payment from staying held until a restart. A
+    /// checkout that cannot be compensated now is logged, counted and tried again at the
+    /// next pass. Returns how many it settled.
+    pub async fn recover_idle(&self, idle: std::time::Duration) -> Result<usize, CheckoutError> {
+        let before = self.clock.now() - idle;
         let mut conn = self.db.read().await?;
-        let rows = store::unfinished_checkouts(&mut conn).await?;
+        let rows = store::idle_checkouts(&mut conn, before).await?;
         drop(conn);
-        let n = rows.len();
-        for mut row in rows.into_iter().filter(|r| r.state != state::PLACED) {
-            let failure = failure(
-                "checkout_interrupted",
-                "the checkout was interrupted; nothing was charged or kept, try again",
-            );
-            self.fail(&mut row, failure).await?;
+        let mut settled = 0;
+        let mut placed = false;
+        for mut row in rows.into_iter().filter(|r| !self.is_running(r.id)) {
+            if CheckoutState::parse(&row.state)? == CheckoutState::Placed {
+                placed = true;
+                settled += 1;
+                continue;
+            }
+            match self.recover_one(&mut row).await {
+                Ok(_) => settled += 1,
+                Err(e) => {
+                    metrics::counter!("emporium_checkout_compensation_failures_total").increment(1);
+                    tracing::error!(checkout = %CheckoutId(row.id), error = %e, "compensating an abandoned checkout failed; retried at the next pass");
+                }
+            }
         }
-        self.complete_placed().await?;
-        Ok(n)
+        if placed {
+            self.complete_placed().await?;
+        }
+        if settled > 0 {
+            metrics::counter!("emporium_checkout_recovered_total")
+                .increment(u64::try_from(settled).unwrap_or(u64::MAX));
+        }
+        Ok(settled)
+    }
+
+    /// Whether no process drives checkout `row` any more: unfinished, not run here, and idle
+    /// past the recovery bound.
+    fn is_abandoned(&self, row: &CheckoutRow) -> bool {
+        row.response_body.is_none()
+            && !self.is_running(row.id)
+            && self.clock.now() - row.updated_at > self.abandoned_after()
+    }
+
+    /// How long an unfinished checkout may stand still before recovery takes it over: longer
+    /// than any of its steps takes (each is bounded by its own timeouts).
+    fn abandoned_after(&self) -> time::Duration {
+        time::Duration::try_from(self.abandoned_after).unwrap_or(time::Duration::MINUTE)
+    }
+
+    /// Compensates an abandoned checkout that placed no order, with the answer
+    /// `checkout_interrupted`; a placed one is left to the completer. Returns the stored
+    /// answer.
+    async fn recover_one(
+        &self,
+        row: &mut CheckoutRow,
+    ) -> Result<Option<CheckoutOutcome>, CheckoutError> {
+        if CheckoutState::parse(&row.state)? == CheckoutState::Placed {
+            return answer_of(row);
+        }
+        let failure = failure(
+            "checkout_interrupted",
+            "the checkout was interrupted; nothing was charged or kept, try again",
+        );
+        self.fail(row, failure).await.map(Some)
     }
 }
 
@@ -809,6 +1026,7 @@ fn order_of(
         refunded_amount: 0,
         tracking_number: None,
         cancel_reason: None,
+        pending_payment: None,
         version: 1,
         placed_at: now,
         updated_at: now,
@@ -826,6 +1044,7 @@ pub(crate) fn projection_of(order: &Order) -> Result<OrderRow, OrderingError> {
         version: order.version,
         created_at: order.placed_at,
         updated_at: order.updated_at,
+        payment_pending_since: order.pending_payment.as_ref().map(|p| p.requested_at),
     })
 }
 

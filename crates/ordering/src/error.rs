@@ -25,6 +25,10 @@ pub enum OrderingError {
     IllegalTransition(String),
     #[error("the order changed meanwhile; read it again")]
     OrderChanged,
+    #[error(
+        "a capture, cancellation or refund of this order is still being settled; retry shortly"
+    )]
+    ActionPending,
     #[error(transparent)]
     Payment(#[from] emporium_payments::PaymentError),
     #[error("stored order data is unreadable: {0}")]
@@ -51,6 +55,7 @@ impl DomainError for OrderingError {
             Self::OrderNotFound => (ErrorKind::NotFound, "order_not_found"),
             Self::IllegalTransition(_) => (ErrorKind::Conflict, "order_transition_illegal"),
             Self::OrderChanged => (ErrorKind::Conflict, "order_changed"),
+            Self::ActionPending => (ErrorKind::Conflict, "order_action_pending"),
             Self::Payment(e) => e.kind_and_code(),
             Self::Corrupt(_) => (ErrorKind::Internal, "internal"),
             Self::Storage(e) => e.kind_and_code(),

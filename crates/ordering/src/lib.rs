@@ -14,7 +14,10 @@ pub use checkout::{
     CheckoutFailure, CheckoutOutcome, CheckoutRequest, CheckoutService, PaymentChoice, PlacedOrder,
 };
 pub use error::OrderingError;
-pub use order::{Change, Order, OrderChanged, OrderLine, OrderPlaced, OrderStatus};
+pub use order::{
+    Change, MoneyAction, Order, OrderChanged, OrderLine, OrderPlaced, OrderStatus, PaymentStep,
+    PendingPayment,
+};
 pub use orders::{Action, OrderService};
 pub use restock::Restocker;
 pub use routes::{ADMIN_RULES, ORDER_TOKEN_HEADER, OrderingState, router};
@@ -32,5 +35,11 @@ pub const MIGRATIONS: &[emporium_db::Migration] = &[
         description: "one checkout per cart",
         sqlite: include_str!("../migrations/sqlite/20261126000600_one_checkout_per_cart.sql"),
         postgres: include_str!("../migrations/postgres/20261126000600_one_checkout_per_cart.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261201000200,
+        description: "order payment pending",
+        sqlite: include_str!("../migrations/sqlite/20261201000200_order_payment_pending.sql"),
+        postgres: include_str!("../migrations/postgres/20261201000200_order_payment_pending.sql"),
     },
 ];

@@ -100,12 +100,73 @@ pub struct Order {
     pub tracking_number: Option<String>,
     #[serde(default)]
     pub cancel_reason: Option<String>,
+    /// A capture, cancellation or refund recorded but not yet settled with the payment: while
+    /// it is there the order takes no other action.
+    #[serde(default)]
+    pub pending_payment: Option<PendingPayment>,
     /// The number of events in the order's stream.
     pub version: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub placed_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// What the payment does for a money action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStep {
+    Capture,
+    Void,
+    Refund,
+}
+
+/// The staff action a payment step serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MoneyAction {
+    Capture,
+    Cancel,
+    Refund,
+}
+
+/// A money action as recorded before its payment moves: the order's stream says what is
+/// about to happen, so a crash or a lost race can always be reconciled with the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PendingPayment {
+    pub action: MoneyAction,
+    pub step: PaymentStep,
+    /// Minor units the step moves (0 for a void).
+    pub amount: i64,
+    /// A cancellation's reason.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The payment operation's idempotency key: the order and the sequence of this request.
+    pub key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+
+impl PendingPayment {
+    /// The change the order takes once the payment step has succeeded.
+    pub fn change(&self) -> Change {
+        match self.action {
+            MoneyAction::Capture => Change::Paid {
+                amount: self.amount,
+            },
+            MoneyAction::Refund => Change::Refunded {
+                amount: self.amount,
+            },
+            MoneyAction::Cancel => Change::Cancelled {
+                reason: self.reason.clone().unwrap_or_default(),
+                refunded: if self.step == PaymentStep::Refund {
+                    self.amount
+                } else {
+                    0
+                },
+            },
+        }
+    }
 }
 
 /// The first event of every order: the order as placed.
@@ -147,6 +208,15 @@ pub enum Change {
         amount: i64,
     },
     Returned,
+    /// A money action was recorded; its payment step runs next.
+    PaymentRequested {
+        pending: PendingPayment,
+    },
+    /// The pending money action's payment step was refused: nothing moved.
+    PaymentFailed {
+        code: String,
+        detail: String,
+    },
 }
 
 impl Change {
@@ -160,6 +230,8 @@ impl Change {
             Self::Cancelled { .. } => "order.cancelled",
             Self::Refunded { .. } => "order.refunded",
             Self::Returned => "order.returned",
+            Self::PaymentRequested { .. } => "order.payment_requested",
+            Self::PaymentFailed { .. } => "order.payment_failed",
         }
     }
 }
@@ -172,8 +244,43 @@ pub struct Illegal(pub String);
 /// The order after `change`, or why the change is illegal now. The one place the lifecycle
 /// rules live: placed → paid → fulfilled (by parts) → shipped → delivered → returned;
 /// cancelled from placed or paid while nothing is fulfilled; refunds (by parts) once paid, up to
-/// what was captured.
+/// what was captured. A capture, cancellation or refund is first requested (the order then
+/// takes nothing but that change or the payment's failure), then made.
 pub fn apply(order: &Order, change: &Change, at: OffsetDateTime) -> Result<Order, Illegal> {
+    let mut next = match (&order.pending_payment, change) {
+        (None, Change::PaymentRequested { pending }) => {
+            apply_now(order, &pending.change())?;
+            let mut next = order.clone();
+            next.pending_payment = Some(pending.clone());
+            next
+        }
+        (None, Change::PaymentFailed { .. }) => {
+            return Err(Illegal("no payment action is pending".to_owned()));
+        }
+        (None, change) => apply_now(order, change)?,
+        (Some(_), Change::PaymentFailed { .. }) => {
+            let mut next = order.clone();
+            next.pending_payment = None;
+            next
+        }
+        (Some(pending), change) if *change == pending.change() => {
+            let mut next = apply_now(order, change)?;
+            next.pending_payment = None;
+            next
+        }
+        (Some(_), _) => {
+            return Err(Illegal(
+                "a capture, cancellation or refund of this order is in progress".to_owned(),
+            ));
+        }
+    };
+    next.version += 1;
+    next.updated_at = at;
+    Ok(next)
+}
+
+/// The order after a lifecycle change, its version and time untouched.
+fn apply_now(order: &Order, change: &Change) -> Result<Order, Illegal> {
     use OrderStatus as S;
     let mut next = order.clone();
     let illegal = |what: &str| {
@@ -208,13 +315,17 @@ pub fn apply(order: &Order, change: &Change, at: OffsetDateTime) -> Result<Order
                 let Some(line) = next.lines.iter_mut().find(|l| l.variant_id == *variant) else {
                     return Err(Illegal(format!("the order has no line for {variant}")));
                 };
-                if *quantity < 1 || line.fulfilled_quantity + quantity > line.quantity {
+                let within = line
+                    .fulfilled_quantity
+                    .checked_add(*quantity)
+                    .is_some_and(|total| total <= line.quantity);
+                if *quantity < 1 || !within {
                     return Err(Illegal(format!(
                         "{variant}: {} of {} units are fulfilled; {quantity} more is too many",
                         line.fulfilled_quantity, line.quantity
                     )));
                 }
-                line.fulfilled_quantity += quantity;
+                line.fulfilled_quantity += *quantity;
             }
             if next
                 .lines
@@ -241,7 +352,11 @@ pub fn apply(order: &Order, change: &Change, at: OffsetDateTime) -> Result<Order
             if !matches!(order.status, S::Placed | S::Paid) || !nothing_fulfilled {
                 return illegal("cancelled");
             }
-            if *refunded < 0 || order.refunded_amount + refunded > order.captured_amount {
+            let within = order
+                .refunded_amount
+                .checked_add(*refunded)
+                .is_some_and(|total| total <= order.captured_amount);
+            if *refunded < 0 || !within {
                 return Err(Illegal(format!(
                     "a cancellation cannot refund {refunded} of {} captured",
                     order.captured_amount
@@ -255,7 +370,11 @@ pub fn apply(order: &Order, change: &Change, at: OffsetDateTime) -> Result<Order
             if matches!(order.status, S::Placed | S::Cancelled) {
                 return illegal("refunded");
             }
-            if *amount < 1 || order.refunded_amount + amount > order.captured_amount {
+            let within = order
+                .refunded_amount
+                .checked_add(*amount)
+                .is_some_and(|total| total <= order.captured_amount);
+            if *amount < 1 || !within {
                 return Err(Illegal(format!(
                     "{} of {} captured is refunded already; {amount} more is too much",
                     order.refunded_amount, order.captured_amount
@@ -272,9 +391,12 @@ pub fn apply(order: &Order, change: &Change, at: OffsetDateTime) -> Result<Order
             }
             next.status = S::Returned;
         }
+        Change::PaymentRequested { .. } | Change::PaymentFailed { .. } => {
+            return Err(Illegal(
+                "a payment step is not a lifecycle change".to_owned(),
+            ));
+        }
     }
-    next.version += 1;
-    next.updated_at = at;
     Ok(next)
 }
 

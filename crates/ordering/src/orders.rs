@@ -4,12 +4,18 @@ use std::sync::Arc;
 
 use emporium_db::Db;
 use emporium_kernel::Clock;
+use emporium_kernel::DomainError as _;
+use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::ids::{OrderId, VariantId};
-use emporium_payments::PaymentService;
+use emporium_payments::{PaymentError, PaymentService};
+use time::OffsetDateTime;
 
 use crate::checkout::projection_of;
 use crate::error::OrderingError;
-use crate::order::{Change, Order, OrderChanged, OrderEvent, OrderStatus, apply, fold};
+use crate::order::{
+    Change, MoneyAction, Order, OrderChanged, OrderEvent, OrderStatus, PaymentStep, PendingPayment,
+    apply, fold,
+};
 use crate::store::{self, EventRow};
 use emporium_kernel::token::sha256_hex as hash;
 
@@ -34,14 +40,21 @@ pub struct OrderService {
     db: Db,
     clock: Arc<dyn Clock>,
     payments: Arc<PaymentService>,
+    crash: CrashPoints,
 }
 
 impl OrderService {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, payments: Arc<PaymentService>) -> Self {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        payments: Arc<PaymentService>,
+        crash: CrashPoints,
+    ) -> Self {
         Self {
             db,
             clock,
             payments,
+            crash,
         }
     }
 
@@ -81,57 +94,134 @@ impl OrderService {
         page_of(rows, limit)
     }
 
-    /// Carries out a staff action: checks it against the lifecycle, moves the payment when the
-    /// action needs it (capture, void, refund), then appends the change to the order's stream
-    /// with its projection and its event. `IllegalTransition` (409) when the order's state does
-    /// not allow it; `OrderChanged` (409) when another action got there first.
+    /// Carries out a staff action. One that moves money (capture, cancel, refund) is first
+    /// recorded in the order's stream (`order.payment_requested`, which only one of concurrent
+    /// actions can append), then the payment moves under the request's key, then the outcome
+    /// is appended; a crash or a lost answer in between leaves the request pending, and
+    /// [`Self::settle_pending`] finishes it. `Invalid` (422) for a bad amount or line,
+    /// `IllegalTransition` (409) when the order's state does not allow it, `ActionPending`
+    /// (409) while another money action is unsettled, `OrderChanged` (409) when another
+    /// action got there first.
     pub async fn act(&self, id: OrderId, action: Action) -> Result<Order, OrderingError> {
         let order = self.get_any(id).await?;
-        // Whole microseconds: what PostgreSQL keeps of the event's time, from which a rebuild
-        // sets `updated_at`.
-        let now = self.clock.now();
-        let now = now
-            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(now);
-        // The rules first, with what the payment step would report, so an illegal action
-        // never touches the payment.
-        let provisional = change_of(&order, &action, order.total - order.refunded_amount);
-        apply(&order, &provisional, now).map_err(|e| OrderingError::IllegalTransition(e.0))?;
-        let change = match &action {
-            Action::Capture => {
-                let intent = self.payments.capture(order.payment_id, None).await?;
-                Change::Paid {
-                    amount: intent.captured_amount,
-                }
-            }
-            Action::Cancel(reason) => {
-                let refunded = if order.status == OrderStatus::Placed {
-                    self.payments.void(order.payment_id).await?;
-                    0
-                } else {
-                    let left = order.captured_amount - order.refunded_amount;
-                    if left > 0 {
-                        self.payments.refund(order.payment_id, left).await?;
-                    }
-                    left
-                };
-                Change::Cancelled {
-                    reason: reason.clone(),
-                    refunded,
-                }
-            }
-            Action::Refund(amount) => {
-                self.payments.refund(order.payment_id, *amount).await?;
-                Change::Refunded { amount: *amount }
-            }
-            _ => provisional,
+        if order.pending_payment.is_some() {
+            return Err(OrderingError::ActionPending);
+        }
+        let now = self.now();
+        let (change, step) = plan(&order, &action)?;
+        apply(&order, &change, now).map_err(|e| OrderingError::IllegalTransition(e.0))?;
+        let Some((money, step, amount)) = step else {
+            return self.append(&order, change, now).await;
         };
-        let next =
-            apply(&order, &change, now).map_err(|e| OrderingError::IllegalTransition(e.0))?;
+        let pending = PendingPayment {
+            action: money,
+            step,
+            amount,
+            reason: match action {
+                Action::Cancel(reason) => Some(reason),
+                _ => None,
+            },
+            key: format!("{}:{}", order.id, order.version + 1),
+            requested_at: now,
+        };
+        let requested = self
+            .append(&order, Change::PaymentRequested { pending }, now)
+            .await?;
+        self.crash.hit("order.after_payment_request");
+        self.settle(requested).await
+    }
+
+    /// Moves the payment of `order`'s pending action and appends the outcome: the change once
+    /// the money moved, `order.payment_failed` when the payment refused (nothing moved). An
+    /// answer that does not come leaves the action pending (and the error is returned).
+    async fn settle(&self, order: Order) -> Result<Order, OrderingError> {
+        let Some(pending) = order.pending_payment.clone() else {
+            return Ok(order);
+        };
+        let payment = order.payment_id;
+        let moved = match pending.step {
+            PaymentStep::Capture => {
+                self.payments
+                    .capture(payment, Some(pending.amount), &pending.key)
+                    .await
+            }
+            PaymentStep::Void => self.payments.void(payment, &pending.key).await,
+            PaymentStep::Refund => {
+                self.payments
+                    .refund(payment, pending.amount, &pending.key)
+                    .await
+            }
+        };
+        self.crash.hit("order.after_payment");
+        let now = self.now();
+        match moved {
+            Ok(_) => self.append_settled(&order, pending.change(), now).await,
+            Err(e) if nothing_moved(&e) => {
+                let (_, code) = e.kind_and_code();
+                let failed = Change::PaymentFailed {
+                    code: code.to_owned(),
+                    detail: e.to_string(),
+                };
+                self.append_settled(&order, failed, now).await?;
+                Err(e.into())
+            }
+            Err(e) => {
+                metrics::counter!("emporium_order_payments_unsettled_total").increment(1);
+                tracing::warn!(order = %order.id, key = %pending.key, error = %e, "an order's payment step is left pending");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Appends the outcome of `order`'s pending action; when another settler appended it
+    /// first, the order as it now stands.
+    async fn append_settled(
+        &self,
+        order: &Order,
+        change: Change,
+        now: OffsetDateTime,
+    ) -> Result<Order, OrderingError> {
+        match self.append(order, change, now).await {
+            Err(OrderingError::OrderChanged) => self.get_any(order.id).await,
+            other => other,
+        }
+    }
+
+    /// Settles every money action pending since before `idle` ago (a crash, a dropped
+    /// request or a provider that did not answer left it); returns how many it settled. One
+    /// that still gets no answer stays pending for the next pass.
+    pub async fn settle_pending(&self, idle: std::time::Duration) -> Result<usize, OrderingError> {
+        let before = self.clock.now() - idle;
+        let mut conn = self.db.read().await?;
+        let ids = store::orders_pending_payment(&mut conn, before).await?;
+        drop(conn);
+        let mut settled = 0;
+        for id in ids {
+            let order = self.get_any(OrderId(id)).await?;
+            match self.settle(order).await {
+                Ok(_) => settled += 1,
+                Err(OrderingError::Payment(e)) if nothing_moved(&e) => settled += 1,
+                Err(e) => {
+                    tracing::warn!(order = %OrderId(id), error = %e, "pending payment not settled; retried later");
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Appends `change` to `order`'s stream at the next sequence, with the projection and the
+    /// event; `OrderChanged` when that sequence is taken.
+    async fn append(
+        &self,
+        order: &Order,
+        change: Change,
+        now: OffsetDateTime,
+    ) -> Result<Order, OrderingError> {
+        let next = apply(order, &change, now).map_err(|e| OrderingError::IllegalTransition(e.0))?;
         let event = OrderEvent::Changed(change.clone(), now);
         let mut tx = self.db.begin_write().await?;
         let appended = store::append_event(&EventRow {
-            order_id: id.0,
+            order_id: order.id.0,
             sequence: next.version,
             event_type: event.type_name().to_owned(),
             data: event
@@ -158,6 +248,14 @@ impl OrderService {
         .await?;
         tx.commit().await?;
         Ok(next)
+    }
+
+    /// Now, in whole microseconds: what PostgreSQL keeps of an event's time, from which a
+    /// rebuild sets `updated_at`.
+    fn now(&self) -> OffsetDateTime {
+        let now = self.clock.now();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
     }
 
     /// Order `id` for a caller holding its token or the session of its customer;
@@ -219,28 +317,140 @@ impl OrderService {
     }
 }
 
-/// The change an action makes, with `amount` standing for what a payment step reports.
-fn change_of(order: &Order, action: &Action, amount: i64) -> Change {
-    match action {
-        Action::Capture => Change::Paid { amount },
-        Action::Fulfill(lines) => Change::Fulfilled {
-            lines: lines.clone(),
-        },
-        Action::Ship(tracking) => Change::Shipped {
-            tracking_number: tracking.clone(),
-        },
-        Action::Deliver => Change::Delivered,
-        Action::Cancel(reason) => Change::Cancelled {
-            reason: reason.clone(),
-            refunded: if order.status == OrderStatus::Placed {
+/// Whether a payment failure says for sure that no money moved (the payment refused, or the
+/// intent was not in a state to move); otherwise the outcome is unknown and the step is
+/// retried under the same key.
+fn nothing_moved(e: &PaymentError) -> bool {
+    matches!(
+        e,
+        PaymentError::IllegalTransition { .. }
+            | PaymentError::AmountTooLarge(_)
+            | PaymentError::ProviderRefused(_)
+            | PaymentError::PaymentNotFound
+            | PaymentError::UnknownProvider(_)
+            | PaymentError::OperationInProgress
+            | PaymentError::OperationKeyReused
+    )
+}
+
+/// A payment step an action needs: the action it serves, the step, and the amount it moves.
+type MoneyStep = (MoneyAction, PaymentStep, i64);
+
+/// The change an action makes, and the payment step it needs first (with the action it
+/// serves and the amount it moves); amounts and lines are checked here, each fault at its
+/// field.
+fn plan(order: &Order, action: &Action) -> Result<(Change, Option<MoneyStep>), OrderingError> {
+    Ok(match action {
+        Action::Capture => (
+            Change::Paid {
+                amount: order.total,
+            },
+            Some((MoneyAction::Capture, PaymentStep::Capture, order.total)),
+        ),
+        Action::Fulfill(lines) => {
+            check_fulfilment(order, lines)?;
+            (
+                Change::Fulfilled {
+                    lines: lines.clone(),
+                },
+                None,
+            )
+        }
+        Action::Ship(tracking) => (
+            Change::Shipped {
+                tracking_number: tracking.clone(),
+            },
+            None,
+        ),
+        Action::Deliver => (Change::Delivered, None),
+        Action::Cancel(reason) => {
+            let left = order
+                .captured_amount
+                .checked_sub(order.refunded_amount)
+                .filter(|left| *left >= 0)
+                .ok_or_else(|| {
+                    OrderingError::Corrupt(format!("order {}: refunds exceed captures", order.id))
+                })?;
+            let step = if order.status == OrderStatus::Placed {
+                Some((MoneyAction::Cancel, PaymentStep::Void, 0))
+            } else if left > 0 {
+                Some((MoneyAction::Cancel, PaymentStep::Refund, left))
+            } else {
+                None
+            };
+            let refunded = if order.status == OrderStatus::Placed {
                 0
             } else {
-                order.captured_amount - order.refunded_amount
-            },
-        },
-        Action::Refund(amount) => Change::Refunded { amount: *amount },
-        Action::Return => Change::Returned,
+                left
+            };
+            (
+                Change::Cancelled {
+                    reason: reason.clone(),
+                    refunded,
+                },
+                step,
+            )
+        }
+        Action::Refund(amount) => {
+            if *amount < 1 {
+                return Err(OrderingError::invalid(
+                    "/amount",
+                    "out_of_range",
+                    "a refund is at least 1 minor unit",
+                ));
+            }
+            let left = order.captured_amount.saturating_sub(order.refunded_amount);
+            // A refund the order's state refuses is a 409 (below), not a fault of the amount.
+            let refundable = !matches!(order.status, OrderStatus::Placed | OrderStatus::Cancelled);
+            if refundable && *amount > left {
+                return Err(OrderingError::invalid(
+                    "/amount",
+                    "out_of_range",
+                    format!("at most {left} minor units are left to refund"),
+                ));
+            }
+            (
+                Change::Refunded { amount: *amount },
+                Some((MoneyAction::Refund, PaymentStep::Refund, *amount)),
+            )
+        }
+        Action::Return => (Change::Returned, None),
+    })
+}
+
+/// Checks each line of a fulfilment against the order: `/lines/{i}/variant_id` names no line
+/// of it, `/lines/{i}/quantity` is not positive or more than is left to fulfil (counting the
+/// same line named twice).
+fn check_fulfilment(order: &Order, lines: &[(VariantId, i64)]) -> Result<(), OrderingError> {
+    let mut v = emporium_kernel::Violations::new();
+    if lines.is_empty() {
+        v.push("/lines", "required", "name at least one line to fulfil");
     }
+    let mut asked: std::collections::HashMap<VariantId, i64> = std::collections::HashMap::new();
+    for (i, (variant, quantity)) in lines.iter().enumerate() {
+        let Some(line) = order.lines.iter().find(|l| l.variant_id == *variant) else {
+            v.push(
+                format!("/lines/{i}/variant_id"),
+                "not_found",
+                format!("the order has no line for {variant}"),
+            );
+            continue;
+        };
+        let total = asked.entry(*variant).or_insert(0);
+        let left = line.quantity.saturating_sub(line.fulfilled_quantity);
+        match total.checked_add(*quantity) {
+            Some(sum) if *quantity >= 1 && sum <= left => *total = sum,
+            _ => v.push(
+                format!("/lines/{i}/quantity"),
+                "out_of_range",
+                format!(
+                    "{} of {} units are fulfilled; {quantity} more is too many",
+                    line.fulfilled_quantity, line.quantity
+                ),
+            ),
+        }
+    }
+    v.finish().map_err(OrderingError::Invalid)
 }
 
 /// The position after which a page starts, and its size (`/cursor`, `/limit` at fault).

@@ -60,7 +60,9 @@ impl EventHandler for Restocker {
         let Some(row) = found else {
             return Ok(());
         };
-        if row.state == "placed" {
+        if crate::checkout::CheckoutState::parse(&row.state)?
+            == crate::checkout::CheckoutState::Placed
+        {
             // Cancelled before the completer came by: commit its stock first, then give it back.
             self.checkout.complete_placed().await?;
         }

@@ -50,6 +50,8 @@ pub struct OrderRow {
     pub version: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// When its pending money action was requested, if one is.
+    pub payment_pending_since: Option<OffsetDateTime>,
 }
 
 from_row!(OrderRow {
@@ -60,6 +62,7 @@ from_row!(OrderRow {
     version,
     created_at,
     updated_at,
+    payment_pending_since,
 });
 
 /// An `order_events` row.
@@ -89,7 +92,8 @@ macro_rules! checkout_columns {
 
 macro_rules! order_columns {
     () => {
-        "id, customer_id, status, document, version, created_at, updated_at"
+        "id, customer_id, status, document, version, created_at, updated_at, \
+         payment_pending_since"
     };
 }
 
@@ -164,14 +168,21 @@ pub async fn find_checkout<'c>(
         .map_err(DbError::from))
 }
 
-/// Checkouts that have not reached `completed` or `failed`, oldest first.
-pub async fn unfinished_checkouts<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<CheckoutRow>, DbError> {
+/// Checkouts that have not reached `completed` or `failed` and have not moved since
+/// `before`, oldest first (at most 500: a pass takes the rest at its next turn).
+pub async fn idle_checkouts<'c>(
+    c: impl Into<Conn<'c>>,
+    before: OffsetDateTime,
+) -> Result<Vec<CheckoutRow>, DbError> {
+    // The first condition is the partial index's.
     const SQL: &str = concat!(
         "SELECT ",
         checkout_columns!(),
-        " FROM checkouts WHERE state NOT IN ('completed', 'failed') ORDER BY created_at, id"
+        " FROM checkouts WHERE state NOT IN ('completed', 'failed') AND updated_at <= $1 \
+         ORDER BY created_at, id LIMIT 500"
     );
     run!(c, |c| sqlx::query_as(SQL)
+        .bind(before)
         .fetch_all(c)
         .await
         .map_err(DbError::from))
@@ -263,9 +274,10 @@ pub fn upsert_order(row: &OrderRow) -> Sql {
         concat!(
             "INSERT INTO orders (",
             order_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
              status = excluded.status, document = excluded.document, \
-             version = excluded.version, updated_at = excluded.updated_at"
+             version = excluded.version, updated_at = excluded.updated_at, \
+             payment_pending_since = excluded.payment_pending_since"
         ),
         vec![
             Arg::Uuid(row.id),
@@ -275,8 +287,25 @@ pub fn upsert_order(row: &OrderRow) -> Sql {
             Arg::Int(row.version),
             Arg::Time(row.created_at),
             Arg::Time(row.updated_at),
+            Arg::OptTime(row.payment_pending_since),
         ],
     )
+}
+
+/// Orders whose money action was requested before `before` and is not settled, oldest first.
+pub async fn orders_pending_payment<'c>(
+    c: impl Into<Conn<'c>>,
+    before: OffsetDateTime,
+) -> Result<Vec<Uuid>, DbError> {
+    let rows: Vec<(Uuid,)> = run!(c, |c| sqlx::query_as(
+        "SELECT id FROM orders WHERE payment_pending_since IS NOT NULL \
+         AND payment_pending_since < $1 ORDER BY payment_pending_since LIMIT 500"
+    )
+    .bind(before)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// Order `id`'s projection, if any.

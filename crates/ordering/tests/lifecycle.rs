@@ -1,10 +1,14 @@
 //! Laws of the order lifecycle over random sequences of staff changes: whatever is asked, the
 //! order never fulfils more than was bought, never refunds more than was captured, and a
-//! refused change leaves it as it was; folding the accepted changes gives the same order.
+//! refused change leaves it as it was, amounts at the edge of `i64` are refused rather than
+//! wrapped, a pending money action admits only its outcome; folding the accepted changes gives
+//! the same order.
 
 use emporium_cart::Address;
 use emporium_kernel::ids::{OrderId, PaymentId, ProductId, VariantId};
-use emporium_ordering::order::{Change, OrderEvent, apply, fold};
+use emporium_ordering::order::{
+    Change, MoneyAction, OrderEvent, PaymentStep, PendingPayment, apply, fold,
+};
 use emporium_ordering::{Order, OrderLine, OrderStatus};
 use proptest::prelude::*;
 use time::OffsetDateTime;
@@ -63,6 +67,7 @@ fn placed() -> Order {
         refunded_amount: 0,
         tracking_number: None,
         cancel_reason: None,
+        pending_payment: None,
         version: 1,
         placed_at: at(),
         updated_at: at(),
@@ -70,6 +75,34 @@ fn placed() -> Order {
 }
 
 fn arb_change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        4 => arb_lifecycle(),
+        // Amounts at the edge of i64: checked, never wrapped.
+        1 => Just(Change::Refunded { amount: i64::MAX }),
+        1 => Just(Change::Fulfilled { lines: vec![(variant(1), 1), (variant(1), i64::MAX)] }),
+        // A money action requested, then settled or failed.
+        2 => (0u8..3, 0i64..6_000).prop_map(|(action, amount)| {
+            let (action, step) = match action {
+                0 => (MoneyAction::Capture, PaymentStep::Capture),
+                1 => (MoneyAction::Cancel, PaymentStep::Refund),
+                _ => (MoneyAction::Refund, PaymentStep::Refund),
+            };
+            Change::PaymentRequested {
+                pending: PendingPayment {
+                    action,
+                    step,
+                    amount,
+                    reason: None,
+                    key: "k".into(),
+                    requested_at: at(),
+                },
+            }
+        }),
+        1 => Just(Change::PaymentFailed { code: "c".into(), detail: "d".into() }),
+    ]
+}
+
+fn arb_lifecycle() -> impl Strategy<Value = Change> {
     prop_oneof![
         (0i64..6_000).prop_map(|amount| Change::Paid { amount }),
         proptest::collection::vec((1u128..4, -1i64..4), 0..3).prop_map(|l| Change::Fulfilled {
@@ -94,8 +127,15 @@ proptest! {
         let mut order = placed();
         let mut accepted = vec![OrderEvent::Placed(Box::new(order.clone()))];
         for change in changes {
+            let settles = order.pending_payment.as_ref().map(PendingPayment::change);
             if let Ok(next) = apply(&order, &change, at()) {
                 prop_assert_eq!(next.version, order.version + 1);
+                // While a money action is pending only its outcome (or its failure) applies.
+                if let Some(expected) = &settles {
+                    let failed = matches!(change, Change::PaymentFailed { .. });
+                    prop_assert!(failed || change == *expected);
+                    prop_assert!(next.pending_payment.is_none());
+                }
                 order = next;
                 accepted.push(OrderEvent::Changed(change, at()));
             }

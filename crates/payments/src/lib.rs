@@ -9,12 +9,22 @@ pub mod service;
 pub use provider::{
     Authorization, ManualProvider, PaymentProvider, ProviderError, TEST_TOKENS, TestProvider,
 };
-pub use service::{OpenedPayment, PaymentError, PaymentIntent, PaymentService, PaymentStatus};
+pub use service::{
+    OpenedPayment, Operation, PaymentError, PaymentIntent, PaymentService, PaymentStatus,
+};
 
 /// Payments' schema migrations.
-pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {
-    version: 20261126000300,
-    description: "payments",
-    sqlite: include_str!("../migrations/sqlite/20261126000300_payments.sql"),
-    postgres: include_str!("../migrations/postgres/20261126000300_payments.sql"),
-}];
+pub const MIGRATIONS: &[emporium_db::Migration] = &[
+    emporium_db::Migration {
+        version: 20261126000300,
+        description: "payments",
+        sqlite: include_str!("../migrations/sqlite/20261126000300_payments.sql"),
+        postgres: include_str!("../migrations/postgres/20261126000300_payments.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261201000100,
+        description: "payment operations",
+        sqlite: include_str!("../migrations/sqlite/20261201000100_payment_operations.sql"),
+        postgres: include_str!("../migrations/postgres/20261201000100_payment_operations.sql"),
+    },
+];

@@ -4,8 +4,10 @@
 //! [`PaymentProvider`] over its HTTP API (a timeout on every call; map its answers to
 //! [`Authorization`] and its failures to [`ProviderError`]), and register it with
 //! `PaymentService::with_provider`. The service persists every state before and after each call,
-//! so a provider never needs storage of its own; it must accept the intent id as an idempotency
-//! key, so that a call retried after a lost answer does not charge twice.
+//! so a provider never needs storage of its own. Every call carries an idempotency key (the intent
+//! id for an authorisation, the operation's key for a capture, void or refund) that the provider
+//! must pass on to its API, so that a call retried after a lost answer or a crash does not move
+//! the money twice.
 
 use emporium_kernel::Money;
 use emporium_kernel::ids::PaymentId;
@@ -42,13 +44,21 @@ pub trait PaymentProvider: Send + Sync {
         amount: Money,
         token: Option<&str>,
     ) -> Result<Authorization, ProviderError>;
-    /// Takes `amount` (at most what was held) of authorisation `reference`.
-    async fn capture(&self, reference: &str, amount: Money) -> Result<(), ProviderError>;
+    /// Takes `amount` (at most what was held) of authorisation `reference`; `key` makes a
+    /// repeated call a no-op.
+    async fn capture(&self, reference: &str, amount: Money, key: &str)
+    -> Result<(), ProviderError>;
     /// Releases authorisation `reference` (or the one made for `intent` when its answer was
-    /// lost and the reference is unknown).
-    async fn void(&self, intent: PaymentId, reference: Option<&str>) -> Result<(), ProviderError>;
-    /// Pays back `amount` of what was captured under `reference`.
-    async fn refund(&self, reference: &str, amount: Money) -> Result<(), ProviderError>;
+    /// lost and the reference is unknown); `key` makes a repeated call a no-op.
+    async fn void(
+        &self,
+        intent: PaymentId,
+        reference: Option<&str>,
+        key: &str,
+    ) -> Result<(), ProviderError>;
+    /// Pays back `amount` of what was captured under `reference`; `key` makes a repeated call
+    /// a no-op (a second refund of the same amount needs another key).
+    async fn refund(&self, reference: &str, amount: Money, key: &str) -> Result<(), ProviderError>;
 }
 
 /// Offline payment (bank transfer, cash on delivery): authorising always succeeds and holds
@@ -73,7 +83,12 @@ impl PaymentProvider for ManualProvider {
         })
     }
 
-    async fn capture(&self, _reference: &str, _amount: Money) -> Result<(), ProviderError> {
+    async fn capture(
+        &self,
+        _reference: &str,
+        _amount: Money,
+        _key: &str,
+    ) -> Result<(), ProviderError> {
         Ok(())
     }
 
@@ -81,11 +96,17 @@ impl PaymentProvider for ManualProvider {
         &self,
         _intent: PaymentId,
         _reference: Option<&str>,
+        _key: &str,
     ) -> Result<(), ProviderError> {
         Ok(())
     }
 
-    async fn refund(&self, _reference: &str, _amount: Money) -> Result<(), ProviderError> {
+    async fn refund(
+        &self,
+        _reference: &str,
+        _amount: Money,
+        _key: &str,
+    ) -> Result<(), ProviderError> {
         Ok(())
     }
 }
@@ -139,7 +160,12 @@ impl PaymentProvider for TestProvider {
         }
     }
 
-    async fn capture(&self, _reference: &str, _amount: Money) -> Result<(), ProviderError> {
+    async fn capture(
+        &self,
+        _reference: &str,
+        _amount: Money,
+        _key: &str,
+    ) -> Result<(), ProviderError> {
         Ok(())
     }
 
@@ -147,11 +173,17 @@ impl PaymentProvider for TestProvider {
         &self,
         _intent: PaymentId,
         _reference: Option<&str>,
+        _key: &str,
     ) -> Result<(), ProviderError> {
         Ok(())
     }
 
-    async fn refund(&self, _reference: &str, _amount: Money) -> Result<(), ProviderError> {
+    async fn refund(
+        &self,
+        _reference: &str,
+        _amount: Money,
+        _key: &str,
+    ) -> Result<(), ProviderError> {
         Ok(())
     }
 }

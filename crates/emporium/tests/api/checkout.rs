@@ -29,12 +29,12 @@ on_both_backends!(
 
 /// A shop: one product with `stock` units, VAT, a flat shipping option, and a coupon
 /// (`SAVE10`, 10 % off) limited to `coupon_uses`.
-struct Shop {
-    variant: String,
-    shipping: String,
+pub(crate) struct Shop {
+    pub(crate) variant: String,
+    pub(crate) shipping: String,
 }
 
-async fn shop(app: &TestApp, stock: i64, coupon_uses: i64) -> Shop {
+pub(crate) async fn shop(app: &TestApp, stock: i64, coupon_uses: i64) -> Shop {
     let admin = app.staff_token("admin@example.com", Role::Admin).await;
     let product = create_product(app, &admin, simple_product("Kettle", "KET-9", 5_000, &[])).await;
     let variant = product["variants"][0]["id"].as_str().unwrap().to_owned();
@@ -102,7 +102,12 @@ async fn shop(app: &TestApp, stock: i64, coupon_uses: i64) -> Shop {
 
 /// A guest cart ready to check out: `quantity` units, address, shipping, and the coupon when
 /// asked. Built through the service (as the HTTP routes would) to keep large tests quick.
-async fn ready_cart(app: &TestApp, shop: &Shop, quantity: i64, coupon: bool) -> (String, String) {
+pub(crate) async fn ready_cart(
+    app: &TestApp,
+    shop: &Shop,
+    quantity: i64,
+    coupon: bool,
+) -> (String, String) {
     ready_cart_of(app, shop, quantity, coupon, None).await
 }
 
@@ -155,7 +160,7 @@ async fn ready_cart_of(
     (cart.id.to_string(), token)
 }
 
-async fn check_out(
+pub(crate) async fn check_out(
     app: &TestApp,
     cart: &str,
     token: &str,
@@ -172,7 +177,7 @@ async fn check_out(
     .await
 }
 
-async fn available(app: &TestApp, shop: &Shop) -> i64 {
+pub(crate) async fn available(app: &TestApp, shop: &Shop) -> i64 {
     let variant = VariantId::from_str(&shop.variant).unwrap();
     app.store()
         .inventory
@@ -580,7 +585,9 @@ async fn a_customer_pages_through_their_own_orders(app: TestApp) {
 }
 
 /// One row of figures read straight from the database.
-async fn figures(config: &emporium::Config) -> (i64, i64, i64, i64, Vec<String>, Vec<String>) {
+pub(crate) async fn figures(
+    config: &emporium::Config,
+) -> (i64, i64, i64, i64, Vec<String>, Vec<String>) {
     let db = emporium::app::open_database(config).await.unwrap();
     let mut conn = db.read().await.unwrap();
     let (on_hand, reserved): (i64, i64) = emporium_db::run!(&mut conn, |c| sqlx::query_as(
@@ -778,12 +785,38 @@ async fn staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409(app
     .await;
     assert_eq!(part["status"], "paid");
     assert_eq!(part["lines"][0]["fulfilled_quantity"], 2);
-    let over = post(
-        "fulfill",
-        Some(json!({"lines": [{"variant_id": variant, "quantity": 2}]})),
-    )
-    .await;
-    assert_problem(over, 409, "order_transition_illegal").await;
+    // Bad quantities are faults of their field (checked, never wrapped), and change nothing.
+    for (lines, at) in [
+        (
+            json!([{"variant_id": variant, "quantity": 2}]),
+            "/lines/0/quantity",
+        ),
+        (
+            json!([{"variant_id": variant, "quantity": 0}]),
+            "/lines/0/quantity",
+        ),
+        (
+            json!([{"variant_id": variant, "quantity": -3}]),
+            "/lines/0/quantity",
+        ),
+        (
+            json!([{"variant_id": variant, "quantity": i64::MAX}]),
+            "/lines/0/quantity",
+        ),
+        (
+            json!([{"variant_id": variant, "quantity": 1}, {"variant_id": variant, "quantity": i64::MAX}]),
+            "/lines/1/quantity",
+        ),
+        (
+            json!([{"variant_id": "var_0190c4c0a0007000800000000000dead", "quantity": 1}]),
+            "/lines/0/variant_id",
+        ),
+        (json!([]), "/lines"),
+    ] {
+        let bad = post("fulfill", Some(json!({ "lines": lines }))).await;
+        let problem = assert_problem(bad, 422, "validation_failed").await;
+        assert_eq!(pointers(&problem)[0].0, at, "{lines}");
+    }
     let cancel_late = post("cancel", Some(json!({"reason": "changed mind"}))).await;
     assert_problem(cancel_late, 409, "order_transition_illegal").await;
     let done = ok(post(
@@ -801,11 +834,20 @@ async fn staff_move_an_order_through_its_lifecycle_and_illegal_moves_get_409(app
     let refunded = ok(post("refund", Some(json!({"amount": 5_000}))).await).await;
     assert_eq!(refunded["refunded_amount"], 5_000);
     assert_eq!(refunded["status"], "delivered");
-    let too_much = post("refund", Some(json!({"amount": 20_000}))).await;
-    assert_problem(too_much, 409, "order_transition_illegal").await;
+    for amount in [json!(20_000), json!(0), json!(-5), json!(i64::MAX)] {
+        let bad = post("refund", Some(json!({ "amount": amount }))).await;
+        let problem = assert_problem(bad, 422, "validation_failed").await;
+        assert_eq!(
+            pointers(&problem),
+            [("/amount".to_owned(), "out_of_range".to_owned())]
+        );
+    }
     let returned = ok(post("return", None).await).await;
     assert_eq!(returned["status"], "returned");
-    assert_eq!(returned["version"], 8);
+    assert_eq!(returned["refunded_amount"], 5_000);
+    // A money action is two events (requested, then settled): placed, capture (2), fulfil
+    // (2), ship, deliver, refund (2), return.
+    assert_eq!(returned["version"], 10);
 
     // A placed order cancelled: its payment is voided and its stock comes back; the returned
     // order's stock stays out (it comes back by an adjustment once inspected).

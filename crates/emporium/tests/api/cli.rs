@@ -86,9 +86,34 @@ fn config_layers_defaults_file_environment_and_flags_and_masks_secrets() {
 }
 
 #[test]
+fn config_shows_the_payment_providers_a_checkout_may_choose() {
+    let dir = tempfile::tempdir().unwrap();
+    let shown = |env: &[(&str, &str)]| {
+        let out = emporium(dir.path(), &["config"], env, None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        printed
+            .lines()
+            .find(|l| l.starts_with("providers"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // None by default: a real store chooses its providers; the test provider never pays.
+    assert_eq!(shown(&[]), "providers = []");
+    assert_eq!(
+        shown(&[("EMPORIUM_DEMO", "true")]),
+        "providers = [\"test\"]"
+    );
+    assert_eq!(
+        shown(&[("EMPORIUM_PAYMENTS__PROVIDERS", "[manual]")]),
+        "providers = [\"manual\"]"
+    );
+}
+
+#[test]
 fn invalid_configuration_names_the_key_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (
             &[("EMPORIUM_HTTP__BODY_LIMIT_BYTES", "lots")],
             "http.body_limit_bytes",
@@ -100,6 +125,10 @@ fn invalid_configuration_names_the_key_and_exits_2() {
             "auth.access_token_ttl_secs",
         ),
         (&[("EMPORIUM_WORKER_THREADS", "5000")], "worker_threads"),
+        (
+            &[("EMPORIUM_PAYMENTS__PROVIDERS", "[manual, bitcoin]")],
+            "payments.providers",
+        ),
     ];
     for (env, key) in cases {
         let out = emporium(dir.path(), &["config"], env, None);

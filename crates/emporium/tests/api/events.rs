@@ -239,6 +239,7 @@ pub(crate) async fn start_binary(
         .arg("--data-dir")
         .arg(data)
         .env_remove("EMPORIUM_CONFIG")
+        .env("EMPORIUM_PAYMENTS__PROVIDERS", "[manual, test]")
         .current_dir(data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -109,6 +109,8 @@ pub fn test_config(dir: &std::path::Path, database_url: Option<String>) -> Confi
     // machine being busy, not the failure a test looks for.
     config.database.acquire_timeout_ms = 30_000;
     config.outbox.poll_interval_ms = 200;
+    // The suites pay with the test provider (and offline payment), which a real store lacks.
+    config.payments.providers = vec!["manual".to_owned(), "test".to_owned()];
     config
 }
 

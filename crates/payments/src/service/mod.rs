@@ -3,7 +3,7 @@
 //! updates on the current status, so two staff clicks or a retried saga step cannot capture or
 //! refund twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use emporium_db::{Conn, Db, DbError, WriteTx, execute, from_row, run};
@@ -17,6 +17,10 @@ use crate::events::PaymentChanged;
 use crate::provider::{
     Authorization, ManualProvider, PaymentProvider, ProviderError, TestProvider,
 };
+
+mod operations;
+
+pub use operations::Operation;
 
 /// Where an intent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -85,6 +89,12 @@ pub struct PaymentIntent {
 pub enum PaymentError {
     #[error("no payment provider named {0}")]
     UnknownProvider(String),
+    #[error("the payment provider {0} is not enabled for this store")]
+    ProviderNotEnabled(String),
+    #[error("another capture, void or refund of this payment is in progress; try again")]
+    OperationInProgress,
+    #[error("this operation key was used for another payment")]
+    OperationKeyReused,
     #[error("no payment with this id")]
     PaymentNotFound,
     #[error("the payment was declined ({0})")]
@@ -110,6 +120,9 @@ impl DomainError for PaymentError {
     fn kind_and_code(&self) -> (ErrorKind, &'static str) {
         match self {
             Self::UnknownProvider(_) => (ErrorKind::Invalid, "payment_provider_unknown"),
+            Self::ProviderNotEnabled(_) => (ErrorKind::Invalid, "payment_provider_not_enabled"),
+            Self::OperationInProgress => (ErrorKind::Conflict, "payment_operation_in_progress"),
+            Self::OperationKeyReused => (ErrorKind::Conflict, "payment_operation_key_reused"),
             Self::PaymentNotFound => (ErrorKind::NotFound, "payment_not_found"),
             Self::Declined(_) => (ErrorKind::PaymentRequired, "payment_declined"),
             Self::ProviderUnavailable(_) => {
@@ -139,6 +152,8 @@ struct IntentRow {
     version: i64,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    /// The key of the capture, void or refund in flight.
+    operation: Option<String>,
 }
 
 from_row!(IntentRow {
@@ -155,12 +170,13 @@ from_row!(IntentRow {
     version,
     created_at,
     updated_at,
+    operation,
 });
 
 macro_rules! intent_columns {
     () => {
         "id, reference, provider, amount, currency, status, provider_reference, failure_code, \
-         captured_amount, refunded_amount, version, created_at, updated_at"
+         captured_amount, refunded_amount, version, created_at, updated_at, operation"
     };
 }
 
@@ -176,15 +192,20 @@ pub struct PaymentService {
     db: Db,
     clock: Arc<dyn Clock>,
     providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
+    /// The providers new payments may use; the others still move the money of the intents
+    /// they hold.
+    enabled: HashSet<String>,
 }
 
 impl PaymentService {
-    /// A service with the built-in `manual` and `test` providers.
+    /// A service with the built-in `manual` and `test` providers, none of them enabled for new
+    /// payments (see [`Self::with_enabled`]).
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
         Self {
             db,
             clock,
             providers: HashMap::new(),
+            enabled: HashSet::new(),
         }
         .with_provider(Arc::new(ManualProvider))
         .with_provider(Arc::new(TestProvider))
@@ -194,6 +215,37 @@ impl PaymentService {
     pub fn with_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
         self.providers.insert(provider.name(), provider);
         self
+    }
+
+    /// Enables `names` for new payments; `UnknownProvider` names one that is not registered.
+    pub fn with_enabled<S: AsRef<str>>(mut self, names: &[S]) -> Result<Self, PaymentError> {
+        for name in names {
+            let name = name.as_ref();
+            if !self.providers.contains_key(name) {
+                return Err(PaymentError::UnknownProvider(name.to_owned()));
+            }
+            self.enabled.insert(name.to_owned());
+        }
+        Ok(self)
+    }
+
+    /// The providers new payments may use, by name.
+    pub fn enabled_providers(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.enabled.iter().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Whether a new payment may use `provider`: `UnknownProvider` for a name no provider has,
+    /// `ProviderNotEnabled` for one this store has not enabled.
+    pub fn check_enabled(&self, provider: &str) -> Result<(), PaymentError> {
+        if !self.providers.contains_key(provider) {
+            return Err(PaymentError::UnknownProvider(provider.to_owned()));
+        }
+        if !self.enabled.contains(provider) {
+            return Err(PaymentError::ProviderNotEnabled(provider.to_owned()));
+        }
+        Ok(())
     }
 
     /// Authorises `amount` for `reference` with `provider`. The intent is committed as
@@ -224,6 +276,7 @@ impl PaymentService {
         provider: &str,
         amount: Money,
     ) -> Result<OpenedPayment, PaymentError> {
+        self.check_enabled(provider)?;
         let handler = self
             .providers
             .get(provider)
@@ -244,6 +297,7 @@ impl PaymentService {
             version: 1,
             created_at: now,
             updated_at: now,
+            operation: None,
         };
         // The intent is new (the common case, one statement) or the reference's first one.
         let row = if insert(&mut *tx, &row).await? {
@@ -314,124 +368,6 @@ impl PaymentService {
         }
     }
 
-    /// Captures `amount` (all of it when `None`) of an authorised intent.
-    pub async fn capture(
-        &self,
-        id: PaymentId,
-        amount: Option<i64>,
-    ) -> Result<PaymentIntent, PaymentError> {
-        let row = self.find(id).await?;
-        let take = amount.unwrap_or(row.amount);
-        if take <= 0 || take > row.amount {
-            return Err(PaymentError::AmountTooLarge("captured"));
-        }
-        let handler = self.provider_of(&row)?;
-        require(&row, &[PaymentStatus::Authorized], "captured")?;
-        let money = money_of(&row, take)?;
-        handler
-            .capture(row.provider_reference.as_deref().unwrap_or_default(), money)
-            .await
-            .map_err(provider_failure)?;
-        self.transition(
-            row.id,
-            &[PaymentStatus::Authorized],
-            PaymentStatus::Captured,
-            |r| r.captured_amount = take,
-            "captured",
-        )
-        .await
-        .and_then(intent)
-    }
-
-    /// Releases an authorised intent, or one whose authorisation answer was lost (or never
-    /// came). Voiding a voided or declined intent changes nothing: compensation may run twice.
-    pub async fn void(&self, id: PaymentId) -> Result<PaymentIntent, PaymentError> {
-        let row = self.find(id).await?;
-        let status = PaymentStatus::parse(&row.status)?;
-        if matches!(status, PaymentStatus::Voided | PaymentStatus::Declined) {
-            return intent(row);
-        }
-        let from = [
-            PaymentStatus::Authorized,
-            PaymentStatus::Failed,
-            PaymentStatus::Pending,
-        ];
-        require(&row, &from, "voided")?;
-        let handler = self.provider_of(&row)?;
-        handler
-            .void(id, row.provider_reference.as_deref())
-            .await
-            .map_err(provider_failure)?;
-        self.transition(row.id, &from, PaymentStatus::Voided, |_| {}, "voided")
-            .await
-            .and_then(intent)
-    }
-
-    /// Pays back `amount` of what was captured; several partial refunds may follow each other
-    /// up to the captured amount.
-    pub async fn refund(&self, id: PaymentId, amount: i64) -> Result<PaymentIntent, PaymentError> {
-        let row = self.find(id).await?;
-        require(
-            &row,
-            &[PaymentStatus::Captured, PaymentStatus::Refunded],
-            "refunded",
-        )?;
-        if amount <= 0 || row.refunded_amount + amount > row.captured_amount {
-            return Err(PaymentError::AmountTooLarge("refunded"));
-        }
-        let handler = self.provider_of(&row)?;
-        // The counter first, by a conditional update: two concurrent refunds cannot both pass.
-        let now = self.clock.now();
-        let mut tx = self.db.begin_write().await?;
-        let taken = execute!(
-            &mut tx,
-            sqlx::query(
-                "UPDATE payment_intents SET refunded_amount = refunded_amount + $2, \
-                 status = 'refunded', version = version + 1, updated_at = $3 \
-                 WHERE id = $1 AND status IN ('captured', 'refunded') \
-                 AND refunded_amount + $2 <= captured_amount"
-            )
-            .bind(row.id)
-            .bind(amount)
-            .bind(now)
-        )
-        .map_err(DbError::from)?;
-        if taken != 1 {
-            return Err(PaymentError::AmountTooLarge("refunded"));
-        }
-        let after = find(&mut tx, row.id)
-            .await?
-            .ok_or(PaymentError::PaymentNotFound)?;
-        record(&mut tx, &after, now).await?;
-        // Committed before the provider call: a refund that then fails at the provider is
-        // given back below, and one whose answer is lost stays recorded for staff to check.
-        tx.commit().await?;
-        let money = money_of(&row, amount)?;
-        if let Err(e) = handler
-            .refund(row.provider_reference.as_deref().unwrap_or_default(), money)
-            .await
-        {
-            if let ProviderError::Refused(_) = e {
-                let mut tx = self.db.begin_write().await?;
-                execute!(
-                    &mut tx,
-                    sqlx::query(
-                        "UPDATE payment_intents SET refunded_amount = refunded_amount - $2, \
-                         status = CASE WHEN refunded_amount - $2 = 0 THEN 'captured' ELSE status END, \
-                         version = version + 1, updated_at = $3 WHERE id = $1"
-                    )
-                    .bind(row.id)
-                    .bind(amount)
-                    .bind(now)
-                )
-                .map_err(DbError::from)?;
-                tx.commit().await?;
-            }
-            return Err(provider_failure(e));
-        }
-        intent(after)
-    }
-
     /// The intent `id`.
     pub async fn get(&self, id: PaymentId) -> Result<PaymentIntent, PaymentError> {
         intent(self.find(id).await?)
@@ -463,27 +399,9 @@ impl PaymentService {
             .ok_or_else(|| PaymentError::UnknownProvider(row.provider.clone()))
     }
 
-    /// Moves intent `id` from one of `from` to `to`, applying `change`, with its event; fails
-    /// with `IllegalTransition` when another caller moved it first.
-    async fn transition(
-        &self,
-        id: Uuid,
-        from: &[PaymentStatus],
-        to: PaymentStatus,
-        change: impl FnOnce(&mut IntentRow),
-        action: &'static str,
-    ) -> Result<IntentRow, PaymentError> {
-        // Read outside the write: the update applies only to the version read.
-        let mut conn = self.db.read().await?;
-        let row = find(&mut conn, id)
-            .await?
-            .ok_or(PaymentError::PaymentNotFound)?;
-        drop(conn);
-        self.transition_from(row, from, to, change, action).await
-    }
-
-    /// As [`Self::transition`], from `row` as the caller read it: the update applies only to
-    /// its version.
+    /// Moves intent `row` (as the caller read it) from one of `from` to `to`, applying
+    /// `change`, with its event; fails with `IllegalTransition` when another caller moved it
+    /// first (the update applies only to the version read).
     async fn transition_from(
         &self,
         mut row: IntentRow,
@@ -541,13 +459,6 @@ fn require(
             status: status.as_str(),
             action,
         })
-    }
-}
-
-fn provider_failure(e: ProviderError) -> PaymentError {
-    match e {
-        ProviderError::Unavailable(_) => PaymentError::ProviderUnavailable(e),
-        ProviderError::Refused(why) => PaymentError::ProviderRefused(why),
     }
 }
 
