@@ -1,4 +1,6 @@
-//! What can go wrong in a checkout or with an order, each with its kind and stable code.
+//! What can go wrong in a checkout or with an order, each with its kind and stable code: the
+//! one error type of the context (a checkout's own answers are `CheckoutFailure`s, stored
+//! with it).
 
 use emporium_db::DbError;
 use emporium_kernel::{DomainError, ErrorKind, FieldError};
@@ -31,6 +33,12 @@ pub enum OrderingError {
     ActionPending,
     #[error(transparent)]
     Payment(#[from] emporium_payments::PaymentError),
+    #[error(transparent)]
+    Cart(#[from] emporium_cart::CartError),
+    #[error(transparent)]
+    Inventory(#[from] emporium_inventory::InventoryError),
+    #[error(transparent)]
+    Pricing(#[from] emporium_pricing::PricingError),
     #[error("stored order data is unreadable: {0}")]
     Corrupt(String),
     #[error("storage failure")]
@@ -57,6 +65,9 @@ impl DomainError for OrderingError {
             Self::OrderChanged => (ErrorKind::Conflict, "order_changed"),
             Self::ActionPending => (ErrorKind::Conflict, "order_action_pending"),
             Self::Payment(e) => e.kind_and_code(),
+            Self::Cart(e) => e.kind_and_code(),
+            Self::Inventory(e) => e.kind_and_code(),
+            Self::Pricing(e) => e.kind_and_code(),
             Self::Corrupt(_) => (ErrorKind::Internal, "internal"),
             Self::Storage(e) => e.kind_and_code(),
         }
@@ -65,6 +76,7 @@ impl DomainError for OrderingError {
     fn violations(&self) -> &[FieldError] {
         match self {
             Self::Invalid(v) => v,
+            Self::Cart(e) => e.violations(),
             _ => &[],
         }
     }

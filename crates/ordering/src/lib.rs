@@ -2,25 +2,26 @@
 //! the `orders` table the API reads is a projection, rebuilt by
 //! `emporium orders rebuild-projections`.
 
-pub mod checkout;
-pub mod error;
-pub mod order;
-pub mod orders;
-pub mod restock;
-pub mod routes;
-pub mod store;
+mod domain;
+mod error;
+mod restock;
+mod routes;
+mod saga;
+mod service;
+mod store;
 
-pub use checkout::{
-    CheckoutFailure, CheckoutOutcome, CheckoutRequest, CheckoutService, PaymentChoice, PlacedOrder,
+pub use domain::{
+    Change, MoneyAction, Order, OrderChanged, OrderEvent, OrderLine, OrderPlaced, OrderShipping,
+    OrderStatus, PaymentStep, PendingPayment, apply, fold,
 };
 pub use error::OrderingError;
-pub use order::{
-    Change, MoneyAction, Order, OrderChanged, OrderLine, OrderPlaced, OrderStatus, PaymentStep,
-    PendingPayment,
-};
-pub use orders::{Action, OrderService};
 pub use restock::Restocker;
 pub use routes::{ADMIN_RULES, ORDER_TOKEN_HEADER, OrderingState, router};
+pub use saga::{
+    CheckoutFailure, CheckoutOutcome, CheckoutRequest, CheckoutService, CheckoutState,
+    PaymentChoice, PlacedOrder,
+};
+pub use service::{Action, OrderService};
 
 /// Ordering's schema migrations.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[

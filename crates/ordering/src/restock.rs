@@ -10,7 +10,7 @@ use emporium_inventory::{InventoryApi, InventoryError};
 use emporium_kernel::Envelope;
 use emporium_kernel::ids::{OrderId, ReservationId};
 
-use crate::checkout::CheckoutService;
+use crate::saga::CheckoutService;
 use crate::store;
 
 /// Ledger reason of the units a cancelled order gives back.
@@ -60,9 +60,7 @@ impl EventHandler for Restocker {
         let Some(row) = found else {
             return Ok(());
         };
-        if crate::checkout::CheckoutState::parse(&row.state)?
-            == crate::checkout::CheckoutState::Placed
-        {
+        if crate::saga::CheckoutState::parse(&row.state)? == crate::saga::CheckoutState::Placed {
             // Cancelled before the completer came by: commit its stock first, then give it back.
             self.checkout.complete_placed().await?;
         }

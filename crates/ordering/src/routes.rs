@@ -17,9 +17,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::checkout::{CheckoutOutcome, CheckoutRequest, CheckoutService, PlacedOrder};
-use crate::order::{Order, OrderStatus};
-use crate::orders::{Action, OrderService};
+use crate::domain::{Order, OrderStatus};
+use crate::saga::{CheckoutOutcome, CheckoutRequest, CheckoutService, PlacedOrder};
+use crate::service::{Action, OrderService};
 
 /// The header that carries an order's token.
 pub const ORDER_TOKEN_HEADER: &str = "x-order-token";

@@ -6,7 +6,7 @@
 
 use emporium_cart::Address;
 use emporium_kernel::ids::{OrderId, PaymentId, ProductId, VariantId};
-use emporium_ordering::order::{
+use emporium_ordering::{
     Change, MoneyAction, OrderEvent, PaymentStep, PendingPayment, apply, fold,
 };
 use emporium_ordering::{Order, OrderLine, OrderStatus};

@@ -409,30 +409,27 @@ async fn abandon_checkout(app: &TestApp, shop: &Shop, key: &str) -> (String, Str
     .await
     .unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let row = emporium_ordering::store::CheckoutRow {
-        id: checkout,
-        cart_id: id.0,
-        idempotency_key: key.to_owned(),
-        request_hash: emporium_kernel::token::sha256_hex(
-            &json!({"payment": {"provider": "test", "token": "tok_success"}}).to_string(),
-        ),
-        caller: emporium_kernel::token::sha256_hex(&token),
-        state: "started".to_owned(),
-        reservation_id: Some(reservation.id.0),
-        coupon_ids: "[]".to_owned(),
-        payment_id: None,
-        order_id: None,
-        response_status: None,
-        response_body: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let mut tx = store.db.begin_write().await.unwrap();
-    assert!(
-        emporium_ordering::store::insert_checkout(&mut tx, &row)
-            .await
-            .unwrap()
+    let request_hash = emporium_kernel::token::sha256_hex(
+        &json!({"payment": {"provider": "test", "token": "tok_success"}}).to_string(),
     );
+    let mut tx = store.db.begin_write().await.unwrap();
+    let inserted = emporium_db::execute!(
+        &mut tx,
+        sqlx::query(
+            "INSERT INTO checkouts (id, cart_id, idempotency_key, request_hash, caller, state, \
+             reservation_id, coupon_ids, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'started', $6, '[]', $7, $7)"
+        )
+        .bind(checkout)
+        .bind(id.0)
+        .bind(key)
+        .bind(request_hash)
+        .bind(emporium_kernel::token::sha256_hex(&token))
+        .bind(reservation.id.0)
+        .bind(now)
+    )
+    .unwrap();
+    assert_eq!(inserted, 1);
     assert!(
         store
             .cart

@@ -10,12 +10,12 @@ use emporium_kernel::ids::{OrderId, VariantId};
 use emporium_payments::{PaymentError, PaymentService};
 use time::OffsetDateTime;
 
-use crate::checkout::projection_of;
-use crate::error::OrderingError;
-use crate::order::{
+use crate::domain::{
     Change, MoneyAction, Order, OrderChanged, OrderEvent, OrderStatus, PaymentStep, PendingPayment,
     apply, fold,
 };
+use crate::error::OrderingError;
+use crate::saga::projection_of;
 use crate::store::{self, EventRow};
 use emporium_kernel::token::sha256_hex as hash;
 
