@@ -7,7 +7,7 @@ use emporium_kernel::Clock;
 use emporium_kernel::DomainError as _;
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::ids::{OrderId, VariantId};
-use emporium_payments::{PaymentError, PaymentService};
+use emporium_payments::{Operation, PaymentError, PaymentsApi};
 use time::OffsetDateTime;
 
 use crate::domain::{
@@ -39,7 +39,7 @@ pub enum Action {
 pub struct OrderService {
     db: Db,
     clock: Arc<dyn Clock>,
-    payments: Arc<PaymentService>,
+    payments: Arc<dyn PaymentsApi>,
     crash: CrashPoints,
 }
 
@@ -47,7 +47,7 @@ impl OrderService {
     pub fn new(
         db: Db,
         clock: Arc<dyn Clock>,
-        payments: Arc<PaymentService>,
+        payments: Arc<dyn PaymentsApi>,
         crash: CrashPoints,
     ) -> Self {
         Self {
@@ -138,20 +138,15 @@ impl OrderService {
         let Some(pending) = order.pending_payment.clone() else {
             return Ok(order);
         };
-        let payment = order.payment_id;
-        let moved = match pending.step {
-            PaymentStep::Capture => {
-                self.payments
-                    .capture(payment, Some(pending.amount), &pending.key)
-                    .await
-            }
-            PaymentStep::Void => self.payments.void(payment, &pending.key).await,
-            PaymentStep::Refund => {
-                self.payments
-                    .refund(payment, pending.amount, &pending.key)
-                    .await
-            }
+        let operation = match pending.step {
+            PaymentStep::Capture => Operation::Capture(Some(pending.amount)),
+            PaymentStep::Void => Operation::Void,
+            PaymentStep::Refund => Operation::Refund(pending.amount),
         };
+        let moved = self
+            .payments
+            .operate(order.payment_id, operation, &pending.key)
+            .await;
         self.crash.hit("order.after_payment");
         let now = self.now();
         match moved {

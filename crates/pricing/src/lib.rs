@@ -5,6 +5,7 @@
 //! and its laws (totals never negative, no discount above what it applies to, shares that add
 //! up) are property-tested. Rounding and stacking are documented on the [`quote`] module.
 
+pub mod api;
 pub mod error;
 pub mod events;
 pub mod quote;
@@ -13,6 +14,7 @@ pub mod rules;
 pub mod service;
 pub mod store;
 
+pub use api::PricingApi;
 pub use error::PricingError;
 pub use quote::{
     AppliedDiscount, Cart, CouponCode, CouponOutcome, Item, Quote, QuoteError, QuotedItem, Region,

@@ -28,8 +28,8 @@ use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::ids::{CartId, CheckoutId};
 use emporium_kernel::token::sha256_hex as hash;
 use emporium_kernel::{Clock, DomainError};
-use emporium_payments::{PaymentError, PaymentService};
-use emporium_pricing::PricingService;
+use emporium_payments::{PaymentError, PaymentsApi};
+use emporium_pricing::PricingApi;
 use uuid::Uuid;
 
 use crate::error::OrderingError;
@@ -71,8 +71,8 @@ pub struct CheckoutService {
     clock: Arc<dyn Clock>,
     carts: Arc<CartService>,
     inventory: Arc<dyn InventoryApi>,
-    pricing: Arc<PricingService>,
-    payments: Arc<PaymentService>,
+    pricing: Arc<dyn PricingApi>,
+    payments: Arc<dyn PaymentsApi>,
     crash: CrashPoints,
     turns: Arc<tokio::sync::Semaphore>,
     /// Checkouts this process is running now: recovery leaves them alone. A std mutex, never
@@ -109,8 +109,8 @@ impl CheckoutService {
         clock: Arc<dyn Clock>,
         carts: Arc<CartService>,
         inventory: Arc<dyn InventoryApi>,
-        pricing: Arc<PricingService>,
-        payments: Arc<PaymentService>,
+        pricing: Arc<dyn PricingApi>,
+        payments: Arc<dyn PaymentsApi>,
         crash: CrashPoints,
     ) -> Self {
         Self {

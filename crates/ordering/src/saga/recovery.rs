@@ -2,6 +2,7 @@
 //! compensation left unfinished: at start and continuously while serving.
 
 use emporium_kernel::ids::{CartId, CheckoutId, CouponId, PaymentId};
+use emporium_payments::Operation;
 
 use super::api::{answer_of, failure, status_of};
 use super::{CheckoutFailure, CheckoutOutcome, CheckoutService, CheckoutState};
@@ -46,7 +47,9 @@ impl CheckoutService {
                 .map(|p| p.id),
         };
         if let Some(id) = payment {
-            self.payments.void(id, &format!("{reference}:void")).await?;
+            self.payments
+                .operate(id, Operation::Void, &format!("{reference}:void"))
+                .await?;
         }
         let coupons: Vec<CouponId> = serde_json::from_str(&row.coupon_ids)
             .map_err(|e| OrderingError::Corrupt(e.to_string()))?;
