@@ -19,3 +19,4 @@ mod media;
 mod payments;
 mod pricing;
 mod search;
+mod security;
