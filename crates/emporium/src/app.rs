@@ -327,6 +327,7 @@ impl Store {
                 limits,
                 emporium_http::middleware::request_context,
             ))
+            .layer(from_fn(emporium_http::headers::security_headers))
     }
 }
 

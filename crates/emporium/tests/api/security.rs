@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use reqwest::Method;
+use emporium_kernel::auth::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
@@ -69,4 +71,133 @@ async fn random_method_tokens_share_one_metric_label_and_raw_paths_none() {
             "status label {status}"
         );
     }
+}
+
+/// One header of a response, or `""` when absent.
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_forbids_content_sniffing_errors_included() {
+    let app = TestApp::spawn().await;
+    let answers = [
+        app.get("/healthz", None).await,
+        app.get("/openapi.json", None).await,
+        app.get("/docs/", None).await,
+        app.get("/v1/store/products", None).await,
+        app.get("/v1/nothing-here", None).await,
+        app.client
+            .delete(app.url("/v1/auth/register"))
+            .send()
+            .await
+            .unwrap(),
+        app.post_json("/v1/auth/register", &json!({"email": 7}), None)
+            .await,
+        app.get("/v1/admin/customers", None).await,
+    ];
+    for r in &answers {
+        assert_eq!(
+            header(r, "x-content-type-options"),
+            "nosniff",
+            "{} {}",
+            r.url(),
+            r.status()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_answers_are_never_stored_by_caches() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff_token("owner@example.com", Role::Owner).await;
+    let customer = app.customer_token("alice@example.com").await;
+    let cart = app
+        .post_json("/v1/store/carts", &json!({"currency": "EUR"}), None)
+        .await;
+    assert_eq!(cart.status(), StatusCode::CREATED);
+    let cart_body: Value = cart.json().await.unwrap();
+    let cart_path = format!(
+        "/v1/store/carts/{}",
+        cart_body["cart"]["id"].as_str().unwrap_or("x")
+    );
+    let answers = [
+        app.post_json("/v1/store/carts", &json!({"currency": "EUR"}), None)
+            .await,
+        app.get(&cart_path, None).await,
+        app.get("/v1/store/me", Some(&customer)).await,
+        app.get("/v1/store/me", None).await,
+        app.get("/v1/store/orders", Some(&customer)).await,
+        app.post_json("/v1/auth/register", &json!({"email": 7}), None)
+            .await,
+        app.token_form(&[("grant_type", "password")]).await,
+        app.get("/v1/admin/customers", Some(&staff)).await,
+        app.get("/v1/admin/customers", None).await,
+        app.get("/v1/admin/products", Some(&staff)).await,
+    ];
+    for r in &answers {
+        assert_eq!(
+            header(r, "cache-control"),
+            "no-store",
+            "{} {}",
+            r.url(),
+            r.status()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_catalog_reads_keep_their_caching() {
+    let app = TestApp::spawn().await;
+    let list = app.get("/v1/store/products", None).await;
+    assert_eq!(header(&list, "cache-control"), "public, max-age=5");
+    let tree = app.get("/v1/store/categories", None).await;
+    assert_eq!(
+        header(&tree, "cache-control"),
+        "public, max-age=0, must-revalidate"
+    );
+    let etag = header(&tree, "etag").to_owned();
+    assert!(!etag.is_empty());
+    let again = app
+        .request(
+            Method::GET,
+            "/v1/store/categories",
+            None,
+            None,
+            &[("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_docs_page_loads_only_its_own_code_and_refuses_to_be_framed() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/docs/",
+        "/docs/swagger-initializer.js",
+        "/docs/swagger-ui.css",
+    ] {
+        let r = app.get(path, None).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&r, "x-frame-options"), "DENY", "{path}");
+        let csp = header(&r, "content-security-policy");
+        let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+        for wanted in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(directives.contains(&wanted), "{path}: {csp}");
+        }
+        assert!(!csp.contains("http"), "no remote source: {csp}");
+    }
+    // The page itself pulls its scripts and styles from /docs/, which the policy allows.
+    let page = app.get("/docs/", None).await.text().await.unwrap();
+    assert!(page.contains(r#"src="./swagger-ui-bundle.js""#));
+    assert!(!page.contains("<script>"), "no inline script");
 }
