@@ -9,7 +9,7 @@ use emporium_kernel::auth::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, assert_problem};
 
 /// The methods that keep their own label value; every other is `other`.
 const STANDARD_METHODS: &[&str] = &[
@@ -200,4 +200,53 @@ async fn the_api_docs_page_loads_only_its_own_code_and_refuses_to_be_framed() {
     let page = app.get("/docs/", None).await.text().await.unwrap();
     assert!(page.contains(r#"src="./swagger-ui-bundle.js""#));
     assert!(!page.contains("<script>"), "no inline script");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_on_an_admin_route_is_405_for_everyone() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff_token("owner@example.com", Role::Owner).await;
+    let capture = "/v1/admin/orders/ord_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f/capture";
+    for token in [Some(staff.as_str()), None] {
+        let r = app
+            .request(Method::PUT, capture, Some(&json!({})), token, &[])
+            .await;
+        let allow = header(&r, "allow").to_owned();
+        assert_problem(r, 405, "method_not_allowed").await;
+        assert_eq!(allow, "POST");
+        let r = app
+            .request(Method::DELETE, "/v1/admin/customers", None, token, &[])
+            .await;
+        assert_problem(r, 405, "method_not_allowed").await;
+    }
+    // The route's own method still asks who is calling.
+    let r = app
+        .request(Method::POST, capture, Some(&json!({})), None, &[])
+        .await;
+    assert_problem(r, 401, "unauthenticated").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_on_an_admin_read_follows_the_rule_of_get() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff_token("owner@example.com", Role::Owner).await;
+    let r = app
+        .request(Method::HEAD, "/v1/admin/customers", None, Some(&staff), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let customer = app.customer_token("alice@example.com").await;
+    let r = app
+        .request(
+            Method::HEAD,
+            "/v1/admin/customers",
+            None,
+            Some(&customer),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .request(Method::HEAD, "/v1/admin/customers", None, None, &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
