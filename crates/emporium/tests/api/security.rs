@@ -9,7 +9,7 @@ use emporium_kernel::auth::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, pointers};
 
 /// The methods that keep their own label value; every other is `other`.
 const STANDARD_METHODS: &[&str] = &[
@@ -249,4 +249,25 @@ async fn head_on_an_admin_read_follows_the_rule_of_get() {
         .request(Method::HEAD, "/v1/admin/customers", None, None, &[])
         .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_is_not_taken_for_an_object() {
+    let app = TestApp::spawn().await;
+    for (path, body) in [
+        ("/v1/store/carts", json!(["EUR"])),
+        ("/v1/store/carts", json!([])),
+        (
+            "/v1/auth/register",
+            json!(["a@example.com", "correct horse battery", "A"]),
+        ),
+    ] {
+        let r = app.post_json(path, &body, None).await;
+        let problem = assert_problem(r, 422, "validation_failed").await;
+        assert_eq!(
+            pointers(&problem),
+            vec![(String::new(), "invalid_type".to_owned())],
+            "{path} {body}"
+        );
+    }
 }
