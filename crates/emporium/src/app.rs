@@ -86,6 +86,30 @@ pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
 )]
 struct ApiDoc;
 
+/// The `(method, route template)` pairs the router serves, read off the OpenAPI document (every
+/// `/v1` route is declared through `routes!`, so it is there with its template).
+fn served_operations(doc: &utoipa::openapi::OpenApi) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, item) in doc.paths.paths.iter() {
+        let operations = [
+            ("GET", &item.get),
+            ("PUT", &item.put),
+            ("POST", &item.post),
+            ("DELETE", &item.delete),
+            ("OPTIONS", &item.options),
+            ("HEAD", &item.head),
+            ("PATCH", &item.patch),
+            ("TRACE", &item.trace),
+        ];
+        for (method, operation) in operations {
+            if operation.is_some() {
+                out.push((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// Opens the configured database and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let url = config.effective_database_url();
@@ -311,7 +335,9 @@ impl Store {
             .merge(ops)
             .split_for_parts();
         emporium_http::openapi::add_shared_errors(&mut doc);
-        let policy = Arc::new(AdminPolicy::new(ADMIN_RULES.iter().copied()));
+        let policy = Arc::new(
+            AdminPolicy::new(ADMIN_RULES.iter().copied()).serving(served_operations(&doc)),
+        );
         let verifier: Arc<dyn TokenVerifier> = self.identity.tokens().clone();
         let limits = Limits {
             request_timeout: Duration::from_millis(config.http.request_timeout_ms),
@@ -335,6 +361,7 @@ impl Store {
                 limits,
                 emporium_http::middleware::request_context,
             ))
+            .layer(from_fn(emporium_http::headers::security_headers))
     }
 }
 

@@ -1,8 +1,9 @@
 //! The one place `/v1/admin/*` access is decided: a table from (method, route template) to the
 //! role a staff user needs or the scope an API client needs. A route missing from the table is
-//! refused: access fails closed.
+//! refused: access fails closed. A method the route does not serve at all is answered 405, as
+//! on any other route.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -12,6 +13,7 @@ use emporium_kernel::ErrorKind;
 use emporium_kernel::auth::{Actor, Principal, Role};
 
 use crate::ApiError;
+use crate::middleware::method_not_allowed_error;
 
 /// Who may call one admin route.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +67,9 @@ impl AdminRule {
 #[derive(Debug, Default)]
 pub struct AdminPolicy {
     rules: HashMap<(&'static str, &'static str), Access>,
+    // The methods the router serves on each route template, to tell a method the route lacks
+    // (405) from a served method that lacks a rule (403 and an error log).
+    served: HashMap<String, HashSet<String>>,
 }
 
 impl AdminPolicy {
@@ -75,14 +80,39 @@ impl AdminPolicy {
             .flatten()
             .map(|r| ((r.method, r.route), r.access))
             .collect();
-        Self { rules }
+        Self {
+            rules,
+            served: HashMap::new(),
+        }
     }
 
-    /// The rule for a route, if any.
+    /// Tells the policy the `(method, route template)` pairs the router serves (the operations
+    /// of the OpenAPI document), so a method a route lacks is answered 405, not refused.
+    pub fn serving(mut self, served: impl IntoIterator<Item = (String, String)>) -> Self {
+        for (method, route) in served {
+            self.served.entry(route).or_default().insert(method);
+        }
+        self
+    }
+
+    /// The rule for a route, if any. `HEAD` follows the rule of `GET`, which serves it.
     pub fn access(&self, method: &str, route: &str) -> Option<Access> {
+        let method = rule_method(method);
         // The map is covariant in its key, so it can be searched with borrowed strings.
         let rules: &HashMap<(&str, &str), Access> = &self.rules;
         rules.get(&(method, route)).copied()
+    }
+
+    /// Whether `route` is known to serve other methods but not `method`: such a request is
+    /// answered 405 whoever sends it. A route the policy was not told about is never
+    /// presumed to lack a method, so a missing rule there is still refused and logged.
+    pub fn lacks_method(&self, method: &str, route: &str) -> bool {
+        let method = rule_method(method);
+        self.access(method, route).is_none()
+            && self
+                .served
+                .get(route)
+                .is_some_and(|methods| !methods.contains(method))
     }
 
     /// Decides whether `principal` may call `method route`.
@@ -120,6 +150,11 @@ pub async fn guard(State(policy): State<Arc<AdminPolicy>>, req: Request, next: N
     if !route.starts_with("/v1/admin") {
         return next.run(req).await;
     }
+    if policy.lacks_method(req.method().as_str(), &route) {
+        // The router answers 405 (with `Allow`) for this request anyway: say so to every caller
+        // rather than ask for credentials or log a missing rule.
+        return method_not_allowed_error().into_response();
+    }
     let Some(principal) = req.extensions().get::<Principal>() else {
         return ApiError::new(
             ErrorKind::Unauthenticated,
@@ -132,6 +167,11 @@ pub async fn guard(State(policy): State<Arc<AdminPolicy>>, req: Request, next: N
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
+}
+
+/// The method whose rule applies: axum serves `HEAD` with the `GET` handler.
+fn rule_method(method: &str) -> &str {
+    if method == "HEAD" { "GET" } else { method }
 }
 
 #[cfg(test)]
@@ -195,5 +235,35 @@ mod tests {
             "/v1/admin/customers",
             &principal(Actor::Staff(Role::Owner), &[])
         ));
+    }
+
+    #[test]
+    fn a_method_the_route_does_not_serve_is_told_apart_from_a_missing_rule() {
+        const RULES: &[AdminRule] = &[AdminRule::staff(
+            "POST",
+            "/v1/admin/orders/{id}/capture",
+            Role::Staff,
+        )];
+        let served = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(m, r)| (m.to_string(), r.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let p = AdminPolicy::new([RULES]).serving(served(&[
+            ("POST", "/v1/admin/orders/{id}/capture"),
+            ("GET", "/v1/admin/orders"),
+            ("POST", "/v1/admin/orders"),
+        ]));
+        assert!(p.lacks_method("PUT", "/v1/admin/orders/{id}/capture"));
+        assert!(p.lacks_method("HEAD", "/v1/admin/orders/{id}/capture"));
+        assert!(!p.lacks_method("POST", "/v1/admin/orders/{id}/capture"));
+        // Served without a rule: refused, not 405.
+        assert!(!p.lacks_method("GET", "/v1/admin/orders"));
+        assert!(!p.lacks_method("HEAD", "/v1/admin/orders"));
+        let owner = principal(Actor::Staff(Role::Owner), &[]);
+        assert!(p.check("GET", "/v1/admin/orders", &owner).is_err());
+        // A route the policy was not told about is never presumed to lack a method.
+        assert!(!p.lacks_method("PUT", "/v1/admin/unknown"));
     }
 }

@@ -68,7 +68,17 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// Parses JSON into `T`, mapping serde's failure to a problem with the field's JSON Pointer.
+/// A top-level array is refused (422 `invalid_type` at `""`) when `T` is a struct: serde would
+/// otherwise fill the struct's fields from the array's elements in order.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') && asks_for_struct::<T>() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "",
+            "invalid_type",
+            "expected a JSON object, found an array",
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let pointer = pointer_of(e.path());
@@ -87,6 +97,70 @@ fn json_problem(pointer: String, error: &serde_json::Error) -> ApiError {
             "malformed_json",
             format!("the body is not valid JSON: {error}"),
         )
+    }
+}
+
+/// Whether `T` deserializes from a struct (through any `Option` or newtype around it), found by
+/// asking it to deserialize from a [`Probe`] that records the request and gives nothing.
+fn asks_for_struct<T: DeserializeOwned>() -> bool {
+    matches!(T::deserialize(Probe), Err(Asked::Struct))
+}
+
+/// A deserializer with no data: it answers every request with an error saying what was asked.
+struct Probe;
+
+/// What a type asked the [`Probe`] for.
+#[derive(Debug)]
+enum Asked {
+    Struct,
+    Other,
+}
+
+impl std::fmt::Display for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "asked for {self:?}")
+    }
+}
+
+impl std::error::Error for Asked {}
+
+impl serde::de::Error for Asked {
+    fn custom<M: std::fmt::Display>(_: M) -> Self {
+        Self::Other
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for Probe {
+    type Error = Asked;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Asked> {
+        Err(Asked::Other)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Asked> {
+        Err(Asked::Struct)
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Asked> {
+        v.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, Asked> {
+        v.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map enum identifier ignored_any
     }
 }
 
@@ -222,6 +296,21 @@ mod tests {
         let e = err_of(r#"{"email": "a@b.c", "tags": [], "admin": true}"#);
         assert_eq!(e.errors()[0].pointer, "/admin");
         assert_eq!(e.errors()[0].code, "unknown_field");
+    }
+
+    #[test]
+    fn an_array_is_refused_for_a_struct_but_not_for_a_list() {
+        let e = err_of(r#" ["a@b.c", []]"#);
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.errors()[0].pointer, "");
+        assert_eq!(e.errors()[0].code, "invalid_type");
+        assert!(parse_json::<Option<Body>>(b"[\"a@b.c\", []]").is_err());
+        assert_eq!(parse_json::<Vec<u8>>(b" [1, 2]").unwrap(), vec![1, 2]);
+        assert_eq!(
+            parse_json::<serde_json::Value>(b"[1]").unwrap(),
+            serde_json::json!([1])
+        );
+        assert!(parse_json::<Body>(br#"{"email": "a@b.c", "tags": []}"#).is_ok());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! HTTP conventions shared by every context: RFC 9457 problem responses (the one place where an
 //! error kind becomes a status), extractors whose rejections are problems too, the request
-//! middleware (request id, traceparent, timeout, metrics), bearer authentication plumbing, and
+//! middleware (request id, traceparent, timeout, metrics), the security headers, bearer authentication plumbing, and
 //! the OpenAPI additions every route shares.
 
 pub mod admin;
 pub mod auth;
 pub mod conditional;
 pub mod extract;
+pub mod headers;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -27,8 +27,28 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Records one finished request under its route template (never the raw path).
+/// The `method` label of a request: the method's own name for the nine methods of RFC 9110,
+/// `other` for any extension token, so a client cannot mint label values (and series) at will.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "CONNECT" => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// Records one finished request. Every label is bounded: the method through [`method_label`],
+/// the route is a registered template (or `unmatched`, never the raw path), the status a number
+/// below 1000.
 pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let method = method_label(method);
     let labels = [
         ("method", method.to_owned()),
         ("route", route.to_owned()),
@@ -37,8 +57,21 @@ pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration)
     metrics::counter!("emporium_http_requests_total", &labels).increment(1);
     metrics::histogram!(
         "emporium_http_request_duration_seconds",
-        "method" => method.to_owned(),
+        "method" => method,
         "route" => route.to_owned()
     )
     .record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn standard_methods_keep_their_name_and_extension_tokens_fold_into_other() {
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("CONNECT"), "CONNECT");
+        assert_eq!(method_label("PROPFIND"), "other");
+        assert_eq!(method_label("get"), "other");
+    }
 }

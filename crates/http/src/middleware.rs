@@ -193,6 +193,11 @@ pub async fn not_found() -> ApiError {
 
 /// Fallback for a known path with the wrong method: 405 problem.
 pub async fn method_not_allowed() -> ApiError {
+    method_not_allowed_error()
+}
+
+/// The 405 problem of a known path asked with a method it does not serve (axum adds `Allow`).
+pub fn method_not_allowed_error() -> ApiError {
     ApiError::with_status(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

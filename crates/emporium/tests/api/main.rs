@@ -20,3 +20,4 @@ mod payments;
 mod pricing;
 mod recovery;
 mod search;
+mod security;
