@@ -120,3 +120,17 @@ impl Event for CustomerGroupsChanged {
         self.customer_id.to_string()
     }
 }
+
+/// A customer changed their password; every session and access token from before has ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerPasswordChanged {
+    pub customer_id: CustomerId,
+}
+
+impl Event for CustomerPasswordChanged {
+    const TYPE: &'static str = "customer.password_changed";
+    const VERSION: i32 = 1;
+    fn aggregate_id(&self) -> String {
+        self.customer_id.to_string()
+    }
+}

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use emporium_db::Db;
+use emporium_db::{Db, DbError, WriteTx};
 use emporium_kernel::auth::{Actor, Principal, Role};
 use emporium_kernel::{Clock, Cursor, FieldError, Violations};
 use time::OffsetDateTime;
@@ -112,6 +112,33 @@ fn client_of(row: &ClientRow) -> ApiClient {
         created_at: row.created_at,
         revoked_at: row.revoked_at,
     }
+}
+
+/// The token generation of `subject`, when there is one. Read before the credentials it goes
+/// with: a change of credentials moves the generation in its transaction, so credentials read
+/// after this are never older than the generation a token gets.
+async fn generation_before_row(
+    conn: &mut emporium_db::ReadConn,
+    subject: Option<String>,
+) -> Result<Option<i64>, DbError> {
+    match subject {
+        Some(subject) => Ok(Some(store::token_generation(conn, &subject).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Ends every token of `subject` within `tx`: its login sessions are revoked and its token
+/// generation moves on. Returns the new generation, for [`Revocations::note`] once `tx` has
+/// committed.
+///
+/// [`Revocations::note`]: crate::revocation::Revocations::note
+async fn end_tokens_in(
+    tx: &mut WriteTx,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<i64, DbError> {
+    store::revoke_families_of(&mut *tx, subject, now).await?;
+    store::bump_token_generation(&mut *tx, subject, now).await
 }
 
 /// Where a page starts: ids are UUIDv7, so "older than the cursor" is "id below it".
@@ -259,8 +286,18 @@ impl IdentityService {
             .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
 
         let mut conn = self.db.read().await?;
-        let (subject, actor, hash) = if staff {
+        let (subject, actor, hash, generation) = if staff {
             let row = store::find_staff_by_email(&mut conn, &account).await?;
+            let generation = generation_before_row(
+                &mut conn,
+                row.as_ref().map(|r| StaffUserId(r.id).to_string()),
+            )
+            .await?;
+            let row = match generation {
+                // Read again: the row that goes with the generation is the one read after it.
+                Some(_) => store::find_staff_by_email(&mut conn, &account).await?,
+                None => row,
+            };
             let actor = row
                 .as_ref()
                 .and_then(|r| Role::parse(&r.role))
@@ -269,13 +306,24 @@ impl IdentityService {
                 row.as_ref().map(|r| StaffUserId(r.id).to_string()),
                 actor,
                 row.map(|r| r.password_hash),
+                generation.unwrap_or(0),
             )
         } else {
             let row = store::find_customer_by_email(&mut conn, &account).await?;
+            let generation = generation_before_row(
+                &mut conn,
+                row.as_ref().map(|r| CustomerId(r.id).to_string()),
+            )
+            .await?;
+            let row = match generation {
+                Some(_) => store::find_customer_by_email(&mut conn, &account).await?,
+                None => row,
+            };
             (
                 row.as_ref().map(|r| CustomerId(r.id).to_string()),
                 Some(Actor::Customer),
                 row.map(|r| r.password_hash),
+                generation.unwrap_or(0),
             )
         };
         drop(conn);
@@ -294,7 +342,7 @@ impl IdentityService {
         let family = Uuid::now_v7();
         let (refresh, refresh_hash) = tokens::new_refresh_token()?;
         let mut tx = self.db.begin_write().await?;
-        store::insert_family(&mut tx, family, &subject, now).await?;
+        store::insert_family(&mut tx, family, &subject, generation, now).await?;
         store::insert_refresh(
             &mut tx,
             &refresh_hash,
@@ -306,16 +354,17 @@ impl IdentityService {
         )
         .await?;
         tx.commit().await?;
-        self.respond(
+        Ok(self.respond(
             Grant {
                 subject,
                 actor,
                 scopes: vec![allowed.to_owned()],
                 session: Some(family.simple().to_string()),
+                generation,
             },
             Some(refresh),
             now,
-        )
+        )?)
     }
 
     /// The refresh grant: rotates the token. A token used twice revokes its whole family.
@@ -370,6 +419,18 @@ impl IdentityService {
             tx.commit().await?;
             return Err(OAuthError::InvalidGrant("the account no longer exists"));
         };
+        // A session opened while its principal's tokens were being ended (the sign-in read the
+        // generation before the change committed) missed the revocation of its family: it ends
+        // here.
+        let generation = store::token_generation(&mut tx, &used.subject).await?;
+        let opened_under = store::family_generation(&mut tx, used.family_id).await?;
+        if opened_under.is_none_or(|g| g < generation) {
+            store::revoke_family(&mut tx, used.family_id, now).await?;
+            tx.commit().await?;
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        }
         let (refresh, refresh_hash) = tokens::new_refresh_token()?;
         store::insert_refresh(
             &mut tx,
@@ -382,16 +443,17 @@ impl IdentityService {
         )
         .await?;
         tx.commit().await?;
-        self.respond(
+        Ok(self.respond(
             Grant {
                 subject: used.subject,
                 actor,
                 scopes: vec![used.scope],
                 session: Some(used.family_id.simple().to_string()),
+                generation,
             },
             Some(refresh),
             now,
-        )
+        )?)
     }
 
     /// The client-credentials grant for API clients; no refresh token.
@@ -407,12 +469,14 @@ impl IdentityService {
         self.throttle
             .check(&account, address)
             .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
-        let row = match account.parse::<ApiClientId>() {
+        let (row, generation) = match account.parse::<ApiClientId>() {
             Ok(id) => {
                 let mut conn = self.db.read().await?;
-                store::find_client(&mut conn, id.0).await?
+                // Before the row: a revocation moves both in one transaction.
+                let generation = store::token_generation(&mut conn, &id.to_string()).await?;
+                (store::find_client(&mut conn, id.0).await?, generation)
             }
-            Err(_) => None,
+            Err(_) => (None, 0),
         };
         let presented = tokens::hash_secret(client_secret);
         let valid = row.as_ref().is_some_and(|r| {
@@ -446,16 +510,17 @@ impl IdentityService {
                 asked
             }
         };
-        self.respond(
+        Ok(self.respond(
             Grant {
                 subject: ApiClientId(row.id).to_string(),
                 actor: Actor::Client,
                 scopes,
                 session: None,
+                generation,
             },
             None,
             self.clock.now(),
-        )
+        )?)
     }
 
     fn respond(
@@ -463,7 +528,7 @@ impl IdentityService {
         grant: Grant,
         refresh_token: Option<String>,
         now: OffsetDateTime,
-    ) -> Result<TokenResponse, OAuthError> {
+    ) -> Result<TokenResponse, tokens::KeyringError> {
         let access_token = self.tokens.issue(&grant, now)?;
         Ok(TokenResponse {
             access_token,
@@ -472,6 +537,92 @@ impl IdentityService {
             refresh_token,
             scope: grant.scopes.join(" "),
         })
+    }
+
+    /// Changes the calling customer's password, checking the current one (failures are
+    /// throttled as sign-ins are). Every session and access token of the customer ends, the
+    /// caller's too; the answer is a new session's tokens, so the caller stays signed in.
+    pub async fn change_customer_password(
+        &self,
+        principal: &Principal,
+        current_password: &str,
+        new_password: &str,
+        address: Option<IpAddr>,
+    ) -> Result<TokenResponse, IdentityError> {
+        let id: CustomerId = principal
+            .subject
+            .parse()
+            .map_err(|_| IdentityError::CustomerNotFound)?;
+        let row = {
+            let mut conn = self.db.read().await?;
+            store::find_customer(&mut conn, id.0)
+                .await?
+                .ok_or(IdentityError::CustomerNotFound)?
+        };
+        self.throttle
+            .check(&row.email, address)
+            .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+        let mut v = Violations::new();
+        let password = v.check(
+            "/new_password",
+            Password::parse(new_password, Some(&row.email)),
+        );
+        if !self
+            .hasher
+            .verify(current_password, Some(row.password_hash.clone()))
+            .await?
+        {
+            metrics::counter!("emporium_auth_login_failures_total").increment(1);
+            self.throttle
+                .record_failure(&row.email, address)
+                .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+            v.push(
+                "/current_password",
+                "incorrect",
+                "the current password is wrong",
+            );
+        }
+        v.finish().map_err(IdentityError::Invalid)?;
+        let Some(password) = password else {
+            return Err(IdentityError::Invalid(Vec::new()));
+        };
+        let password_hash = self.hasher.hash(password.expose()).await?;
+
+        let now = self.clock.now();
+        let subject = id.to_string();
+        let family = Uuid::now_v7();
+        let (refresh, refresh_hash) = tokens::new_refresh_token()?;
+        let mut tx = self.db.begin_write().await?;
+        let version = store::set_customer_password(&mut tx, id.0, &password_hash, now)
+            .await?
+            .ok_or(IdentityError::CustomerNotFound)?;
+        let generation = end_tokens_in(&mut tx, &subject, now).await?;
+        store::insert_family(&mut tx, family, &subject, generation, now).await?;
+        store::insert_refresh(
+            &mut tx,
+            &refresh_hash,
+            family,
+            &subject,
+            STORE_SCOPE,
+            now,
+            now + self.lifetimes.refresh,
+        )
+        .await?;
+        let event = events::CustomerPasswordChanged { customer_id: id };
+        tx.record(&event, version, now).await?;
+        tx.commit().await?;
+        self.tokens.revocations().note(&subject, generation, now);
+        Ok(self.respond(
+            Grant {
+                subject,
+                actor: Actor::Customer,
+                scopes: vec![STORE_SCOPE.to_owned()],
+                session: Some(family.simple().to_string()),
+                generation,
+            },
+            Some(refresh),
+            now,
+        )?)
     }
 
     /// Revokes the caller's login session: its refresh tokens stop working. Access tokens
@@ -488,6 +639,17 @@ impl IdentityService {
         store::revoke_family(&mut tx, family, self.clock.now()).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Reads the token generations that moved since the last read (every process runs this
+    /// every couple of seconds, and once before serving), so changes made by other processes
+    /// reach this one's verifier.
+    pub async fn refresh_revocations(&self) -> Result<usize, IdentityError> {
+        Ok(self
+            .tokens
+            .revocations()
+            .refresh(&self.db, self.clock.now())
+            .await?)
     }
 
     /// The customer a principal is.
@@ -622,7 +784,9 @@ impl IdentityService {
             .ok_or(IdentityError::UserNotFound)
     }
 
-    /// Changes a staff user. The last owner cannot be demoted.
+    /// Changes a staff user. The last owner cannot be demoted. A new password or a lower role
+    /// ends the user's tokens: its sessions are revoked and its access tokens refused (the
+    /// caller's own, when owners change themselves).
     pub async fn update_staff(
         &self,
         id: StaffUserId,
@@ -649,6 +813,9 @@ impl IdentityService {
         let mut row = store::find_staff(&mut tx, id.0)
             .await?
             .ok_or(IdentityError::UserNotFound)?;
+        let demoted = cmd
+            .role
+            .is_some_and(|role| Role::parse(&row.role).is_none_or(|old| role < old));
         if let Some(role) = cmd.role {
             if row.role == "owner" && role != Role::Owner && owners.len() <= 1 {
                 return Err(IdentityError::LastOwner);
@@ -663,6 +830,12 @@ impl IdentityService {
         }
         row.version += 1;
         store::update_staff(&mut tx, &row, now).await?;
+        let subject = id.to_string();
+        let ended = if demoted || new_hash.is_some() {
+            Some(end_tokens_in(&mut tx, &subject, now).await?)
+        } else {
+            None
+        };
         let event = events::StaffUserUpdated {
             user_id: id,
             role: row.role.clone(),
@@ -671,10 +844,13 @@ impl IdentityService {
         };
         tx.record(&event, row.version, now).await?;
         tx.commit().await?;
+        if let Some(generation) = ended {
+            self.tokens.revocations().note(&subject, generation, now);
+        }
         Ok(staff_of(&row))
     }
 
-    /// Removes a staff user. The last owner cannot be removed.
+    /// Removes a staff user and ends its tokens. The last owner cannot be removed.
     pub async fn delete_staff(&self, id: StaffUserId, by: &str) -> Result<(), IdentityError> {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
@@ -686,12 +862,15 @@ impl IdentityService {
             .await?
             .ok_or(IdentityError::UserNotFound)?;
         store::delete_staff(&mut tx, id.0).await?;
+        let subject = id.to_string();
+        let generation = end_tokens_in(&mut tx, &subject, now).await?;
         let event = events::StaffUserDeleted {
             user_id: id,
             deleted_by: by.to_owned(),
         };
         tx.record(&event, row.version + 1, now).await?;
         tx.commit().await?;
+        self.tokens.revocations().note(&subject, generation, now);
         Ok(())
     }
 
@@ -748,7 +927,7 @@ impl IdentityService {
         Ok(page_of(rows, limit, |r| r.id, client_of))
     }
 
-    /// Revokes an API client (idempotent). Tokens it already holds expire on their own.
+    /// Revokes an API client (idempotent): it gets no new tokens, and those it holds are refused.
     pub async fn revoke_client(&self, id: ApiClientId, by: &str) -> Result<(), IdentityError> {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
@@ -759,12 +938,15 @@ impl IdentityService {
                 None => Err(IdentityError::ClientNotFound),
             };
         }
+        let subject = id.to_string();
+        let generation = end_tokens_in(&mut tx, &subject, now).await?;
         let event = events::ApiClientRevoked {
             client_id: id,
             revoked_by: by.to_owned(),
         };
         tx.record(&event, 2, now).await?;
         tx.commit().await?;
+        self.tokens.revocations().note(&subject, generation, now);
         Ok(())
     }
 }

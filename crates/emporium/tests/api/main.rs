@@ -18,4 +18,5 @@ mod import;
 mod media;
 mod payments;
 mod pricing;
+mod revocation;
 mod search;
