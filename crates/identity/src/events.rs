@@ -39,12 +39,16 @@ impl Event for StaffUserCreated {
     }
 }
 
-/// A staff user's name, role or password changed.
+/// A staff user's name, role, password or disabled state changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StaffUserUpdated {
     pub user_id: StaffUserId,
     pub role: String,
     pub password_changed: bool,
+    /// Whether the user is disabled after the change (absent from events recorded before users
+    /// could be disabled: read as false).
+    #[serde(default)]
+    pub disabled: bool,
     pub updated_by: String,
 }
 

@@ -39,4 +39,10 @@ pub const MIGRATIONS: &[emporium_db::Migration] = &[
         sqlite: include_str!("../migrations/sqlite/20261201223000_token_revocations.sql"),
         postgres: include_str!("../migrations/postgres/20261201223000_token_revocations.sql"),
     },
+    emporium_db::Migration {
+        version: 20261201231000,
+        description: "staff disabled",
+        sqlite: include_str!("../migrations/sqlite/20261201231000_staff_disabled.sql"),
+        postgres: include_str!("../migrations/postgres/20261201231000_staff_disabled.sql"),
+    },
 ];

@@ -46,6 +46,8 @@ pub struct UpdateStaffUser {
     pub name: Option<String>,
     pub role: Option<Role>,
     pub password: Option<String>,
+    /// Disable (`true`) or enable again (`false`).
+    pub disabled: Option<bool>,
 }
 
 /// Create an API client.
@@ -95,6 +97,7 @@ fn staff_of(row: &StaffRow) -> StaffUser {
         // The CHECK constraint keeps the column to the three role names.
         role: Role::parse(&row.role).unwrap_or(Role::Staff),
         created_at: row.created_at,
+        disabled_at: row.disabled_at,
     }
 }
 
@@ -287,7 +290,10 @@ impl IdentityService {
 
         let mut conn = self.db.read().await?;
         let (subject, actor, hash, generation) = if staff {
-            let row = store::find_staff_by_email(&mut conn, &account).await?;
+            // A disabled user signs in as an unknown one would: it gets the same answer.
+            let row = store::find_staff_by_email(&mut conn, &account)
+                .await?
+                .filter(|r| r.disabled_at.is_none());
             let generation = generation_before_row(
                 &mut conn,
                 row.as_ref().map(|r| StaffUserId(r.id).to_string()),
@@ -295,7 +301,9 @@ impl IdentityService {
             .await?;
             let row = match generation {
                 // Read again: the row that goes with the generation is the one read after it.
-                Some(_) => store::find_staff_by_email(&mut conn, &account).await?,
+                Some(_) => store::find_staff_by_email(&mut conn, &account)
+                    .await?
+                    .filter(|r| r.disabled_at.is_none()),
                 None => row,
             };
             let actor = row
@@ -409,6 +417,7 @@ impl IdentityService {
         } else if let Ok(id) = used.subject.parse::<StaffUserId>() {
             store::find_staff(&mut tx, id.0)
                 .await?
+                .filter(|r| r.disabled_at.is_none())
                 .and_then(|r| Role::parse(&r.role))
                 .map(Actor::Staff)
         } else {
@@ -417,7 +426,9 @@ impl IdentityService {
         let Some(actor) = actor else {
             store::revoke_family(&mut tx, used.family_id, now).await?;
             tx.commit().await?;
-            return Err(OAuthError::InvalidGrant("the account no longer exists"));
+            return Err(OAuthError::InvalidGrant(
+                "the account no longer exists or is disabled",
+            ));
         };
         // A session opened while its principal's tokens were being ended (the sign-in read the
         // generation before the change committed) missed the revocation of its family: it ends
@@ -746,6 +757,7 @@ impl IdentityService {
             password_hash,
             created_at: now,
             version: 1,
+            disabled_at: None,
         };
         let mut tx = self.db.begin_write().await?;
         store::insert_staff(&mut tx, &row)
@@ -784,9 +796,9 @@ impl IdentityService {
             .ok_or(IdentityError::UserNotFound)
     }
 
-    /// Changes a staff user. The last owner cannot be demoted. A new password or a lower role
-    /// ends the user's tokens: its sessions are revoked and its access tokens refused (the
-    /// caller's own, when owners change themselves).
+    /// Changes a staff user. The last owner who is not disabled cannot be demoted or disabled. A
+    /// new password, a lower role or disabling ends the user's tokens: its sessions are revoked
+    /// and its access tokens refused (the caller's own, when owners change themselves).
     pub async fn update_staff(
         &self,
         id: StaffUserId,
@@ -816,11 +828,21 @@ impl IdentityService {
         let demoted = cmd
             .role
             .is_some_and(|role| Role::parse(&row.role).is_none_or(|old| role < old));
+        let last_owner = owners == [id.0];
         if let Some(role) = cmd.role {
-            if row.role == "owner" && role != Role::Owner && owners.len() <= 1 {
+            if row.role == "owner" && role != Role::Owner && last_owner {
                 return Err(IdentityError::LastOwner);
             }
             row.role = role.as_str().to_owned();
+        }
+        let disabling = cmd.disabled == Some(true) && row.disabled_at.is_none();
+        if disabling && last_owner {
+            return Err(IdentityError::LastOwner);
+        }
+        match cmd.disabled {
+            Some(true) if disabling => row.disabled_at = Some(now),
+            Some(false) => row.disabled_at = None,
+            _ => {}
         }
         if let Some(name) = name {
             row.name = name;
@@ -831,7 +853,7 @@ impl IdentityService {
         row.version += 1;
         store::update_staff(&mut tx, &row, now).await?;
         let subject = id.to_string();
-        let ended = if demoted || new_hash.is_some() {
+        let ended = if demoted || disabling || new_hash.is_some() {
             Some(end_tokens_in(&mut tx, &subject, now).await?)
         } else {
             None
@@ -840,6 +862,7 @@ impl IdentityService {
             user_id: id,
             role: row.role.clone(),
             password_changed: new_hash.is_some(),
+            disabled: row.disabled_at.is_some(),
             updated_by: by.to_owned(),
         };
         tx.record(&event, row.version, now).await?;
@@ -850,7 +873,8 @@ impl IdentityService {
         Ok(staff_of(&row))
     }
 
-    /// Removes a staff user and ends its tokens. The last owner cannot be removed.
+    /// Removes a staff user and ends its tokens. The last owner who is not disabled cannot be
+    /// removed.
     pub async fn delete_staff(&self, id: StaffUserId, by: &str) -> Result<(), IdentityError> {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;

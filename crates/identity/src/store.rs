@@ -31,6 +31,8 @@ pub struct StaffRow {
     pub created_at: OffsetDateTime,
     /// Bumped by every change.
     pub version: i64,
+    /// Set while the user is disabled.
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 /// An API client row.
@@ -77,6 +79,7 @@ macro_rules! staff_row {
             password_hash: $r.try_get("password_hash")?,
             created_at: $r.try_get("created_at")?,
             version: $r.try_get("version")?,
+            disabled_at: $r.try_get("disabled_at")?,
         }
     };
 }
@@ -247,7 +250,7 @@ pub async fn find_staff_by_email<'c>(
 ) -> Result<Option<StaffRow>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
-            "SELECT id, email, name, role, password_hash, created_at, version FROM staff_users WHERE email = $1",
+            "SELECT id, email, name, role, password_hash, created_at, version, disabled_at FROM staff_users WHERE email = $1",
         )
         .bind(email)
         .fetch_optional(c)
@@ -263,7 +266,7 @@ pub async fn find_staff_by_email<'c>(
 pub async fn find_staff<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<StaffRow>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
-            "SELECT id, email, name, role, password_hash, created_at, version FROM staff_users WHERE id = $1",
+            "SELECT id, email, name, role, password_hash, created_at, version, disabled_at FROM staff_users WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(c)
@@ -283,7 +286,7 @@ pub async fn list_staff<'c>(
 ) -> Result<Vec<StaffRow>, DbError> {
     run!(c, |c| {
         let rows = sqlx::query(
-            "SELECT id, email, name, role, password_hash, created_at, version FROM staff_users \
+            "SELECT id, email, name, role, password_hash, created_at, version, disabled_at FROM staff_users \
              WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before)
@@ -294,18 +297,22 @@ pub async fn list_staff<'c>(
     })
 }
 
-/// Ids of the owners. On PostgreSQL the rows are locked until the transaction ends, so two
+/// Ids of the owners who are not disabled. On PostgreSQL the rows are locked until the transaction ends, so two
 /// concurrent demotions cannot both see a second owner; SQLite serialises writers already.
 pub async fn lock_owners<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<Uuid>, DbError> {
     match c.into() {
         Conn::Sqlite(c) => {
-            let rows = sqlx::query("SELECT id FROM staff_users WHERE role = 'owner'")
-                .fetch_all(c)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT id FROM staff_users WHERE role = 'owner' AND disabled_at IS NULL",
+            )
+            .fetch_all(c)
+            .await?;
             rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
         }
         Conn::Postgres(c) => {
-            let rows = sqlx::query("SELECT id FROM staff_users WHERE role = 'owner' FOR UPDATE")
+            let rows = sqlx::query(
+                "SELECT id FROM staff_users WHERE role = 'owner' AND disabled_at IS NULL FOR UPDATE",
+            )
                 .fetch_all(c)
                 .await?;
             rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
@@ -313,7 +320,7 @@ pub async fn lock_owners<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<Uuid>, DbErro
     }
 }
 
-/// Writes a staff user's name, role, password hash and version.
+/// Writes a staff user's name, role, password hash, disabled state and version.
 pub async fn update_staff<'c>(
     c: impl Into<Conn<'c>>,
     row: &StaffRow,
@@ -322,8 +329,8 @@ pub async fn update_staff<'c>(
     emporium_db::execute!(
         c,
         sqlx::query(
-            "UPDATE staff_users SET name = $2, role = $3, password_hash = $4, updated_at = $5, version = $6 \
-             WHERE id = $1"
+            "UPDATE staff_users SET name = $2, role = $3, password_hash = $4, updated_at = $5, version = $6, \
+             disabled_at = $7 WHERE id = $1"
         )
         .bind(row.id)
         .bind(&row.name)
@@ -331,6 +338,7 @@ pub async fn update_staff<'c>(
         .bind(&row.password_hash)
         .bind(now)
         .bind(row.version)
+        .bind(row.disabled_at)
     )
     .map_err(Into::into)
 }

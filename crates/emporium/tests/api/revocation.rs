@@ -1,5 +1,5 @@
-//! Ending a principal's tokens before they expire: a password change, a demotion, the deletion
-//! of a staff user and the revocation of an API client end its login sessions (refresh tokens
+//! Ending a principal's tokens before they expire: a password change, a demotion, disabling or
+//! deleting a staff user, and the revocation of an API client end its login sessions (refresh tokens
 //! answer `invalid_grant`) and its access tokens (401 `token_revoked`) at once, in this process
 //! and, within seconds, in every other process over the same database.
 
@@ -20,6 +20,7 @@ on_both_backends!(
     a_staff_password_change_ends_the_users_sessions_and_access_tokens,
     a_demoted_admins_old_token_cannot_create_an_api_client,
     a_deleted_staff_users_tokens_get_401_and_its_sessions_end,
+    a_disabled_staff_user_is_refused_until_enabled_again,
     a_revoked_api_clients_token_stops_working_at_once,
     a_customer_password_change_ends_every_session_and_answers_with_a_new_one,
     a_customer_password_change_needs_the_current_password_and_a_good_new_one,
@@ -56,7 +57,7 @@ async fn create_user(app: &TestApp, owner: &str, email: &str, role: &str) -> Str
         .to_owned()
 }
 
-async fn patch_user(app: &TestApp, owner: &str, id: &str, body: Value) {
+async fn patch_user(app: &TestApp, owner: &str, id: &str, body: Value) -> Value {
     let r = app
         .send_json(
             Method::PATCH,
@@ -66,6 +67,7 @@ async fn patch_user(app: &TestApp, owner: &str, id: &str, body: Value) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
 }
 
 fn access(tokens: &Value) -> &str {
@@ -194,6 +196,81 @@ async fn a_deleted_staff_users_tokens_get_401_and_its_sessions_end(app: TestApp)
     assert!(challenge.contains("invalid_token"), "{challenge}");
     assert_problem(r, 401, "token_revoked").await;
     assert_refresh_is_dead(&app, refresh(&before)).await;
+}
+
+async fn a_disabled_staff_user_is_refused_until_enabled_again(app: TestApp) {
+    let owner = app.staff_token("owner@example.com", Role::Owner).await;
+    let id = create_user(&app, &owner, "away@example.com", "admin").await;
+    let before = app.login("away@example.com", Some("admin")).await;
+    let sign_in = [
+        ("grant_type", "password"),
+        ("username", "away@example.com"),
+        ("password", PASSWORD),
+        ("scope", "admin"),
+    ];
+
+    let user = patch_user(&app, &owner, &id, json!({"disabled": true})).await;
+    assert!(user["disabled_at"].is_string(), "{user}");
+
+    assert_problem(
+        app.get("/v1/admin/users", Some(access(&before))).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    assert_refresh_is_dead(&app, refresh(&before)).await;
+    // The same answer as a wrong password: nothing says the account exists.
+    let r = app.token_form(&sign_in).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+
+    let user = patch_user(&app, &owner, &id, json!({"disabled": false})).await;
+    assert!(user["disabled_at"].is_null(), "{user}");
+    assert_problem(
+        app.get("/v1/admin/users", Some(access(&before))).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    let r = app.token_form(&sign_in).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let after: Value = r.json().await.unwrap();
+    assert_eq!(
+        app.get("/v1/admin/users", Some(access(&after)))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // The only owner who is not disabled cannot be disabled.
+    let users: Value = app
+        .get("/v1/admin/users", Some(&owner))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let owner_id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "owner@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .send_json(
+            Method::PATCH,
+            &format!("/v1/admin/users/{owner_id}"),
+            &json!({"disabled": true}),
+            Some(&owner),
+        )
+        .await;
+    assert_problem(r, 409, "last_owner").await;
+    assert_eq!(
+        app.get("/v1/admin/users", Some(&owner)).await.status(),
+        StatusCode::OK
+    );
 }
 
 async fn a_revoked_api_clients_token_stops_working_at_once(app: TestApp) {
