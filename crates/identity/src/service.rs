@@ -117,17 +117,39 @@ fn client_of(row: &ClientRow) -> ApiClient {
     }
 }
 
-/// The token generation of `subject`, when there is one. Read before the credentials it goes
-/// with: a change of credentials moves the generation in its transaction, so credentials read
-/// after this are never older than the generation a token gets.
-async fn generation_before_row(
+/// An account a password may sign in to.
+struct SignIn {
+    subject: String,
+    /// `None` for a staff row whose role does not parse (the sign-in then fails).
+    actor: Option<Actor>,
+    password_hash: String,
+}
+
+/// The staff user (`staff`) or customer with e-mail `account`. A disabled staff user is not
+/// found: it gets the answer of an unknown account.
+async fn find_sign_in(
     conn: &mut emporium_db::ReadConn,
-    subject: Option<String>,
-) -> Result<Option<i64>, DbError> {
-    match subject {
-        Some(subject) => Ok(Some(store::token_generation(conn, &subject).await?)),
-        None => Ok(None),
-    }
+    staff: bool,
+    account: &str,
+) -> Result<Option<SignIn>, DbError> {
+    Ok(if staff {
+        store::find_staff_by_email(conn, account)
+            .await?
+            .filter(|r| r.disabled_at.is_none())
+            .map(|r| SignIn {
+                subject: StaffUserId(r.id).to_string(),
+                actor: Role::parse(&r.role).map(Actor::Staff),
+                password_hash: r.password_hash,
+            })
+    } else {
+        store::find_customer_by_email(conn, account)
+            .await?
+            .map(|r| SignIn {
+                subject: CustomerId(r.id).to_string(),
+                actor: Some(Actor::Customer),
+                password_hash: r.password_hash,
+            })
+    })
 }
 
 /// Ends every token of `subject` within `tx`: its login sessions are revoked and its token
@@ -288,53 +310,22 @@ impl IdentityService {
             .check(&account, address)
             .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
 
-        let mut conn = self.db.read().await?;
-        let (subject, actor, hash, generation) = if staff {
-            // A disabled user signs in as an unknown one would: it gets the same answer.
-            let row = store::find_staff_by_email(&mut conn, &account)
-                .await?
-                .filter(|r| r.disabled_at.is_none());
-            let generation = generation_before_row(
-                &mut conn,
-                row.as_ref().map(|r| StaffUserId(r.id).to_string()),
-            )
-            .await?;
-            let row = match generation {
-                // Read again: the row that goes with the generation is the one read after it.
-                Some(_) => store::find_staff_by_email(&mut conn, &account)
-                    .await?
-                    .filter(|r| r.disabled_at.is_none()),
-                None => row,
-            };
-            let actor = row
-                .as_ref()
-                .and_then(|r| Role::parse(&r.role))
-                .map(Actor::Staff);
-            (
-                row.as_ref().map(|r| StaffUserId(r.id).to_string()),
-                actor,
-                row.map(|r| r.password_hash),
-                generation.unwrap_or(0),
-            )
-        } else {
-            let row = store::find_customer_by_email(&mut conn, &account).await?;
-            let generation = generation_before_row(
-                &mut conn,
-                row.as_ref().map(|r| CustomerId(r.id).to_string()),
-            )
-            .await?;
-            let row = match generation {
-                Some(_) => store::find_customer_by_email(&mut conn, &account).await?,
-                None => row,
-            };
-            (
-                row.as_ref().map(|r| CustomerId(r.id).to_string()),
-                Some(Actor::Customer),
-                row.map(|r| r.password_hash),
-                generation.unwrap_or(0),
-            )
+        let (account_row, generation) = {
+            let mut conn = self.db.read().await?;
+            match find_sign_in(&mut conn, staff, &account).await? {
+                Some(first) => {
+                    let generation = store::token_generation(&mut conn, &first.subject).await?;
+                    // Read again: credentials read after the generation are never older than
+                    // it, so a sign-in that raced a password change gets a token it ended.
+                    (find_sign_in(&mut conn, staff, &account).await?, generation)
+                }
+                None => (None, 0),
+            }
         };
-        drop(conn);
+        let (subject, actor, hash) = match account_row {
+            Some(a) => (Some(a.subject), a.actor, Some(a.password_hash)),
+            None => (None, None, None),
+        };
         let matched = self.hasher.verify(password, hash).await?;
         let (Some(subject), Some(actor), true) = (subject, actor, matched) else {
             metrics::counter!("emporium_auth_login_failures_total").increment(1);
