@@ -58,6 +58,9 @@ pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
     emporium_ordering::MIGRATIONS,
 ];
 
+/// How often each process re-reads the token revocations that other processes wrote.
+pub const REVOCATIONS_REFRESH: Duration = Duration::from_secs(2);
+
 /// Every context's admin access rules: the one table the admin guard consults.
 pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
     emporium_identity::ADMIN_RULES,
@@ -471,6 +474,12 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     emporium_http::metrics::handle();
     let db = open_database(config).await?;
     let store = Store::build(config, db, clock)?;
+    // Tokens ended within the last token lifetime are refused from the first request on.
+    store
+        .identity
+        .refresh_revocations()
+        .await
+        .context("cannot read token revocations")?;
     if config.demo {
         crate::demo::seed(&store).await?;
     }
@@ -576,6 +585,25 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         loop {
             tokio::select! {
                 _ = every.tick() => { tokens.reload_if_changed(); }
+                () = stop.cancelled() => break,
+            }
+        }
+    });
+
+    // Tokens ended by another process over the same database are refused here within about
+    // one interval.
+    let identity = store.identity.clone();
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(REVOCATIONS_REFRESH);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    if let Err(e) = identity.refresh_revocations().await {
+                        tracing::warn!(error = %e, "cannot read token revocations; will retry");
+                    }
+                }
                 () = stop.cancelled() => break,
             }
         }

@@ -13,9 +13,11 @@ use emporium_kernel::auth::{Actor, Principal};
 
 use crate::ApiError;
 
-/// Verifies an access token without touching the database (signature, expiry, audience).
+/// Verifies an access token without touching the database (signature, expiry, audience, and
+/// whether its principal's tokens were ended since it was issued).
 pub trait TokenVerifier: Send + Sync + 'static {
-    /// The principal the token proves, or a 401 `token_invalid` problem.
+    /// The principal the token proves, or a 401 problem: `token_invalid`, or `token_revoked` for
+    /// a token its principal's later change ended.
     fn verify(&self, token: &str) -> Result<Principal, ApiError>;
 }
 

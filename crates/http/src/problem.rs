@@ -184,7 +184,7 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static(crate::PROBLEM_JSON),
         );
         if self.status == StatusCode::UNAUTHORIZED {
-            let challenge = if problem.code == "token_invalid" {
+            let challenge = if matches!(problem.code.as_str(), "token_invalid" | "token_revoked") {
                 r#"Bearer realm="emporium", error="invalid_token""#
             } else {
                 r#"Bearer realm="emporium""#

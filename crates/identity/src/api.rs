@@ -31,6 +31,10 @@ pub struct StaffUser {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    /// Set while the user is disabled: it cannot sign in, and its tokens were ended.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 /// A machine client of the client-credentials grant.

@@ -39,12 +39,16 @@ impl Event for StaffUserCreated {
     }
 }
 
-/// A staff user's name, role or password changed.
+/// A staff user's name, role, password or disabled state changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StaffUserUpdated {
     pub user_id: StaffUserId,
     pub role: String,
     pub password_changed: bool,
+    /// Whether the user is disabled after the change (absent from events recorded before users
+    /// could be disabled: read as false).
+    #[serde(default)]
+    pub disabled: bool,
     pub updated_by: String,
 }
 
@@ -115,6 +119,20 @@ pub struct CustomerGroupsChanged {
 
 impl Event for CustomerGroupsChanged {
     const TYPE: &'static str = "customer.groups_changed";
+    const VERSION: i32 = 1;
+    fn aggregate_id(&self) -> String {
+        self.customer_id.to_string()
+    }
+}
+
+/// A customer changed their password; every session and access token from before has ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerPasswordChanged {
+    pub customer_id: CustomerId,
+}
+
+impl Event for CustomerPasswordChanged {
+    const TYPE: &'static str = "customer.password_changed";
     const VERSION: i32 = 1;
     fn aggregate_id(&self) -> String {
         self.customer_id.to_string()

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod password;
+pub mod revocation;
 pub mod routes;
 pub mod service;
 pub mod store;
@@ -31,5 +32,17 @@ pub const MIGRATIONS: &[emporium_db::Migration] = &[
         description: "customer groups",
         sqlite: include_str!("../migrations/sqlite/20261126000800_customer_groups.sql"),
         postgres: include_str!("../migrations/postgres/20261126000800_customer_groups.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261201223000,
+        description: "token revocations",
+        sqlite: include_str!("../migrations/sqlite/20261201223000_token_revocations.sql"),
+        postgres: include_str!("../migrations/postgres/20261201223000_token_revocations.sql"),
+    },
+    emporium_db::Migration {
+        version: 20261201231000,
+        description: "staff disabled",
+        sqlite: include_str!("../migrations/sqlite/20261201231000_staff_disabled.sql"),
+        postgres: include_str!("../migrations/postgres/20261201231000_staff_disabled.sql"),
     },
 ];

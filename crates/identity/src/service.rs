@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use emporium_db::Db;
+use emporium_db::{Db, DbError, WriteTx};
 use emporium_kernel::auth::{Actor, Principal, Role};
 use emporium_kernel::{Clock, Cursor, FieldError, Violations};
 use time::OffsetDateTime;
@@ -46,6 +46,8 @@ pub struct UpdateStaffUser {
     pub name: Option<String>,
     pub role: Option<Role>,
     pub password: Option<String>,
+    /// Disable (`true`) or enable again (`false`).
+    pub disabled: Option<bool>,
 }
 
 /// Create an API client.
@@ -95,6 +97,7 @@ fn staff_of(row: &StaffRow) -> StaffUser {
         // The CHECK constraint keeps the column to the three role names.
         role: Role::parse(&row.role).unwrap_or(Role::Staff),
         created_at: row.created_at,
+        disabled_at: row.disabled_at,
     }
 }
 
@@ -112,6 +115,55 @@ fn client_of(row: &ClientRow) -> ApiClient {
         created_at: row.created_at,
         revoked_at: row.revoked_at,
     }
+}
+
+/// An account a password may sign in to.
+struct SignIn {
+    subject: String,
+    /// `None` for a staff row whose role does not parse (the sign-in then fails).
+    actor: Option<Actor>,
+    password_hash: String,
+}
+
+/// The staff user (`staff`) or customer with e-mail `account`. A disabled staff user is not
+/// found: it gets the answer of an unknown account.
+async fn find_sign_in(
+    conn: &mut emporium_db::ReadConn,
+    staff: bool,
+    account: &str,
+) -> Result<Option<SignIn>, DbError> {
+    Ok(if staff {
+        store::find_staff_by_email(conn, account)
+            .await?
+            .filter(|r| r.disabled_at.is_none())
+            .map(|r| SignIn {
+                subject: StaffUserId(r.id).to_string(),
+                actor: Role::parse(&r.role).map(Actor::Staff),
+                password_hash: r.password_hash,
+            })
+    } else {
+        store::find_customer_by_email(conn, account)
+            .await?
+            .map(|r| SignIn {
+                subject: CustomerId(r.id).to_string(),
+                actor: Some(Actor::Customer),
+                password_hash: r.password_hash,
+            })
+    })
+}
+
+/// Ends every token of `subject` within `tx`: its login sessions are revoked and its token
+/// generation moves on. Returns the new generation, for [`Revocations::note`] once `tx` has
+/// committed.
+///
+/// [`Revocations::note`]: crate::revocation::Revocations::note
+async fn end_tokens_in(
+    tx: &mut WriteTx,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<i64, DbError> {
+    store::revoke_families_of(&mut *tx, subject, now).await?;
+    store::bump_token_generation(&mut *tx, subject, now).await
 }
 
 /// Where a page starts: ids are UUIDv7, so "older than the cursor" is "id below it".
@@ -258,27 +310,22 @@ impl IdentityService {
             .check(&account, address)
             .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
 
-        let mut conn = self.db.read().await?;
-        let (subject, actor, hash) = if staff {
-            let row = store::find_staff_by_email(&mut conn, &account).await?;
-            let actor = row
-                .as_ref()
-                .and_then(|r| Role::parse(&r.role))
-                .map(Actor::Staff);
-            (
-                row.as_ref().map(|r| StaffUserId(r.id).to_string()),
-                actor,
-                row.map(|r| r.password_hash),
-            )
-        } else {
-            let row = store::find_customer_by_email(&mut conn, &account).await?;
-            (
-                row.as_ref().map(|r| CustomerId(r.id).to_string()),
-                Some(Actor::Customer),
-                row.map(|r| r.password_hash),
-            )
+        let (account_row, generation) = {
+            let mut conn = self.db.read().await?;
+            match find_sign_in(&mut conn, staff, &account).await? {
+                Some(first) => {
+                    let generation = store::token_generation(&mut conn, &first.subject).await?;
+                    // Read again: credentials read after the generation are never older than
+                    // it, so a sign-in that raced a password change gets a token it ended.
+                    (find_sign_in(&mut conn, staff, &account).await?, generation)
+                }
+                None => (None, 0),
+            }
         };
-        drop(conn);
+        let (subject, actor, hash) = match account_row {
+            Some(a) => (Some(a.subject), a.actor, Some(a.password_hash)),
+            None => (None, None, None),
+        };
         let matched = self.hasher.verify(password, hash).await?;
         let (Some(subject), Some(actor), true) = (subject, actor, matched) else {
             metrics::counter!("emporium_auth_login_failures_total").increment(1);
@@ -294,7 +341,7 @@ impl IdentityService {
         let family = Uuid::now_v7();
         let (refresh, refresh_hash) = tokens::new_refresh_token()?;
         let mut tx = self.db.begin_write().await?;
-        store::insert_family(&mut tx, family, &subject, now).await?;
+        store::insert_family(&mut tx, family, &subject, generation, now).await?;
         store::insert_refresh(
             &mut tx,
             &refresh_hash,
@@ -306,16 +353,17 @@ impl IdentityService {
         )
         .await?;
         tx.commit().await?;
-        self.respond(
+        Ok(self.respond(
             Grant {
                 subject,
                 actor,
                 scopes: vec![allowed.to_owned()],
                 session: Some(family.simple().to_string()),
+                generation,
             },
             Some(refresh),
             now,
-        )
+        )?)
     }
 
     /// The refresh grant: rotates the token. A token used twice revokes its whole family.
@@ -360,6 +408,7 @@ impl IdentityService {
         } else if let Ok(id) = used.subject.parse::<StaffUserId>() {
             store::find_staff(&mut tx, id.0)
                 .await?
+                .filter(|r| r.disabled_at.is_none())
                 .and_then(|r| Role::parse(&r.role))
                 .map(Actor::Staff)
         } else {
@@ -368,8 +417,22 @@ impl IdentityService {
         let Some(actor) = actor else {
             store::revoke_family(&mut tx, used.family_id, now).await?;
             tx.commit().await?;
-            return Err(OAuthError::InvalidGrant("the account no longer exists"));
+            return Err(OAuthError::InvalidGrant(
+                "the account no longer exists or is disabled",
+            ));
         };
+        // A session opened while its principal's tokens were being ended (the sign-in read the
+        // generation before the change committed) missed the revocation of its family: it ends
+        // here.
+        let generation = store::token_generation(&mut tx, &used.subject).await?;
+        let opened_under = store::family_generation(&mut tx, used.family_id).await?;
+        if opened_under.is_none_or(|g| g < generation) {
+            store::revoke_family(&mut tx, used.family_id, now).await?;
+            tx.commit().await?;
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        }
         let (refresh, refresh_hash) = tokens::new_refresh_token()?;
         store::insert_refresh(
             &mut tx,
@@ -382,16 +445,17 @@ impl IdentityService {
         )
         .await?;
         tx.commit().await?;
-        self.respond(
+        Ok(self.respond(
             Grant {
                 subject: used.subject,
                 actor,
                 scopes: vec![used.scope],
                 session: Some(used.family_id.simple().to_string()),
+                generation,
             },
             Some(refresh),
             now,
-        )
+        )?)
     }
 
     /// The client-credentials grant for API clients; no refresh token.
@@ -407,12 +471,14 @@ impl IdentityService {
         self.throttle
             .check(&account, address)
             .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
-        let row = match account.parse::<ApiClientId>() {
+        let (row, generation) = match account.parse::<ApiClientId>() {
             Ok(id) => {
                 let mut conn = self.db.read().await?;
-                store::find_client(&mut conn, id.0).await?
+                // Before the row: a revocation moves both in one transaction.
+                let generation = store::token_generation(&mut conn, &id.to_string()).await?;
+                (store::find_client(&mut conn, id.0).await?, generation)
             }
-            Err(_) => None,
+            Err(_) => (None, 0),
         };
         let presented = tokens::hash_secret(client_secret);
         let valid = row.as_ref().is_some_and(|r| {
@@ -446,16 +512,17 @@ impl IdentityService {
                 asked
             }
         };
-        self.respond(
+        Ok(self.respond(
             Grant {
                 subject: ApiClientId(row.id).to_string(),
                 actor: Actor::Client,
                 scopes,
                 session: None,
+                generation,
             },
             None,
             self.clock.now(),
-        )
+        )?)
     }
 
     fn respond(
@@ -463,7 +530,7 @@ impl IdentityService {
         grant: Grant,
         refresh_token: Option<String>,
         now: OffsetDateTime,
-    ) -> Result<TokenResponse, OAuthError> {
+    ) -> Result<TokenResponse, tokens::KeyringError> {
         let access_token = self.tokens.issue(&grant, now)?;
         Ok(TokenResponse {
             access_token,
@@ -472,6 +539,92 @@ impl IdentityService {
             refresh_token,
             scope: grant.scopes.join(" "),
         })
+    }
+
+    /// Changes the calling customer's password, checking the current one (failures are
+    /// throttled as sign-ins are). Every session and access token of the customer ends, the
+    /// caller's too; the answer is a new session's tokens, so the caller stays signed in.
+    pub async fn change_customer_password(
+        &self,
+        principal: &Principal,
+        current_password: &str,
+        new_password: &str,
+        address: Option<IpAddr>,
+    ) -> Result<TokenResponse, IdentityError> {
+        let id: CustomerId = principal
+            .subject
+            .parse()
+            .map_err(|_| IdentityError::CustomerNotFound)?;
+        let row = {
+            let mut conn = self.db.read().await?;
+            store::find_customer(&mut conn, id.0)
+                .await?
+                .ok_or(IdentityError::CustomerNotFound)?
+        };
+        self.throttle
+            .check(&row.email, address)
+            .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+        let mut v = Violations::new();
+        let password = v.check(
+            "/new_password",
+            Password::parse(new_password, Some(&row.email)),
+        );
+        if !self
+            .hasher
+            .verify(current_password, Some(row.password_hash.clone()))
+            .await?
+        {
+            metrics::counter!("emporium_auth_login_failures_total").increment(1);
+            self.throttle
+                .record_failure(&row.email, address)
+                .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+            v.push(
+                "/current_password",
+                "incorrect",
+                "the current password is wrong",
+            );
+        }
+        v.finish().map_err(IdentityError::Invalid)?;
+        let Some(password) = password else {
+            return Err(IdentityError::Invalid(Vec::new()));
+        };
+        let password_hash = self.hasher.hash(password.expose()).await?;
+
+        let now = self.clock.now();
+        let subject = id.to_string();
+        let family = Uuid::now_v7();
+        let (refresh, refresh_hash) = tokens::new_refresh_token()?;
+        let mut tx = self.db.begin_write().await?;
+        let version = store::set_customer_password(&mut tx, id.0, &password_hash, now)
+            .await?
+            .ok_or(IdentityError::CustomerNotFound)?;
+        let generation = end_tokens_in(&mut tx, &subject, now).await?;
+        store::insert_family(&mut tx, family, &subject, generation, now).await?;
+        store::insert_refresh(
+            &mut tx,
+            &refresh_hash,
+            family,
+            &subject,
+            STORE_SCOPE,
+            now,
+            now + self.lifetimes.refresh,
+        )
+        .await?;
+        let event = events::CustomerPasswordChanged { customer_id: id };
+        tx.record(&event, version, now).await?;
+        tx.commit().await?;
+        self.tokens.revocations().note(&subject, generation, now);
+        Ok(self.respond(
+            Grant {
+                subject,
+                actor: Actor::Customer,
+                scopes: vec![STORE_SCOPE.to_owned()],
+                session: Some(family.simple().to_string()),
+                generation,
+            },
+            Some(refresh),
+            now,
+        )?)
     }
 
     /// Revokes the caller's login session: its refresh tokens stop working. Access tokens
@@ -488,6 +641,17 @@ impl IdentityService {
         store::revoke_family(&mut tx, family, self.clock.now()).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Reads the token generations that moved since the last read (every process runs this
+    /// every couple of seconds, and once before serving), so changes made by other processes
+    /// reach this one's verifier.
+    pub async fn refresh_revocations(&self) -> Result<usize, IdentityError> {
+        Ok(self
+            .tokens
+            .revocations()
+            .refresh(&self.db, self.clock.now())
+            .await?)
     }
 
     /// The customer a principal is.
@@ -584,6 +748,7 @@ impl IdentityService {
             password_hash,
             created_at: now,
             version: 1,
+            disabled_at: None,
         };
         let mut tx = self.db.begin_write().await?;
         store::insert_staff(&mut tx, &row)
@@ -622,7 +787,9 @@ impl IdentityService {
             .ok_or(IdentityError::UserNotFound)
     }
 
-    /// Changes a staff user. The last owner cannot be demoted.
+    /// Changes a staff user. The last owner who is not disabled cannot be demoted or disabled. A
+    /// new password, a lower role or disabling ends the user's tokens: its sessions are revoked
+    /// and its access tokens refused (the caller's own, when owners change themselves).
     pub async fn update_staff(
         &self,
         id: StaffUserId,
@@ -649,11 +816,24 @@ impl IdentityService {
         let mut row = store::find_staff(&mut tx, id.0)
             .await?
             .ok_or(IdentityError::UserNotFound)?;
+        let demoted = cmd
+            .role
+            .is_some_and(|role| Role::parse(&row.role).is_none_or(|old| role < old));
+        let last_owner = owners == [id.0];
         if let Some(role) = cmd.role {
-            if row.role == "owner" && role != Role::Owner && owners.len() <= 1 {
+            if row.role == "owner" && role != Role::Owner && last_owner {
                 return Err(IdentityError::LastOwner);
             }
             row.role = role.as_str().to_owned();
+        }
+        let disabling = cmd.disabled == Some(true) && row.disabled_at.is_none();
+        if disabling && last_owner {
+            return Err(IdentityError::LastOwner);
+        }
+        match cmd.disabled {
+            Some(true) if disabling => row.disabled_at = Some(now),
+            Some(false) => row.disabled_at = None,
+            _ => {}
         }
         if let Some(name) = name {
             row.name = name;
@@ -663,18 +843,29 @@ impl IdentityService {
         }
         row.version += 1;
         store::update_staff(&mut tx, &row, now).await?;
+        let subject = id.to_string();
+        let ended = if demoted || disabling || new_hash.is_some() {
+            Some(end_tokens_in(&mut tx, &subject, now).await?)
+        } else {
+            None
+        };
         let event = events::StaffUserUpdated {
             user_id: id,
             role: row.role.clone(),
             password_changed: new_hash.is_some(),
+            disabled: row.disabled_at.is_some(),
             updated_by: by.to_owned(),
         };
         tx.record(&event, row.version, now).await?;
         tx.commit().await?;
+        if let Some(generation) = ended {
+            self.tokens.revocations().note(&subject, generation, now);
+        }
         Ok(staff_of(&row))
     }
 
-    /// Removes a staff user. The last owner cannot be removed.
+    /// Removes a staff user and ends its tokens. The last owner who is not disabled cannot be
+    /// removed.
     pub async fn delete_staff(&self, id: StaffUserId, by: &str) -> Result<(), IdentityError> {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
@@ -686,12 +877,15 @@ impl IdentityService {
             .await?
             .ok_or(IdentityError::UserNotFound)?;
         store::delete_staff(&mut tx, id.0).await?;
+        let subject = id.to_string();
+        let generation = end_tokens_in(&mut tx, &subject, now).await?;
         let event = events::StaffUserDeleted {
             user_id: id,
             deleted_by: by.to_owned(),
         };
         tx.record(&event, row.version + 1, now).await?;
         tx.commit().await?;
+        self.tokens.revocations().note(&subject, generation, now);
         Ok(())
     }
 
@@ -748,7 +942,7 @@ impl IdentityService {
         Ok(page_of(rows, limit, |r| r.id, client_of))
     }
 
-    /// Revokes an API client (idempotent). Tokens it already holds expire on their own.
+    /// Revokes an API client (idempotent): it gets no new tokens, and those it holds are refused.
     pub async fn revoke_client(&self, id: ApiClientId, by: &str) -> Result<(), IdentityError> {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
@@ -759,12 +953,15 @@ impl IdentityService {
                 None => Err(IdentityError::ClientNotFound),
             };
         }
+        let subject = id.to_string();
+        let generation = end_tokens_in(&mut tx, &subject, now).await?;
         let event = events::ApiClientRevoked {
             client_id: id,
             revoked_by: by.to_owned(),
         };
         tx.record(&event, 2, now).await?;
         tx.commit().await?;
+        self.tokens.revocations().note(&subject, generation, now);
         Ok(())
     }
 }

@@ -31,6 +31,8 @@ pub struct StaffRow {
     pub created_at: OffsetDateTime,
     /// Bumped by every change.
     pub version: i64,
+    /// Set while the user is disabled.
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 /// An API client row.
@@ -77,6 +79,7 @@ macro_rules! staff_row {
             password_hash: $r.try_get("password_hash")?,
             created_at: $r.try_get("created_at")?,
             version: $r.try_get("version")?,
+            disabled_at: $r.try_get("disabled_at")?,
         }
     };
 }
@@ -175,6 +178,31 @@ pub async fn set_customer_groups<'c>(
     })
 }
 
+/// Sets customer `id`'s password hash and bumps its version; the version after, or `None` when
+/// there is no such customer.
+pub async fn set_customer_password<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    password_hash: &str,
+    now: OffsetDateTime,
+) -> Result<Option<i64>, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query(
+            "UPDATE customers SET password_hash = $2, version = version + 1, updated_at = $3 \
+             WHERE id = $1 RETURNING version",
+        )
+        .bind(id)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_optional(c)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("version")?),
+            None => None,
+        })
+    })
+}
+
 /// Customers older than `before` (ids are time-ordered), newest first, whose e-mail matches the
 /// LIKE `pattern`.
 pub async fn list_customers<'c>(
@@ -222,7 +250,7 @@ pub async fn find_staff_by_email<'c>(
 ) -> Result<Option<StaffRow>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
-            "SELECT id, email, name, role, password_hash, created_at, version FROM staff_users WHERE email = $1",
+            "SELECT id, email, name, role, password_hash, created_at, version, disabled_at FROM staff_users WHERE email = $1",
         )
         .bind(email)
         .fetch_optional(c)
@@ -238,7 +266,7 @@ pub async fn find_staff_by_email<'c>(
 pub async fn find_staff<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<StaffRow>, DbError> {
     run!(c, |c| {
         let row = sqlx::query(
-            "SELECT id, email, name, role, password_hash, created_at, version FROM staff_users WHERE id = $1",
+            "SELECT id, email, name, role, password_hash, created_at, version, disabled_at FROM staff_users WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(c)
@@ -258,7 +286,7 @@ pub async fn list_staff<'c>(
 ) -> Result<Vec<StaffRow>, DbError> {
     run!(c, |c| {
         let rows = sqlx::query(
-            "SELECT id, email, name, role, password_hash, created_at, version FROM staff_users \
+            "SELECT id, email, name, role, password_hash, created_at, version, disabled_at FROM staff_users \
              WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before)
@@ -269,18 +297,22 @@ pub async fn list_staff<'c>(
     })
 }
 
-/// Ids of the owners. On PostgreSQL the rows are locked until the transaction ends, so two
+/// Ids of the owners who are not disabled. On PostgreSQL the rows are locked until the transaction ends, so two
 /// concurrent demotions cannot both see a second owner; SQLite serialises writers already.
 pub async fn lock_owners<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<Uuid>, DbError> {
     match c.into() {
         Conn::Sqlite(c) => {
-            let rows = sqlx::query("SELECT id FROM staff_users WHERE role = 'owner'")
-                .fetch_all(c)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT id FROM staff_users WHERE role = 'owner' AND disabled_at IS NULL",
+            )
+            .fetch_all(c)
+            .await?;
             rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
         }
         Conn::Postgres(c) => {
-            let rows = sqlx::query("SELECT id FROM staff_users WHERE role = 'owner' FOR UPDATE")
+            let rows = sqlx::query(
+                "SELECT id FROM staff_users WHERE role = 'owner' AND disabled_at IS NULL FOR UPDATE",
+            )
                 .fetch_all(c)
                 .await?;
             rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
@@ -288,7 +320,7 @@ pub async fn lock_owners<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<Uuid>, DbErro
     }
 }
 
-/// Writes a staff user's name, role, password hash and version.
+/// Writes a staff user's name, role, password hash, disabled state and version.
 pub async fn update_staff<'c>(
     c: impl Into<Conn<'c>>,
     row: &StaffRow,
@@ -297,8 +329,8 @@ pub async fn update_staff<'c>(
     emporium_db::execute!(
         c,
         sqlx::query(
-            "UPDATE staff_users SET name = $2, role = $3, password_hash = $4, updated_at = $5, version = $6 \
-             WHERE id = $1"
+            "UPDATE staff_users SET name = $2, role = $3, password_hash = $4, updated_at = $5, version = $6, \
+             disabled_at = $7 WHERE id = $1"
         )
         .bind(row.id)
         .bind(&row.name)
@@ -306,6 +338,7 @@ pub async fn update_staff<'c>(
         .bind(&row.password_hash)
         .bind(now)
         .bind(row.version)
+        .bind(row.disabled_at)
     )
     .map_err(Into::into)
 }
@@ -391,21 +424,127 @@ pub async fn revoke_client<'c>(
     .map_err(Into::into)
 }
 
-/// Starts a refresh-token family (a login session).
+/// Starts a refresh-token family (a login session) under the subject's token `generation`.
 pub async fn insert_family<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
     subject: &str,
+    generation: i64,
     now: OffsetDateTime,
 ) -> Result<(), DbError> {
     emporium_db::execute!(
         c,
-        sqlx::query("INSERT INTO token_families (id, subject, created_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(subject)
-            .bind(now)
+        sqlx::query(
+            "INSERT INTO token_families (id, subject, created_at, generation) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(id)
+        .bind(subject)
+        .bind(now)
+        .bind(generation)
     )?;
     Ok(())
+}
+
+/// The token generation `family` was opened under, if the family exists.
+pub async fn family_generation<'c>(
+    c: impl Into<Conn<'c>>,
+    family: Uuid,
+) -> Result<Option<i64>, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query("SELECT generation FROM token_families WHERE id = $1")
+            .bind(family)
+            .fetch_optional(c)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("generation")?),
+            None => None,
+        })
+    })
+}
+
+/// Revokes every live refresh-token family of `subject`; returns how many.
+pub async fn revoke_families_of<'c>(
+    c: impl Into<Conn<'c>>,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<u64, DbError> {
+    emporium_db::execute!(
+        c,
+        sqlx::query(
+            "UPDATE token_families SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL"
+        )
+        .bind(subject)
+        .bind(now)
+    )
+    .map_err(Into::into)
+}
+
+/// The token generation of `subject`: 0 until its tokens were first ended.
+pub async fn token_generation<'c>(c: impl Into<Conn<'c>>, subject: &str) -> Result<i64, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query("SELECT generation FROM token_revocations WHERE subject = $1")
+            .bind(subject)
+            .fetch_optional(c)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("generation")?,
+            None => 0,
+        })
+    })
+}
+
+/// Moves `subject` to its next token generation, so every token issued under an earlier one is
+/// refused; returns the new generation.
+pub async fn bump_token_generation<'c>(
+    c: impl Into<Conn<'c>>,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<i64, DbError> {
+    run!(c, |c| {
+        let row = sqlx::query(
+            "INSERT INTO token_revocations (subject, generation, revoked_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (subject) DO UPDATE \
+             SET generation = token_revocations.generation + 1, revoked_at = excluded.revoked_at \
+             RETURNING generation",
+        )
+        .bind(subject)
+        .bind(now)
+        .fetch_one(c)
+        .await?;
+        Ok(row.try_get("generation")?)
+    })
+}
+
+/// A principal's token generation and when it last moved.
+#[derive(Debug, Clone)]
+pub struct RevocationRow {
+    pub subject: String,
+    pub generation: i64,
+    pub revoked_at: OffsetDateTime,
+}
+
+/// Every generation that moved after `since` (through the `revoked_at` index).
+pub async fn list_revocations_since<'c>(
+    c: impl Into<Conn<'c>>,
+    since: OffsetDateTime,
+) -> Result<Vec<RevocationRow>, DbError> {
+    run!(c, |c| {
+        let rows = sqlx::query(
+            "SELECT subject, generation, revoked_at FROM token_revocations WHERE revoked_at > $1",
+        )
+        .bind(since)
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RevocationRow {
+                    subject: r.try_get("subject")?,
+                    generation: r.try_get("generation")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    })
 }
 
 /// Stores a refresh token's hash in `family`.

@@ -1,7 +1,8 @@
 //! Access tokens (Ed25519-signed JWTs with a `kid`), the signing keyring kept in the data folder,
 //! the JWKS that publishes its public keys, and the random refresh tokens.
 //!
-//! Verifying an access token needs only the keyring in memory: never the database.
+//! Verifying an access token needs only the keyring and the recent revocations in memory: never
+//! the database.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -17,6 +18,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+
+use crate::revocation::Revocations;
 
 /// Issuer and audience of every access token.
 const ISSUER: &str = "emporium";
@@ -223,6 +226,10 @@ struct Claims {
     /// The refresh-token family (login session), when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
+    /// The subject's token generation at issue; a token from before revocations existed has none
+    /// and counts as generation 0.
+    #[serde(default, rename = "gen")]
+    generation: i64,
 }
 
 /// What an access token is issued for.
@@ -236,7 +243,20 @@ pub struct Grant {
     pub scopes: Vec<String>,
     /// Refresh family id, if the grant has one.
     pub session: Option<String>,
+    /// The subject's token generation, read before its credentials were checked: the token is
+    /// refused once the subject moves past it.
+    pub generation: i64,
 }
+
+/// A token whose signature was checked: what it proves, until when, under which generation.
+struct Verified {
+    principal: Principal,
+    exp: i64,
+    generation: i64,
+}
+
+/// How far past `exp` a token still verifies (clock differences between processes).
+const LEEWAY_SECS: u64 = 5;
 
 /// Signs and verifies access tokens with the keyring.
 pub struct Tokens {
@@ -246,7 +266,8 @@ pub struct Tokens {
     // Tokens whose signature was already checked, with their expiry: a client sends the same
     // token with every request, and an Ed25519 verification costs more than the rest of a
     // typical request. Entries live no longer than a token can.
-    verified: moka::sync::Cache<String, Arc<(Principal, i64)>>,
+    verified: moka::sync::Cache<String, Arc<Verified>>,
+    revocations: Revocations,
 }
 
 impl Tokens {
@@ -277,6 +298,7 @@ impl Tokens {
                 .max_capacity(100_000)
                 .time_to_live(lifetime)
                 .build(),
+            revocations: Revocations::new(access_ttl + time::Duration::seconds(LEEWAY_SECS as i64)),
         })
     }
 
@@ -307,6 +329,11 @@ impl Tokens {
         }
     }
 
+    /// The principals whose earlier tokens are refused.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
     /// Lifetime of access tokens.
     pub fn access_ttl(&self) -> time::Duration {
         self.access_ttl
@@ -330,6 +357,7 @@ impl Tokens {
             role,
             scope: grant.scopes.join(" "),
             sid: grant.session.clone(),
+            generation: grant.generation,
         };
         let set = self.current();
         let signer = set.signer();
@@ -364,31 +392,47 @@ fn invalid(detail: &str) -> ApiError {
     ApiError::new(ErrorKind::Unauthenticated, "token_invalid", detail)
 }
 
+fn revoked() -> ApiError {
+    ApiError::new(
+        ErrorKind::Unauthenticated,
+        "token_revoked",
+        "the access token was revoked: sign in again",
+    )
+}
+
 impl TokenVerifier for Tokens {
     fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        if let Some(hit) = self.verified.get(token) {
-            if hit.1 > now {
-                return Ok(hit.0.clone());
+        let verified = match self.verified.get(token) {
+            Some(hit) if hit.exp > now => hit,
+            Some(_) => {
+                self.verified.invalidate(token);
+                return Err(ApiError::new(
+                    ErrorKind::Unauthenticated,
+                    "token_invalid",
+                    "the access token has expired",
+                ));
             }
-            self.verified.invalidate(token);
-            return Err(ApiError::new(
-                ErrorKind::Unauthenticated,
-                "token_invalid",
-                "the access token has expired",
-            ));
+            None => {
+                let verified = Arc::new(self.verify_signature(token)?);
+                self.verified.insert(token.to_owned(), verified.clone());
+                verified
+            }
+        };
+        if !self
+            .revocations
+            .allows(&verified.principal.subject, verified.generation)
+        {
+            return Err(revoked());
         }
-        let (principal, exp) = self.verify_signature(token)?;
-        self.verified
-            .insert(token.to_owned(), Arc::new((principal.clone(), exp)));
-        Ok(principal)
+        Ok(verified.principal.clone())
     }
 }
 
 impl Tokens {
-    /// Full verification: key id, signature, expiry, issuer, audience; returns the principal
-    /// and the expiry.
-    fn verify_signature(&self, token: &str) -> Result<(Principal, i64), ApiError> {
+    /// Full verification: key id, signature, expiry, issuer, audience; returns the principal,
+    /// the expiry and the generation.
+    fn verify_signature(&self, token: &str) -> Result<Verified, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| invalid("the access token is malformed"))?;
         let kid = header
@@ -404,7 +448,7 @@ impl Tokens {
         validation.set_audience(&[ISSUER]);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::new(
@@ -435,7 +479,11 @@ impl Tokens {
                 .collect(),
             session: claims.sid,
         };
-        Ok((principal, claims.exp))
+        Ok(Verified {
+            principal,
+            exp: claims.exp,
+            generation: claims.generation,
+        })
     }
 }
 
@@ -469,6 +517,7 @@ mod tests {
             actor: Actor::Customer,
             scopes: vec!["store".into()],
             session: None,
+            generation: 0,
         }
     }
 
@@ -512,5 +561,29 @@ mod tests {
         tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
         assert!(tokens.verify(&tampered).is_err());
         assert!(tokens.verify("not.a.jwt").is_err());
+    }
+
+    #[test]
+    fn a_verified_token_is_refused_once_its_subject_moves_past_its_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let tokens =
+            Tokens::open(dir.path().join("k.json"), time::Duration::minutes(15), now).unwrap();
+        let old = tokens.issue(&grant(), now).unwrap();
+        // Verified once, so the next verification is the cached path.
+        assert!(tokens.verify(&old).is_ok());
+        tokens.revocations().note(&grant().subject, 1, now);
+        assert_eq!(tokens.verify(&old).unwrap_err().code(), "token_revoked");
+        // Issued in the same second, under the new generation: it works.
+        let new = tokens
+            .issue(
+                &Grant {
+                    generation: 1,
+                    ..grant()
+                },
+                now,
+            )
+            .unwrap();
+        assert!(tokens.verify(&new).is_ok());
     }
 }

@@ -19,5 +19,6 @@ mod media;
 mod payments;
 mod pricing;
 mod recovery;
+mod revocation;
 mod search;
 mod security;

@@ -179,11 +179,17 @@ pub async fn get_user(
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
     pub name: Option<String>,
+    /// A lower role ends the user's tokens (it signs in again); a higher one takes effect at its
+    /// next refresh.
     pub role: Option<Role>,
+    /// A new password ends the user's tokens.
     pub password: Option<String>,
+    /// `true` disables the user (it cannot sign in, and its tokens end); `false` enables it again.
+    pub disabled: Option<bool>,
 }
 
-/// Changes a staff user's name, role or password (owners only). The last owner keeps the role.
+/// Changes a staff user's name, role, password or disabled state (owners only). The last owner
+/// who is not disabled keeps the role and cannot be disabled.
 #[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", request_body = UpdateUserBody,
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
@@ -201,6 +207,7 @@ pub async fn update_user(
         name: body.name,
         role: body.role,
         password: body.password,
+        disabled: body.disabled,
     };
     Ok(axum::Json(
         service.update_staff(id, cmd, &caller.subject).await?,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -270,6 +271,51 @@ pub async fn me(
     CustomerCaller(principal): CustomerCaller,
 ) -> Result<axum::Json<Customer>, ApiError> {
     Ok(axum::Json(service.me(&principal).await?))
+}
+
+/// Body of `POST /v1/store/me/password`. Absent fields read as empty, so one answer lists every
+/// missing or invalid field.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangePasswordBody {
+    /// The password now.
+    pub current_password: String,
+    /// The new password: 10 to 128 characters, not a common password, not the e-mail address.
+    pub new_password: String,
+}
+
+/// Changes the signed-in customer's password.
+///
+/// Every session and access token of the customer ends at once, this request's included, on
+/// every device; the answer holds the tokens of a new session, which the caller uses from now on.
+/// A wrong current password counts as a failed sign-in for throttling.
+#[utoipa::path(
+    post,
+    path = "/v1/store/me/password",
+    tag = "store",
+    request_body = ChangePasswordBody,
+    responses(
+        (status = 200, description = "Password changed; the tokens of the new session", body = TokenResponse),
+        (status = 422, description = "`validation_failed`: the current password is wrong (`/current_password`, `incorrect`) or the new one breaks the policy", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords (`login_throttled`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_password(
+    State(service): State<Arc<IdentityService>>,
+    CustomerCaller(principal): CustomerCaller,
+    address: Option<Extension<ClientAddr>>,
+    Json(body): Json<ChangePasswordBody>,
+) -> Result<Response, ApiError> {
+    let address = address.map(|Extension(ClientAddr(a))| a);
+    let tokens = service
+        .change_customer_password(
+            &principal,
+            &body.current_password,
+            &body.new_password,
+            address,
+        )
+        .await?;
+    Ok(no_store(axum::Json(tokens).into_response()))
 }
 
 /// The public keys that verify access tokens (JWKS, RFC 7517), matched by `kid`.

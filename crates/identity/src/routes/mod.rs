@@ -20,6 +20,7 @@ pub fn router(service: Arc<IdentityService>) -> OpenApiRouter {
         .routes(routes!(auth::token))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
         .routes(routes!(auth::jwks))
         .routes(routes!(admin::list_customers))
         .routes(routes!(admin::get_customer))
