@@ -91,7 +91,7 @@ pub struct CreatedCart {
 }
 
 /// Opens a cart: a guest's, or, with a customer's bearer token, that customer's.
-#[utoipa::path(post, path = "/v1/store/carts", tag = "store", request_body = CreateCartBody,
+#[utoipa::path(post, path = "/v1/store/carts", operation_id = "createStoreCart", tag = "store", request_body = CreateCartBody,
     responses(
         (status = 201, description = "The cart and its token", body = CreatedCart),
         (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
@@ -109,7 +109,7 @@ pub async fn create_cart(
 }
 
 /// A cart with its totals.
-#[utoipa::path(get, path = "/v1/store/carts/{id}", tag = "store",
+#[utoipa::path(get, path = "/v1/store/carts/{id}", operation_id = "getStoreCart", tag = "store",
     params(("id" = CartId, Path, description = "Cart id"),
         ("X-Cart-Token" = Option<String>, Header, description = "The cart's token")),
     responses(
@@ -135,7 +135,7 @@ pub struct UpdateCartBody {
 }
 
 /// Sets the cart's e-mail and shipping address.
-#[utoipa::path(patch, path = "/v1/store/carts/{id}", tag = "store", request_body = UpdateCartBody,
+#[utoipa::path(patch, path = "/v1/store/carts/{id}", operation_id = "updateStoreCart", tag = "store", request_body = UpdateCartBody,
     params(("id" = CartId, Path, description = "Cart id")),
     responses((status = 200, description = "The cart", body = Cart)))]
 pub async fn update_cart(
@@ -161,7 +161,7 @@ pub struct AddItemBody {
 }
 
 /// Adds units of a variant.
-#[utoipa::path(post, path = "/v1/store/carts/{id}/items", tag = "store", request_body = AddItemBody,
+#[utoipa::path(post, path = "/v1/store/carts/{id}/items", operation_id = "addStoreCartItem", tag = "store", request_body = AddItemBody,
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
@@ -189,7 +189,7 @@ pub struct UpdateItemBody {
 }
 
 /// Sets an item's quantity.
-#[utoipa::path(patch, path = "/v1/store/carts/{id}/items/{item_id}", tag = "store",
+#[utoipa::path(patch, path = "/v1/store/carts/{id}/items/{item_id}", operation_id = "updateStoreCartItem", tag = "store",
     request_body = UpdateItemBody,
     params(("id" = CartId, Path, description = "Cart id"), ("item_id" = CartItemId, Path, description = "Item id")),
     responses(
@@ -210,7 +210,7 @@ pub async fn update_item(
 }
 
 /// Removes an item.
-#[utoipa::path(delete, path = "/v1/store/carts/{id}/items/{item_id}", tag = "store",
+#[utoipa::path(delete, path = "/v1/store/carts/{id}/items/{item_id}", operation_id = "removeStoreCartItem", tag = "store",
     params(("id" = CartId, Path, description = "Cart id"), ("item_id" = CartItemId, Path, description = "Item id")),
     responses((status = 200, description = "The cart", body = Cart)))]
 pub async fn remove_item(
@@ -224,7 +224,7 @@ pub async fn remove_item(
 }
 
 /// The shipping options that ship this cart, priced for it.
-#[utoipa::path(get, path = "/v1/store/carts/{id}/shipping-options", tag = "store",
+#[utoipa::path(get, path = "/v1/store/carts/{id}/shipping-options", operation_id = "listStoreCartShippingOptions", tag = "store",
     params(("id" = CartId, Path, description = "Cart id")),
     responses((status = 200, description = "Options", body = Vec<OfferedShipping>)))]
 pub async fn list_shipping_options(
@@ -245,7 +245,7 @@ pub struct ChooseShippingBody {
 }
 
 /// Chooses one of the offered shipping options.
-#[utoipa::path(put, path = "/v1/store/carts/{id}/shipping-option", tag = "store",
+#[utoipa::path(put, path = "/v1/store/carts/{id}/shipping-option", operation_id = "chooseStoreCartShippingOption", tag = "store",
     request_body = ChooseShippingBody,
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
@@ -275,7 +275,7 @@ pub struct AddCouponBody {
 }
 
 /// Adds a coupon code that applies to the cart.
-#[utoipa::path(post, path = "/v1/store/carts/{id}/coupons", tag = "store",
+#[utoipa::path(post, path = "/v1/store/carts/{id}/coupons", operation_id = "addStoreCartCoupon", tag = "store",
     request_body = AddCouponBody,
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
@@ -295,7 +295,7 @@ pub async fn add_coupon(
 }
 
 /// Removes a coupon code.
-#[utoipa::path(delete, path = "/v1/store/carts/{id}/coupons/{code}", tag = "store",
+#[utoipa::path(delete, path = "/v1/store/carts/{id}/coupons/{code}", operation_id = "removeStoreCartCoupon", tag = "store",
     params(("id" = CartId, Path, description = "Cart id"), ("code" = String, Path, description = "The code")),
     responses((status = 200, description = "The cart", body = Cart)))]
 pub async fn remove_coupon(
@@ -310,7 +310,7 @@ pub async fn remove_coupon(
 
 /// Merges a guest cart (its `X-Cart-Token`) into the signed-in customer's cart; the storefront
 /// calls it right after sign-in. Answers the customer's cart.
-#[utoipa::path(post, path = "/v1/store/carts/{id}/merge", tag = "store",
+#[utoipa::path(post, path = "/v1/store/carts/{id}/merge", operation_id = "mergeStoreCart", tag = "store",
     params(("id" = CartId, Path, description = "The guest cart's id"),
         ("X-Cart-Token" = String, Header, description = "The guest cart's token")),
     responses(

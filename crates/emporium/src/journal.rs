@@ -195,7 +195,7 @@ pub struct JournalPage {
 }
 
 /// Lists delivered events, newest first.
-#[utoipa::path(get, path = "/v1/admin/events", tag = "admin", params(JournalQuery),
+#[utoipa::path(get, path = "/v1/admin/events", operation_id = "listAdminEvents", tag = "admin", params(JournalQuery),
     responses((status = 200, description = "A page of events", body = JournalPage)))]
 async fn list_events(
     State(db): State<Db>,

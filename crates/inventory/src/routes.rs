@@ -76,7 +76,7 @@ pub fn router(service: Arc<InventoryService>) -> OpenApiRouter {
 type Svc = State<Arc<InventoryService>>;
 
 /// Lists stock locations by code.
-#[utoipa::path(get, path = "/v1/admin/inventory/locations", tag = "admin", params(PageQuery),
+#[utoipa::path(get, path = "/v1/admin/inventory/locations", operation_id = "listAdminLocations", tag = "admin", params(PageQuery),
     responses((status = 200, description = "A page of locations", body = Page<Location>)))]
 pub async fn list_locations(
     State(service): Svc,
@@ -101,7 +101,7 @@ pub struct CreateLocationBody {
 }
 
 /// Creates a stock location.
-#[utoipa::path(post, path = "/v1/admin/inventory/locations", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/inventory/locations", operation_id = "createAdminLocation", tag = "admin",
     request_body = CreateLocationBody,
     responses(
         (status = 201, description = "Created", body = Location),
@@ -121,7 +121,7 @@ pub async fn create_location(
 }
 
 /// One stock location.
-#[utoipa::path(get, path = "/v1/admin/inventory/locations/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/inventory/locations/{id}", operation_id = "getAdminLocation", tag = "admin",
     params(("id" = LocationId, Path, description = "Location id")),
     responses(
         (status = 200, description = "The location", body = Location),
@@ -145,7 +145,7 @@ pub struct UpdateLocationBody {
 }
 
 /// Changes a stock location's code or name.
-#[utoipa::path(patch, path = "/v1/admin/inventory/locations/{id}", tag = "admin",
+#[utoipa::path(patch, path = "/v1/admin/inventory/locations/{id}", operation_id = "updateAdminLocation", tag = "admin",
     request_body = UpdateLocationBody,
     params(("id" = LocationId, Path, description = "Location id")),
     responses(
@@ -178,7 +178,7 @@ pub struct LevelsQuery {
 }
 
 /// The stock of a variant: totals and the level at each location.
-#[utoipa::path(get, path = "/v1/admin/inventory/levels", tag = "admin", params(LevelsQuery),
+#[utoipa::path(get, path = "/v1/admin/inventory/levels", operation_id = "listAdminStockLevels", tag = "admin", params(LevelsQuery),
     responses((status = 200, description = "The variant's stock", body = VariantStock)))]
 pub async fn get_levels(
     State(service): Svc,
@@ -208,7 +208,7 @@ pub struct SetLevelBody {
 }
 
 /// Sets the absolute stock level of a variant at a location, creating it when absent.
-#[utoipa::path(put, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}", tag = "admin",
+#[utoipa::path(put, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}", operation_id = "setAdminStockLevel", tag = "admin",
     request_body = SetLevelBody, params(LevelPath),
     responses(
         (status = 200, description = "The level after the change", body = StockLevel),
@@ -244,7 +244,7 @@ pub struct AdjustmentBody {
 }
 
 /// Adds units to, or removes units from, the stock of a variant at a location.
-#[utoipa::path(post, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}/adjustments",
+#[utoipa::path(post, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}/adjustments", operation_id = "adjustAdminStockLevel",
     tag = "admin", request_body = AdjustmentBody, params(LevelPath),
     responses(
         (status = 200, description = "The level after the change", body = StockLevel),
@@ -282,7 +282,7 @@ pub struct LedgerQuery {
 }
 
 /// Lists stock ledger entries, newest first.
-#[utoipa::path(get, path = "/v1/admin/inventory/ledger", tag = "admin", params(LedgerQuery),
+#[utoipa::path(get, path = "/v1/admin/inventory/ledger", operation_id = "listAdminLedgerEntries", tag = "admin", params(LedgerQuery),
     responses((status = 200, description = "A page of ledger entries", body = Page<LedgerEntry>)))]
 pub async fn list_ledger(
     State(service): Svc,
@@ -296,7 +296,7 @@ pub async fn list_ledger(
 }
 
 /// One reservation.
-#[utoipa::path(get, path = "/v1/admin/inventory/reservations/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/inventory/reservations/{id}", operation_id = "getAdminReservation", tag = "admin",
     params(("id" = ReservationId, Path, description = "Reservation id")),
     responses(
         (status = 200, description = "The reservation", body = Reservation),

@@ -81,7 +81,7 @@ fn customer_of(principal: Option<&axum::Extension<Principal>>) -> Option<String>
 /// Checks the cart out: reserve stock, redeem coupons, authorise payment, place the order,
 /// commit the stock. The same `Idempotency-Key` (also sent concurrently) gets the first answer;
 /// with another body it is a 422.
-#[utoipa::path(post, path = "/v1/store/carts/{id}/checkout", tag = "store",
+#[utoipa::path(post, path = "/v1/store/carts/{id}/checkout", operation_id = "checkOutStoreCart", tag = "store",
     request_body = CheckoutRequest,
     params(("id" = CartId, Path, description = "Cart id"),
         ("Idempotency-Key" = String, Header, description = "1 to 255 characters, unique per attempt"),
@@ -118,7 +118,7 @@ pub async fn checkout(
 }
 
 /// The signed-in customer's latest orders, newest first.
-#[utoipa::path(get, path = "/v1/store/orders", tag = "store", params(PageQuery),
+#[utoipa::path(get, path = "/v1/store/orders", operation_id = "listStoreOrders", tag = "store", params(PageQuery),
     responses((status = 200, description = "A page of the customer's orders", body = Page<Order>)))]
 pub async fn list_orders(
     State(state): State<OrderingState>,
@@ -134,7 +134,7 @@ pub async fn list_orders(
 }
 
 /// One order: the customer's own, or a guest's with its `X-Order-Token`.
-#[utoipa::path(get, path = "/v1/store/orders/{id}", tag = "store",
+#[utoipa::path(get, path = "/v1/store/orders/{id}", operation_id = "getStoreOrder", tag = "store",
     params(("id" = OrderId, Path, description = "Order id"),
         ("X-Order-Token" = Option<String>, Header, description = "The order's token (guests)")),
     responses(
@@ -173,7 +173,7 @@ pub struct OrderListQuery {
 }
 
 /// Orders, newest first, optionally of one status.
-#[utoipa::path(get, path = "/v1/admin/orders", tag = "admin", params(OrderListQuery),
+#[utoipa::path(get, path = "/v1/admin/orders", operation_id = "listAdminOrders", tag = "admin", params(OrderListQuery),
     responses((status = 200, description = "A page of orders", body = Page<Order>)))]
 pub async fn admin_list_orders(
     State(state): State<OrderingState>,
@@ -188,7 +188,7 @@ pub async fn admin_list_orders(
 }
 
 /// One order.
-#[utoipa::path(get, path = "/v1/admin/orders/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/orders/{id}", operation_id = "getAdminOrder", tag = "admin",
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
@@ -210,7 +210,7 @@ async fn act(
 }
 
 /// Captures the order's payment: placed → paid.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/capture", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/capture", operation_id = "captureAdminOrder", tag = "admin",
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
@@ -240,7 +240,7 @@ pub struct FulfillBody {
 }
 
 /// Fulfils units of lines (partial fulfilment allowed); paid → fulfilled once every unit is.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/fulfill", tag = "admin", request_body = FulfillBody,
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/fulfill", operation_id = "fulfillAdminOrder", tag = "admin", request_body = FulfillBody,
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
@@ -268,7 +268,7 @@ pub struct ShipBody {
 }
 
 /// Ships a fulfilled order.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/ship", tag = "admin", request_body = ShipBody,
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/ship", operation_id = "shipAdminOrder", tag = "admin", request_body = ShipBody,
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
@@ -283,7 +283,7 @@ pub async fn ship_order(
 }
 
 /// Marks a shipped order delivered.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/deliver", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/deliver", operation_id = "deliverAdminOrder", tag = "admin",
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
@@ -307,7 +307,7 @@ pub struct CancelBody {
 
 /// Cancels an order nothing of which was fulfilled: voids its payment, or refunds what was
 /// captured.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/cancel", tag = "admin", request_body = CancelBody,
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/cancel", operation_id = "cancelAdminOrder", tag = "admin", request_body = CancelBody,
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
@@ -330,7 +330,7 @@ pub struct RefundBody {
 }
 
 /// Refunds part or all of what was captured.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/refund", tag = "admin", request_body = RefundBody,
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/refund", operation_id = "refundAdminOrder", tag = "admin", request_body = RefundBody,
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
@@ -345,7 +345,7 @@ pub async fn refund_order(
 }
 
 /// Marks a delivered order returned.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/return", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/return", operation_id = "returnAdminOrder", tag = "admin",
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),

@@ -125,7 +125,7 @@ pub struct PageQuery {
 }
 
 /// Every product in any status, newest first.
-#[utoipa::path(get, path = "/v1/admin/products", tag = "admin", params(AdminProductQuery),
+#[utoipa::path(get, path = "/v1/admin/products", operation_id = "listAdminProducts", tag = "admin", params(AdminProductQuery),
     responses((status = 200, description = "A page of products", body = Page<Product>)))]
 pub async fn list_products(
     State(s): St,
@@ -145,7 +145,7 @@ pub async fn list_products(
 }
 
 /// Creates a product with its variants and prices.
-#[utoipa::path(post, path = "/v1/admin/products", tag = "admin", request_body = NewProduct,
+#[utoipa::path(post, path = "/v1/admin/products", operation_id = "createAdminProduct", tag = "admin", request_body = NewProduct,
     responses(
         (status = 201, description = "Created; `ETag` is its version", body = Product),
         (status = 409, description = "`handle_taken`, `sku_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
@@ -159,7 +159,7 @@ pub async fn create_product(
 }
 
 /// One product in any status, with availability.
-#[utoipa::path(get, path = "/v1/admin/products/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/products/{id}", operation_id = "getAdminProduct", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product; `ETag` is its version", body = Product),
@@ -171,7 +171,7 @@ pub async fn get_product(State(s): St, Path(id): Path<ProductId>) -> Result<Resp
 }
 
 /// Changes a product's fields, status or links (absent fields stay; lists replace).
-#[utoipa::path(patch, path = "/v1/admin/products/{id}", tag = "admin", request_body = ProductPatch,
+#[utoipa::path(patch, path = "/v1/admin/products/{id}", operation_id = "updateAdminProduct", tag = "admin", request_body = ProductPatch,
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the product changed since")),
     responses(
@@ -193,7 +193,7 @@ pub async fn update_product(
 
 /// Deletes a product, its variants and media (with their files). (To take it off the storefront
 /// but keep it, set its status to `archived`.)
-#[utoipa::path(delete, path = "/v1/admin/products/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/products/{id}", operation_id = "deleteAdminProduct", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the product changed since")),
     responses(
@@ -215,7 +215,7 @@ pub async fn delete_product(
 }
 
 /// A product's variants.
-#[utoipa::path(get, path = "/v1/admin/products/{id}/variants", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/products/{id}/variants", operation_id = "listAdminVariants", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id")),
     responses((status = 200, description = "The variants; `ETag` is the product's version", body = Vec<Variant>)))]
 pub async fn list_variants(State(s): St, Path(id): Path<ProductId>) -> Result<Response, ApiError> {
@@ -228,7 +228,7 @@ pub async fn list_variants(State(s): St, Path(id): Path<ProductId>) -> Result<Re
 }
 
 /// Adds a variant.
-#[utoipa::path(post, path = "/v1/admin/products/{id}/variants", tag = "admin", request_body = NewVariant,
+#[utoipa::path(post, path = "/v1/admin/products/{id}/variants", operation_id = "addAdminVariant", tag = "admin", request_body = NewVariant,
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(
@@ -253,7 +253,7 @@ pub async fn add_variant(
 }
 
 /// One variant.
-#[utoipa::path(get, path = "/v1/admin/products/{id}/variants/{variant_id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/products/{id}/variants/{variant_id}", operation_id = "getAdminVariant", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"), ("variant_id" = VariantId, Path, description = "Variant id")),
     responses(
         (status = 200, description = "The variant; `ETag` is the product's version", body = Variant),
@@ -272,7 +272,7 @@ pub async fn get_variant(
 }
 
 /// Changes a variant (absent fields stay; `prices` replaces the list).
-#[utoipa::path(patch, path = "/v1/admin/products/{id}/variants/{variant_id}", tag = "admin", request_body = VariantPatch,
+#[utoipa::path(patch, path = "/v1/admin/products/{id}/variants/{variant_id}", operation_id = "updateAdminVariant", tag = "admin", request_body = VariantPatch,
     params(("id" = ProductId, Path, description = "Product id"), ("variant_id" = VariantId, Path, description = "Variant id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(
@@ -297,7 +297,7 @@ pub async fn update_variant(
 }
 
 /// Removes a variant.
-#[utoipa::path(delete, path = "/v1/admin/products/{id}/variants/{variant_id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/products/{id}/variants/{variant_id}", operation_id = "deleteAdminVariant", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"), ("variant_id" = VariantId, Path, description = "Variant id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses((status = 204, description = "Removed; `ETag` is the product's new version")))]
@@ -318,14 +318,14 @@ pub async fn delete_variant(
 }
 
 /// Every category, flat, parents before children.
-#[utoipa::path(get, path = "/v1/admin/categories", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/categories", operation_id = "listAdminCategories", tag = "admin",
     responses((status = 200, description = "All categories", body = Vec<Category>)))]
 pub async fn list_categories(State(s): St) -> Result<axum::Json<Vec<Category>>, ApiError> {
     Ok(axum::Json(s.service.list_categories().await?))
 }
 
 /// Creates a category.
-#[utoipa::path(post, path = "/v1/admin/categories", tag = "admin", request_body = NewCategory,
+#[utoipa::path(post, path = "/v1/admin/categories", operation_id = "createAdminCategory", tag = "admin", request_body = NewCategory,
     responses(
         (status = 201, description = "Created", body = Category),
         (status = 409, description = "`handle_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
@@ -339,7 +339,7 @@ pub async fn create_category(
 }
 
 /// One category.
-#[utoipa::path(get, path = "/v1/admin/categories/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/categories/{id}", operation_id = "getAdminCategory", tag = "admin",
     params(("id" = CategoryId, Path, description = "Category id")),
     responses(
         (status = 200, description = "The category", body = Category),
@@ -351,7 +351,7 @@ pub async fn get_category(State(s): St, Path(id): Path<CategoryId>) -> Result<Re
 }
 
 /// Renames, re-orders or moves a category (`parent_id: null` moves it to the root).
-#[utoipa::path(patch, path = "/v1/admin/categories/{id}", tag = "admin", request_body = CategoryPatch,
+#[utoipa::path(patch, path = "/v1/admin/categories/{id}", operation_id = "updateAdminCategory", tag = "admin", request_body = CategoryPatch,
     params(("id" = CategoryId, Path, description = "Category id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the category changed since")),
     responses(
@@ -372,7 +372,7 @@ pub async fn update_category(
 }
 
 /// Deletes a category without children; its products leave it.
-#[utoipa::path(delete, path = "/v1/admin/categories/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/categories/{id}", operation_id = "deleteAdminCategory", tag = "admin",
     params(("id" = CategoryId, Path, description = "Category id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the category changed since")),
     responses(
@@ -391,7 +391,7 @@ pub async fn delete_category(
 }
 
 /// Collections, oldest first.
-#[utoipa::path(get, path = "/v1/admin/collections", tag = "admin", params(PageQuery),
+#[utoipa::path(get, path = "/v1/admin/collections", operation_id = "listAdminCollections", tag = "admin", params(PageQuery),
     responses((status = 200, description = "A page of collections", body = Page<Collection>)))]
 pub async fn list_collections(
     State(s): St,
@@ -405,7 +405,7 @@ pub async fn list_collections(
 }
 
 /// Creates a collection.
-#[utoipa::path(post, path = "/v1/admin/collections", tag = "admin", request_body = CollectionInput,
+#[utoipa::path(post, path = "/v1/admin/collections", operation_id = "createAdminCollection", tag = "admin", request_body = CollectionInput,
     responses(
         (status = 201, description = "Created", body = Collection),
         (status = 409, description = "`handle_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
@@ -423,7 +423,7 @@ pub async fn create_collection(
 }
 
 /// One collection.
-#[utoipa::path(get, path = "/v1/admin/collections/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/collections/{id}", operation_id = "getAdminCollection", tag = "admin",
     params(("id" = CollectionId, Path, description = "Collection id")),
     responses(
         (status = 200, description = "The collection", body = Collection),
@@ -438,7 +438,7 @@ pub async fn get_collection(
 }
 
 /// Changes a collection (absent fields stay).
-#[utoipa::path(patch, path = "/v1/admin/collections/{id}", tag = "admin", request_body = CollectionInput,
+#[utoipa::path(patch, path = "/v1/admin/collections/{id}", operation_id = "updateAdminCollection", tag = "admin", request_body = CollectionInput,
     params(("id" = CollectionId, Path, description = "Collection id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the collection changed since")),
     responses((status = 200, description = "The collection as changed", body = Collection)))]
@@ -456,7 +456,7 @@ pub async fn update_collection(
 }
 
 /// Deletes a collection; its products leave it.
-#[utoipa::path(delete, path = "/v1/admin/collections/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/collections/{id}", operation_id = "deleteAdminCollection", tag = "admin",
     params(("id" = CollectionId, Path, description = "Collection id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the collection changed since")),
     responses((status = 204, description = "Deleted")))]

@@ -138,7 +138,7 @@ async fn read_upload(
 }
 
 /// Uploads an image and attaches it to the product, after its other media.
-#[utoipa::path(post, path = "/v1/admin/products/{id}/media", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/products/{id}/media", operation_id = "uploadAdminProductMedia", tag = "admin",
     request_body(content = MediaUpload, content_type = "multipart/form-data"),
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
@@ -181,7 +181,7 @@ pub async fn upload_media(
 }
 
 /// Removes a media from its product and deletes its file.
-#[utoipa::path(delete, path = "/v1/admin/products/{id}/media/{media_id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/products/{id}/media/{media_id}", operation_id = "deleteAdminProductMedia", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"), ("media_id" = MediaId, Path, description = "Media id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(

@@ -50,7 +50,7 @@ pub struct CustomerListQuery {
 }
 
 /// Lists customers, newest first.
-#[utoipa::path(get, path = "/v1/admin/customers", tag = "admin", params(CustomerListQuery),
+#[utoipa::path(get, path = "/v1/admin/customers", operation_id = "listAdminCustomers", tag = "admin", params(CustomerListQuery),
     responses((status = 200, description = "A page of customers", body = Page<Customer>)))]
 pub async fn list_customers(
     State(service): Svc,
@@ -64,7 +64,7 @@ pub async fn list_customers(
 }
 
 /// One customer.
-#[utoipa::path(get, path = "/v1/admin/customers/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/customers/{id}", operation_id = "getAdminCustomer", tag = "admin",
     params(("id" = CustomerId, Path, description = "Customer id")),
     responses(
         (status = 200, description = "The customer", body = Customer),
@@ -88,7 +88,7 @@ pub struct CustomerGroupsBody {
 
 /// Sets a customer's groups (admins). Price lists and promotions for a group apply to the
 /// customer's carts from then on.
-#[utoipa::path(put, path = "/v1/admin/customers/{id}/groups", tag = "admin",
+#[utoipa::path(put, path = "/v1/admin/customers/{id}/groups", operation_id = "setAdminCustomerGroups", tag = "admin",
     request_body = CustomerGroupsBody,
     params(("id" = CustomerId, Path, description = "Customer id")),
     responses(
@@ -110,7 +110,7 @@ pub async fn set_customer_groups(
 }
 
 /// Lists staff users, newest first.
-#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(PageQuery),
+#[utoipa::path(get, path = "/v1/admin/users", operation_id = "listAdminUsers", tag = "admin", params(PageQuery),
     responses((status = 200, description = "A page of staff users", body = Page<StaffUser>)))]
 pub async fn list_users(
     State(service): Svc,
@@ -136,7 +136,7 @@ pub struct CreateUserBody {
 }
 
 /// Creates a staff user (owners only).
-#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = CreateUserBody,
+#[utoipa::path(post, path = "/v1/admin/users", operation_id = "createAdminUser", tag = "admin", request_body = CreateUserBody,
     responses(
         (status = 201, description = "Created", body = StaffUser),
         (status = 409, description = "`email_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
@@ -161,7 +161,7 @@ pub async fn create_user(
 }
 
 /// One staff user.
-#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/users/{id}", operation_id = "getAdminUser", tag = "admin",
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 200, description = "The staff user", body = StaffUser),
@@ -184,7 +184,7 @@ pub struct UpdateUserBody {
 }
 
 /// Changes a staff user's name, role or password (owners only). The last owner keeps the role.
-#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", request_body = UpdateUserBody,
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", operation_id = "updateAdminUser", tag = "admin", request_body = UpdateUserBody,
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 200, description = "Updated", body = StaffUser),
@@ -208,7 +208,7 @@ pub async fn update_user(
 }
 
 /// Removes a staff user (owners only). The last owner stays.
-#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", operation_id = "deleteAdminUser", tag = "admin",
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 204, description = "Removed"),
@@ -225,7 +225,7 @@ pub async fn delete_user(
 }
 
 /// Lists API clients, newest first, revoked ones included.
-#[utoipa::path(get, path = "/v1/admin/api-clients", tag = "admin", params(PageQuery),
+#[utoipa::path(get, path = "/v1/admin/api-clients", operation_id = "listAdminApiClients", tag = "admin", params(PageQuery),
     responses((status = 200, description = "A page of API clients", body = Page<ApiClient>)))]
 pub async fn list_api_clients(
     State(service): Svc,
@@ -248,7 +248,7 @@ pub struct CreateApiClientBody {
 }
 
 /// Creates an API client. The response holds its secret, which is never shown again.
-#[utoipa::path(post, path = "/v1/admin/api-clients", tag = "admin", request_body = CreateApiClientBody,
+#[utoipa::path(post, path = "/v1/admin/api-clients", operation_id = "createAdminApiClient", tag = "admin", request_body = CreateApiClientBody,
     responses((status = 201, description = "Created; keep the secret", body = NewApiClient)))]
 pub async fn create_api_client(
     State(service): Svc,
@@ -268,7 +268,7 @@ pub async fn create_api_client(
 }
 
 /// Revokes an API client: it gets no new tokens. Idempotent.
-#[utoipa::path(delete, path = "/v1/admin/api-clients/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/api-clients/{id}", operation_id = "revokeAdminApiClient", tag = "admin",
     params(("id" = ApiClientId, Path, description = "API client id")),
     responses(
         (status = 204, description = "Revoked"),

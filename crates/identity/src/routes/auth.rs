@@ -32,6 +32,7 @@ pub struct RegisterBody {
 #[utoipa::path(
     post,
     path = "/v1/auth/register",
+    operation_id = "registerCustomer",
     tag = "auth",
     request_body = RegisterBody,
     responses(
@@ -152,6 +153,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 #[utoipa::path(
     post,
     path = "/v1/auth/token",
+    operation_id = "issueToken",
     tag = "auth",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
@@ -241,6 +243,7 @@ pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) ->
 #[utoipa::path(
     post,
     path = "/v1/auth/logout",
+    operation_id = "logOut",
     tag = "auth",
     responses(
         (status = 204, description = "Session revoked"),
@@ -259,6 +262,7 @@ pub async fn logout(
 #[utoipa::path(
     get,
     path = "/v1/store/me",
+    operation_id = "getStoreCustomer",
     tag = "store",
     responses(
         (status = 200, description = "The customer", body = Customer),
@@ -276,6 +280,7 @@ pub async fn me(
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",
+    operation_id = "getJwks",
     tag = "auth",
     responses((status = 200, description = "JSON Web Key Set", body = Object))
 )]
