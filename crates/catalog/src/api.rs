@@ -157,6 +157,12 @@ pub struct CategoryNode {
     pub children: Vec<CategoryNode>,
 }
 
+/// The storefront's category tree: the roots in order, each with its children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CategoryTree {
+    pub items: Vec<CategoryNode>,
+}
+
 /// A hand-picked group of products.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Collection {

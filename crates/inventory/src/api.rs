@@ -165,13 +165,9 @@ pub struct LedgerEntry {
     pub created_at: OffsetDateTime,
 }
 
-/// One page of a list, with the cursor of the next page.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
+/// One page of a list, with the cursor of the next page: the kernel's, so the OpenAPI document
+/// has one `Page` schema.
+pub use emporium_kernel::Page;
 
 /// What other contexts may ask of inventory.
 #[async_trait::async_trait]

@@ -41,8 +41,10 @@ pub const MAX_UNIT_PRICE: i64 = 1_000_000_000_000;
 /// Most items in one cart.
 pub const MAX_LINES: usize = 500;
 
-/// A cart as the quote sees it.
+/// A cart as the quote sees it (`QuoteCart` in the OpenAPI document, apart from the store's
+/// `Cart`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = QuoteCart)]
 pub struct Cart {
     pub currency: Currency,
     pub items: Vec<Item>,
