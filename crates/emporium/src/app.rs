@@ -68,6 +68,16 @@ pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
     emporium_ordering::ADMIN_RULES,
 ];
 
+/// The documented paths whose handlers never touch the database (the search index has its own
+/// files): they answer no `database_unavailable`.
+const WITHOUT_DATABASE: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/.well-known/jwks.json",
+    "/v1/store/search",
+    "/v1/store/search/suggest",
+];
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -340,7 +350,7 @@ impl Store {
             .merge(emporium_search::router(self.search.clone()))
             .merge(ops)
             .split_for_parts();
-        emporium_http::openapi::add_shared_errors(&mut doc);
+        emporium_http::openapi::add_shared_errors(&mut doc, WITHOUT_DATABASE);
         (api, doc)
     }
 }

@@ -17,8 +17,11 @@ use crate::Problem;
 /// The shared answers: 401 `token_invalid` everywhere (a bad bearer token is refused whatever
 /// the route), 401 `unauthenticated` and 403 `forbidden` under `/v1/admin`, 404 `not_found` on
 /// a path with parameters (a malformed id), 422 `validation_failed` on query parameters, 400,
-/// 413, 415 and 422 on a JSON body, 500 and 503 everywhere.
-pub fn add_shared_errors(doc: &mut OpenApi) {
+/// 413, 415 and 422 on a JSON body, 500 `internal` and 503 `request_timeout` everywhere, and 503
+/// `database_unavailable` and `database_busy` on every path but those in `without_database`
+/// (handlers that never touch the database). A route taking another kind of body (a form, a
+/// multipart upload) documents its own body errors.
+pub fn add_shared_errors(doc: &mut OpenApi, without_database: &[&str]) {
     let components = doc.components.get_or_insert_with(Default::default);
     components
         .schemas
@@ -35,6 +38,7 @@ pub fn add_shared_errors(doc: &mut OpenApi) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let admin = path.starts_with("/v1/admin");
         let has_path_params = path.contains('{');
+        let uses_database = !without_database.contains(&path.as_str());
         let ops: [&mut Option<Operation>; 5] = [
             &mut item.get,
             &mut item.delete,
@@ -109,23 +113,23 @@ pub fn add_shared_errors(doc: &mut OpenApi) {
                     "validation_failed",
                     "Invalid fields (`validation_failed`), each with its JSON Pointer",
                 );
-            } else if !body_media.is_empty() {
-                add(
-                    "400",
-                    "body_unreadable",
-                    "Unreadable body (`body_unreadable`)",
-                );
-                add("413", "body_too_large", "Body too large (`body_too_large`)");
             }
             add(
                 "500",
                 "internal",
                 "Unexpected failure (`internal`); quote the request id",
             );
+            if uses_database {
+                add(
+                    "503",
+                    "database_unavailable",
+                    "The database is down or busy (`database_unavailable`, `database_busy`)",
+                );
+            }
             add(
                 "503",
-                "database_unavailable",
-                "A dependency is down or the request timed out (`database_unavailable`, `request_timeout`)",
+                "request_timeout",
+                "The request took too long and was abandoned (`request_timeout`)",
             );
         }
     }
@@ -137,8 +141,26 @@ fn add_answer(op: &mut Operation, status: &str, code: &str, description: &str) {
     match op.responses.responses.get_mut(status) {
         Some(RefOr::T(response)) => {
             if !response.description.contains(&format!("`{code}`")) {
-                response.description = format!("{}; {}", response.description, description);
+                // One sentence: the appended clause starts in lower case.
+                let mut clause = description.chars();
+                let first = clause.next().map(|c| c.to_lowercase().to_string());
+                response.description = format!(
+                    "{}; {}{}",
+                    response.description,
+                    first.unwrap_or_default(),
+                    clause.as_str()
+                );
             }
+            // The shared answers are problems, whatever else the route answers with that status.
+            response
+                .content
+                .entry(crate::PROBLEM_JSON.to_owned())
+                .or_insert_with(|| {
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build()
+                        .into()
+                });
         }
         Some(RefOr::Ref(_)) => {}
         None => {
