@@ -126,7 +126,11 @@ pub struct PageQuery {
 
 /// Every product in any status, newest first.
 #[utoipa::path(get, path = "/v1/admin/products", operation_id = "listAdminProducts", tag = "admin", params(AdminProductQuery),
-    responses((status = 200, description = "A page of products", body = Page<Product>)))]
+    responses(
+        (status = 200, description = "A page of products", body = Page<Product>),
+        (status = 404, description = "The `category` filter names no category (`category_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `limit`, `cursor` or `q` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_products(
     State(s): St,
     Query(q): Query<AdminProductQuery>,
@@ -148,7 +152,8 @@ pub async fn list_products(
 #[utoipa::path(post, path = "/v1/admin/products", operation_id = "createAdminProduct", tag = "admin", request_body = NewProduct,
     responses(
         (status = 201, description = "Created; `ETag` is its version", body = Product),
-        (status = 409, description = "`handle_taken`, `sku_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another product has the handle (`handle_taken`) or another variant the SKU (`sku_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. an unknown category or collection", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_product(
     State(s): St,
@@ -163,7 +168,7 @@ pub async fn create_product(
     params(("id" = ProductId, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product; `ETag` is its version", body = Product),
-        (status = 404, description = "`product_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_product(State(s): St, Path(id): Path<ProductId>) -> Result<Response, ApiError> {
     let product = s.service.get_product(id).await?;
@@ -176,7 +181,10 @@ pub async fn get_product(State(s): St, Path(id): Path<ProductId>) -> Result<Resp
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the product changed since")),
     responses(
         (status = 200, description = "The product as changed", body = Product),
-        (status = 412, description = "`precondition_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another product has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_product(
     State(s): St,
@@ -198,7 +206,8 @@ pub async fn update_product(
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the product changed since")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "`product_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_product(
     State(s): St,
@@ -217,7 +226,10 @@ pub async fn delete_product(
 /// A product's variants.
 #[utoipa::path(get, path = "/v1/admin/products/{id}/variants", operation_id = "listAdminVariants", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id")),
-    responses((status = 200, description = "The variants; `ETag` is the product's version", body = Vec<Variant>)))]
+    responses(
+        (status = 200, description = "The variants; `ETag` is the product's version", body = Vec<Variant>),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_variants(State(s): St, Path(id): Path<ProductId>) -> Result<Response, ApiError> {
     let product = s.service.get_product(id).await?;
     Ok(versioned(
@@ -233,7 +245,10 @@ pub async fn list_variants(State(s): St, Path(id): Path<ProductId>) -> Result<Re
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(
         (status = 201, description = "The new variant; `ETag` is the product's new version", body = Variant),
-        (status = 409, description = "`sku_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another variant has the SKU (`sku_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. options that do not fit the product", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn add_variant(
     State(s): St,
@@ -257,7 +272,7 @@ pub async fn add_variant(
     params(("id" = ProductId, Path, description = "Product id"), ("variant_id" = VariantId, Path, description = "Variant id")),
     responses(
         (status = 200, description = "The variant; `ETag` is the product's version", body = Variant),
-        (status = 404, description = "`product_not_found`, `variant_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product or variant on it (`product_not_found`, `variant_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_variant(
     State(s): St,
@@ -277,7 +292,10 @@ pub async fn get_variant(
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(
         (status = 200, description = "The variant as changed", body = Variant),
-        (status = 412, description = "`precondition_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product or variant on it (`product_not_found`, `variant_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another variant has the SKU (`sku_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_variant(
     State(s): St,
@@ -300,7 +318,11 @@ pub async fn update_variant(
 #[utoipa::path(delete, path = "/v1/admin/products/{id}/variants/{variant_id}", operation_id = "deleteAdminVariant", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"), ("variant_id" = VariantId, Path, description = "Variant id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
-    responses((status = 204, description = "Removed; `ETag` is the product's new version")))]
+    responses(
+        (status = 204, description = "Removed; `ETag` is the product's new version"),
+        (status = 404, description = "No such product or variant on it (`product_not_found`, `variant_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete_variant(
     State(s): St,
     Path((id, variant_id)): Path<(ProductId, VariantId)>,
@@ -328,7 +350,8 @@ pub async fn list_categories(State(s): St) -> Result<axum::Json<Vec<Category>>, 
 #[utoipa::path(post, path = "/v1/admin/categories", operation_id = "createAdminCategory", tag = "admin", request_body = NewCategory,
     responses(
         (status = 201, description = "Created", body = Category),
-        (status = 409, description = "`handle_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another category or collection has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. `unknown_category` at `/parent_id`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_category(
     State(s): St,
@@ -343,7 +366,7 @@ pub async fn create_category(
     params(("id" = CategoryId, Path, description = "Category id")),
     responses(
         (status = 200, description = "The category", body = Category),
-        (status = 404, description = "`category_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such category (`category_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_category(State(s): St, Path(id): Path<CategoryId>) -> Result<Response, ApiError> {
     let category = s.service.get_category(id).await?;
@@ -356,7 +379,10 @@ pub async fn get_category(State(s): St, Path(id): Path<CategoryId>) -> Result<Re
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the category changed since")),
     responses(
         (status = 200, description = "The category as changed", body = Category),
-        (status = 422, description = "`validation_failed` (e.g. `category_cycle` at `/parent_id`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such category (`category_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another category or collection has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. `category_cycle` at `/parent_id`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_category(
     State(s): St,
@@ -377,7 +403,9 @@ pub async fn update_category(
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the category changed since")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 409, description = "`category_has_children`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such category (`category_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The category has child categories (`category_has_children`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_category(
     State(s): St,
@@ -392,7 +420,10 @@ pub async fn delete_category(
 
 /// Collections, oldest first.
 #[utoipa::path(get, path = "/v1/admin/collections", operation_id = "listAdminCollections", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of collections", body = Page<Collection>)))]
+    responses(
+        (status = 200, description = "A page of collections", body = Page<Collection>),
+        (status = 422, description = "A bad `limit` or `cursor` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_collections(
     State(s): St,
     Query(q): Query<PageQuery>,
@@ -408,7 +439,8 @@ pub async fn list_collections(
 #[utoipa::path(post, path = "/v1/admin/collections", operation_id = "createAdminCollection", tag = "admin", request_body = CollectionInput,
     responses(
         (status = 201, description = "Created", body = Collection),
-        (status = 409, description = "`handle_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another category or collection has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_collection(
     State(s): St,
@@ -427,7 +459,7 @@ pub async fn create_collection(
     params(("id" = CollectionId, Path, description = "Collection id")),
     responses(
         (status = 200, description = "The collection", body = Collection),
-        (status = 404, description = "`collection_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such collection (`collection_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_collection(
     State(s): St,
@@ -441,7 +473,13 @@ pub async fn get_collection(
 #[utoipa::path(patch, path = "/v1/admin/collections/{id}", operation_id = "updateAdminCollection", tag = "admin", request_body = CollectionInput,
     params(("id" = CollectionId, Path, description = "Collection id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the collection changed since")),
-    responses((status = 200, description = "The collection as changed", body = Collection)))]
+    responses(
+        (status = 200, description = "The collection as changed", body = Collection),
+        (status = 404, description = "No such collection (`collection_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another category or collection has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn update_collection(
     State(s): St,
     Path(id): Path<CollectionId>,
@@ -459,7 +497,11 @@ pub async fn update_collection(
 #[utoipa::path(delete, path = "/v1/admin/collections/{id}", operation_id = "deleteAdminCollection", tag = "admin",
     params(("id" = CollectionId, Path, description = "Collection id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the collection changed since")),
-    responses((status = 204, description = "Deleted")))]
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such collection (`collection_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete_collection(
     State(s): St,
     Path(id): Path<CollectionId>,

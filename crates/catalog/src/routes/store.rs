@@ -45,7 +45,7 @@ pub struct ProductListQuery {
 #[utoipa::path(get, path = "/v1/store/products", operation_id = "listStoreProducts", tag = "store", params(ProductListQuery),
     responses(
         (status = 200, description = "A page of products", body = Page<Product>),
-        (status = 422, description = "`validation_failed` (e.g. a price filter without currency, a bad cursor)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, e.g. a price filter without `currency`, a bad `cursor` or `limit`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_products(
     State(state): State<CatalogState>,
@@ -82,7 +82,7 @@ pub async fn list_products(
         (status = 200, description = "The product, with availability", body = Product,
             headers(("ETag" = String, description = "Changes whenever the answer changes"))),
         (status = 304, description = "The copy named by `If-None-Match` is current"),
-        (status = 404, description = "`product_not_found` (also for unpublished products)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No published product with this id or handle (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_product(
     State(state): State<CatalogState>,
