@@ -51,7 +51,10 @@ pub struct CustomerListQuery {
 
 /// Lists customers, newest first.
 #[utoipa::path(get, path = "/v1/admin/customers", operation_id = "listAdminCustomers", tag = "admin", params(CustomerListQuery),
-    responses((status = 200, description = "A page of customers", body = Page<Customer>)))]
+    responses(
+        (status = 200, description = "A page of customers", body = Page<Customer>),
+        (status = 422, description = "A bad `email`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_customers(
     State(service): Svc,
     Query(q): Query<CustomerListQuery>,
@@ -68,7 +71,7 @@ pub async fn list_customers(
     params(("id" = CustomerId, Path, description = "Customer id")),
     responses(
         (status = 200, description = "The customer", body = Customer),
-        (status = 404, description = "`customer_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer (`customer_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_customer(
     State(service): Svc,
@@ -93,8 +96,8 @@ pub struct CustomerGroupsBody {
     params(("id" = CustomerId, Path, description = "Customer id")),
     responses(
         (status = 200, description = "The customer, with the groups now", body = Customer),
-        (status = 404, description = "`customer_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer (`customer_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid group names or too many groups (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_customer_groups(
     State(service): Svc,
@@ -111,7 +114,10 @@ pub async fn set_customer_groups(
 
 /// Lists staff users, newest first.
 #[utoipa::path(get, path = "/v1/admin/users", operation_id = "listAdminUsers", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of staff users", body = Page<StaffUser>)))]
+    responses(
+        (status = 200, description = "A page of staff users", body = Page<StaffUser>),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_users(
     State(service): Svc,
     Query(q): Query<PageQuery>,
@@ -139,7 +145,8 @@ pub struct CreateUserBody {
 #[utoipa::path(post, path = "/v1/admin/users", operation_id = "createAdminUser", tag = "admin", request_body = CreateUserBody,
     responses(
         (status = 201, description = "Created", body = StaffUser),
-        (status = 409, description = "`email_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "E-mail address taken (`email_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_user(
     State(service): Svc,
@@ -165,7 +172,7 @@ pub async fn create_user(
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 200, description = "The staff user", body = StaffUser),
-        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such staff user (`user_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_user(
     State(service): Svc,
@@ -188,8 +195,9 @@ pub struct UpdateUserBody {
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 200, description = "Updated", body = StaffUser),
-        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`last_owner`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such staff user (`user_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last owner keeps the owner role (`last_owner`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_user(
     State(service): Svc,
@@ -212,8 +220,8 @@ pub async fn update_user(
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`last_owner`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such staff user (`user_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last owner stays (`last_owner`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_user(
     State(service): Svc,
@@ -226,7 +234,10 @@ pub async fn delete_user(
 
 /// Lists API clients, newest first, revoked ones included.
 #[utoipa::path(get, path = "/v1/admin/api-clients", operation_id = "listAdminApiClients", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of API clients", body = Page<ApiClient>)))]
+    responses(
+        (status = 200, description = "A page of API clients", body = Page<ApiClient>),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_api_clients(
     State(service): Svc,
     Query(q): Query<PageQuery>,
@@ -249,7 +260,10 @@ pub struct CreateApiClientBody {
 
 /// Creates an API client. The response holds its secret, which is never shown again.
 #[utoipa::path(post, path = "/v1/admin/api-clients", operation_id = "createAdminApiClient", tag = "admin", request_body = CreateApiClientBody,
-    responses((status = 201, description = "Created; keep the secret", body = NewApiClient)))]
+    responses(
+        (status = 201, description = "Created; keep the secret", body = NewApiClient),
+        (status = 422, description = "Invalid fields (`validation_failed`): an empty name, an unknown scope", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create_api_client(
     State(service): Svc,
     Authenticated(caller): Authenticated,
@@ -272,7 +286,7 @@ pub async fn create_api_client(
     params(("id" = ApiClientId, Path, description = "API client id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "`api_client_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such API client (`api_client_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_api_client(
     State(service): Svc,

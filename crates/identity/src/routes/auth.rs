@@ -38,6 +38,7 @@ pub struct RegisterBody {
     responses(
         (status = 201, description = "Account created", body = Customer),
         (status = 409, description = "E-mail address taken (`email_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`): the e-mail address, a weak or too short password, the name", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn register(
@@ -158,9 +159,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`", body = OAuthErrorBody),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
-        (status = 429, description = "Too many failed sign-ins (`login_throttled`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "RFC 6749 errors (`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`); an unreadable body (`body_unreadable`) is a problem", content((OAuthErrorBody = "application/json"), (emporium_http::Problem = "application/problem+json"))),
+        (status = 401, description = "Unknown client or wrong secret (`invalid_client`)", body = OAuthErrorBody),
+        (status = 413, description = "Body too large (`body_too_large`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed sign-ins for the account or the address (`login_throttled`); see `Retry-After`", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) -> Response {
@@ -247,7 +249,7 @@ pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) ->
     tag = "auth",
     responses(
         (status = 204, description = "Session revoked"),
-        (status = 401, description = "No or invalid access token", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No access token (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn logout(
@@ -266,6 +268,8 @@ pub async fn logout(
     tag = "store",
     responses(
         (status = 200, description = "The customer", body = Customer),
+        (status = 401, description = "No access token (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token is not a customer's (`customer_token_required`)", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The account was deleted (`customer_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
 )]
