@@ -77,7 +77,10 @@ type Svc = State<Arc<InventoryService>>;
 
 /// Lists stock locations by code.
 #[utoipa::path(get, path = "/v1/admin/inventory/locations", operation_id = "listAdminLocations", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of locations", body = Page<Location>)))]
+    responses(
+        (status = 200, description = "A page of locations", body = Page<Location>),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_locations(
     State(service): Svc,
     Query(q): Query<PageQuery>,
@@ -105,7 +108,8 @@ pub struct CreateLocationBody {
     request_body = CreateLocationBody,
     responses(
         (status = 201, description = "Created", body = Location),
-        (status = 409, description = "`location_code_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another location has the code (`location_code_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_location(
     State(service): Svc,
@@ -125,7 +129,7 @@ pub async fn create_location(
     params(("id" = LocationId, Path, description = "Location id")),
     responses(
         (status = 200, description = "The location", body = Location),
-        (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location (`location_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_location(
     State(service): Svc,
@@ -150,8 +154,9 @@ pub struct UpdateLocationBody {
     params(("id" = LocationId, Path, description = "Location id")),
     responses(
         (status = 200, description = "Updated", body = Location),
-        (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`location_code_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location (`location_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another location has the code (`location_code_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_location(
     State(service): Svc,
@@ -179,7 +184,10 @@ pub struct LevelsQuery {
 
 /// The stock of a variant: totals and the level at each location.
 #[utoipa::path(get, path = "/v1/admin/inventory/levels", operation_id = "listAdminStockLevels", tag = "admin", params(LevelsQuery),
-    responses((status = 200, description = "The variant's stock", body = VariantStock)))]
+    responses(
+        (status = 200, description = "The variant's stock", body = VariantStock),
+        (status = 422, description = "A missing or malformed `variant_id` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_levels(
     State(service): Svc,
     Query(q): Query<LevelsQuery>,
@@ -212,8 +220,9 @@ pub struct SetLevelBody {
     request_body = SetLevelBody, params(LevelPath),
     responses(
         (status = 200, description = "The level after the change", body = StockLevel),
-        (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`below_reserved`: more units are reserved than the new level", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location (`location_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "More units are reserved than the new level (`below_reserved`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. a negative `on_hand`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_level(
     State(service): Svc,
@@ -248,8 +257,9 @@ pub struct AdjustmentBody {
     tag = "admin", request_body = AdjustmentBody, params(LevelPath),
     responses(
         (status = 200, description = "The level after the change", body = StockLevel),
-        (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`insufficient_stock`: the level would fall below what is reserved", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location (`location_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The level would fall below what is reserved (`insufficient_stock`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. a zero `delta`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn adjust_level(
     State(service): Svc,
@@ -283,7 +293,10 @@ pub struct LedgerQuery {
 
 /// Lists stock ledger entries, newest first.
 #[utoipa::path(get, path = "/v1/admin/inventory/ledger", operation_id = "listAdminLedgerEntries", tag = "admin", params(LedgerQuery),
-    responses((status = 200, description = "A page of ledger entries", body = Page<LedgerEntry>)))]
+    responses(
+        (status = 200, description = "A page of ledger entries", body = Page<LedgerEntry>),
+        (status = 422, description = "A bad `variant_id`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_ledger(
     State(service): Svc,
     Query(q): Query<LedgerQuery>,
@@ -300,7 +313,7 @@ pub async fn list_ledger(
     params(("id" = ReservationId, Path, description = "Reservation id")),
     responses(
         (status = 200, description = "The reservation", body = Reservation),
-        (status = 404, description = "`reservation_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation (`reservation_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_reservation(
     State(service): Svc,
