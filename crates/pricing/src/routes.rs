@@ -125,13 +125,19 @@ fn versioned<T: Serialize>(status: StatusCode, version: i64, body: &T) -> Respon
 
 /// The five routes of one kind of rule, in a module named after it.
 macro_rules! rule_routes {
-    ($module:ident, $rule:ty, $id:ty, $collection:tt, $item:tt, $noun:literal, $one:literal, $many:literal) => {
+    (
+        $module:ident, $rule:ty, $id:ty, $collection:tt, $item:tt, $noun:literal, $one:literal,
+        $many:literal, [$($conflict:tt)*]
+    ) => {
         pub mod $module {
             use super::*;
 
             #[doc = concat!("Lists ", $noun, "s by id.")]
             #[utoipa::path(get, path = $collection, operation_id = concat!("listAdmin", $many), tag = "admin", params(PageQuery),
-                responses((status = 200, description = "A page", body = Page<Stored<$rule>>)))]
+                responses(
+                    (status = 200, description = "A page", body = Page<Stored<$rule>>),
+                    (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+                ))]
             pub async fn list(
                 State(service): Svc,
                 Query(q): Query<PageQuery>,
@@ -147,7 +153,8 @@ macro_rules! rule_routes {
             #[utoipa::path(post, path = $collection, operation_id = concat!("createAdmin", $one), tag = "admin", request_body = $rule,
                 responses(
                     (status = 201, description = "Created", body = Stored<$rule>),
-                    (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    $($conflict)*
+                    (status = 422, description = "Invalid fields (`validation_failed`), e.g. `read_only` at `/id`", body = emporium_http::Problem, content_type = "application/problem+json"),
                 ))]
             pub async fn create(
                 State(service): Svc,
@@ -171,7 +178,7 @@ macro_rules! rule_routes {
                 params(("id" = $id, Path, description = "Id")),
                 responses(
                     (status = 200, description = "Found", body = Stored<$rule>),
-                    (status = 404, description = "`pricing_rule_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    (status = 404, description = concat!("No such ", $noun, " (`pricing_rule_not_found`)"), body = emporium_http::Problem, content_type = "application/problem+json"),
                 ))]
             pub async fn get(State(service): Svc, Path(id): Path<$id>) -> Result<Response, ApiError> {
                 let stored = service.get_rule::<$rule>(id.0).await?;
@@ -184,7 +191,10 @@ macro_rules! rule_routes {
                     ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when it changed since")),
                 responses(
                     (status = 200, description = "Replaced", body = Stored<$rule>),
-                    (status = 412, description = "`precondition_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    (status = 404, description = concat!("No such ", $noun, " (`pricing_rule_not_found`)"), body = emporium_http::Problem, content_type = "application/problem+json"),
+                    $($conflict)*
+                    (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "Invalid fields (`validation_failed`), e.g. `read_only` at `/id` naming another rule", body = emporium_http::Problem, content_type = "application/problem+json"),
                 ))]
             pub async fn replace(
                 State(service): Svc,
@@ -204,7 +214,7 @@ macro_rules! rule_routes {
                 params(("id" = $id, Path, description = "Id")),
                 responses(
                     (status = 204, description = "Deleted"),
-                    (status = 404, description = "`pricing_rule_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    (status = 404, description = concat!("No such ", $noun, " (`pricing_rule_not_found`)"), body = emporium_http::Problem, content_type = "application/problem+json"),
                 ))]
             pub async fn delete(
                 State(service): Svc,
@@ -226,7 +236,8 @@ rule_routes!(
     "/v1/admin/price-lists/{id}",
     "price list",
     "PriceList",
-    "PriceLists"
+    "PriceLists",
+    []
 );
 rule_routes!(
     promotions,
@@ -236,7 +247,8 @@ rule_routes!(
     "/v1/admin/promotions/{id}",
     "promotion",
     "Promotion",
-    "Promotions"
+    "Promotions",
+    []
 );
 rule_routes!(
     tax_rates,
@@ -246,7 +258,13 @@ rule_routes!(
     "/v1/admin/tax-rates/{id}",
     "tax rate",
     "TaxRate",
-    "TaxRates"
+    "TaxRates",
+    [(
+        status = 409,
+        description = "A tax rate for this country and state exists (`tax_region_taken`)",
+        body = emporium_http::Problem,
+        content_type = "application/problem+json"
+    ),]
 );
 rule_routes!(
     shipping_options,
@@ -256,12 +274,16 @@ rule_routes!(
     "/v1/admin/shipping-options/{id}",
     "shipping option",
     "ShippingOption",
-    "ShippingOptions"
+    "ShippingOptions",
+    []
 );
 
 /// Lists coupons by id.
 #[utoipa::path(get, path = "/v1/admin/coupons", operation_id = "listAdminCoupons", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of coupons", body = Page<Coupon>)))]
+    responses(
+        (status = 200, description = "A page of coupons", body = Page<Coupon>),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_coupons(
     State(service): Svc,
     Query(q): Query<PageQuery>,
@@ -275,7 +297,8 @@ pub async fn list_coupons(
 #[utoipa::path(post, path = "/v1/admin/coupons", operation_id = "createAdminCoupon", tag = "admin", request_body = CreateCoupon,
     responses(
         (status = 201, description = "Created", body = Coupon),
-        (status = 409, description = "`coupon_code_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another coupon has the code (`coupon_code_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. an unknown promotion", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_coupon(
     State(service): Svc,
@@ -291,7 +314,7 @@ pub async fn create_coupon(
     params(("id" = CouponId, Path, description = "Coupon id")),
     responses(
         (status = 200, description = "The coupon", body = Coupon),
-        (status = 404, description = "`coupon_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such coupon (`coupon_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_coupon(
     State(service): Svc,
@@ -303,7 +326,10 @@ pub async fn get_coupon(
 /// Deletes a coupon and its redemption history.
 #[utoipa::path(delete, path = "/v1/admin/coupons/{id}", operation_id = "deleteAdminCoupon", tag = "admin",
     params(("id" = CouponId, Path, description = "Coupon id")),
-    responses((status = 204, description = "Deleted")))]
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such coupon (`coupon_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete_coupon(
     State(service): Svc,
     Authenticated(caller): Authenticated,
@@ -327,7 +353,7 @@ pub struct QuoteRequest {
 #[utoipa::path(post, path = "/v1/admin/pricing/quote", operation_id = "previewAdminQuote", tag = "admin", request_body = QuoteRequest,
     responses(
         (status = 200, description = "The quote", body = Quote),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. `out_of_range` at `/cart/items/0/quantity`, `too_long` at `/cart/items`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn preview_quote(
     State(service): Svc,
