@@ -94,7 +94,7 @@ pub struct CreatedCart {
 #[utoipa::path(post, path = "/v1/store/carts", operation_id = "createStoreCart", tag = "store", request_body = CreateCartBody,
     responses(
         (status = 201, description = "The cart and its token", body = CreatedCart),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`): an unknown `currency`, a malformed `email`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_cart(
     State(service): Svc,
@@ -114,7 +114,7 @@ pub async fn create_cart(
         ("X-Cart-Token" = Option<String>, Header, description = "The cart's token")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 404, description = "`cart_not_found` (also when neither the token nor the session opens it)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_cart(
     State(service): Svc,
@@ -137,7 +137,12 @@ pub struct UpdateCartBody {
 /// Sets the cart's e-mail and shipping address.
 #[utoipa::path(patch, path = "/v1/store/carts/{id}", operation_id = "updateStoreCart", tag = "store", request_body = UpdateCartBody,
     params(("id" = CartId, Path, description = "Cart id")),
-    responses((status = 200, description = "The cart", body = Cart)))]
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`): a malformed `email` or `shipping_address`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn update_cart(
     State(service): Svc,
     shopper: Shopper,
@@ -165,7 +170,9 @@ pub struct AddItemBody {
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 409, description = "`out_of_stock`: the detail names each variant, what was asked and what is available", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock (`out_of_stock`): the detail names each variant, what was asked and what is available; A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`): `not_purchasable` or `too_many` at `/variant_id`, a `quantity` out of range", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn add_item(
     State(service): Svc,
@@ -194,7 +201,9 @@ pub struct UpdateItemBody {
     params(("id" = CartId, Path, description = "Cart id"), ("item_id" = CartItemId, Path, description = "Item id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 404, description = "`cart_item_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`); no such item in it (`cart_item_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock (`out_of_stock`); A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `quantity` out of range (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_item(
     State(service): Svc,
@@ -212,7 +221,11 @@ pub async fn update_item(
 /// Removes an item.
 #[utoipa::path(delete, path = "/v1/store/carts/{id}/items/{item_id}", operation_id = "removeStoreCartItem", tag = "store",
     params(("id" = CartId, Path, description = "Cart id"), ("item_id" = CartItemId, Path, description = "Item id")),
-    responses((status = 200, description = "The cart", body = Cart)))]
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`); no such item in it (`cart_item_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn remove_item(
     State(service): Svc,
     shopper: Shopper,
@@ -226,7 +239,10 @@ pub async fn remove_item(
 /// The shipping options that ship this cart, priced for it.
 #[utoipa::path(get, path = "/v1/store/carts/{id}/shipping-options", operation_id = "listStoreCartShippingOptions", tag = "store",
     params(("id" = CartId, Path, description = "Cart id")),
-    responses((status = 200, description = "Options", body = Vec<OfferedShipping>)))]
+    responses(
+        (status = 200, description = "Options", body = Vec<OfferedShipping>),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_shipping_options(
     State(service): Svc,
     shopper: Shopper,
@@ -250,7 +266,9 @@ pub struct ChooseShippingBody {
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 422, description = "`validation_failed` (`/option_id` `not_offered`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The option does not ship this cart (`validation_failed`, `not_offered` at `/option_id`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn choose_shipping_option(
     State(service): Svc,
@@ -280,8 +298,9 @@ pub struct AddCouponBody {
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 404, description = "`coupon_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`coupon_not_applicable`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`); no coupon with this code (`coupon_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The coupon does not apply to this cart (`coupon_not_applicable`), or a code that is empty or too long (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn add_coupon(
     State(service): Svc,
@@ -297,7 +316,11 @@ pub async fn add_coupon(
 /// Removes a coupon code.
 #[utoipa::path(delete, path = "/v1/store/carts/{id}/coupons/{code}", operation_id = "removeStoreCartCoupon", tag = "store",
     params(("id" = CartId, Path, description = "Cart id"), ("code" = String, Path, description = "The code")),
-    responses((status = 200, description = "The cart", body = Cart)))]
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn remove_coupon(
     State(service): Svc,
     shopper: Shopper,
@@ -315,10 +338,11 @@ pub async fn remove_coupon(
         ("X-Cart-Token" = String, Header, description = "The guest cart's token")),
     responses(
         (status = 200, description = "The customer's cart", body = Cart),
-        (status = 401, description = "`unauthenticated`: no customer session", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`cart_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`cart_checked_out`: a checkout holds the guest cart (its order may be placed); nothing is merged", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (`/currency` `currency_mismatch`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No customer session (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token is not a customer's (`customer_token_required`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such guest cart, or the token does not open it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the guest cart, its order may be placed, nothing is merged (`cart_checked_out`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The carts have different currencies (`validation_failed`, `currency_mismatch` at `/currency`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn merge_cart(
     State(service): Svc,
