@@ -88,10 +88,12 @@ fn customer_of(principal: Option<&axum::Extension<Principal>>) -> Option<String>
         ("X-Cart-Token" = Option<String>, Header, description = "The cart's token")),
     responses(
         (status = 201, description = "The order and its token", body = PlacedOrder),
-        (status = 400, description = "`idempotency_key_missing`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 402, description = "`payment_declined`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`out_of_stock`, `checkout_in_progress`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`checkout_incomplete`, `cart_empty`, `coupon_not_applicable`, `idempotency_key_reused`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No `Idempotency-Key`, or one longer than 255 characters (`idempotency_key_missing`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The payment was declined (`payment_declined`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock (`out_of_stock`), another checkout of the cart is running (`checkout_in_progress`), the cart was checked out under another key (`cart_checked_out`) or changed while it was read (`cart_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The cart cannot be ordered (`checkout_incomplete`, `cart_empty`, `coupon_not_applicable`, `payment_provider_unknown`), the key was used with another body (`idempotency_key_reused`), or invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`), or the checkout stopped half-way and is finished by the server (`checkout_interrupted`): retry with the same key", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn checkout(
     State(state): State<OrderingState>,
@@ -119,7 +121,12 @@ pub async fn checkout(
 
 /// The signed-in customer's latest orders, newest first.
 #[utoipa::path(get, path = "/v1/store/orders", operation_id = "listStoreOrders", tag = "store", params(PageQuery),
-    responses((status = 200, description = "A page of the customer's orders", body = Page<Order>)))]
+    responses(
+        (status = 200, description = "A page of the customer's orders", body = Page<Order>),
+        (status = 401, description = "No access token (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token is not a customer's (`customer_token_required`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_orders(
     State(state): State<OrderingState>,
     emporium_http::Customer(customer): emporium_http::Customer,
@@ -139,7 +146,7 @@ pub async fn list_orders(
         ("X-Order-Token" = Option<String>, Header, description = "The order's token (guests)")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 404, description = "`order_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or neither the order token nor the session opens it (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_order(
     State(state): State<OrderingState>,
@@ -174,7 +181,10 @@ pub struct OrderListQuery {
 
 /// Orders, newest first, optionally of one status.
 #[utoipa::path(get, path = "/v1/admin/orders", operation_id = "listAdminOrders", tag = "admin", params(OrderListQuery),
-    responses((status = 200, description = "A page of orders", body = Page<Order>)))]
+    responses(
+        (status = 200, description = "A page of orders", body = Page<Order>),
+        (status = 422, description = "A bad `status`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn admin_list_orders(
     State(state): State<OrderingState>,
     Query(q): Query<OrderListQuery>,
@@ -192,7 +202,7 @@ pub async fn admin_list_orders(
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 404, description = "`order_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn admin_get_order(
     State(state): State<OrderingState>,
@@ -214,8 +224,9 @@ async fn act(
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`, `order_changed`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn capture_order(
     State(state): State<OrderingState>,
@@ -244,7 +255,8 @@ pub struct FulfillBody {
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`), e.g. more units than ordered", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn fulfill_order(
     State(state): State<OrderingState>,
@@ -272,7 +284,8 @@ pub struct ShipBody {
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ship_order(
     State(state): State<OrderingState>,
@@ -287,8 +300,8 @@ pub async fn ship_order(
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn deliver_order(
     State(state): State<OrderingState>,
@@ -311,7 +324,9 @@ pub struct CancelBody {
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn cancel_order(
     State(state): State<OrderingState>,
@@ -334,7 +349,10 @@ pub struct RefundBody {
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`), e.g. more than is left to refund; the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`); more than the payment holds (`payment_amount_too_large`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refund_order(
     State(state): State<OrderingState>,
@@ -349,8 +367,8 @@ pub async fn refund_order(
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn return_order(
     State(state): State<OrderingState>,
