@@ -196,7 +196,10 @@ pub struct JournalPage {
 
 /// Lists delivered events, newest first.
 #[utoipa::path(get, path = "/v1/admin/events", operation_id = "listAdminEvents", tag = "admin", params(JournalQuery),
-    responses((status = 200, description = "A page of events", body = JournalPage)))]
+    responses(
+        (status = 200, description = "A page of events", body = JournalPage),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 async fn list_events(
     State(db): State<Db>,
     Query(q): Query<JournalQuery>,
