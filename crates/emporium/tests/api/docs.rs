@@ -337,3 +337,133 @@ fn every_error_answer_names_documented_codes() {
         }
     }
 }
+
+/// The description of `method path`'s answer `status` in `doc`, if documented.
+fn answer<'d>(
+    doc: &'d serde_json::Value,
+    method: &str,
+    path: &str,
+    status: u16,
+) -> Option<&'d str> {
+    doc["paths"][path][method]["responses"][status.to_string()]["description"].as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_problems_the_server_answers_are_documented_for_their_route() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let doc = openapi_document();
+    let staff = app
+        .staff_token("docs@example.com", emporium_kernel::auth::Role::Owner)
+        .await;
+    let nil = "0".repeat(32);
+    let cart = format!("/v1/store/carts/cart_{nil}");
+    let order = format!("/v1/admin/orders/ord_{nil}");
+    let product = format!("/v1/admin/products/prod_{nil}");
+    // (method, path template, request), each expected to answer a problem.
+    let cases: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
+        (
+            "get",
+            "/healthz",
+            app.client
+                .get(app.url("/healthz"))
+                .bearer_auth("not-a-token"),
+        ),
+        (
+            "get",
+            "/v1/store/carts/{id}",
+            app.client.get(app.url(&cart)),
+        ),
+        (
+            "get",
+            "/v1/store/carts/{id}",
+            app.client.get(app.url("/v1/store/carts/garbage")),
+        ),
+        (
+            "delete",
+            "/v1/store/carts/{id}/items/{item_id}",
+            app.client
+                .delete(app.url(&format!("{cart}/items/citem_{nil}"))),
+        ),
+        (
+            "post",
+            "/v1/store/carts/{id}/checkout",
+            app.client
+                .post(app.url(&format!("{cart}/checkout")))
+                .json(&serde_json::json!({"payment": {"provider": "test"}})),
+        ),
+        (
+            "post",
+            "/v1/store/carts/{id}/checkout",
+            app.client
+                .post(app.url(&format!("{cart}/checkout")))
+                .header("idempotency-key", "k1")
+                .json(&serde_json::json!({"payment": {"provider": "test"}})),
+        ),
+        (
+            "post",
+            "/v1/store/carts/{id}/merge",
+            app.client
+                .post(app.url(&format!("{cart}/merge")))
+                .bearer_auth(&staff),
+        ),
+        (
+            "get",
+            "/v1/store/orders",
+            app.client.get(app.url("/v1/store/orders")),
+        ),
+        (
+            "get",
+            "/v1/store/orders",
+            app.client
+                .get(app.url("/v1/store/orders"))
+                .bearer_auth(&staff),
+        ),
+        (
+            "get",
+            "/v1/store/search",
+            app.client.get(app.url("/v1/store/search?limit=0")),
+        ),
+        (
+            "get",
+            "/v1/admin/products",
+            app.client
+                .get(app.url(&format!("/v1/admin/products?category=pcat_{nil}")))
+                .bearer_auth(&staff),
+        ),
+        (
+            "post",
+            "/v1/admin/products/{id}/media",
+            app.client
+                .post(app.url(&format!("{product}/media")))
+                .bearer_auth(&staff)
+                .header("content-type", "multipart/form-data; boundary=b")
+                .body("this is not multipart"),
+        ),
+        (
+            "post",
+            "/v1/admin/orders/{id}/capture",
+            app.client
+                .post(app.url(&format!("{order}/capture")))
+                .bearer_auth(&staff),
+        ),
+        (
+            "get",
+            "/v1/admin/orders",
+            app.client.get(app.url("/v1/admin/orders")),
+        ),
+    ];
+    for (method, path, request) in cases {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let problem: serde_json::Value = response.json().await.unwrap();
+        let code = problem["code"].as_str().unwrap_or_default();
+        assert!(status >= 400, "{method} {path} answered {status}");
+        let documented =
+            answer(&doc, method, path, status).is_some_and(|d| d.contains(&format!("`{code}`")));
+        assert!(
+            documented,
+            "{method} {path} answered {status} `{code}`, which its OpenAPI entry does not list: {:?}",
+            answer(&doc, method, path, status)
+        );
+    }
+}
