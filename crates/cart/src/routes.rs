@@ -162,6 +162,7 @@ pub async fn update_cart(
 pub struct AddItemBody {
     pub variant_id: VariantId,
     /// 1 to 10,000; added to the variant's line when the cart has one.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: i64,
 }
 
@@ -192,6 +193,7 @@ pub async fn add_item(
 #[serde(deny_unknown_fields)]
 pub struct UpdateItemBody {
     /// 1 to 10,000.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: i64,
 }
 

@@ -183,7 +183,7 @@ pub struct JournalQuery {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JournalEntry {
     /// The event envelope as delivered.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub event: Envelope,
 }
 
@@ -191,6 +191,7 @@ pub struct JournalEntry {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JournalPage {
     pub items: Vec<JournalEntry>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -159,6 +159,7 @@ pub struct LedgerEntry {
     /// Who: a staff subject (`usr_…`), an API client, `system`, or a reservation's reference.
     pub actor: String,
     /// The reservation behind the change, if any.
+    #[schema(required = true)]
     pub reservation_id: Option<ReservationId>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]

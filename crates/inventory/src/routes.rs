@@ -97,9 +97,11 @@ pub async fn list_locations(
 pub struct CreateLocationBody {
     /// 1 to 64 of `a-z`, `0-9`, `-`, `_`; unique.
     #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     pub code: String,
     /// 1 to 200 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -143,8 +145,10 @@ pub async fn get_location(
 #[serde(deny_unknown_fields)]
 pub struct UpdateLocationBody {
     /// 1 to 64 of `a-z`, `0-9`, `-`, `_`; unique.
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     pub code: Option<String>,
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
 }
 
@@ -210,8 +214,10 @@ pub struct LevelPath {
 #[serde(deny_unknown_fields)]
 pub struct SetLevelBody {
     /// Units physically there: 0 to 1 000 000 000, not below what is reserved.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub on_hand: i64,
     /// Why, for the ledger (1 to 200 characters); `set` when absent.
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: Option<String>,
 }
 
@@ -249,6 +255,7 @@ pub struct AdjustmentBody {
     pub delta: i64,
     /// Why, for the ledger: 1 to 200 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
 }
 

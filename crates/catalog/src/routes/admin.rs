@@ -104,12 +104,14 @@ pub struct AdminProductQuery {
     /// Only products in this status.
     pub status: Option<ProductStatus>,
     /// Only products whose title contains this text (case-insensitive).
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Only products in this category or its descendants.
     pub category: Option<CategoryId>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -121,6 +123,7 @@ pub struct PageQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

@@ -38,6 +38,7 @@ pub struct ProductListQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 24).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

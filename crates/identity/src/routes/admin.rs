@@ -86,6 +86,7 @@ pub async fn get_customer(
 pub struct CustomerGroupsBody {
     /// Every group of the customer (replacing the ones before): names of 1 to 64 lower-case
     /// letters, digits, `-` or `_`, at most 20.
+    #[schema(max_items = 20)]
     pub groups: Vec<String>,
 }
 
@@ -135,8 +136,10 @@ pub struct CreateUserBody {
     #[serde(default)]
     pub email: String,
     #[serde(default)]
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub role: Role,
 }
@@ -185,8 +188,10 @@ pub async fn get_user(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub role: Option<Role>,
+    #[schema(min_length = 10, max_length = 128)]
     pub password: Option<String>,
 }
 
@@ -252,6 +257,7 @@ pub async fn list_api_clients(
 #[serde(deny_unknown_fields)]
 pub struct CreateApiClientBody {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Granted scopes: `customers:read`, `events:read`.
     #[serde(default)]

@@ -16,15 +16,19 @@ use crate::error::OAuthError;
 use crate::service::{IdentityService, RegisterCustomer};
 
 /// Body of `POST /v1/auth/register`. Absent fields read as empty, so one answer lists every
-/// missing or invalid field.
+/// missing or invalid field (the schema states the maximum lengths; an empty value is refused
+/// as `required`, which a minimum would contradict the `""` default with).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegisterBody {
     /// E-mail address; stored trimmed and lower-case, unique.
+    #[schema(max_length = 254)]
     pub email: String,
     /// 10 to 128 characters, not a common password, not the e-mail address.
+    #[schema(max_length = 128)]
     pub password: String,
     /// Display name, 1 to 200 characters.
+    #[schema(max_length = 200)]
     pub name: String,
 }
 
