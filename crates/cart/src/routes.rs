@@ -91,10 +91,10 @@ pub struct CreatedCart {
 }
 
 /// Opens a cart: a guest's, or, with a customer's bearer token, that customer's.
-#[utoipa::path(post, path = "/v1/store/carts", tag = "store", request_body = CreateCartBody,
+#[utoipa::path(post, path = "/v1/store/carts", operation_id = "createStoreCart", tag = "store", request_body = CreateCartBody,
     responses(
         (status = 201, description = "The cart and its token", body = CreatedCart),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`): an unknown `currency`, a malformed `email`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_cart(
     State(service): Svc,
@@ -109,12 +109,12 @@ pub async fn create_cart(
 }
 
 /// A cart with its totals.
-#[utoipa::path(get, path = "/v1/store/carts/{id}", tag = "store",
+#[utoipa::path(get, path = "/v1/store/carts/{id}", operation_id = "getStoreCart", tag = "store",
     params(("id" = CartId, Path, description = "Cart id"),
         ("X-Cart-Token" = Option<String>, Header, description = "The cart's token")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 404, description = "`cart_not_found` (also when neither the token nor the session opens it)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_cart(
     State(service): Svc,
@@ -135,9 +135,14 @@ pub struct UpdateCartBody {
 }
 
 /// Sets the cart's e-mail and shipping address.
-#[utoipa::path(patch, path = "/v1/store/carts/{id}", tag = "store", request_body = UpdateCartBody,
+#[utoipa::path(patch, path = "/v1/store/carts/{id}", operation_id = "updateStoreCart", tag = "store", request_body = UpdateCartBody,
     params(("id" = CartId, Path, description = "Cart id")),
-    responses((status = 200, description = "The cart", body = Cart)))]
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`): a malformed `email` or `shipping_address`", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn update_cart(
     State(service): Svc,
     shopper: Shopper,
@@ -157,15 +162,18 @@ pub async fn update_cart(
 pub struct AddItemBody {
     pub variant_id: VariantId,
     /// 1 to 10,000; added to the variant's line when the cart has one.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: i64,
 }
 
 /// Adds units of a variant.
-#[utoipa::path(post, path = "/v1/store/carts/{id}/items", tag = "store", request_body = AddItemBody,
+#[utoipa::path(post, path = "/v1/store/carts/{id}/items", operation_id = "addStoreCartItem", tag = "store", request_body = AddItemBody,
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 409, description = "`out_of_stock`: the detail names each variant, what was asked and what is available", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock (`out_of_stock`): the detail names each variant, what was asked and what is available; A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`): `not_purchasable` or `too_many` at `/variant_id`, a `quantity` out of range", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn add_item(
     State(service): Svc,
@@ -185,16 +193,19 @@ pub async fn add_item(
 #[serde(deny_unknown_fields)]
 pub struct UpdateItemBody {
     /// 1 to 10,000.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: i64,
 }
 
 /// Sets an item's quantity.
-#[utoipa::path(patch, path = "/v1/store/carts/{id}/items/{item_id}", tag = "store",
+#[utoipa::path(patch, path = "/v1/store/carts/{id}/items/{item_id}", operation_id = "updateStoreCartItem", tag = "store",
     request_body = UpdateItemBody,
     params(("id" = CartId, Path, description = "Cart id"), ("item_id" = CartItemId, Path, description = "Item id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 404, description = "`cart_item_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`); no such item in it (`cart_item_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock (`out_of_stock`); A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `quantity` out of range (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_item(
     State(service): Svc,
@@ -210,9 +221,13 @@ pub async fn update_item(
 }
 
 /// Removes an item.
-#[utoipa::path(delete, path = "/v1/store/carts/{id}/items/{item_id}", tag = "store",
+#[utoipa::path(delete, path = "/v1/store/carts/{id}/items/{item_id}", operation_id = "removeStoreCartItem", tag = "store",
     params(("id" = CartId, Path, description = "Cart id"), ("item_id" = CartItemId, Path, description = "Item id")),
-    responses((status = 200, description = "The cart", body = Cart)))]
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`); no such item in it (`cart_item_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn remove_item(
     State(service): Svc,
     shopper: Shopper,
@@ -224,9 +239,12 @@ pub async fn remove_item(
 }
 
 /// The shipping options that ship this cart, priced for it.
-#[utoipa::path(get, path = "/v1/store/carts/{id}/shipping-options", tag = "store",
+#[utoipa::path(get, path = "/v1/store/carts/{id}/shipping-options", operation_id = "listStoreCartShippingOptions", tag = "store",
     params(("id" = CartId, Path, description = "Cart id")),
-    responses((status = 200, description = "Options", body = Vec<OfferedShipping>)))]
+    responses(
+        (status = 200, description = "Options", body = Vec<OfferedShipping>),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_shipping_options(
     State(service): Svc,
     shopper: Shopper,
@@ -245,12 +263,14 @@ pub struct ChooseShippingBody {
 }
 
 /// Chooses one of the offered shipping options.
-#[utoipa::path(put, path = "/v1/store/carts/{id}/shipping-option", tag = "store",
+#[utoipa::path(put, path = "/v1/store/carts/{id}/shipping-option", operation_id = "chooseStoreCartShippingOption", tag = "store",
     request_body = ChooseShippingBody,
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 422, description = "`validation_failed` (`/option_id` `not_offered`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The option does not ship this cart (`validation_failed`, `not_offered` at `/option_id`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn choose_shipping_option(
     State(service): Svc,
@@ -275,13 +295,14 @@ pub struct AddCouponBody {
 }
 
 /// Adds a coupon code that applies to the cart.
-#[utoipa::path(post, path = "/v1/store/carts/{id}/coupons", tag = "store",
+#[utoipa::path(post, path = "/v1/store/carts/{id}/coupons", operation_id = "addStoreCartCoupon", tag = "store",
     request_body = AddCouponBody,
     params(("id" = CartId, Path, description = "Cart id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 404, description = "`coupon_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`coupon_not_applicable`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`); no coupon with this code (`coupon_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The coupon does not apply to this cart (`coupon_not_applicable`), or a code that is empty or too long (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn add_coupon(
     State(service): Svc,
@@ -295,9 +316,13 @@ pub async fn add_coupon(
 }
 
 /// Removes a coupon code.
-#[utoipa::path(delete, path = "/v1/store/carts/{id}/coupons/{code}", tag = "store",
+#[utoipa::path(delete, path = "/v1/store/carts/{id}/coupons/{code}", operation_id = "removeStoreCartCoupon", tag = "store",
     params(("id" = CartId, Path, description = "Cart id"), ("code" = String, Path, description = "The code")),
-    responses((status = 200, description = "The cart", body = Cart)))]
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn remove_coupon(
     State(service): Svc,
     shopper: Shopper,
@@ -310,15 +335,16 @@ pub async fn remove_coupon(
 
 /// Merges a guest cart (its `X-Cart-Token`) into the signed-in customer's cart; the storefront
 /// calls it right after sign-in. Answers the customer's cart.
-#[utoipa::path(post, path = "/v1/store/carts/{id}/merge", tag = "store",
+#[utoipa::path(post, path = "/v1/store/carts/{id}/merge", operation_id = "mergeStoreCart", tag = "store",
     params(("id" = CartId, Path, description = "The guest cart's id"),
         ("X-Cart-Token" = String, Header, description = "The guest cart's token")),
     responses(
         (status = 200, description = "The customer's cart", body = Cart),
-        (status = 401, description = "`unauthenticated`: no customer session", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`cart_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`cart_checked_out`: a checkout holds the guest cart (its order may be placed); nothing is merged", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (`/currency` `currency_mismatch`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No customer session (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token is not a customer's (`customer_token_required`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such guest cart, or the token does not open it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A checkout holds the guest cart, its order may be placed, nothing is merged (`cart_checked_out`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The carts have different currencies (`validation_failed`, `currency_mismatch` at `/currency`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn merge_cart(
     State(service): Svc,

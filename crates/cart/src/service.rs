@@ -36,23 +36,30 @@ const PLAN_ATTEMPTS: usize = 5;
 pub struct Address {
     /// 1 to 200 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// 1 to 200 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub line1: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub line2: Option<String>,
     /// 1 to 100 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub city: String,
     /// 1 to 20 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 20)]
     pub postal_code: String,
     /// ISO 3166-1 alpha-2, upper case.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Z]{2}$")]
     pub country: String,
     /// An ISO 3166-2 subdivision code without the country (`NY`), where the country has them.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Z0-9]{1,3}$")]
     pub state: Option<String>,
 }
 
@@ -65,11 +72,17 @@ pub struct CartItem {
     /// False when the variant can no longer be bought (deleted, unpublished, or no price in the
     /// cart's currency): the line stays, out of the totals, until the shopper removes it.
     pub purchasable: bool,
+    #[schema(required = true)]
     pub product_id: Option<ProductId>,
+    #[schema(required = true)]
     pub product_title: Option<String>,
+    #[schema(required = true)]
     pub variant_title: Option<String>,
+    #[schema(required = true)]
     pub sku: Option<String>,
+    #[schema(required = true)]
     pub unit_price: Option<i64>,
+    #[schema(required = true)]
     pub compare_at_price: Option<i64>,
     pub subtotal: i64,
     pub discount: i64,
@@ -82,10 +95,14 @@ pub struct CartItem {
 pub struct Cart {
     pub id: CartId,
     /// The customer (`cus_…`) whose cart it is; absent for a guest's.
+    #[schema(required = true)]
     pub customer_id: Option<String>,
     pub currency: Currency,
+    #[schema(required = true)]
     pub email: Option<String>,
+    #[schema(required = true)]
     pub shipping_address: Option<Address>,
+    #[schema(required = true)]
     pub shipping_option_id: Option<ShippingOptionId>,
     /// Codes as typed; `totals.coupons` tells whether each applies.
     pub coupon_codes: Vec<String>,

@@ -106,7 +106,7 @@ pub struct Product {
     pub categories: Vec<CategoryRef>,
     pub collections: Vec<CollectionRef>,
     /// Free-form attributes (material, brand, …).
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub media: Vec<Media>,
     #[serde(with = "time::serde::rfc3339")]
@@ -116,7 +116,7 @@ pub struct Product {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub published_at: Option<OffsetDateTime>,
     /// Bumped by every change; the product's ETag.
     pub version: i64,
@@ -132,6 +132,7 @@ pub struct Category {
     pub handle: String,
     pub name: String,
     pub description: String,
+    #[schema(required = true)]
     pub parent_id: Option<CategoryId>,
     /// Order among its siblings.
     pub position: i64,
@@ -155,6 +156,12 @@ pub struct CategoryNode {
     pub description: String,
     #[schema(no_recursion)]
     pub children: Vec<CategoryNode>,
+}
+
+/// The storefront's category tree: the roots in order, each with its children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CategoryTree {
+    pub items: Vec<CategoryNode>,
 }
 
 /// A hand-picked group of products.

@@ -14,7 +14,8 @@ pub mod service;
 pub mod store;
 
 pub use api::{
-    CatalogApi, Category, CategoryNode, Collection, Product, ProductStatus, Purchasable, Variant,
+    CatalogApi, Category, CategoryNode, CategoryTree, Collection, Product, ProductStatus,
+    Purchasable, Variant,
 };
 pub use error::CatalogError;
 pub use media::{MediaS3Config, MediaStore};

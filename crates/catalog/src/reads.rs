@@ -15,7 +15,7 @@ use emporium_kernel::ids::{CategoryId, CollectionId, ProductId, VariantId};
 use emporium_kernel::{Currency, Page, Violations};
 use uuid::Uuid;
 
-use crate::api::{CatalogApi, CategoryNode, Product, ProductStatus, Purchasable};
+use crate::api::{CatalogApi, CategoryNode, CategoryTree, Product, ProductStatus, Purchasable};
 use crate::error::CatalogError;
 use crate::listing::{self, ListFilter, Sort};
 use crate::service::category_of;
@@ -362,8 +362,10 @@ impl CatalogReads {
                     .iter()
                     .map(category_of)
                     .collect::<Result<Vec<_>, _>>()?;
-                let tree = build_tree(&categories, None);
-                let body = serde_json::to_vec(&serde_json::json!({ "items": tree }))?;
+                let tree = CategoryTree {
+                    items: build_tree(&categories, None),
+                };
+                let body = serde_json::to_vec(&tree)?;
                 Ok::<_, CatalogError>(Some(Arc::new(CachedBody::new(&body, String::new()))))
             })
             .await

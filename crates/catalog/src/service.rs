@@ -35,14 +35,18 @@ pub const MAX_PAGE: u32 = 100;
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// URL slug; made from the title when absent.
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
     pub handle: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
     pub title: String,
     #[serde(default)]
+    #[schema(max_length = 50000)]
     pub description: String,
     /// `draft` when absent.
     pub status: Option<ProductStatus>,
     #[serde(default)]
+    #[schema(max_items = 5)]
     pub options: Vec<ProductOption>,
     #[serde(default)]
     pub variants: Vec<NewVariant>,
@@ -51,7 +55,7 @@ pub struct NewProduct {
     #[serde(default)]
     pub collection_ids: Vec<CollectionId>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -60,8 +64,14 @@ pub struct NewProduct {
 #[serde(deny_unknown_fields)]
 pub struct NewVariant {
     #[serde(default)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        max_length = 100,
+        min_length = 1
+    )]
     pub sku: String,
     /// Made from the option values when absent.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -75,14 +85,18 @@ pub struct NewVariant {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
     pub handle: Option<String>,
+    #[schema(min_length = 1, max_length = 500)]
     pub title: Option<String>,
+    #[schema(max_length = 50000)]
     pub description: Option<String>,
     pub status: Option<ProductStatus>,
+    #[schema(max_items = 5)]
     pub options: Option<Vec<ProductOption>>,
     pub category_ids: Option<Vec<CategoryId>>,
     pub collection_ids: Option<Vec<CollectionId>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -90,7 +104,13 @@ pub struct ProductPatch {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantPatch {
+    #[schema(
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        max_length = 100,
+        min_length = 1
+    )]
     pub sku: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
     pub options: Option<BTreeMap<String, String>>,
     pub weight_grams: Option<i64>,
@@ -102,10 +122,13 @@ pub struct VariantPatch {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCategory {
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
     pub handle: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub description: String,
     pub parent_id: Option<CategoryId>,
     #[serde(default)]
@@ -116,8 +139,11 @@ pub struct NewCategory {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryPatch {
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
     pub handle: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<CategoryId>)]
@@ -129,8 +155,11 @@ pub struct CategoryPatch {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionInput {
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
     pub handle: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
 }
 

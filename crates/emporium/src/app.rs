@@ -71,6 +71,16 @@ pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
     emporium_ordering::ADMIN_RULES,
 ];
 
+/// The documented paths whose handlers never touch the database (the search index has its own
+/// files): they answer no `database_unavailable`.
+const WITHOUT_DATABASE: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/.well-known/jwks.json",
+    "/v1/store/search",
+    "/v1/store/search/suggest",
+];
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -306,8 +316,49 @@ impl Store {
         )
     }
 
-    /// The whole HTTP application and its OpenAPI document.
+    /// The whole HTTP application, serving its OpenAPI document at `/openapi.json`.
     pub fn router(&self, config: &Config, shutting_down: CancellationToken) -> Router {
+        let (api, doc) = self.api(config, shutting_down);
+        let policy = Arc::new(
+            AdminPolicy::new(ADMIN_RULES.iter().copied()).serving(served_operations(&doc)),
+        );
+        let verifier: Arc<dyn TokenVerifier> = self.identity.tokens().clone();
+        let limits = Limits {
+            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+            trusted_proxies: config.http.trusted_proxies.clone().into(),
+        };
+        api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+            .fallback(emporium_http::middleware::not_found)
+            .method_not_allowed_fallback(emporium_http::middleware::method_not_allowed)
+            .route_layer(from_fn_with_state(policy, emporium_http::admin::guard))
+            .route_layer(from_fn(emporium_http::middleware::mark_route))
+            .layer(from_fn_with_state(
+                verifier,
+                emporium_http::auth::authenticate,
+            ))
+            .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
+            .layer(CompressionLayer::new())
+            .layer(CatchPanicLayer::custom(
+                emporium_http::middleware::panic_response,
+            ))
+            .layer(from_fn_with_state(
+                limits,
+                emporium_http::middleware::request_context,
+            ))
+            .layer(from_fn(emporium_http::headers::security_headers))
+    }
+
+    /// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.
+    pub fn openapi(&self, config: &Config) -> utoipa::openapi::OpenApi {
+        self.api(config, CancellationToken::new()).1
+    }
+
+    /// Every documented route and the OpenAPI document they make.
+    fn api(
+        &self,
+        config: &Config,
+        shutting_down: CancellationToken,
+    ) -> (Router, utoipa::openapi::OpenApi) {
         let ops = OpenApiRouter::new()
             .routes(routes!(healthz))
             .routes(routes!(readyz))
@@ -337,34 +388,8 @@ impl Store {
             .merge(emporium_search::router(self.search.clone()))
             .merge(ops)
             .split_for_parts();
-        emporium_http::openapi::add_shared_errors(&mut doc);
-        let policy = Arc::new(
-            AdminPolicy::new(ADMIN_RULES.iter().copied()).serving(served_operations(&doc)),
-        );
-        let verifier: Arc<dyn TokenVerifier> = self.identity.tokens().clone();
-        let limits = Limits {
-            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
-            trusted_proxies: config.http.trusted_proxies.clone().into(),
-        };
-        api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
-            .fallback(emporium_http::middleware::not_found)
-            .method_not_allowed_fallback(emporium_http::middleware::method_not_allowed)
-            .route_layer(from_fn_with_state(policy, emporium_http::admin::guard))
-            .route_layer(from_fn(emporium_http::middleware::mark_route))
-            .layer(from_fn_with_state(
-                verifier,
-                emporium_http::auth::authenticate,
-            ))
-            .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
-            .layer(CompressionLayer::new())
-            .layer(CatchPanicLayer::custom(
-                emporium_http::middleware::panic_response,
-            ))
-            .layer(from_fn_with_state(
-                limits,
-                emporium_http::middleware::request_context,
-            ))
-            .layer(from_fn(emporium_http::headers::security_headers))
+        emporium_http::openapi::add_shared_errors(&mut doc, WITHOUT_DATABASE);
+        (api, doc)
     }
 }
 
@@ -377,7 +402,7 @@ struct OpsState {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "ops",
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "ops",
     responses((status = 200, description = "Alive", body = Object)))]
 async fn healthz() -> Response {
     (
@@ -388,7 +413,7 @@ async fn healthz() -> Response {
 }
 
 /// Readiness: the database answers and the process is not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "ops",
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "ops",
     responses(
         (status = 200, description = "Ready", body = Object),
         (status = 503, description = "Not ready (`database_unavailable`, `shutting_down`)", body = emporium_http::Problem, content_type = "application/problem+json"),
@@ -417,7 +442,7 @@ async fn readyz(State(ops): State<OpsState>) -> Result<Response, ApiError> {
 }
 
 /// Prometheus metrics: requests by route and status, latency histograms, pool and outbox gauges.
-#[utoipa::path(get, path = "/metrics", tag = "ops",
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(ops): State<OpsState>) -> Response {
     for pool in ops.db.pool_stats() {

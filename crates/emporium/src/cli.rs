@@ -1,5 +1,5 @@
-//! The command line: `serve`, `migrate`, `config`, `admin create`, `keys rotate`, `import
-//! products`, `search reindex`, `seed`.
+//! The command line: `serve`, `migrate`, `config`, `openapi`, `admin create`, `keys rotate`,
+//! `import products`, `search reindex`, `seed`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -48,6 +48,8 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration (secrets masked).
     Config,
+    /// Print the OpenAPI document that `/openapi.json` serves, without a server or a database.
+    Openapi,
     /// Manage staff users.
     Admin {
         #[command(subcommand)]
@@ -170,6 +172,7 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> u8 {
             print!("{}", config.to_masked_toml());
             Ok(())
         }
+        Command::Openapi => print_openapi(&config).await,
         Command::Admin {
             command: AdminCommand::Create { email, role, name },
         } => create_admin(&config, email, role, name).await,
@@ -248,6 +251,32 @@ async fn wait_for_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// Builds the store over a throw-away data folder (the configured database, keys and media
+/// are never opened) and prints its OpenAPI document as JSON.
+async fn print_openapi(config: &Config) -> anyhow::Result<()> {
+    let scratch = std::env::temp_dir().join(format!("emporium-openapi-{}", std::process::id()));
+    let mut config = config.clone();
+    config.data_dir = scratch.clone();
+    config.database_url = None;
+    config.auth.signing_keys_file = None;
+    config.media.s3 = None;
+    let document = async {
+        let db = crate::app::open_database(&config).await?;
+        let store = crate::Store::build(&config, db.clone(), Arc::new(SystemClock))?;
+        let document = store.openapi(&config).to_pretty_json();
+        db.close().await;
+        anyhow::Ok(document?)
+    }
+    .await;
+    // Nothing of the scratch folder is worth keeping, whatever happened.
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!(
+        "{}",
+        document.context("cannot render the OpenAPI document")?
+    );
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -183,7 +183,7 @@ pub struct JournalQuery {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JournalEntry {
     /// The event envelope as delivered.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub event: Envelope,
 }
 
@@ -191,12 +191,16 @@ pub struct JournalEntry {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JournalPage {
     pub items: Vec<JournalEntry>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
 /// Lists delivered events, newest first.
-#[utoipa::path(get, path = "/v1/admin/events", tag = "admin", params(JournalQuery),
-    responses((status = 200, description = "A page of events", body = JournalPage)))]
+#[utoipa::path(get, path = "/v1/admin/events", operation_id = "listAdminEvents", tag = "admin", params(JournalQuery),
+    responses(
+        (status = 200, description = "A page of events", body = JournalPage),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 async fn list_events(
     State(db): State<Db>,
     Query(q): Query<JournalQuery>,

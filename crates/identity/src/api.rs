@@ -50,7 +50,7 @@ pub struct ApiClient {
     pub created_at: OffsetDateTime,
     /// Set once revoked; a revoked client gets no new tokens.
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub revoked_at: Option<OffsetDateTime>,
 }
 

@@ -159,19 +159,16 @@ pub struct LedgerEntry {
     /// Who: a staff subject (`usr_…`), an API client, `system`, or a reservation's reference.
     pub actor: String,
     /// The reservation behind the change, if any.
+    #[schema(required = true)]
     pub reservation_id: Option<ReservationId>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
-/// One page of a list, with the cursor of the next page.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
+/// One page of a list, with the cursor of the next page: the kernel's, so the OpenAPI document
+/// has one `Page` schema.
+pub use emporium_kernel::Page;
 
 /// What other contexts may ask of inventory.
 #[async_trait::async_trait]

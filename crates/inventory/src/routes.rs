@@ -76,8 +76,11 @@ pub fn router(service: Arc<InventoryService>) -> OpenApiRouter {
 type Svc = State<Arc<InventoryService>>;
 
 /// Lists stock locations by code.
-#[utoipa::path(get, path = "/v1/admin/inventory/locations", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of locations", body = Page<Location>)))]
+#[utoipa::path(get, path = "/v1/admin/inventory/locations", operation_id = "listAdminLocations", tag = "admin", params(PageQuery),
+    responses(
+        (status = 200, description = "A page of locations", body = Page<Location>),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_locations(
     State(service): Svc,
     Query(q): Query<PageQuery>,
@@ -94,18 +97,21 @@ pub async fn list_locations(
 pub struct CreateLocationBody {
     /// 1 to 64 of `a-z`, `0-9`, `-`, `_`; unique.
     #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     pub code: String,
     /// 1 to 200 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
 /// Creates a stock location.
-#[utoipa::path(post, path = "/v1/admin/inventory/locations", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/inventory/locations", operation_id = "createAdminLocation", tag = "admin",
     request_body = CreateLocationBody,
     responses(
         (status = 201, description = "Created", body = Location),
-        (status = 409, description = "`location_code_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another location has the code (`location_code_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_location(
     State(service): Svc,
@@ -121,11 +127,11 @@ pub async fn create_location(
 }
 
 /// One stock location.
-#[utoipa::path(get, path = "/v1/admin/inventory/locations/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/inventory/locations/{id}", operation_id = "getAdminLocation", tag = "admin",
     params(("id" = LocationId, Path, description = "Location id")),
     responses(
         (status = 200, description = "The location", body = Location),
-        (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location (`location_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_location(
     State(service): Svc,
@@ -139,19 +145,22 @@ pub async fn get_location(
 #[serde(deny_unknown_fields)]
 pub struct UpdateLocationBody {
     /// 1 to 64 of `a-z`, `0-9`, `-`, `_`; unique.
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     pub code: Option<String>,
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
 }
 
 /// Changes a stock location's code or name.
-#[utoipa::path(patch, path = "/v1/admin/inventory/locations/{id}", tag = "admin",
+#[utoipa::path(patch, path = "/v1/admin/inventory/locations/{id}", operation_id = "updateAdminLocation", tag = "admin",
     request_body = UpdateLocationBody,
     params(("id" = LocationId, Path, description = "Location id")),
     responses(
         (status = 200, description = "Updated", body = Location),
-        (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`location_code_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location (`location_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another location has the code (`location_code_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_location(
     State(service): Svc,
@@ -178,8 +187,11 @@ pub struct LevelsQuery {
 }
 
 /// The stock of a variant: totals and the level at each location.
-#[utoipa::path(get, path = "/v1/admin/inventory/levels", tag = "admin", params(LevelsQuery),
-    responses((status = 200, description = "The variant's stock", body = VariantStock)))]
+#[utoipa::path(get, path = "/v1/admin/inventory/levels", operation_id = "listAdminStockLevels", tag = "admin", params(LevelsQuery),
+    responses(
+        (status = 200, description = "The variant's stock", body = VariantStock),
+        (status = 422, description = "A missing or malformed `variant_id` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_levels(
     State(service): Svc,
     Query(q): Query<LevelsQuery>,
@@ -202,18 +214,21 @@ pub struct LevelPath {
 #[serde(deny_unknown_fields)]
 pub struct SetLevelBody {
     /// Units physically there: 0 to 1 000 000 000, not below what is reserved.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub on_hand: i64,
     /// Why, for the ledger (1 to 200 characters); `set` when absent.
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: Option<String>,
 }
 
 /// Sets the absolute stock level of a variant at a location, creating it when absent.
-#[utoipa::path(put, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}", tag = "admin",
+#[utoipa::path(put, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}", operation_id = "setAdminStockLevel", tag = "admin",
     request_body = SetLevelBody, params(LevelPath),
     responses(
         (status = 200, description = "The level after the change", body = StockLevel),
-        (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`below_reserved`: more units are reserved than the new level", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location (`location_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "More units are reserved than the new level (`below_reserved`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. a negative `on_hand`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_level(
     State(service): Svc,
@@ -240,16 +255,18 @@ pub struct AdjustmentBody {
     pub delta: i64,
     /// Why, for the ledger: 1 to 200 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
 }
 
 /// Adds units to, or removes units from, the stock of a variant at a location.
-#[utoipa::path(post, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}/adjustments",
+#[utoipa::path(post, path = "/v1/admin/inventory/levels/{variant_id}/{location_id}/adjustments", operation_id = "adjustAdminStockLevel",
     tag = "admin", request_body = AdjustmentBody, params(LevelPath),
     responses(
         (status = 200, description = "The level after the change", body = StockLevel),
-        (status = 404, description = "`location_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`insufficient_stock`: the level would fall below what is reserved", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location (`location_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The level would fall below what is reserved (`insufficient_stock`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. a zero `delta`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn adjust_level(
     State(service): Svc,
@@ -282,8 +299,11 @@ pub struct LedgerQuery {
 }
 
 /// Lists stock ledger entries, newest first.
-#[utoipa::path(get, path = "/v1/admin/inventory/ledger", tag = "admin", params(LedgerQuery),
-    responses((status = 200, description = "A page of ledger entries", body = Page<LedgerEntry>)))]
+#[utoipa::path(get, path = "/v1/admin/inventory/ledger", operation_id = "listAdminLedgerEntries", tag = "admin", params(LedgerQuery),
+    responses(
+        (status = 200, description = "A page of ledger entries", body = Page<LedgerEntry>),
+        (status = 422, description = "A bad `variant_id`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_ledger(
     State(service): Svc,
     Query(q): Query<LedgerQuery>,
@@ -296,11 +316,11 @@ pub async fn list_ledger(
 }
 
 /// One reservation.
-#[utoipa::path(get, path = "/v1/admin/inventory/reservations/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/inventory/reservations/{id}", operation_id = "getAdminReservation", tag = "admin",
     params(("id" = ReservationId, Path, description = "Reservation id")),
     responses(
         (status = 200, description = "The reservation", body = Reservation),
-        (status = 404, description = "`reservation_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation (`reservation_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_reservation(
     State(service): Svc,

@@ -75,11 +75,13 @@ pub struct Order {
     pub id: OrderId,
     pub status: OrderStatus,
     /// The customer (`cus_…`); absent for a guest's order.
+    #[schema(required = true)]
     pub customer_id: Option<String>,
     pub email: String,
     pub currency: Currency,
     pub lines: Vec<OrderLine>,
     pub shipping_address: Address,
+    #[schema(required = true)]
     pub shipping: Option<OrderShipping>,
     pub discounts: Vec<AppliedDiscount>,
     /// Coupon codes redeemed for it.
@@ -97,8 +99,10 @@ pub struct Order {
     #[serde(default)]
     pub refunded_amount: i64,
     #[serde(default)]
+    #[schema(required = true)]
     pub tracking_number: Option<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub cancel_reason: Option<String>,
     /// A capture, cancellation or refund recorded but not yet settled with the payment: while
     /// it is there the order takes no other action.

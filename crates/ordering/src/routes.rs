@@ -81,17 +81,19 @@ fn customer_of(principal: Option<&axum::Extension<Principal>>) -> Option<String>
 /// Checks the cart out: reserve stock, redeem coupons, authorise payment, place the order,
 /// commit the stock. The same `Idempotency-Key` (also sent concurrently) gets the first answer;
 /// with another body it is a 422.
-#[utoipa::path(post, path = "/v1/store/carts/{id}/checkout", tag = "store",
+#[utoipa::path(post, path = "/v1/store/carts/{id}/checkout", operation_id = "checkOutStoreCart", tag = "store",
     request_body = CheckoutRequest,
     params(("id" = CartId, Path, description = "Cart id"),
         ("Idempotency-Key" = String, Header, description = "1 to 255 characters, unique per attempt"),
         ("X-Cart-Token" = Option<String>, Header, description = "The cart's token")),
     responses(
         (status = 201, description = "The order and its token", body = PlacedOrder),
-        (status = 400, description = "`idempotency_key_missing`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 402, description = "`payment_declined`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`out_of_stock`, `checkout_in_progress`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`checkout_incomplete`, `cart_empty`, `coupon_not_applicable`, `idempotency_key_reused`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No `Idempotency-Key`, or one longer than 255 characters (`idempotency_key_missing`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The payment was declined (`payment_declined`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock (`out_of_stock`), another checkout of the cart is running (`checkout_in_progress`), the cart was checked out under another key (`cart_checked_out`) or changed while it was read (`cart_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The cart cannot be ordered (`checkout_incomplete`, `cart_empty`, `coupon_not_applicable`, `payment_provider_unknown`), the key was used with another body (`idempotency_key_reused`), or invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`), or the checkout stopped half-way and is finished by the server (`checkout_interrupted`): retry with the same key", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn checkout(
     State(state): State<OrderingState>,
@@ -118,8 +120,13 @@ pub async fn checkout(
 }
 
 /// The signed-in customer's latest orders, newest first.
-#[utoipa::path(get, path = "/v1/store/orders", tag = "store", params(PageQuery),
-    responses((status = 200, description = "A page of the customer's orders", body = Page<Order>)))]
+#[utoipa::path(get, path = "/v1/store/orders", operation_id = "listStoreOrders", tag = "store", params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the customer's orders", body = Page<Order>),
+        (status = 401, description = "No access token (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token is not a customer's (`customer_token_required`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_orders(
     State(state): State<OrderingState>,
     emporium_http::Customer(customer): emporium_http::Customer,
@@ -134,12 +141,12 @@ pub async fn list_orders(
 }
 
 /// One order: the customer's own, or a guest's with its `X-Order-Token`.
-#[utoipa::path(get, path = "/v1/store/orders/{id}", tag = "store",
+#[utoipa::path(get, path = "/v1/store/orders/{id}", operation_id = "getStoreOrder", tag = "store",
     params(("id" = OrderId, Path, description = "Order id"),
         ("X-Order-Token" = Option<String>, Header, description = "The order's token (guests)")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 404, description = "`order_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or neither the order token nor the session opens it (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_order(
     State(state): State<OrderingState>,
@@ -173,8 +180,11 @@ pub struct OrderListQuery {
 }
 
 /// Orders, newest first, optionally of one status.
-#[utoipa::path(get, path = "/v1/admin/orders", tag = "admin", params(OrderListQuery),
-    responses((status = 200, description = "A page of orders", body = Page<Order>)))]
+#[utoipa::path(get, path = "/v1/admin/orders", operation_id = "listAdminOrders", tag = "admin", params(OrderListQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = Page<Order>),
+        (status = 422, description = "A bad `status`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn admin_list_orders(
     State(state): State<OrderingState>,
     Query(q): Query<OrderListQuery>,
@@ -188,11 +198,11 @@ pub async fn admin_list_orders(
 }
 
 /// One order.
-#[utoipa::path(get, path = "/v1/admin/orders/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/orders/{id}", operation_id = "getAdminOrder", tag = "admin",
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 404, description = "`order_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn admin_get_order(
     State(state): State<OrderingState>,
@@ -210,12 +220,13 @@ async fn act(
 }
 
 /// Captures the order's payment: placed → paid.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/capture", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/capture", operation_id = "captureAdminOrder", tag = "admin",
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`, `order_changed`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn capture_order(
     State(state): State<OrderingState>,
@@ -240,11 +251,12 @@ pub struct FulfillBody {
 }
 
 /// Fulfils units of lines (partial fulfilment allowed); paid → fulfilled once every unit is.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/fulfill", tag = "admin", request_body = FulfillBody,
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/fulfill", operation_id = "fulfillAdminOrder", tag = "admin", request_body = FulfillBody,
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`), e.g. more units than ordered", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn fulfill_order(
     State(state): State<OrderingState>,
@@ -268,11 +280,12 @@ pub struct ShipBody {
 }
 
 /// Ships a fulfilled order.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/ship", tag = "admin", request_body = ShipBody,
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/ship", operation_id = "shipAdminOrder", tag = "admin", request_body = ShipBody,
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ship_order(
     State(state): State<OrderingState>,
@@ -283,12 +296,12 @@ pub async fn ship_order(
 }
 
 /// Marks a shipped order delivered.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/deliver", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/deliver", operation_id = "deliverAdminOrder", tag = "admin",
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn deliver_order(
     State(state): State<OrderingState>,
@@ -307,11 +320,13 @@ pub struct CancelBody {
 
 /// Cancels an order nothing of which was fulfilled: voids its payment, or refunds what was
 /// captured.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/cancel", tag = "admin", request_body = CancelBody,
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/cancel", operation_id = "cancelAdminOrder", tag = "admin", request_body = CancelBody,
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn cancel_order(
     State(state): State<OrderingState>,
@@ -330,11 +345,14 @@ pub struct RefundBody {
 }
 
 /// Refunds part or all of what was captured.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/refund", tag = "admin", request_body = RefundBody,
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/refund", operation_id = "refundAdminOrder", tag = "admin", request_body = RefundBody,
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`), e.g. more than is left to refund; the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`); more than the payment holds (`payment_amount_too_large`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refund_order(
     State(state): State<OrderingState>,
@@ -345,12 +363,12 @@ pub async fn refund_order(
 }
 
 /// Marks a delivered order returned.
-#[utoipa::path(post, path = "/v1/admin/orders/{id}/return", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/orders/{id}/return", operation_id = "returnAdminOrder", tag = "admin",
     params(("id" = OrderId, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 409, description = "`order_transition_illegal`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn return_order(
     State(state): State<OrderingState>,

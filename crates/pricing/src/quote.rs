@@ -41,8 +41,10 @@ pub const MAX_UNIT_PRICE: i64 = 1_000_000_000_000;
 /// Most items in one cart.
 pub const MAX_LINES: usize = 500;
 
-/// A cart as the quote sees it.
+/// A cart as the quote sees it (`QuoteCart` in the OpenAPI document, apart from the store's
+/// `Cart`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = QuoteCart)]
 pub struct Cart {
     pub currency: Currency,
     pub items: Vec<Item>,
@@ -112,6 +114,7 @@ pub struct Quote {
     /// Tax on items and shipping; part of `total` already when `tax_inclusive`.
     pub tax_total: i64,
     pub tax_inclusive: bool,
+    #[schema(required = true)]
     pub tax_rate: Option<TaxRateId>,
     /// What the shopper pays: `subtotal - discount_total + shipping before its discount`, plus
     /// `tax_total` when tax comes on top.
@@ -128,7 +131,9 @@ pub struct QuotedItem {
     /// After price lists.
     pub unit_price: i64,
     /// The item's own price when a price list lowered it.
+    #[schema(required = true)]
     pub compare_at_price: Option<i64>,
+    #[schema(required = true)]
     pub price_list_id: Option<PriceListId>,
     /// `unit_price × quantity`.
     pub subtotal: i64,
@@ -145,6 +150,7 @@ pub struct AppliedDiscount {
     pub promotion_id: PromotionId,
     pub name: String,
     /// The coupon code that unlocked it.
+    #[schema(required = true)]
     pub code: Option<String>,
     pub amount: i64,
 }
@@ -174,6 +180,7 @@ pub struct CouponOutcome {
     /// Why it did not apply: `coupon_unknown`, `coupon_not_applicable` (conditions, dates or
     /// currency), `coupon_not_combinable` (an exclusive promotion, or this exclusive one, saved
     /// less than the others).
+    #[schema(required = true)]
     pub reason: Option<&'static str>,
 }
 

@@ -125,13 +125,19 @@ fn versioned<T: Serialize>(status: StatusCode, version: i64, body: &T) -> Respon
 
 /// The five routes of one kind of rule, in a module named after it.
 macro_rules! rule_routes {
-    ($module:ident, $rule:ty, $id:ty, $collection:tt, $item:tt, $noun:literal) => {
+    (
+        $module:ident, $rule:ty, $id:ty, $collection:tt, $item:tt, $noun:literal, $one:literal,
+        $many:literal, [$($conflict:tt)*]
+    ) => {
         pub mod $module {
             use super::*;
 
             #[doc = concat!("Lists ", $noun, "s by id.")]
-            #[utoipa::path(get, path = $collection, tag = "admin", params(PageQuery),
-                responses((status = 200, description = "A page", body = Page<Stored<$rule>>)))]
+            #[utoipa::path(get, path = $collection, operation_id = concat!("listAdmin", $many), tag = "admin", params(PageQuery),
+                responses(
+                    (status = 200, description = "A page", body = Page<Stored<$rule>>),
+                    (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+                ))]
             pub async fn list(
                 State(service): Svc,
                 Query(q): Query<PageQuery>,
@@ -144,10 +150,11 @@ macro_rules! rule_routes {
             }
 
             #[doc = concat!("Creates a ", $noun, "; the answer carries its id and ETag.")]
-            #[utoipa::path(post, path = $collection, tag = "admin", request_body = $rule,
+            #[utoipa::path(post, path = $collection, operation_id = concat!("createAdmin", $one), tag = "admin", request_body = $rule,
                 responses(
                     (status = 201, description = "Created", body = Stored<$rule>),
-                    (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    $($conflict)*
+                    (status = 422, description = "Invalid fields (`validation_failed`), e.g. `read_only` at `/id`", body = emporium_http::Problem, content_type = "application/problem+json"),
                 ))]
             pub async fn create(
                 State(service): Svc,
@@ -167,11 +174,11 @@ macro_rules! rule_routes {
             }
 
             #[doc = concat!("One ", $noun, ".")]
-            #[utoipa::path(get, path = $item, tag = "admin",
+            #[utoipa::path(get, path = $item, operation_id = concat!("getAdmin", $one), tag = "admin",
                 params(("id" = $id, Path, description = "Id")),
                 responses(
                     (status = 200, description = "Found", body = Stored<$rule>),
-                    (status = 404, description = "`pricing_rule_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    (status = 404, description = concat!("No such ", $noun, " (`pricing_rule_not_found`)"), body = emporium_http::Problem, content_type = "application/problem+json"),
                 ))]
             pub async fn get(State(service): Svc, Path(id): Path<$id>) -> Result<Response, ApiError> {
                 let stored = service.get_rule::<$rule>(id.0).await?;
@@ -179,12 +186,15 @@ macro_rules! rule_routes {
             }
 
             #[doc = concat!("Replaces a ", $noun, " whole (a body as for creating it).")]
-            #[utoipa::path(put, path = $item, tag = "admin", request_body = $rule,
+            #[utoipa::path(put, path = $item, operation_id = concat!("replaceAdmin", $one), tag = "admin", request_body = $rule,
                 params(("id" = $id, Path, description = "Id"),
                     ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when it changed since")),
                 responses(
                     (status = 200, description = "Replaced", body = Stored<$rule>),
-                    (status = 412, description = "`precondition_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    (status = 404, description = concat!("No such ", $noun, " (`pricing_rule_not_found`)"), body = emporium_http::Problem, content_type = "application/problem+json"),
+                    $($conflict)*
+                    (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "Invalid fields (`validation_failed`), e.g. `read_only` at `/id` naming another rule", body = emporium_http::Problem, content_type = "application/problem+json"),
                 ))]
             pub async fn replace(
                 State(service): Svc,
@@ -200,11 +210,11 @@ macro_rules! rule_routes {
             }
 
             #[doc = concat!("Deletes a ", $noun, ".")]
-            #[utoipa::path(delete, path = $item, tag = "admin",
+            #[utoipa::path(delete, path = $item, operation_id = concat!("deleteAdmin", $one), tag = "admin",
                 params(("id" = $id, Path, description = "Id")),
                 responses(
                     (status = 204, description = "Deleted"),
-                    (status = 404, description = "`pricing_rule_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+                    (status = 404, description = concat!("No such ", $noun, " (`pricing_rule_not_found`)"), body = emporium_http::Problem, content_type = "application/problem+json"),
                 ))]
             pub async fn delete(
                 State(service): Svc,
@@ -224,7 +234,10 @@ rule_routes!(
     emporium_kernel::ids::PriceListId,
     "/v1/admin/price-lists",
     "/v1/admin/price-lists/{id}",
-    "price list"
+    "price list",
+    "PriceList",
+    "PriceLists",
+    []
 );
 rule_routes!(
     promotions,
@@ -232,7 +245,10 @@ rule_routes!(
     emporium_kernel::ids::PromotionId,
     "/v1/admin/promotions",
     "/v1/admin/promotions/{id}",
-    "promotion"
+    "promotion",
+    "Promotion",
+    "Promotions",
+    []
 );
 rule_routes!(
     tax_rates,
@@ -240,7 +256,15 @@ rule_routes!(
     emporium_kernel::ids::TaxRateId,
     "/v1/admin/tax-rates",
     "/v1/admin/tax-rates/{id}",
-    "tax rate"
+    "tax rate",
+    "TaxRate",
+    "TaxRates",
+    [(
+        status = 409,
+        description = "A tax rate for this country and state exists (`tax_region_taken`)",
+        body = emporium_http::Problem,
+        content_type = "application/problem+json"
+    ),]
 );
 rule_routes!(
     shipping_options,
@@ -248,12 +272,18 @@ rule_routes!(
     emporium_kernel::ids::ShippingOptionId,
     "/v1/admin/shipping-options",
     "/v1/admin/shipping-options/{id}",
-    "shipping option"
+    "shipping option",
+    "ShippingOption",
+    "ShippingOptions",
+    []
 );
 
 /// Lists coupons by id.
-#[utoipa::path(get, path = "/v1/admin/coupons", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of coupons", body = Page<Coupon>)))]
+#[utoipa::path(get, path = "/v1/admin/coupons", operation_id = "listAdminCoupons", tag = "admin", params(PageQuery),
+    responses(
+        (status = 200, description = "A page of coupons", body = Page<Coupon>),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_coupons(
     State(service): Svc,
     Query(q): Query<PageQuery>,
@@ -264,10 +294,11 @@ pub async fn list_coupons(
 }
 
 /// Creates a coupon code for a promotion (the promotion should need a coupon).
-#[utoipa::path(post, path = "/v1/admin/coupons", tag = "admin", request_body = CreateCoupon,
+#[utoipa::path(post, path = "/v1/admin/coupons", operation_id = "createAdminCoupon", tag = "admin", request_body = CreateCoupon,
     responses(
         (status = 201, description = "Created", body = Coupon),
-        (status = 409, description = "`coupon_code_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another coupon has the code (`coupon_code_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. an unknown promotion", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_coupon(
     State(service): Svc,
@@ -279,11 +310,11 @@ pub async fn create_coupon(
 }
 
 /// One coupon, with its use count.
-#[utoipa::path(get, path = "/v1/admin/coupons/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/coupons/{id}", operation_id = "getAdminCoupon", tag = "admin",
     params(("id" = CouponId, Path, description = "Coupon id")),
     responses(
         (status = 200, description = "The coupon", body = Coupon),
-        (status = 404, description = "`coupon_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such coupon (`coupon_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_coupon(
     State(service): Svc,
@@ -293,9 +324,12 @@ pub async fn get_coupon(
 }
 
 /// Deletes a coupon and its redemption history.
-#[utoipa::path(delete, path = "/v1/admin/coupons/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/coupons/{id}", operation_id = "deleteAdminCoupon", tag = "admin",
     params(("id" = CouponId, Path, description = "Coupon id")),
-    responses((status = 204, description = "Deleted")))]
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such coupon (`coupon_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete_coupon(
     State(service): Svc,
     Authenticated(caller): Authenticated,
@@ -316,10 +350,10 @@ pub struct QuoteRequest {
 }
 
 /// Quotes a cart under the stored rules, as the checkout would.
-#[utoipa::path(post, path = "/v1/admin/pricing/quote", tag = "admin", request_body = QuoteRequest,
+#[utoipa::path(post, path = "/v1/admin/pricing/quote", operation_id = "previewAdminQuote", tag = "admin", request_body = QuoteRequest,
     responses(
         (status = 200, description = "The quote", body = Quote),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. `out_of_range` at `/cart/items/0/quantity`, `too_long` at `/cart/items`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn preview_quote(
     State(service): Svc,

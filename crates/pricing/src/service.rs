@@ -61,8 +61,10 @@ pub struct Coupon {
     pub code: String,
     pub promotion_id: PromotionId,
     /// Redemptions allowed over all shoppers; absent: no limit.
+    #[schema(required = true)]
     pub usage_limit: Option<i64>,
     /// Redemptions allowed per customer (or guest e-mail); absent: no limit.
+    #[schema(required = true)]
     pub per_customer_limit: Option<i64>,
     /// Redemptions so far.
     pub used: i64,
@@ -77,6 +79,7 @@ pub struct Coupon {
 pub struct CreateCoupon {
     /// 3 to 64 of `A-Z`, `0-9`, `-`, `_` (lower case is taken as upper case).
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{3,64}$")]
     pub code: String,
     pub promotion_id: PromotionId,
     #[serde(default)]

@@ -54,6 +54,7 @@ pub struct SearchRequest {
     /// Words to look for in titles, SKUs, category names and descriptions (at most 200
     /// characters). Each word also matches with a typo; the last one also as a prefix. Empty
     /// lists every published product.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Only products in this category or in one below it.
     #[param(value_type = Option<String>)]
@@ -65,8 +66,10 @@ pub struct SearchRequest {
     #[param(value_type = Option<String>, example = "EUR")]
     pub currency: Option<Currency>,
     /// Only products whose lowest price in `currency` is at least this (minor units).
+    #[param(minimum = 0)]
     pub min_price: Option<i64>,
     /// Only products whose lowest price in `currency` is at most this (minor units).
+    #[param(minimum = 0)]
     pub max_price: Option<i64>,
     /// Only products that can (`true`) or cannot (`false`) be bought now.
     pub in_stock: Option<bool>,
@@ -76,6 +79,7 @@ pub struct SearchRequest {
     /// The `next_cursor` of the previous page of the same search.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -85,7 +89,8 @@ pub struct SearchResponse {
     pub hits: Vec<SearchHit>,
     /// How many products match (all pages).
     pub total: u64,
-    /// Pass as `cursor` for the next page; absent on the last page (or past the depth limit).
+    /// Pass as `cursor` for the next page; `null` on the last page (or past the depth limit).
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     /// The order applied.
     pub sort: SearchSort,
@@ -104,8 +109,10 @@ pub struct SearchHit {
     /// HTML-escaped, safe to insert as HTML.
     pub highlight: Highlight,
     /// The lowest variant price in the requested currency, if any variant has one.
+    #[schema(required = true)]
     pub min_price: Option<Money>,
     /// The highest variant price in the requested currency, if any variant has one.
+    #[schema(required = true)]
     pub max_price: Option<Money>,
     /// Whether any variant can be bought now.
     pub in_stock: bool,
@@ -148,6 +155,7 @@ pub struct Facets {
 pub struct CategoryFacet {
     pub id: CategoryId,
     /// Absent when no event named the category yet.
+    #[schema(required = true)]
     pub name: Option<String>,
     pub count: u64,
 }
@@ -157,6 +165,7 @@ pub struct CategoryFacet {
 pub struct PriceBand {
     pub min: i64,
     /// Absent for the last, open-ended band.
+    #[schema(required = true)]
     pub max: Option<i64>,
     pub count: u64,
 }
@@ -174,8 +183,10 @@ pub struct AvailabilityFacet {
 #[into_params(parameter_in = Query)]
 pub struct SuggestRequest {
     /// What the shopper typed so far (at most 200 characters); the last word is a prefix.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// How many suggestions, 1 to 20 (default 10).
+    #[param(minimum = 1, maximum = 20)]
     pub limit: Option<u32>,
 }
 

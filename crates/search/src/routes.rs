@@ -57,10 +57,11 @@ pub fn router(index: Arc<SearchIndex>) -> OpenApiRouter {
 /// facets count every match, not only the page. Price bands are `[0, 1000)`, `[1000, 2500)`,
 /// `[2500, 5000)`, `[5000, 10000)`, `[10000, 25000)` and `25000` up, in minor units of the
 /// requested currency.
-#[utoipa::path(get, path = "/v1/store/search", tag = "store", params(SearchRequest),
+#[utoipa::path(get, path = "/v1/store/search", operation_id = "searchStoreProducts", tag = "store", params(SearchRequest),
     responses(
         (status = 200, description = "A page of matching products and the facets of all matches", body = SearchResponse),
-        (status = 422, description = "Invalid parameters (`validation_failed`): `/q` too long, `/limit` out of 1–100, `/min_price` above `max_price`, an unknown `/sort`, or an `/cursor` of another search (`invalid_cursor`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters (`validation_failed`): `/q` too long, `/limit` out of 1 to 100, `/min_price` above `max_price`, an unknown `/sort`, or a `/cursor` of another search (`invalid_cursor`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The search index failed (`search_index_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn search(
     State(searches): State<Searches>,
@@ -71,10 +72,11 @@ pub(crate) async fn search(
 }
 
 /// Completes what a shopper is typing with titles of published products, most popular first.
-#[utoipa::path(get, path = "/v1/store/search/suggest", tag = "store", params(SuggestRequest),
+#[utoipa::path(get, path = "/v1/store/search/suggest", operation_id = "suggestStoreProducts", tag = "store", params(SuggestRequest),
     responses(
         (status = 200, description = "Title completions", body = SuggestResponse),
-        (status = 422, description = "Invalid parameters (`validation_failed`): `/q` too long or `/limit` out of 1–20", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters (`validation_failed`): `/q` too long or `/limit` out of 1 to 20", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The search index failed (`search_index_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn suggest(
     State(searches): State<Searches>,

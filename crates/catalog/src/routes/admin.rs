@@ -104,12 +104,14 @@ pub struct AdminProductQuery {
     /// Only products in this status.
     pub status: Option<ProductStatus>,
     /// Only products whose title contains this text (case-insensitive).
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Only products in this category or its descendants.
     pub category: Option<CategoryId>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -121,12 +123,17 @@ pub struct PageQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
 /// Every product in any status, newest first.
-#[utoipa::path(get, path = "/v1/admin/products", tag = "admin", params(AdminProductQuery),
-    responses((status = 200, description = "A page of products", body = Page<Product>)))]
+#[utoipa::path(get, path = "/v1/admin/products", operation_id = "listAdminProducts", tag = "admin", params(AdminProductQuery),
+    responses(
+        (status = 200, description = "A page of products", body = Page<Product>),
+        (status = 404, description = "The `category` filter names no category (`category_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `limit`, `cursor` or `q` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_products(
     State(s): St,
     Query(q): Query<AdminProductQuery>,
@@ -145,10 +152,11 @@ pub async fn list_products(
 }
 
 /// Creates a product with its variants and prices.
-#[utoipa::path(post, path = "/v1/admin/products", tag = "admin", request_body = NewProduct,
+#[utoipa::path(post, path = "/v1/admin/products", operation_id = "createAdminProduct", tag = "admin", request_body = NewProduct,
     responses(
         (status = 201, description = "Created; `ETag` is its version", body = Product),
-        (status = 409, description = "`handle_taken`, `sku_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another product has the handle (`handle_taken`) or another variant the SKU (`sku_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. an unknown category or collection", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_product(
     State(s): St,
@@ -159,11 +167,11 @@ pub async fn create_product(
 }
 
 /// One product in any status, with availability.
-#[utoipa::path(get, path = "/v1/admin/products/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/products/{id}", operation_id = "getAdminProduct", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product; `ETag` is its version", body = Product),
-        (status = 404, description = "`product_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_product(State(s): St, Path(id): Path<ProductId>) -> Result<Response, ApiError> {
     let product = s.service.get_product(id).await?;
@@ -171,12 +179,15 @@ pub async fn get_product(State(s): St, Path(id): Path<ProductId>) -> Result<Resp
 }
 
 /// Changes a product's fields, status or links (absent fields stay; lists replace).
-#[utoipa::path(patch, path = "/v1/admin/products/{id}", tag = "admin", request_body = ProductPatch,
+#[utoipa::path(patch, path = "/v1/admin/products/{id}", operation_id = "updateAdminProduct", tag = "admin", request_body = ProductPatch,
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the product changed since")),
     responses(
         (status = 200, description = "The product as changed", body = Product),
-        (status = 412, description = "`precondition_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another product has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_product(
     State(s): St,
@@ -193,12 +204,13 @@ pub async fn update_product(
 
 /// Deletes a product, its variants and media (with their files). (To take it off the storefront
 /// but keep it, set its status to `archived`.)
-#[utoipa::path(delete, path = "/v1/admin/products/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/products/{id}", operation_id = "deleteAdminProduct", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the product changed since")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "`product_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_product(
     State(s): St,
@@ -215,9 +227,12 @@ pub async fn delete_product(
 }
 
 /// A product's variants.
-#[utoipa::path(get, path = "/v1/admin/products/{id}/variants", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/products/{id}/variants", operation_id = "listAdminVariants", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id")),
-    responses((status = 200, description = "The variants; `ETag` is the product's version", body = Vec<Variant>)))]
+    responses(
+        (status = 200, description = "The variants; `ETag` is the product's version", body = Vec<Variant>),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_variants(State(s): St, Path(id): Path<ProductId>) -> Result<Response, ApiError> {
     let product = s.service.get_product(id).await?;
     Ok(versioned(
@@ -228,12 +243,15 @@ pub async fn list_variants(State(s): St, Path(id): Path<ProductId>) -> Result<Re
 }
 
 /// Adds a variant.
-#[utoipa::path(post, path = "/v1/admin/products/{id}/variants", tag = "admin", request_body = NewVariant,
+#[utoipa::path(post, path = "/v1/admin/products/{id}/variants", operation_id = "addAdminVariant", tag = "admin", request_body = NewVariant,
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(
         (status = 201, description = "The new variant; `ETag` is the product's new version", body = Variant),
-        (status = 409, description = "`sku_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another variant has the SKU (`sku_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. options that do not fit the product", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn add_variant(
     State(s): St,
@@ -253,11 +271,11 @@ pub async fn add_variant(
 }
 
 /// One variant.
-#[utoipa::path(get, path = "/v1/admin/products/{id}/variants/{variant_id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/products/{id}/variants/{variant_id}", operation_id = "getAdminVariant", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"), ("variant_id" = VariantId, Path, description = "Variant id")),
     responses(
         (status = 200, description = "The variant; `ETag` is the product's version", body = Variant),
-        (status = 404, description = "`product_not_found`, `variant_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product or variant on it (`product_not_found`, `variant_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_variant(
     State(s): St,
@@ -272,12 +290,15 @@ pub async fn get_variant(
 }
 
 /// Changes a variant (absent fields stay; `prices` replaces the list).
-#[utoipa::path(patch, path = "/v1/admin/products/{id}/variants/{variant_id}", tag = "admin", request_body = VariantPatch,
+#[utoipa::path(patch, path = "/v1/admin/products/{id}/variants/{variant_id}", operation_id = "updateAdminVariant", tag = "admin", request_body = VariantPatch,
     params(("id" = ProductId, Path, description = "Product id"), ("variant_id" = VariantId, Path, description = "Variant id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(
         (status = 200, description = "The variant as changed", body = Variant),
-        (status = 412, description = "`precondition_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product or variant on it (`product_not_found`, `variant_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another variant has the SKU (`sku_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_variant(
     State(s): St,
@@ -297,10 +318,14 @@ pub async fn update_variant(
 }
 
 /// Removes a variant.
-#[utoipa::path(delete, path = "/v1/admin/products/{id}/variants/{variant_id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/products/{id}/variants/{variant_id}", operation_id = "deleteAdminVariant", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"), ("variant_id" = VariantId, Path, description = "Variant id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
-    responses((status = 204, description = "Removed; `ETag` is the product's new version")))]
+    responses(
+        (status = 204, description = "Removed; `ETag` is the product's new version"),
+        (status = 404, description = "No such product or variant on it (`product_not_found`, `variant_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete_variant(
     State(s): St,
     Path((id, variant_id)): Path<(ProductId, VariantId)>,
@@ -318,17 +343,18 @@ pub async fn delete_variant(
 }
 
 /// Every category, flat, parents before children.
-#[utoipa::path(get, path = "/v1/admin/categories", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/categories", operation_id = "listAdminCategories", tag = "admin",
     responses((status = 200, description = "All categories", body = Vec<Category>)))]
 pub async fn list_categories(State(s): St) -> Result<axum::Json<Vec<Category>>, ApiError> {
     Ok(axum::Json(s.service.list_categories().await?))
 }
 
 /// Creates a category.
-#[utoipa::path(post, path = "/v1/admin/categories", tag = "admin", request_body = NewCategory,
+#[utoipa::path(post, path = "/v1/admin/categories", operation_id = "createAdminCategory", tag = "admin", request_body = NewCategory,
     responses(
         (status = 201, description = "Created", body = Category),
-        (status = 409, description = "`handle_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another category or collection has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. `unknown_category` at `/parent_id`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_category(
     State(s): St,
@@ -339,11 +365,11 @@ pub async fn create_category(
 }
 
 /// One category.
-#[utoipa::path(get, path = "/v1/admin/categories/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/categories/{id}", operation_id = "getAdminCategory", tag = "admin",
     params(("id" = CategoryId, Path, description = "Category id")),
     responses(
         (status = 200, description = "The category", body = Category),
-        (status = 404, description = "`category_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such category (`category_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_category(State(s): St, Path(id): Path<CategoryId>) -> Result<Response, ApiError> {
     let category = s.service.get_category(id).await?;
@@ -351,12 +377,15 @@ pub async fn get_category(State(s): St, Path(id): Path<CategoryId>) -> Result<Re
 }
 
 /// Renames, re-orders or moves a category (`parent_id: null` moves it to the root).
-#[utoipa::path(patch, path = "/v1/admin/categories/{id}", tag = "admin", request_body = CategoryPatch,
+#[utoipa::path(patch, path = "/v1/admin/categories/{id}", operation_id = "updateAdminCategory", tag = "admin", request_body = CategoryPatch,
     params(("id" = CategoryId, Path, description = "Category id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the category changed since")),
     responses(
         (status = 200, description = "The category as changed", body = Category),
-        (status = 422, description = "`validation_failed` (e.g. `category_cycle` at `/parent_id`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such category (`category_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another category or collection has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`), e.g. `category_cycle` at `/parent_id`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_category(
     State(s): St,
@@ -372,12 +401,14 @@ pub async fn update_category(
 }
 
 /// Deletes a category without children; its products leave it.
-#[utoipa::path(delete, path = "/v1/admin/categories/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/categories/{id}", operation_id = "deleteAdminCategory", tag = "admin",
     params(("id" = CategoryId, Path, description = "Category id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the category changed since")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 409, description = "`category_has_children`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such category (`category_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The category has child categories (`category_has_children`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_category(
     State(s): St,
@@ -391,8 +422,11 @@ pub async fn delete_category(
 }
 
 /// Collections, oldest first.
-#[utoipa::path(get, path = "/v1/admin/collections", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of collections", body = Page<Collection>)))]
+#[utoipa::path(get, path = "/v1/admin/collections", operation_id = "listAdminCollections", tag = "admin", params(PageQuery),
+    responses(
+        (status = 200, description = "A page of collections", body = Page<Collection>),
+        (status = 422, description = "A bad `limit` or `cursor` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_collections(
     State(s): St,
     Query(q): Query<PageQuery>,
@@ -405,10 +439,11 @@ pub async fn list_collections(
 }
 
 /// Creates a collection.
-#[utoipa::path(post, path = "/v1/admin/collections", tag = "admin", request_body = CollectionInput,
+#[utoipa::path(post, path = "/v1/admin/collections", operation_id = "createAdminCollection", tag = "admin", request_body = CollectionInput,
     responses(
         (status = 201, description = "Created", body = Collection),
-        (status = 409, description = "`handle_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another category or collection has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_collection(
     State(s): St,
@@ -423,11 +458,11 @@ pub async fn create_collection(
 }
 
 /// One collection.
-#[utoipa::path(get, path = "/v1/admin/collections/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/collections/{id}", operation_id = "getAdminCollection", tag = "admin",
     params(("id" = CollectionId, Path, description = "Collection id")),
     responses(
         (status = 200, description = "The collection", body = Collection),
-        (status = 404, description = "`collection_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such collection (`collection_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_collection(
     State(s): St,
@@ -438,10 +473,16 @@ pub async fn get_collection(
 }
 
 /// Changes a collection (absent fields stay).
-#[utoipa::path(patch, path = "/v1/admin/collections/{id}", tag = "admin", request_body = CollectionInput,
+#[utoipa::path(patch, path = "/v1/admin/collections/{id}", operation_id = "updateAdminCollection", tag = "admin", request_body = CollectionInput,
     params(("id" = CollectionId, Path, description = "Collection id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the collection changed since")),
-    responses((status = 200, description = "The collection as changed", body = Collection)))]
+    responses(
+        (status = 200, description = "The collection as changed", body = Collection),
+        (status = 404, description = "No such collection (`collection_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another category or collection has the handle (`handle_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn update_collection(
     State(s): St,
     Path(id): Path<CollectionId>,
@@ -456,10 +497,14 @@ pub async fn update_collection(
 }
 
 /// Deletes a collection; its products leave it.
-#[utoipa::path(delete, path = "/v1/admin/collections/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/collections/{id}", operation_id = "deleteAdminCollection", tag = "admin",
     params(("id" = CollectionId, Path, description = "Collection id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when the collection changed since")),
-    responses((status = 204, description = "Deleted")))]
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such collection (`collection_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete_collection(
     State(s): St,
     Path(id): Path<CollectionId>,

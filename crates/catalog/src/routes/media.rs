@@ -34,6 +34,7 @@ pub struct MediaUpload {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// Alternative text, at most 500 characters.
+    #[schema(max_length = 500)]
     alt: Option<String>,
 }
 
@@ -138,17 +139,18 @@ async fn read_upload(
 }
 
 /// Uploads an image and attaches it to the product, after its other media.
-#[utoipa::path(post, path = "/v1/admin/products/{id}/media", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/products/{id}/media", operation_id = "uploadAdminProductMedia", tag = "admin",
     request_body(content = MediaUpload, content_type = "multipart/form-data"),
     params(("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(
         (status = 201, description = "The new media (served at its `url`); `ETag` is the product's new version", body = Media),
-        (status = 404, description = "`product_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`media_too_large`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`media_type_not_allowed` (not a JPEG, PNG, GIF, WebP or AVIF image), `unsupported_media_type` (not a multipart body)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: `required` at `/file`, `too_long` at `/alt`, `unknown_field`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The multipart body cannot be read (`body_unreadable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is larger than `media.max_bytes` (`media_too_large`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a JPEG, PNG, GIF, WebP or AVIF image (`media_type_not_allowed`), or not a multipart body (`unsupported_media_type`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parts (`validation_failed`): `required` or `duplicate` at `/file`, `too_long` at `/alt`, `unknown_field`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn upload_media(
     State(s): State<CatalogState>,
@@ -181,13 +183,13 @@ pub async fn upload_media(
 }
 
 /// Removes a media from its product and deletes its file.
-#[utoipa::path(delete, path = "/v1/admin/products/{id}/media/{media_id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/products/{id}/media/{media_id}", operation_id = "deleteAdminProductMedia", tag = "admin",
     params(("id" = ProductId, Path, description = "Product id"), ("media_id" = MediaId, Path, description = "Media id"),
         ("If-Match" = Option<String>, Header, description = "The product's ETag; 412 when it changed since")),
     responses(
         (status = 204, description = "Removed; `ETag` is the product's new version"),
-        (status = 404, description = "`product_not_found`, `media_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product, or no such media on it (`product_not_found`, `media_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The `If-Match` ETag is not the current version (`precondition_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_media(
     State(s): State<CatalogState>,

@@ -10,7 +10,7 @@ use emporium_kernel::ids::{CategoryId, CollectionId};
 use serde::Deserialize;
 
 use super::CatalogState;
-use crate::api::{CategoryNode, Product};
+use crate::api::{CategoryTree, Product};
 use crate::listing::Sort;
 use crate::reads::{CachedBody, StoreListQuery};
 
@@ -33,18 +33,20 @@ pub struct ProductListQuery {
     /// Only products with (`true`) or without (`false`) stock available.
     pub in_stock: Option<bool>,
     /// `newest` (default), `price_asc`, `price_desc` or `title`.
+    #[param(inline)]
     pub sort: Option<Sort>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 24).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
 /// Published products, newest first unless sorted otherwise.
-#[utoipa::path(get, path = "/v1/store/products", tag = "store", params(ProductListQuery),
+#[utoipa::path(get, path = "/v1/store/products", operation_id = "listStoreProducts", tag = "store", params(ProductListQuery),
     responses(
         (status = 200, description = "A page of products", body = Page<Product>),
-        (status = 422, description = "`validation_failed` (e.g. a price filter without currency, a bad cursor)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, e.g. a price filter without `currency`, a bad `cursor` or `limit`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_products(
     State(state): State<CatalogState>,
@@ -75,13 +77,13 @@ pub async fn list_products(
 }
 
 /// One published product, by id (`prod_…`) or handle. Answers `If-None-Match` with 304.
-#[utoipa::path(get, path = "/v1/store/products/{key}", tag = "store",
+#[utoipa::path(get, path = "/v1/store/products/{key}", operation_id = "getStoreProduct", tag = "store",
     params(("key" = String, Path, description = "Product id (`prod_…`) or handle")),
     responses(
         (status = 200, description = "The product, with availability", body = Product,
             headers(("ETag" = String, description = "Changes whenever the answer changes"))),
         (status = 304, description = "The copy named by `If-None-Match` is current"),
-        (status = 404, description = "`product_not_found` (also for unpublished products)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No published product with this id or handle (`product_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_product(
     State(state): State<CatalogState>,
@@ -93,9 +95,9 @@ pub async fn get_product(
 }
 
 /// The category tree.
-#[utoipa::path(get, path = "/v1/store/categories", tag = "store",
+#[utoipa::path(get, path = "/v1/store/categories", operation_id = "getStoreCategoryTree", tag = "store",
     responses(
-        (status = 200, description = "`{\"items\": [CategoryNode]}`, roots in order, each with its children", body = Vec<CategoryNode>),
+        (status = 200, description = "The roots in order, each with its children", body = CategoryTree),
         (status = 304, description = "The copy named by `If-None-Match` is current"),
     ))]
 pub async fn category_tree(

@@ -50,8 +50,11 @@ pub struct CustomerListQuery {
 }
 
 /// Lists customers, newest first.
-#[utoipa::path(get, path = "/v1/admin/customers", tag = "admin", params(CustomerListQuery),
-    responses((status = 200, description = "A page of customers", body = Page<Customer>)))]
+#[utoipa::path(get, path = "/v1/admin/customers", operation_id = "listAdminCustomers", tag = "admin", params(CustomerListQuery),
+    responses(
+        (status = 200, description = "A page of customers", body = Page<Customer>),
+        (status = 422, description = "A bad `email`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_customers(
     State(service): Svc,
     Query(q): Query<CustomerListQuery>,
@@ -64,11 +67,11 @@ pub async fn list_customers(
 }
 
 /// One customer.
-#[utoipa::path(get, path = "/v1/admin/customers/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/customers/{id}", operation_id = "getAdminCustomer", tag = "admin",
     params(("id" = CustomerId, Path, description = "Customer id")),
     responses(
         (status = 200, description = "The customer", body = Customer),
-        (status = 404, description = "`customer_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer (`customer_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_customer(
     State(service): Svc,
@@ -83,18 +86,19 @@ pub async fn get_customer(
 pub struct CustomerGroupsBody {
     /// Every group of the customer (replacing the ones before): names of 1 to 64 lower-case
     /// letters, digits, `-` or `_`, at most 20.
+    #[schema(max_items = 20)]
     pub groups: Vec<String>,
 }
 
 /// Sets a customer's groups (admins). Price lists and promotions for a group apply to the
 /// customer's carts from then on.
-#[utoipa::path(put, path = "/v1/admin/customers/{id}/groups", tag = "admin",
+#[utoipa::path(put, path = "/v1/admin/customers/{id}/groups", operation_id = "setAdminCustomerGroups", tag = "admin",
     request_body = CustomerGroupsBody,
     params(("id" = CustomerId, Path, description = "Customer id")),
     responses(
         (status = 200, description = "The customer, with the groups now", body = Customer),
-        (status = 404, description = "`customer_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer (`customer_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid group names or too many groups (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_customer_groups(
     State(service): Svc,
@@ -110,8 +114,11 @@ pub async fn set_customer_groups(
 }
 
 /// Lists staff users, newest first.
-#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of staff users", body = Page<StaffUser>)))]
+#[utoipa::path(get, path = "/v1/admin/users", operation_id = "listAdminUsers", tag = "admin", params(PageQuery),
+    responses(
+        (status = 200, description = "A page of staff users", body = Page<StaffUser>),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_users(
     State(service): Svc,
     Query(q): Query<PageQuery>,
@@ -129,17 +136,20 @@ pub struct CreateUserBody {
     #[serde(default)]
     pub email: String,
     #[serde(default)]
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub role: Role,
 }
 
 /// Creates a staff user (owners only).
-#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = CreateUserBody,
+#[utoipa::path(post, path = "/v1/admin/users", operation_id = "createAdminUser", tag = "admin", request_body = CreateUserBody,
     responses(
         (status = 201, description = "Created", body = StaffUser),
-        (status = 409, description = "`email_taken`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "E-mail address taken (`email_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_user(
     State(service): Svc,
@@ -161,11 +171,11 @@ pub async fn create_user(
 }
 
 /// One staff user.
-#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/users/{id}", operation_id = "getAdminUser", tag = "admin",
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 200, description = "The staff user", body = StaffUser),
-        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such staff user (`user_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_user(
     State(service): Svc,
@@ -178,11 +188,13 @@ pub async fn get_user(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// A lower role ends the user's tokens (it signs in again); a higher one takes effect at its
     /// next refresh.
     pub role: Option<Role>,
     /// A new password ends the user's tokens.
+    #[schema(min_length = 10, max_length = 128)]
     pub password: Option<String>,
     /// `true` disables the user (it cannot sign in, and its tokens end); `false` enables it again.
     pub disabled: Option<bool>,
@@ -190,12 +202,13 @@ pub struct UpdateUserBody {
 
 /// Changes a staff user's name, role, password or disabled state (owners only). The last owner
 /// who is not disabled keeps the role and cannot be disabled.
-#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", request_body = UpdateUserBody,
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", operation_id = "updateAdminUser", tag = "admin", request_body = UpdateUserBody,
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 200, description = "Updated", body = StaffUser),
-        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`last_owner`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such staff user (`user_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last owner keeps the owner role (`last_owner`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_user(
     State(service): Svc,
@@ -215,12 +228,12 @@ pub async fn update_user(
 }
 
 /// Removes a staff user (owners only). The last owner stays.
-#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", operation_id = "deleteAdminUser", tag = "admin",
     params(("id" = StaffUserId, Path, description = "Staff user id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 404, description = "`user_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`last_owner`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such staff user (`user_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last owner stays (`last_owner`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_user(
     State(service): Svc,
@@ -232,8 +245,11 @@ pub async fn delete_user(
 }
 
 /// Lists API clients, newest first, revoked ones included.
-#[utoipa::path(get, path = "/v1/admin/api-clients", tag = "admin", params(PageQuery),
-    responses((status = 200, description = "A page of API clients", body = Page<ApiClient>)))]
+#[utoipa::path(get, path = "/v1/admin/api-clients", operation_id = "listAdminApiClients", tag = "admin", params(PageQuery),
+    responses(
+        (status = 200, description = "A page of API clients", body = Page<ApiClient>),
+        (status = 422, description = "A bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_api_clients(
     State(service): Svc,
     Query(q): Query<PageQuery>,
@@ -248,6 +264,7 @@ pub async fn list_api_clients(
 #[serde(deny_unknown_fields)]
 pub struct CreateApiClientBody {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Granted scopes: `customers:read`, `events:read`.
     #[serde(default)]
@@ -255,8 +272,11 @@ pub struct CreateApiClientBody {
 }
 
 /// Creates an API client. The response holds its secret, which is never shown again.
-#[utoipa::path(post, path = "/v1/admin/api-clients", tag = "admin", request_body = CreateApiClientBody,
-    responses((status = 201, description = "Created; keep the secret", body = NewApiClient)))]
+#[utoipa::path(post, path = "/v1/admin/api-clients", operation_id = "createAdminApiClient", tag = "admin", request_body = CreateApiClientBody,
+    responses(
+        (status = 201, description = "Created; keep the secret", body = NewApiClient),
+        (status = 422, description = "Invalid fields (`validation_failed`): an empty name, an unknown scope", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create_api_client(
     State(service): Svc,
     Authenticated(caller): Authenticated,
@@ -275,11 +295,11 @@ pub async fn create_api_client(
 }
 
 /// Revokes an API client: it gets no new tokens. Idempotent.
-#[utoipa::path(delete, path = "/v1/admin/api-clients/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/admin/api-clients/{id}", operation_id = "revokeAdminApiClient", tag = "admin",
     params(("id" = ApiClientId, Path, description = "API client id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "`api_client_not_found`", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such API client (`api_client_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_api_client(
     State(service): Svc,

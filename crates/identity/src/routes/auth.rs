@@ -17,15 +17,19 @@ use crate::error::OAuthError;
 use crate::service::{IdentityService, RegisterCustomer};
 
 /// Body of `POST /v1/auth/register`. Absent fields read as empty, so one answer lists every
-/// missing or invalid field.
+/// missing or invalid field (the schema states the maximum lengths; an empty value is refused
+/// as `required`, which a minimum would contradict the `""` default with).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegisterBody {
     /// E-mail address; stored trimmed and lower-case, unique.
+    #[schema(max_length = 254)]
     pub email: String,
     /// 10 to 128 characters, not a common password, not the e-mail address.
+    #[schema(max_length = 128)]
     pub password: String,
     /// Display name, 1 to 200 characters.
+    #[schema(max_length = 200)]
     pub name: String,
 }
 
@@ -33,11 +37,13 @@ pub struct RegisterBody {
 #[utoipa::path(
     post,
     path = "/v1/auth/register",
+    operation_id = "registerCustomer",
     tag = "auth",
     request_body = RegisterBody,
     responses(
         (status = 201, description = "Account created", body = Customer),
         (status = 409, description = "E-mail address taken (`email_taken`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`): the e-mail address, a weak or too short password, the name", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn register(
@@ -153,13 +159,15 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 #[utoipa::path(
     post,
     path = "/v1/auth/token",
+    operation_id = "issueToken",
     tag = "auth",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`", body = OAuthErrorBody),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
-        (status = 429, description = "Too many failed sign-ins (`login_throttled`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "RFC 6749 errors (`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`); an unreadable body (`body_unreadable`) is a problem", content((OAuthErrorBody = "application/json"), (emporium_http::Problem = "application/problem+json"))),
+        (status = 401, description = "Unknown client or wrong secret (`invalid_client`)", body = OAuthErrorBody),
+        (status = 413, description = "Body too large (`body_too_large`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed sign-ins for the account or the address (`login_throttled`); see `Retry-After`", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) -> Response {
@@ -242,10 +250,11 @@ pub async fn token(State(service): State<Arc<IdentityService>>, req: Request) ->
 #[utoipa::path(
     post,
     path = "/v1/auth/logout",
+    operation_id = "logOut",
     tag = "auth",
     responses(
         (status = 204, description = "Session revoked"),
-        (status = 401, description = "No or invalid access token", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No access token (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn logout(
@@ -260,9 +269,12 @@ pub async fn logout(
 #[utoipa::path(
     get,
     path = "/v1/store/me",
+    operation_id = "getStoreCustomer",
     tag = "store",
     responses(
         (status = 200, description = "The customer", body = Customer),
+        (status = 401, description = "No access token (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token is not a customer's (`customer_token_required`)", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The account was deleted (`customer_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -322,6 +334,7 @@ pub async fn change_password(
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",
+    operation_id = "getJwks",
     tag = "auth",
     responses((status = 200, description = "JSON Web Key Set", body = Object))
 )]
