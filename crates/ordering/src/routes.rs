@@ -92,7 +92,7 @@ fn customer_of(principal: Option<&axum::Extension<Principal>>) -> Option<String>
         (status = 402, description = "The payment was declined (`payment_declined`)", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not enough stock (`out_of_stock`), another checkout of the cart is running (`checkout_in_progress`), the cart was checked out under another key (`cart_checked_out`) or changed while it was read (`cart_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The cart cannot be ordered (`checkout_incomplete`, `cart_empty`, `coupon_not_applicable`, `payment_provider_unknown`), the key was used with another body (`idempotency_key_reused`), or invalid fields (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The cart cannot be ordered (`checkout_incomplete`, `cart_empty`, `coupon_not_applicable`, `payment_provider_unknown`), the key was used with another body (`idempotency_key_reused`), or invalid fields (`validation_failed`; at `/payment/provider`: `not_enabled` for a provider this store does not take, `invalid_value` for an unknown one)", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`), or the checkout stopped half-way and is finished by the server (`checkout_interrupted`): retry with the same key", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn checkout(
@@ -225,8 +225,8 @@ async fn act(
     responses(
         (status = 200, description = "The order", body = Order),
         (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), it changed under this request (`order_changed`), or another capture, cancellation or refund of it is still being settled (`order_action_pending`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`) or another operation holds it (`payment_operation_in_progress`). Nothing moved", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`): the action stays recorded and recovery settles it; the order answers `order_action_pending` meanwhile", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn capture_order(
     State(state): State<OrderingState>,
@@ -256,7 +256,8 @@ pub struct FulfillBody {
     responses(
         (status = 200, description = "The order", body = Order),
         (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`), e.g. more units than ordered", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), it changed under this request (`order_changed`), or a money action of it is being settled (`order_action_pending`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A line the order does not have (`not_found` at `/lines/{i}/variant_id`), a quantity below 1 or above what is left to fulfil (`out_of_range` at `/lines/{i}/quantity`), or no lines (`required` at `/lines`): `validation_failed`", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn fulfill_order(
     State(state): State<OrderingState>,
@@ -285,7 +286,7 @@ pub struct ShipBody {
     responses(
         (status = 200, description = "The order", body = Order),
         (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), it changed under this request (`order_changed`), or a money action of it is being settled (`order_action_pending`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ship_order(
     State(state): State<OrderingState>,
@@ -301,7 +302,7 @@ pub async fn ship_order(
     responses(
         (status = 200, description = "The order", body = Order),
         (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), it changed under this request (`order_changed`), or a money action of it is being settled (`order_action_pending`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn deliver_order(
     State(state): State<OrderingState>,
@@ -325,8 +326,8 @@ pub struct CancelBody {
     responses(
         (status = 200, description = "The order", body = Order),
         (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), it changed under this request (`order_changed`), or another capture, cancellation or refund of it is still being settled (`order_action_pending`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`) or another operation holds it (`payment_operation_in_progress`). Nothing moved", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`): the action stays recorded and recovery settles it; the order answers `order_action_pending` meanwhile", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn cancel_order(
     State(state): State<OrderingState>,
@@ -350,9 +351,9 @@ pub struct RefundBody {
     responses(
         (status = 200, description = "The order", body = Order),
         (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`), e.g. more than is left to refund; the payment refused it (`payment_provider_refused`, `payment_state_conflict`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (`validation_failed`); more than the payment holds (`payment_amount_too_large`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), it changed under this request (`order_changed`), or another capture, cancellation or refund of it is still being settled (`order_action_pending`); the payment refused it (`payment_provider_refused`, `payment_state_conflict`) or another operation holds it (`payment_operation_in_progress`). Nothing moved", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An `amount` below 1 or above what is left to refund (`validation_failed`, `out_of_range` at `/amount`); more than the payment holds (`payment_amount_too_large`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment provider does not answer (`payment_provider_unavailable`): the action stays recorded and recovery settles it; the order answers `order_action_pending` meanwhile", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refund_order(
     State(state): State<OrderingState>,
@@ -368,7 +369,7 @@ pub async fn refund_order(
     responses(
         (status = 200, description = "The order", body = Order),
         (status = 404, description = "No such order (`order_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), or it changed under this request (`order_changed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow this (`order_transition_illegal`), it changed under this request (`order_changed`), or a money action of it is being settled (`order_action_pending`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn return_order(
     State(state): State<OrderingState>,

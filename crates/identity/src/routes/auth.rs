@@ -304,10 +304,14 @@ pub struct ChangePasswordBody {
 #[utoipa::path(
     post,
     path = "/v1/store/me/password",
+    operation_id = "changeStoreCustomerPassword",
     tag = "store",
     request_body = ChangePasswordBody,
     responses(
         (status = 200, description = "Password changed; the tokens of the new session", body = TokenResponse),
+        (status = 401, description = "No access token (`unauthenticated`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token is not a customer's (`customer_token_required`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The account was deleted (`customer_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: the current password is wrong (`/current_password`, `incorrect`) or the new one breaks the policy", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong passwords (`login_throttled`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     )
