@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/emporium-target}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-tools="${EMPORIUM_TOOLS_DIR:-$HOME/.cache/emporium-tools}"
+tools="${CLIENT_TOOLS_DIR:-$HOME/.cache/emporium-tools}"
 client=clients/typescript
 generated="$client/generated"
 mkdir -p "$generated" "$tools"
