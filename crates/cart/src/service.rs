@@ -359,7 +359,9 @@ impl CartService {
             let Some(mut tx) = self.reopen(id, version).await? else {
                 continue;
             };
-            store::update_cart(&mut tx, &row).await?;
+            if !store::update_cart(&mut tx, &row).await? {
+                continue;
+            }
             tx.commit().await?;
             row.version += 1;
             return self.view(row, items).await;
@@ -480,7 +482,9 @@ impl CartService {
         let Some(mut tx) = self.reopen(id, planned_version).await? else {
             return Ok(None);
         };
-        store::update_cart(&mut tx, &row).await?;
+        if !store::update_cart(&mut tx, &row).await? {
+            return Ok(None);
+        }
         tx.commit().await?;
         Ok(Some(after))
     }
@@ -499,7 +503,9 @@ impl CartService {
         if codes.len() != before {
             row.coupon_codes = to_json(&codes)?;
             row.updated_at = self.clock.now();
-            store::update_cart(&mut tx, &row).await?;
+            if !store::update_cart(&mut tx, &row).await? {
+                return Err(CartError::CartChanged);
+            }
             tx.commit().await?;
             row.version += 1;
         } else {
@@ -520,20 +526,41 @@ impl CartService {
         token: Option<&str>,
         customer: &str,
     ) -> Result<Cart, CartError> {
+        for _ in 0..PLAN_ATTEMPTS {
+            if let Some(cart) = self.try_merge(id, token, customer).await? {
+                return Ok(cart);
+            }
+        }
+        Err(CartError::CartChanged)
+    }
+
+    /// One attempt of [`CartService::merge_into_customer`], planned on a read of both carts and
+    /// written only if both are still the versions read: `None` when either changed meanwhile.
+    async fn try_merge(
+        &self,
+        id: CartId,
+        token: Option<&str>,
+        customer: &str,
+    ) -> Result<Option<Cart>, CartError> {
         let guest_access = Access {
             token,
             customer: None,
         };
         let now = self.clock.now();
-        let mut tx = self.db.begin_write().await?;
-        let guest = authorise(store::find_cart(&mut tx, id.0).await?, guest_access)?;
+        let mut conn = self.db.read().await?;
+        let guest = authorise(store::find_cart(&mut conn, id.0).await?, guest_access)?;
         writable(&guest)?;
         if guest.customer_id.as_deref().is_some_and(|c| c != customer) {
             return Err(CartError::CartNotFound);
         }
-        let Some(mut target) = store::latest_cart_of(&mut tx, customer, id.0).await? else {
-            store::set_customer(&mut tx, id.0, customer, now).await?;
-            let items = store::list_items(&mut tx, id.0).await?;
+        let target = store::latest_cart_of(&mut conn, customer, id.0).await?;
+        let guest_items = store::list_items(&mut conn, id.0).await?;
+        let Some(mut target) = target else {
+            drop(conn);
+            let mut tx = self.db.begin_write().await?;
+            if !store::set_customer(&mut tx, id.0, guest.version, customer, now).await? {
+                return Ok(None);
+            }
             tx.commit().await?;
             let row = CartRow {
                 customer_id: Some(customer.to_owned()),
@@ -541,7 +568,7 @@ impl CartService {
                 updated_at: now,
                 ..guest
             };
-            return self.view(row, items).await;
+            return self.view(row, guest_items).await.map(Some);
         };
         if target.currency != guest.currency {
             return Err(CartError::invalid(
@@ -550,13 +577,16 @@ impl CartService {
                 "the customer's cart is in another currency; move the items by hand",
             ));
         }
-        let mut items = store::list_items(&mut tx, target.id).await?;
-        for moved in store::list_items(&mut tx, id.0).await? {
+        let mut items = store::list_items(&mut conn, target.id).await?;
+        drop(conn);
+        let mut raised = Vec::new();
+        let mut inserted = Vec::new();
+        for moved in guest_items {
             let room = items.len() < MAX_ITEMS;
             match items.iter_mut().find(|i| i.variant_id == moved.variant_id) {
                 Some(line) => {
                     line.quantity = (line.quantity + moved.quantity).min(MAX_QUANTITY);
-                    store::set_quantity(&mut tx, line.id, line.quantity).await?;
+                    raised.push((line.id, line.quantity));
                 }
                 None if room => {
                     let line = ItemRow {
@@ -564,7 +594,7 @@ impl CartService {
                         cart_id: target.id,
                         ..moved
                     };
-                    store::insert_item(&mut tx, &line).await?;
+                    inserted.push(line.clone());
                     items.push(line);
                 }
                 None => {}
@@ -585,11 +615,28 @@ impl CartService {
             target.shipping_option_id = guest.shipping_option_id;
         }
         target.updated_at = now;
-        store::update_cart(&mut tx, &target).await?;
-        store::delete_cart(&mut tx, id.0).await?;
+        let mut tx = self.db.begin_write().await?;
+        // Both carts are claimed in the order of their ids, so two merges of the same pair the
+        // other way round wait for each other instead of deadlocking on PostgreSQL.
+        let guest_first = guest.id < target.id;
+        if guest_first && !store::delete_cart(&mut tx, guest.id, guest.version).await? {
+            return Ok(None);
+        }
+        if !store::update_cart(&mut tx, &target).await? {
+            return Ok(None);
+        }
+        if !guest_first && !store::delete_cart(&mut tx, guest.id, guest.version).await? {
+            return Ok(None);
+        }
+        for (line, quantity) in raised {
+            store::set_quantity(&mut tx, line, quantity).await?;
+        }
+        for line in &inserted {
+            store::insert_item(&mut tx, line).await?;
+        }
         tx.commit().await?;
         target.version += 1;
-        self.view(target, items).await
+        self.view(target, items).await.map(Some)
     }
 
     /// Lets checkout `checkout` hold cart `id`, in `tx` (the checkout's claim), if the cart is
@@ -696,7 +743,9 @@ impl CartService {
         items: Vec<ItemRow>,
     ) -> Result<Cart, CartError> {
         row.updated_at = self.clock.now();
-        store::update_cart(&mut tx, &row).await?;
+        if !store::update_cart(&mut tx, &row).await? {
+            return Err(CartError::CartChanged);
+        }
         tx.commit().await?;
         row.version += 1;
         self.view(row, items).await
