@@ -2,6 +2,7 @@
 //! the whole cart with totals computed by pricing's quote, so the storefront never adds up.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use emporium_catalog::{CatalogApi, Purchasable};
@@ -241,9 +242,8 @@ impl CartService {
         quantity: i64,
     ) -> Result<Cart, CartError> {
         check_quantity(quantity)?;
-        let info = self.catalog.purchasable(&[variant]).await?;
-        for _ in 0..PLAN_ATTEMPTS {
-            let (row, mut items) = self.read_for_change(id, access).await?;
+        let info = &self.catalog.purchasable(&[variant]).await?;
+        self.change(id, access, |row, mut items| async move {
             let priced = info
                 .first()
                 .and_then(Option::as_ref)
@@ -266,13 +266,10 @@ impl CartService {
                 ));
             }
             self.check_stock(&[(variant, wanted)]).await?;
-            let Some(mut tx) = self.reopen(id, row.version).await? else {
-                continue;
-            };
-            match line {
+            let write = match line {
                 Some(at) => {
-                    store::set_quantity(&mut tx, items[at].id, wanted).await?;
                     items[at].quantity = wanted;
+                    ItemWrite::SetQuantity(items[at].id, wanted)
                 }
                 None => {
                     let item = ItemRow {
@@ -282,13 +279,13 @@ impl CartService {
                         quantity,
                         created_at: self.clock.now(),
                     };
-                    store::insert_item(&mut tx, &item).await?;
-                    items.push(item);
+                    items.push(item.clone());
+                    ItemWrite::Insert(item)
                 }
-            }
-            return self.save(tx, row, items).await;
-        }
-        Err(CartError::CartChanged)
+            };
+            Ok((row, items, Change::write(vec![write])))
+        })
+        .await
     }
 
     /// Sets an item's quantity (checked against stock as when adding).
@@ -300,8 +297,7 @@ impl CartService {
         quantity: i64,
     ) -> Result<Cart, CartError> {
         check_quantity(quantity)?;
-        for _ in 0..PLAN_ATTEMPTS {
-            let (row, mut items) = self.read_for_change(id, access).await?;
+        self.change(id, access, |row, mut items| async move {
             let at = items
                 .iter()
                 .position(|i| i.id == item.0)
@@ -310,14 +306,11 @@ impl CartService {
                 self.check_stock(&[(VariantId(items[at].variant_id), quantity)])
                     .await?;
             }
-            let Some(mut tx) = self.reopen(id, row.version).await? else {
-                continue;
-            };
-            store::set_quantity(&mut tx, item.0, quantity).await?;
             items[at].quantity = quantity;
-            return self.save(tx, row, items).await;
-        }
-        Err(CartError::CartChanged)
+            let write = ItemWrite::SetQuantity(item.0, quantity);
+            Ok((row, items, Change::write(vec![write])))
+        })
+        .await
     }
 
     /// Removes an item.
@@ -355,16 +348,14 @@ impl CartService {
             check_address(&mut v, a);
         }
         v.finish().map_err(CartError::Invalid)?;
-        for _ in 0..PLAN_ATTEMPTS {
-            let (mut row, items) = self.read_for_change(id, access).await?;
-            let version = row.version;
+        let (email, address) = (&email, &address);
+        self.change(id, access, |mut row, items| async move {
             if email.is_some() {
-                row.email.clone_from(&email);
+                row.email.clone_from(email);
             }
             if let Some(a) = &address {
                 row.shipping_address = Some(to_json(a)?);
             }
-            row.updated_at = self.clock.now();
             if address.is_some()
                 && let Some(option) = row.shipping_option_id
             {
@@ -373,15 +364,9 @@ impl CartService {
                     row.shipping_option_id = None;
                 }
             }
-            let Some(mut tx) = self.reopen(id, version).await? else {
-                continue;
-            };
-            store::update_cart(&mut tx, &row).await?;
-            tx.commit().await?;
-            row.version += 1;
-            return self.view(row, items).await;
-        }
-        Err(CartError::CartChanged)
+            Ok((row, items, Change::write(Vec::new())))
+        })
+        .await
     }
 
     /// The shipping options that ship this cart (its address, currency and weight), priced.
@@ -404,8 +389,7 @@ impl CartService {
         access: Access<'_>,
         option: ShippingOptionId,
     ) -> Result<Cart, CartError> {
-        for _ in 0..PLAN_ATTEMPTS {
-            let (mut row, items) = self.read_for_change(id, access).await?;
+        self.change(id, access, |mut row, items| async move {
             if !self
                 .offered(&row, &items)
                 .await?
@@ -418,13 +402,10 @@ impl CartService {
                     "this option does not ship this cart (address, currency or weight)",
                 ));
             }
-            let Some(tx) = self.reopen(id, row.version).await? else {
-                continue;
-            };
             row.shipping_option_id = Some(option.0);
-            return self.save(tx, row, items).await;
-        }
-        Err(CartError::CartChanged)
+            Ok((row, items, Change::write(Vec::new())))
+        })
+        .await
     }
 
     /// Adds a coupon code; it must exist and apply to the cart as it is now.
@@ -442,64 +423,50 @@ impl CartService {
                 "1 to 64 characters",
             ));
         }
-        for _ in 0..PLAN_ATTEMPTS {
-            if let Some(cart) = self.try_add_coupon(id, access, &code).await? {
-                return Ok(cart);
+        let code = &code;
+        self.change(id, access, |mut row, items| async move {
+            let mut codes = codes_of(&row)?;
+            if codes.iter().any(|c| c.eq_ignore_ascii_case(code)) {
+                return Ok((row, items, Change::None));
             }
-        }
-        Err(CartError::CartChanged)
-    }
-
-    /// One attempt of [`CartService::add_coupon`]: `None` when the cart changed meanwhile.
-    async fn try_add_coupon(
-        &self,
-        id: CartId,
-        access: Access<'_>,
-        code: &str,
-    ) -> Result<Option<Cart>, CartError> {
-        let code = code.to_owned();
-        let (mut row, items) = self.read_for_change(id, access).await?;
-        let planned_version = row.version;
-        let mut codes = codes_of(&row)?;
-        if codes.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
-            return self.view(row, items).await.map(Some);
-        }
-        if codes.len() >= MAX_COUPONS {
-            return Err(CartError::invalid(
-                "/code",
-                "too_many",
-                format!("a cart holds at most {MAX_COUPONS} coupon codes"),
-            ));
-        }
-        codes.push(code.clone());
-        row.coupon_codes = to_json(&codes)?;
-        row.updated_at = self.clock.now();
-        // The cart as it will be once saved: the code is checked on it, and it is the answer.
-        let after = self
-            .view(
-                CartRow {
-                    version: row.version + 1,
-                    ..row.clone()
-                },
-                items,
-            )
-            .await?;
-        let outcome = after.totals.coupons.iter().find(|o| o.code == code);
-        match outcome.map(|o| (o.applied, o.reason)) {
-            Some((true, _)) => {}
-            Some((false, Some("coupon_unknown"))) | None => return Err(CartError::CouponNotFound),
-            Some((false, reason)) => {
-                return Err(CartError::CouponNotApplicable(
-                    reason.unwrap_or("coupon_not_applicable"),
+            if codes.len() >= MAX_COUPONS {
+                return Err(CartError::invalid(
+                    "/code",
+                    "too_many",
+                    format!("a cart holds at most {MAX_COUPONS} coupon codes"),
                 ));
             }
-        }
-        let Some(mut tx) = self.reopen(id, planned_version).await? else {
-            return Ok(None);
-        };
-        store::update_cart(&mut tx, &row).await?;
-        tx.commit().await?;
-        Ok(Some(after))
+            codes.push(code.clone());
+            row.coupon_codes = to_json(&codes)?;
+            // The cart as it will be once saved: the code is checked on it, and it is the answer.
+            let after = self
+                .view(
+                    CartRow {
+                        version: row.version + 1,
+                        ..row.clone()
+                    },
+                    items.clone(),
+                )
+                .await?;
+            let outcome = after.totals.coupons.iter().find(|o| o.code == *code);
+            match outcome.map(|o| (o.applied, o.reason)) {
+                Some((true, _)) => {}
+                Some((false, Some("coupon_unknown"))) | None => {
+                    return Err(CartError::CouponNotFound);
+                }
+                Some((false, reason)) => {
+                    return Err(CartError::CouponNotApplicable(
+                        reason.unwrap_or("coupon_not_applicable"),
+                    ));
+                }
+            }
+            let change = Change::Write {
+                items: Vec::new(),
+                answer: Some(Box::new(after)),
+            };
+            Ok((row, items, change))
+        })
+        .await
     }
 
     /// Removes a coupon code (any case); removing one the cart does not hold changes nothing.
@@ -516,7 +483,9 @@ impl CartService {
         if codes.len() != before {
             row.coupon_codes = to_json(&codes)?;
             row.updated_at = self.clock.now();
-            store::update_cart(&mut tx, &row).await?;
+            if !store::update_cart(&mut tx, &row).await? {
+                return Err(CartError::CartChanged);
+            }
             tx.commit().await?;
             row.version += 1;
         } else {
@@ -537,20 +506,36 @@ impl CartService {
         token: Option<&str>,
         customer: &str,
     ) -> Result<Cart, CartError> {
+        retrying(|| self.try_merge(id, token, customer)).await
+    }
+
+    /// One attempt of [`CartService::merge_into_customer`], planned on a read of both carts and
+    /// written only if both are still the versions read: `None` when either changed meanwhile.
+    async fn try_merge(
+        &self,
+        id: CartId,
+        token: Option<&str>,
+        customer: &str,
+    ) -> Result<Option<Cart>, CartError> {
         let guest_access = Access {
             token,
             customer: None,
         };
         let now = self.clock.now();
-        let mut tx = self.db.begin_write().await?;
-        let guest = authorise(store::find_cart(&mut tx, id.0).await?, guest_access)?;
+        let mut conn = self.db.read().await?;
+        let guest = authorise(store::find_cart(&mut conn, id.0).await?, guest_access)?;
         writable(&guest)?;
         if guest.customer_id.as_deref().is_some_and(|c| c != customer) {
             return Err(CartError::CartNotFound);
         }
-        let Some(mut target) = store::latest_cart_of(&mut tx, customer, id.0).await? else {
-            store::set_customer(&mut tx, id.0, customer, now).await?;
-            let items = store::list_items(&mut tx, id.0).await?;
+        let target = store::latest_cart_of(&mut conn, customer, id.0).await?;
+        let guest_items = store::list_items(&mut conn, id.0).await?;
+        let Some(mut target) = target else {
+            drop(conn);
+            let mut tx = self.db.begin_write().await?;
+            if !store::set_customer(&mut tx, id.0, guest.version, customer, now).await? {
+                return Ok(None);
+            }
             tx.commit().await?;
             let row = CartRow {
                 customer_id: Some(customer.to_owned()),
@@ -558,7 +543,7 @@ impl CartService {
                 updated_at: now,
                 ..guest
             };
-            return self.view(row, items).await;
+            return self.view(row, guest_items).await.map(Some);
         };
         if target.currency != guest.currency {
             return Err(CartError::invalid(
@@ -567,13 +552,16 @@ impl CartService {
                 "the customer's cart is in another currency; move the items by hand",
             ));
         }
-        let mut items = store::list_items(&mut tx, target.id).await?;
-        for moved in store::list_items(&mut tx, id.0).await? {
+        let mut items = store::list_items(&mut conn, target.id).await?;
+        drop(conn);
+        let mut raised = Vec::new();
+        let mut inserted = Vec::new();
+        for moved in guest_items {
             let room = items.len() < MAX_ITEMS;
             match items.iter_mut().find(|i| i.variant_id == moved.variant_id) {
                 Some(line) => {
                     line.quantity = (line.quantity + moved.quantity).min(MAX_QUANTITY);
-                    store::set_quantity(&mut tx, line.id, line.quantity).await?;
+                    raised.push((line.id, line.quantity));
                 }
                 None if room => {
                     let line = ItemRow {
@@ -581,7 +569,7 @@ impl CartService {
                         cart_id: target.id,
                         ..moved
                     };
-                    store::insert_item(&mut tx, &line).await?;
+                    inserted.push(line.clone());
                     items.push(line);
                 }
                 None => {}
@@ -602,11 +590,28 @@ impl CartService {
             target.shipping_option_id = guest.shipping_option_id;
         }
         target.updated_at = now;
-        store::update_cart(&mut tx, &target).await?;
-        store::delete_cart(&mut tx, id.0).await?;
+        let mut tx = self.db.begin_write().await?;
+        // Both carts are claimed in the order of their ids, so two merges of the same pair the
+        // other way round wait for each other instead of deadlocking on PostgreSQL.
+        let guest_first = guest.id < target.id;
+        if guest_first && !store::delete_cart(&mut tx, guest.id, guest.version).await? {
+            return Ok(None);
+        }
+        if !store::update_cart(&mut tx, &target).await? {
+            return Ok(None);
+        }
+        if !guest_first && !store::delete_cart(&mut tx, guest.id, guest.version).await? {
+            return Ok(None);
+        }
+        for (line, quantity) in raised {
+            store::set_quantity(&mut tx, line, quantity).await?;
+        }
+        for line in &inserted {
+            store::insert_item(&mut tx, line).await?;
+        }
         tx.commit().await?;
         target.version += 1;
-        self.view(target, items).await
+        self.view(target, items).await.map(Some)
     }
 
     /// Lets checkout `checkout` hold cart `id`, in `tx` (the checkout's claim), if the cart is
@@ -671,19 +676,69 @@ impl CartService {
         Ok((row, items))
     }
 
-    /// Opens the write for a change planned on the cart at `version` (read by
-    /// [`CartService::read`]): `None` when the cart changed since, and the change must be
-    /// planned again. Planning first keeps the reads of other contexts (catalog, stock,
-    /// prices) out of the write transaction, which then holds the writer (and, on PostgreSQL,
-    /// a pooled connection) only for its own statements.
-    async fn reopen(&self, id: CartId, version: i64) -> Result<Option<WriteTx>, CartError> {
+    /// Applies a change to cart `id`: `plan` decides it on a read of the cart (editing the row
+    /// and items it is given into what they will be), and the change is written only if the
+    /// cart is still the version read; when another write got in first it is planned again on
+    /// a fresh read, and after [`PLAN_ATTEMPTS`] the caller gets `CartChanged`. Planning first
+    /// keeps the reads of other contexts (catalog, stock, prices) out of the write transaction,
+    /// which then holds the writer (and, on PostgreSQL, a pooled connection) only for its own
+    /// statements. Answers the cart as changed.
+    async fn change<F, Fut>(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        plan: F,
+    ) -> Result<Cart, CartError>
+    where
+        F: Fn(CartRow, Vec<ItemRow>) -> Fut,
+        Fut: Future<Output = Result<(CartRow, Vec<ItemRow>, Change), CartError>>,
+    {
+        let plan = &plan;
+        retrying(|| self.try_change(id, access, plan)).await
+    }
+
+    /// One attempt of [`CartService::change`]: `None` when the cart changed meanwhile.
+    async fn try_change<F, Fut>(
+        &self,
+        id: CartId,
+        access: Access<'_>,
+        plan: &F,
+    ) -> Result<Option<Cart>, CartError>
+    where
+        F: Fn(CartRow, Vec<ItemRow>) -> Fut,
+        Fut: Future<Output = Result<(CartRow, Vec<ItemRow>, Change), CartError>>,
+    {
+        let (mut row, items) = self.read_for_change(id, access).await?;
+        let read_at = row.updated_at;
+        row.updated_at = self.clock.now();
+        let (mut row, items, change) = plan(row, items).await?;
+        let Change::Write {
+            items: writes,
+            answer,
+        } = change
+        else {
+            row.updated_at = read_at;
+            return self.view(row, items).await.map(Some);
+        };
         let mut tx = self.db.begin_write().await?;
-        if store::claim(&mut tx, id.0, version).await? {
-            Ok(Some(tx))
-        } else {
-            // Changed (or gone: the next planning read says which).
-            drop(tx);
-            Ok(None)
+        // The cart's row first: it matches only the version planned on, and holds the cart
+        // (on PostgreSQL, its row lock) for the item writes.
+        if !store::update_cart(&mut tx, &row).await? {
+            return Ok(None);
+        }
+        for write in writes {
+            match write {
+                ItemWrite::Insert(item) => store::insert_item(&mut tx, &item).await?,
+                ItemWrite::SetQuantity(item, quantity) => {
+                    store::set_quantity(&mut tx, item, quantity).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        row.version += 1;
+        match answer {
+            Some(cart) => Ok(Some(*cart)),
+            None => self.view(row, items).await.map(Some),
         }
     }
 
@@ -713,7 +768,9 @@ impl CartService {
         items: Vec<ItemRow>,
     ) -> Result<Cart, CartError> {
         row.updated_at = self.clock.now();
-        store::update_cart(&mut tx, &row).await?;
+        if !store::update_cart(&mut tx, &row).await? {
+            return Err(CartError::CartChanged);
+        }
         tx.commit().await?;
         row.version += 1;
         self.view(row, items).await
@@ -791,12 +848,7 @@ impl CartService {
                 weight_grams: p.weight_grams,
             });
         }
-        let address: Option<Address> = row
-            .shipping_address
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| CartError::Corrupt(e.to_string()))?;
+        let address = address_of(row)?;
         let customer_groups = match (&self.groups, &row.customer_id) {
             (Some(groups), Some(customer)) => groups.groups_of(customer).await?,
             _ => Vec::new(),
@@ -849,12 +901,7 @@ impl CartService {
                 }
             })
             .collect();
-        let shipping_address = row
-            .shipping_address
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| CartError::Corrupt(e.to_string()))?;
+        let shipping_address = address_of(&row)?;
         Ok(Cart {
             id: CartId(row.id),
             customer_id: row.customer_id,
@@ -871,6 +918,49 @@ impl CartService {
             updated_at: row.updated_at,
         })
     }
+}
+
+/// What a planned change writes besides the cart's row.
+enum ItemWrite {
+    Insert(ItemRow),
+    SetQuantity(Uuid, i64),
+}
+
+/// What a plan decided (see [`CartService::change`]).
+enum Change {
+    /// Nothing to write: the answer is the cart as read.
+    None,
+    /// Write the edited row (a new version) and `items`; answer `answer` when the plan made it
+    /// already, the edited cart otherwise.
+    Write {
+        items: Vec<ItemWrite>,
+        answer: Option<Box<Cart>>,
+    },
+}
+
+impl Change {
+    fn write(items: Vec<ItemWrite>) -> Self {
+        Self::Write {
+            items,
+            answer: None,
+        }
+    }
+}
+
+/// Runs `attempt` until it answers (`Some`), at most [`PLAN_ATTEMPTS`] times: an attempt
+/// answers `None` when the cart it planned on changed before its write. `CartChanged` when
+/// every attempt met a change.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, CartError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, CartError>>,
+{
+    for _ in 0..PLAN_ATTEMPTS {
+        if let Some(answer) = attempt().await? {
+            return Ok(answer);
+        }
+    }
+    Err(CartError::CartChanged)
 }
 
 /// The cart when `access` opens it; `CartNotFound` otherwise (also for a missing cart).
@@ -959,6 +1049,14 @@ fn check_address(v: &mut Violations, a: &Address) {
             "an ISO 3166-2 subdivision code without the country, e.g. NY",
         );
     }
+}
+
+fn address_of(row: &CartRow) -> Result<Option<Address>, CartError> {
+    row.shipping_address
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| CartError::Corrupt(e.to_string()))
 }
 
 fn codes_of(row: &CartRow) -> Result<Vec<String>, CartError> {

@@ -147,13 +147,17 @@ pub async fn release_from_checkout<'c>(
     Ok(())
 }
 
-/// Writes the cart's own fields back and bumps its version.
-pub async fn update_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<(), DbError> {
-    execute!(
+/// Writes the cart's own fields back and bumps its version, if the cart is still at
+/// `row.version` (the version the change was planned on) and no checkout holds it: on
+/// PostgreSQL the update takes the row lock and, if another transaction changed the cart
+/// meanwhile, re-checks the version and matches nothing. True when written.
+pub async fn update_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<bool, DbError> {
+    let n = execute!(
         c,
         sqlx::query(
             "UPDATE carts SET email = $2, shipping_address = $3, shipping_option_id = $4, \
-             coupon_codes = $5, version = version + 1, updated_at = $6 WHERE id = $1"
+             coupon_codes = $5, version = version + 1, updated_at = $6 \
+             WHERE id = $1 AND version = $7 AND checkout_id IS NULL"
         )
         .bind(row.id)
         .bind(&row.email)
@@ -161,8 +165,9 @@ pub async fn update_cart<'c>(c: impl Into<Conn<'c>>, row: &CartRow) -> Result<()
         .bind(row.shipping_option_id)
         .bind(&row.coupon_codes)
         .bind(row.updated_at)
+        .bind(row.version)
     )?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// The cart's items, oldest first.
@@ -237,29 +242,43 @@ pub async fn latest_cart_of<'c>(
         .map_err(DbError::from))
 }
 
-/// Makes cart `id` the customer's.
+/// Makes cart `id` the customer's, if it is still at `version` and no checkout holds it; true
+/// when it does.
 pub async fn set_customer<'c>(
     c: impl Into<Conn<'c>>,
     id: Uuid,
+    version: i64,
     customer: &str,
     now: OffsetDateTime,
-) -> Result<(), DbError> {
-    execute!(
+) -> Result<bool, DbError> {
+    let n = execute!(
         c,
         sqlx::query(
-            "UPDATE carts SET customer_id = $2, version = version + 1, updated_at = $3 WHERE id = $1"
+            "UPDATE carts SET customer_id = $3, version = version + 1, updated_at = $4 \
+             WHERE id = $1 AND version = $2 AND checkout_id IS NULL"
         )
         .bind(id)
+        .bind(version)
         .bind(customer)
         .bind(now)
     )?;
-    Ok(())
+    Ok(n == 1)
 }
 
-/// Deletes a cart and its items.
-pub async fn delete_cart<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<(), DbError> {
-    execute!(c, sqlx::query("DELETE FROM carts WHERE id = $1").bind(id))?;
-    Ok(())
+/// Deletes cart `id` and its items, if it is still at `version` and no checkout holds it; true
+/// when it does.
+pub async fn delete_cart<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+    version: i64,
+) -> Result<bool, DbError> {
+    let n = execute!(
+        c,
+        sqlx::query("DELETE FROM carts WHERE id = $1 AND version = $2 AND checkout_id IS NULL")
+            .bind(id)
+            .bind(version)
+    )?;
+    Ok(n == 1)
 }
 
 /// Deletes the carts `ids` (and, by cascade, their items).

@@ -43,4 +43,10 @@ pub const MIGRATIONS: &[emporium_db::Migration] = &[
         sqlite: include_str!("../migrations/sqlite/20261201000200_order_payment_pending.sql"),
         postgres: include_str!("../migrations/postgres/20261201000200_order_payment_pending.sql"),
     },
+    emporium_db::Migration {
+        version: 20261201230000,
+        description: "checkouts by order",
+        sqlite: include_str!("../migrations/sqlite/20261201230000_checkouts_by_order.sql"),
+        postgres: include_str!("../migrations/postgres/20261201230000_checkouts_by_order.sql"),
+    },
 ];

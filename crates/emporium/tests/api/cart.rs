@@ -17,6 +17,7 @@ on_both_backends!(
     bad_cart_input_is_refused_with_the_field_at_fault,
     a_guest_cart_merges_into_the_customers_cart_at_sign_in,
     concurrent_adds_to_one_cart_lose_no_unit,
+    concurrent_merges_and_adds_into_one_customers_cart_lose_no_unit,
     a_groups_price_list_prices_the_carts_of_its_customers_only,
     a_stock_change_keeps_the_carts_view_of_a_product_and_a_product_change_renews_it,
 );
@@ -588,6 +589,103 @@ async fn concurrent_adds_to_one_cart_lose_no_unit(app: TestApp) {
     .await;
     assert_eq!(cart["items"].as_array().unwrap().len(), 1, "{cart}");
     assert_eq!(cart["items"][0]["quantity"], added, "{cart}");
+}
+
+/// Six guest carts merge into one customer's cart while four adds land on it, all at once.
+/// Each merge and add is planned on a read and written only if both carts are still the
+/// versions read, so the outcome is one of the serial ones: every merge that answers 200 moved
+/// its units and removed its guest cart, every add that answers 200 added its units, and the
+/// others answer 409 `cart_changed` having changed nothing.
+async fn concurrent_merges_and_adds_into_one_customers_cart_lose_no_unit(app: TestApp) {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let mug = stocked_variant(&app, &admin, "MUG-M", 1_000, 1_000).await;
+    let alice = app.customer_token("alice@example.com").await;
+    let add = |cart: String, token: String, quantity: i64| {
+        let app = &app;
+        let body = json!({"variant_id": mug, "quantity": quantity});
+        async move {
+            call(
+                app,
+                Method::POST,
+                &format!("/v1/store/carts/{cart}/items"),
+                Some(&body),
+                &token,
+            )
+            .await
+        }
+    };
+    let merge = |cart: String, token: String| {
+        let app = &app;
+        let alice = alice.clone();
+        async move {
+            app.request(
+                Method::POST,
+                &format!("/v1/store/carts/{cart}/merge"),
+                None,
+                Some(&alice),
+                &[("x-cart-token", &token)],
+            )
+            .await
+        }
+    };
+    // Alice's cart: one mug.
+    let (own, own_token) = guest_cart(&app).await;
+    ok(add(own.clone(), own_token.clone(), 1).await).await;
+    ok(merge(own.clone(), own_token.clone()).await).await;
+    // Guest cart `i` holds `i + 1` mugs, so the units tell which merges happened.
+    let mut guests = Vec::new();
+    for i in 0..6 {
+        let (cart, token) = guest_cart(&app).await;
+        ok(add(cart.clone(), token.clone(), i + 1).await).await;
+        guests.push((cart, token, i + 1));
+    }
+
+    let merges = futures_util::future::join_all(
+        guests
+            .iter()
+            .map(|(cart, token, _)| merge(cart.clone(), token.clone())),
+    );
+    let adds =
+        futures_util::future::join_all((0..4).map(|_| add(own.clone(), own_token.clone(), 10)));
+    let (merged, added) = tokio::join!(merges, adds);
+
+    let mut expected = 1;
+    for ((cart, token, units), answer) in guests.iter().zip(merged) {
+        let left = call(
+            &app,
+            Method::GET,
+            &format!("/v1/store/carts/{cart}"),
+            None,
+            token,
+        )
+        .await;
+        if answer.status().as_u16() == 200 {
+            expected += units;
+            assert_problem(left, 404, "cart_not_found").await;
+        } else {
+            assert_problem(answer, 409, "cart_changed").await;
+            let left = ok(left).await;
+            assert_eq!(left["items"][0]["quantity"], *units, "{left}");
+        }
+    }
+    for answer in added {
+        if answer.status().as_u16() == 200 {
+            expected += 10;
+        } else {
+            assert_problem(answer, 409, "cart_changed").await;
+        }
+    }
+    let cart = ok(call(
+        &app,
+        Method::GET,
+        &format!("/v1/store/carts/{own}"),
+        None,
+        &own_token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["items"].as_array().unwrap().len(), 1, "{cart}");
+    assert_eq!(cart["items"][0]["quantity"], expected, "{cart}");
 }
 
 async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp) {

@@ -3,5 +3,3 @@
 -- used to reserve, charge and place a second order. A failed checkout was undone, so the
 -- shopper may try again under a new key.
 CREATE UNIQUE INDEX checkouts_one_per_cart ON checkouts (cart_id) WHERE state <> 'failed';
--- The checkout of an order: what restocks a cancelled one.
-CREATE INDEX checkouts_order ON checkouts (order_id);
