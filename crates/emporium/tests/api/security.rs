@@ -271,3 +271,25 @@ async fn a_json_array_is_not_taken_for_an_object() {
         );
     }
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_data_folder_and_its_database_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |config| {
+        config.data_dir = config.data_dir.join("fresh");
+    })
+    .await;
+    // A write, so the write-ahead log has content.
+    app.register("alice@example.com").await;
+    let mode = |path: std::path::PathBuf| {
+        let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        meta.permissions().mode() & 0o777
+    };
+    let dir = app.config.data_dir.clone();
+    assert_eq!(mode(dir.clone()), 0o700, "data folder");
+    for file in ["emporium.db", "emporium.db-wal", "emporium.db-shm"] {
+        assert_eq!(mode(dir.join(file)), 0o600, "{file}");
+    }
+}
