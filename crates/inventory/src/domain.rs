@@ -52,13 +52,7 @@ pub fn parse_text(raw: &str) -> Result<String, FieldError> {
     if text.chars().count() > 200 {
         return Err(FieldError::new("", "too_long", "at most 200 characters"));
     }
-    if text.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "",
-            "invalid_format",
-            "must not contain control characters",
-        ));
-    }
+    emporium_kernel::text::single_line(text)?;
     Ok(text.to_owned())
 }
 
@@ -186,7 +180,10 @@ mod tests {
         assert_eq!(parse_text("   ").unwrap_err().code, "required");
         assert_eq!(parse_text(&"é".repeat(201)).unwrap_err().code, "too_long");
         assert!(parse_text(&"é".repeat(200)).is_ok());
-        assert_eq!(parse_text("a\u{0}b").unwrap_err().code, "invalid_format");
+        assert_eq!(
+            parse_text("a\u{0}b").unwrap_err().code,
+            "invalid_characters"
+        );
     }
 
     #[test]

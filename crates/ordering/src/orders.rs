@@ -86,6 +86,7 @@ impl OrderService {
     /// with its projection and its event. `IllegalTransition` (409) when the order's state does
     /// not allow it; `OrderChanged` (409) when another action got there first.
     pub async fn act(&self, id: OrderId, action: Action) -> Result<Order, OrderingError> {
+        check_action_text(&action)?;
         let order = self.get_any(id).await?;
         // Whole microseconds: what PostgreSQL keeps of the event's time, from which a rebuild
         // sets `updated_at`.
@@ -241,6 +242,18 @@ fn change_of(order: &Order, action: &Action, amount: i64) -> Change {
         Action::Refund(amount) => Change::Refunded { amount: *amount },
         Action::Return => Change::Returned,
     }
+}
+
+/// Refuses control characters in the text an action carries (`/tracking_number`, `/reason`).
+fn check_action_text(action: &Action) -> Result<(), OrderingError> {
+    let (pointer, text) = match action {
+        Action::Ship(Some(tracking)) => ("/tracking_number", tracking),
+        Action::Cancel(reason) => ("/reason", reason),
+        _ => return Ok(()),
+    };
+    let mut v = emporium_kernel::Violations::new();
+    v.check(pointer, emporium_kernel::text::single_line(text));
+    v.finish().map_err(OrderingError::Invalid)
 }
 
 /// The position after which a page starts, and its size (`/cursor`, `/limit` at fault).
