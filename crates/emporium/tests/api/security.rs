@@ -351,6 +351,16 @@ async fn nul_and_control_characters_are_refused_in_text_fields() {
                    "benefit": {"type": "order_percent", "basis_points": 1000}}),
             "/name",
         ),
+        (
+            "/v1/admin/price-lists",
+            json!({"name": "Whole\u{0}sale", "customer_groups": ["wholesale"], "prices": []}),
+            "/name",
+        ),
+        (
+            "/v1/admin/coupons",
+            json!({"code": "SAVE\u{0}10", "promotion_id": "promo_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f"}),
+            "/code",
+        ),
     ];
     for (path, body, pointer) in admin_cases {
         let r = app.post_json(path, &body, Some(&admin)).await;
