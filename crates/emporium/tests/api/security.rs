@@ -361,6 +361,16 @@ async fn nul_and_control_characters_are_refused_in_text_fields() {
             json!({"code": "SAVE\u{0}10", "promotion_id": "promo_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f"}),
             "/code",
         ),
+        (
+            "/v1/admin/orders/ord_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f/cancel",
+            json!({"reason": "fraud\u{0}"}),
+            "/reason",
+        ),
+        (
+            "/v1/admin/orders/ord_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f/ship",
+            json!({"tracking_number": "1Z\u{1b}[2J"}),
+            "/tracking_number",
+        ),
     ];
     for (path, body, pointer) in admin_cases {
         let r = app.post_json(path, &body, Some(&admin)).await;
