@@ -998,6 +998,11 @@ fn check_quantity(quantity: i64) -> Result<(), CartError> {
 }
 
 fn check_email(v: &mut Violations, email: &str) {
+    if v.check("/email", emporium_kernel::text::single_line(email))
+        .is_none()
+    {
+        return;
+    }
     let well_formed = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
         && email
@@ -1015,12 +1020,19 @@ fn check_address(v: &mut Violations, a: &Address) {
         ("/shipping_address/city", &a.city, 100),
         ("/shipping_address/postal_code", &a.postal_code, 20),
     ] {
+        v.check(pointer, emporium_kernel::text::single_line(value));
         let n = value.trim().chars().count();
         if n == 0 {
             v.push(pointer, "required", "must not be empty");
         } else if n > max {
             v.push(pointer, "too_long", format!("at most {max} characters"));
         }
+    }
+    if let Some(line2) = &a.line2 {
+        v.check(
+            "/shipping_address/line2",
+            emporium_kernel::text::single_line(line2),
+        );
     }
     if a.line2.as_ref().is_some_and(|l| l.chars().count() > 200) {
         v.push(

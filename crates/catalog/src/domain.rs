@@ -20,8 +20,10 @@ pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 /// The most free-form attributes a product may have.
 pub const MAX_ATTRIBUTES: usize = 100;
 
-/// Checks text is between `min` and `max` characters (after trimming, which the caller does).
+/// Checks one-line text is between `min` and `max` characters (after trimming, which the caller
+/// does) and holds no control character.
 pub fn check_len(v: &mut Violations, pointer: &str, text: &str, min: usize, max: usize) {
+    v.check(pointer, emporium_kernel::text::single_line(text));
     let n = text.chars().count();
     if n < min {
         if n == 0 {
@@ -34,9 +36,23 @@ pub fn check_len(v: &mut Violations, pointer: &str, text: &str, min: usize, max:
     }
 }
 
+/// Checks a description: at most `max` characters, no control character but line breaks and
+/// tabs.
+pub fn check_description(v: &mut Violations, pointer: &str, text: &str, max: usize) {
+    v.check(pointer, emporium_kernel::text::multi_line(text));
+    if text.chars().count() > max {
+        v.push(pointer, "too_long", format!("at most {max} characters"));
+    }
+}
+
 /// A handle (URL slug): lower-case ASCII letters and digits in words joined by single hyphens,
 /// 1 to 200 characters.
 pub fn check_handle(v: &mut Violations, pointer: &str, handle: &str) {
+    if v.check(pointer, emporium_kernel::text::single_line(handle))
+        .is_none()
+    {
+        return;
+    }
     if handle.is_empty() {
         v.push(pointer, "required", "must not be empty");
         return;
@@ -99,6 +115,11 @@ fn fold_accent(c: char) -> char {
 /// A SKU: 1 to 100 characters of letters, digits and `.`, `_`, `-`, `/`, starting with a letter
 /// or digit.
 pub fn check_sku(v: &mut Violations, pointer: &str, sku: &str) {
+    if v.check(pointer, emporium_kernel::text::single_line(sku))
+        .is_none()
+    {
+        return;
+    }
     if sku.is_empty() {
         v.push(pointer, "required", "must not be empty");
         return;

@@ -395,13 +395,6 @@ pub fn check_upload(upload: &Upload, max_bytes: usize) -> Result<ImageType, Cata
 /// characters.
 pub fn check_alt(v: &mut Violations, alt: &str) {
     check_len(v, "/alt", alt, 0, MAX_ALT_CHARS);
-    if alt.chars().any(char::is_control) {
-        v.push(
-            "/alt",
-            "invalid_format",
-            "must not contain control characters",
-        );
-    }
 }
 
 /// Checks `upload`, stores it, then attaches it to the product (honouring `if_match`). When the

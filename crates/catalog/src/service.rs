@@ -18,7 +18,7 @@ use crate::api::{
     Category, CategoryRef, Collection, CollectionRef, Media, Product, ProductOption, ProductStatus,
     Variant,
 };
-use crate::domain::{self, check_len};
+use crate::domain::{self, check_description, check_len};
 use crate::error::CatalogError;
 use crate::events;
 use crate::listing::{self, ListFilter, Sort};
@@ -284,7 +284,7 @@ impl CatalogService {
             check_len(&mut v, "/title", title.trim(), 1, 500);
         }
         if let Some(description) = &patch.description {
-            check_len(&mut v, "/description", description.trim(), 0, 50_000);
+            check_description(&mut v, "/description", description.trim(), 50_000);
         }
         if let Some(handle) = &patch.handle {
             domain::check_handle(&mut v, "/handle", handle);
@@ -1518,7 +1518,7 @@ fn validate_new(input: &mut NewProduct) -> Result<(), CatalogError> {
     input.description = input.description.trim().to_owned();
     let mut v = Violations::new();
     check_len(&mut v, "/title", &input.title, 1, 500);
-    check_len(&mut v, "/description", &input.description, 0, 50_000);
+    check_description(&mut v, "/description", &input.description, 50_000);
     if let Some(handle) = &input.handle {
         domain::check_handle(&mut v, "/handle", handle);
     }
@@ -1739,7 +1739,7 @@ fn check_group_fields(
         check_len(&mut v, title_pointer, title.trim(), 1, 200);
     }
     if let Some(description) = description {
-        check_len(&mut v, "/description", description.trim(), 0, 10_000);
+        check_description(&mut v, "/description", description.trim(), 10_000);
     }
     if let Some(handle) = handle {
         domain::check_handle(&mut v, "/handle", handle);

@@ -19,6 +19,21 @@ use uuid::Uuid;
 use crate::group::{Turn, Writer};
 use crate::{DbError, Migration, migrate};
 
+/// Creates an empty database file readable by its owner only (0600) unless it exists, so SQLite
+/// opens it rather than create it with the process's default mode; SQLite gives the `-wal` and
+/// `-shm` files the mode of the database file. An existing file keeps its mode.
+fn create_private_file(path: &std::path::Path) -> Result<(), DbError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(DbError::Query(sqlx::Error::Io(e))),
+    }
+}
+
 /// Which engine a [`Db`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -99,7 +114,11 @@ impl Db {
             } else {
                 SqliteSynchronous::Normal
             };
-            let base = SqliteConnectOptions::from_str(url)?
+            let base = SqliteConnectOptions::from_str(url)?;
+            if !url.contains(":memory:") && !url.contains("mode=memory") {
+                create_private_file(base.get_filename())?;
+            }
+            let base = base
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(sync)
                 .busy_timeout(Duration::from_secs(5))

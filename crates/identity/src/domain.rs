@@ -140,13 +140,7 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
     if name.chars().count() > 200 {
         return Err(FieldError::new("", "too_long", "at most 200 characters"));
     }
-    if name.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "",
-            "invalid_format",
-            "must not contain control characters",
-        ));
-    }
+    emporium_kernel::text::single_line(name)?;
     Ok(name.to_owned())
 }
 

@@ -52,13 +52,7 @@ pub fn parse_text(raw: &str) -> Result<String, FieldError> {
     if text.chars().count() > 200 {
         return Err(FieldError::new("", "too_long", "at most 200 characters"));
     }
-    if text.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "",
-            "invalid_format",
-            "must not contain control characters",
-        ));
-    }
+    emporium_kernel::text::single_line(text)?;
     Ok(text.to_owned())
 }
 

@@ -9,6 +9,7 @@ pub mod id;
 pub mod ids;
 pub mod money;
 pub mod secret;
+pub mod text;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};

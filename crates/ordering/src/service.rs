@@ -103,6 +103,7 @@ impl OrderService {
     /// (409) while another money action is unsettled, `OrderChanged` (409) when another
     /// action got there first.
     pub async fn act(&self, id: OrderId, action: Action) -> Result<Order, OrderingError> {
+        check_action_text(&action)?;
         let order = self.get_any(id).await?;
         if order.pending_payment.is_some() {
             return Err(OrderingError::ActionPending);
@@ -445,6 +446,18 @@ fn check_fulfilment(order: &Order, lines: &[(VariantId, i64)]) -> Result<(), Ord
             ),
         }
     }
+    v.finish().map_err(OrderingError::Invalid)
+}
+
+/// Refuses control characters in the text an action carries (`/tracking_number`, `/reason`).
+fn check_action_text(action: &Action) -> Result<(), OrderingError> {
+    let (pointer, text) = match action {
+        Action::Ship(Some(tracking)) => ("/tracking_number", tracking),
+        Action::Cancel(reason) => ("/reason", reason),
+        _ => return Ok(()),
+    };
+    let mut v = emporium_kernel::Violations::new();
+    v.check(pointer, emporium_kernel::text::single_line(text));
     v.finish().map_err(OrderingError::Invalid)
 }
 

@@ -2,10 +2,10 @@
 //! with two built-in providers, `manual` (offline payment) and `test` (outcomes chosen by the
 //! payment token). See [`provider`] for adding a real one.
 
-pub mod api;
+mod api;
 pub mod events;
 pub mod provider;
-pub mod service;
+mod service;
 
 pub use api::PaymentsApi;
 pub use provider::{

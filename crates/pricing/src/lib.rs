@@ -5,14 +5,14 @@
 //! and its laws (totals never negative, no discount above what it applies to, shares that add
 //! up) are property-tested. Rounding and stacking are documented on the [`quote`] module.
 
-pub mod api;
-pub mod error;
+mod api;
+mod error;
 pub mod events;
 pub mod quote;
-pub mod routes;
-pub mod rules;
-pub mod service;
-pub mod store;
+mod routes;
+mod rules;
+mod service;
+mod store;
 
 pub use api::PricingApi;
 pub use error::PricingError;

@@ -312,10 +312,14 @@ impl PricingService {
     ) -> Result<Coupon, PricingError> {
         let code = normalise_code(&input.code);
         let mut v = Violations::new();
-        if !(3..=64).contains(&code.len())
-            || !code
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        let printable = v
+            .check("/code", emporium_kernel::text::single_line(&code))
+            .is_some();
+        if printable
+            && (!(3..=64).contains(&code.len())
+                || !code.bytes().all(|b| {
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                }))
         {
             v.push(
                 "/code",
@@ -598,6 +602,7 @@ fn check_country(v: &mut Violations, pointer: &str, country: &str) {
 }
 
 fn check_name(v: &mut Violations, name: &str) {
+    v.check("/name", emporium_kernel::text::single_line(name));
     if name.trim().is_empty() {
         v.push("/name", "required", "a name of 1 to 200 characters");
     } else if name.chars().count() > 200 {

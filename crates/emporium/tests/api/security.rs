@@ -271,3 +271,151 @@ async fn a_json_array_is_not_taken_for_an_object() {
         );
     }
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_data_folder_and_its_database_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |config| {
+        config.data_dir = config.data_dir.join("fresh");
+    })
+    .await;
+    // A write, so the write-ahead log has content.
+    app.register("alice@example.com").await;
+    let mode = |path: std::path::PathBuf| {
+        let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        meta.permissions().mode() & 0o777
+    };
+    let dir = app.config.data_dir.clone();
+    assert_eq!(mode(dir.clone()), 0o700, "data folder");
+    for file in ["emporium.db", "emporium.db-wal", "emporium.db-shm"] {
+        assert_eq!(mode(dir.join(file)), 0o600, "{file}");
+    }
+}
+
+/// Asserts a 422 naming `pointer` with `invalid_format`.
+async fn assert_invalid_characters(r: reqwest::Response, pointer: &str) {
+    let problem = assert_problem(r, 422, "validation_failed").await;
+    assert!(
+        pointers(&problem).contains(&(pointer.to_owned(), "invalid_format".to_owned())),
+        "{pointer} in {problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_and_control_characters_are_refused_in_text_fields() {
+    let app = TestApp::spawn().await;
+    let admin = app.staff_token("owner@example.com", Role::Owner).await;
+    let product = |title: &str, handle: &str, sku: &str, option: &str| {
+        json!({"title": title, "handle": handle,
+               "options": [{"name": option, "values": ["S"]}],
+               "variants": [{"sku": sku, "options": {option: "S"},
+                             "prices": [{"currency": "EUR", "amount": 100}]}]})
+    };
+    let admin_cases = [
+        (
+            "/v1/admin/products",
+            product("Shirt\u{0}", "shirt", "S-1", "Size"),
+            "/title",
+        ),
+        (
+            "/v1/admin/products",
+            product("Shirt", "shirt\u{7}", "S-1", "Size"),
+            "/handle",
+        ),
+        (
+            "/v1/admin/products",
+            product("Shirt", "shirt", "S-1\u{1b}", "Size"),
+            "/variants/0/sku",
+        ),
+        (
+            "/v1/admin/products",
+            product("Shirt", "shirt", "S-1", "Si\nze"),
+            "/options/0/name",
+        ),
+        (
+            "/v1/admin/categories",
+            json!({"name": "Shirts\u{0}"}),
+            "/name",
+        ),
+        (
+            "/v1/admin/shipping-options",
+            json!({"name": "DHL\u{8}", "countries": ["DE"],
+                   "rate": {"type": "flat", "price": {"amount": 500, "currency": "EUR"}}}),
+            "/name",
+        ),
+        (
+            "/v1/admin/promotions",
+            json!({"name": "ten\u{0} off", "needs_coupon": true,
+                   "benefit": {"type": "order_percent", "basis_points": 1000}}),
+            "/name",
+        ),
+        (
+            "/v1/admin/price-lists",
+            json!({"name": "Whole\u{0}sale", "customer_groups": ["wholesale"], "prices": []}),
+            "/name",
+        ),
+        (
+            "/v1/admin/coupons",
+            json!({"code": "SAVE\u{0}10", "promotion_id": "promo_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f"}),
+            "/code",
+        ),
+        (
+            "/v1/admin/orders/ord_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f/cancel",
+            json!({"reason": "fraud\u{0}"}),
+            "/reason",
+        ),
+        (
+            "/v1/admin/orders/ord_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f/ship",
+            json!({"tracking_number": "1Z\u{1b}[2J"}),
+            "/tracking_number",
+        ),
+    ];
+    for (path, body, pointer) in admin_cases {
+        let r = app.post_json(path, &body, Some(&admin)).await;
+        assert_invalid_characters(r, pointer).await;
+    }
+    // A description may span lines, but holds no other control character.
+    let mut multi_line = product("Shirt", "shirt", "S-1", "Size");
+    multi_line["description"] = json!("Linen.\r\n\tSoft.");
+    let r = app
+        .post_json("/v1/admin/products", &multi_line, Some(&admin))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    multi_line["description"] = json!("Linen.\u{0}");
+    multi_line["handle"] = json!("shirt-2");
+    multi_line["variants"][0]["sku"] = json!("S-2");
+    let r = app
+        .post_json("/v1/admin/products", &multi_line, Some(&admin))
+        .await;
+    assert_invalid_characters(r, "/description").await;
+
+    let cart = app
+        .post_json("/v1/store/carts", &json!({"currency": "EUR"}), None)
+        .await;
+    let cart: Value = cart.json().await.unwrap();
+    let path = format!("/v1/store/carts/{}", cart["cart"]["id"].as_str().unwrap());
+    let token = cart["token"].as_str().unwrap().to_owned();
+    let address = |name: &str, city: &str| {
+        json!({"email": "guest@example.com", "shipping_address": {
+            "name": name, "line1": "Heidestraße 17", "city": city,
+            "postal_code": "51147", "country": "DE"}})
+    };
+    for (body, pointer) in [
+        (address("Erika\u{0}", "Köln"), "/shipping_address/name"),
+        (address("Erika", "Kö\u{85}ln"), "/shipping_address/city"),
+        (json!({"email": "guest\u{0}@example.com"}), "/email"),
+    ] {
+        let r = app
+            .request(
+                Method::PATCH,
+                &path,
+                Some(&body),
+                None,
+                &[("x-cart-token", &token)],
+            )
+            .await;
+        assert_invalid_characters(r, pointer).await;
+    }
+}
