@@ -11,6 +11,7 @@ mod group;
 mod migrate;
 mod outbox;
 mod pool;
+pub mod testing;
 
 pub use bulk::{Arg, IN_CHUNK, Sql, fetch_in, insert_rows, placeholders};
 pub use error::DbError;

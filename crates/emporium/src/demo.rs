@@ -19,8 +19,8 @@ pub const SHOPPER_PASSWORD: &str = "demo shopper passphrase";
 /// Products in the demo catalog `serve --demo` seeds on first start.
 pub const DEMO_PRODUCTS: usize = 200;
 
-/// Creates the demo accounts that do not exist yet, and the demo catalog when the store has no
-/// product.
+/// Creates the demo accounts that do not exist yet, the demo catalog when the store has no
+/// product, and each part of the demo pricing that is missing.
 pub async fn seed(store: &Store) -> anyhow::Result<()> {
     let owner = store
         .identity
@@ -63,8 +63,10 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         let summary =
             crate::import::run(store, crate::seed::demo_catalog(DEMO_PRODUCTS), &bar).await?;
         tracing::info!(products = summary.created, "demo catalog seeded");
-        seed_pricing(store).await?;
     }
+    // Whatever the store held (products from `emporium seed`, say), the walk from a cart to a
+    // checkout needs these: each part is added when missing.
+    seed_pricing(store).await?;
     tracing::warn!(
         owner = OWNER_EMAIL,
         owner_password = OWNER_PASSWORD,
@@ -76,7 +78,9 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
 }
 
 /// Demo pricing: VAT included in three countries, one flat shipping option per currency, and a
-/// `WELCOME10` coupon (10 % off), so a demo cart can be checked out.
+/// `WELCOME10` coupon (10 % off), so a demo cart can be checked out. Each part is created only
+/// when missing (a tax rate of the country, an option of the name, the promotion of the name,
+/// the coupon code), so seeding again changes nothing.
 async fn seed_pricing(store: &Store) -> anyhow::Result<()> {
     use emporium_kernel::{Currency, Money};
     use emporium_pricing::{
@@ -84,7 +88,15 @@ async fn seed_pricing(store: &Store) -> anyhow::Result<()> {
         TaxRate,
     };
     let pricing = &store.pricing;
+    let rules = pricing.rules().await?;
     for (country, basis_points) in [("DE", 1_900), ("FR", 2_000), ("GB", 2_000)] {
+        if rules
+            .tax_rates
+            .iter()
+            .any(|r| r.country == country && r.state.is_none())
+        {
+            continue;
+        }
         let rate = TaxRate {
             id: Default::default(),
             name: format!("{country} VAT"),
@@ -97,9 +109,13 @@ async fn seed_pricing(store: &Store) -> anyhow::Result<()> {
     }
     for (currency, amount) in [("EUR", 490), ("USD", 590), ("GBP", 450)] {
         let currency: Currency = currency.parse()?;
+        let name = format!("Standard ({currency})");
+        if rules.shipping_options.iter().any(|o| o.name == name) {
+            continue;
+        }
         let option = ShippingOption {
             id: Default::default(),
-            name: format!("Standard ({currency})"),
+            name,
             countries: Vec::new(),
             rate: ShippingRate::Flat {
                 price: Money { amount, currency },
@@ -107,28 +123,38 @@ async fn seed_pricing(store: &Store) -> anyhow::Result<()> {
         };
         pricing.create_rule(option, "demo").await?;
     }
-    let welcome = Promotion {
-        id: Default::default(),
-        name: "Welcome, 10 % off".to_owned(),
-        benefit: Benefit::OrderPercent {
-            basis_points: 1_000,
-        },
-        conditions: Conditions::default(),
-        needs_coupon: true,
-        stacking: Stacking::Combinable,
-        priority: 0,
+    const WELCOME: &str = "Welcome, 10 % off";
+    let promotion_id = match rules.promotions.iter().find(|p| p.name == WELCOME) {
+        Some(p) => p.id,
+        None => {
+            let welcome = Promotion {
+                id: Default::default(),
+                name: WELCOME.to_owned(),
+                benefit: Benefit::OrderPercent {
+                    basis_points: 1_000,
+                },
+                conditions: Conditions::default(),
+                needs_coupon: true,
+                stacking: Stacking::Combinable,
+                priority: 0,
+            };
+            pricing.create_rule(welcome, "demo").await?.rule.id
+        }
     };
-    let welcome = pricing.create_rule(welcome, "demo").await?;
-    pricing
+    let coupon = pricing
         .create_coupon(
             CreateCoupon {
                 code: "WELCOME10".to_owned(),
-                promotion_id: welcome.rule.id,
+                promotion_id,
                 usage_limit: None,
                 per_customer_limit: Some(1),
             },
             "demo",
         )
-        .await?;
+        .await;
+    match coupon {
+        Ok(_) | Err(emporium_pricing::PricingError::CouponCodeTaken) => {}
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot seed the demo coupon")),
+    }
     Ok(())
 }

@@ -40,17 +40,7 @@ pub struct PgDatabase {
 /// `EMPORIUM_TEST_POSTGRES_URL` is not set; with `EMPORIUM_TEST_REQUIRE_POSTGRES=1` a missing
 /// URL fails the test instead.
 pub async fn postgres(test: &str) -> Option<PgDatabase> {
-    let Some(admin) = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var("EMPORIUM_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "EMPORIUM_TEST_POSTGRES_URL is not set but EMPORIUM_TEST_REQUIRE_POSTGRES=1"
-        );
-        eprintln!("NOT RUN: {test}: EMPORIUM_TEST_POSTGRES_URL is not set");
-        return None;
-    };
+    let admin = emporium_db::testing::postgres_admin_url(test)?;
     let name = format!("e_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))

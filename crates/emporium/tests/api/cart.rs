@@ -688,6 +688,82 @@ async fn concurrent_merges_and_adds_into_one_customers_cart_lose_no_unit(app: Te
     assert_eq!(cart["items"][0]["quantity"], expected, "{cart}");
 }
 
+/// `serve --demo` on a store that has products already (after `emporium seed`, say) still seeds
+/// the tax rates, shipping options and coupon a demo checkout needs, once however often it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_pricing_is_seeded_on_a_store_that_has_products_once_however_often() {
+    let app = TestApp::spawn().await;
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let kettle = stocked_variant(&app, &admin, "KET-D", 2_000, 10).await;
+
+    emporium::demo::seed(app.store())
+        .await
+        .expect("demo seeded");
+    emporium::demo::seed(app.store())
+        .await
+        .expect("demo seeded again");
+
+    let (cart, token) = guest_cart(&app).await;
+    let path = format!("/v1/store/carts/{cart}");
+    let item = json!({"variant_id": kettle, "quantity": 1});
+    ok(call(
+        &app,
+        Method::POST,
+        &format!("{path}/items"),
+        Some(&item),
+        &token,
+    )
+    .await)
+    .await;
+    let details = json!({"email": "ada@example.com", "shipping_address": {"name": "Ada",
+        "line1": "Hauptstr. 1", "city": "Berlin", "postal_code": "10115", "country": "DE"}});
+    let taxed = ok(call(&app, Method::PATCH, &path, Some(&details), &token).await).await;
+    assert!(
+        taxed["totals"]["tax_total"].as_i64().unwrap() > 0,
+        "{taxed}"
+    );
+    let offered = ok(call(
+        &app,
+        Method::GET,
+        &format!("{path}/shipping-options"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    let names: Vec<&str> = offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Standard (EUR)"], "{offered}");
+    let choice = json!({"option_id": offered[0]["id"]});
+    ok(call(
+        &app,
+        Method::PUT,
+        &format!("{path}/shipping-option"),
+        Some(&choice),
+        &token,
+    )
+    .await)
+    .await;
+    let coupon = json!({"code": "WELCOME10"});
+    let discounted = ok(call(
+        &app,
+        Method::POST,
+        &format!("{path}/coupons"),
+        Some(&coupon),
+        &token,
+    )
+    .await)
+    .await;
+    assert!(
+        discounted["totals"]["discount_total"].as_i64().unwrap() > 0,
+        "{discounted}"
+    );
+}
+
 async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp) {
     let admin = app.staff_token("admin@example.com", Role::Admin).await;
     let kettle = stocked_variant(&app, &admin, "KET-G", 1_000, 10).await;

@@ -51,21 +51,12 @@ macro_rules! on_both_backends {
     };
 }
 
-/// The PostgreSQL URL of the test server, or `None` after saying loudly that the PostgreSQL run
-/// did not happen. Under CI (`EMPORIUM_TEST_REQUIRE_POSTGRES=1`) a missing URL fails the test.
+/// The PostgreSQL URL of the test server (`EMPORIUM_TEST_POSTGRES_URL`, or a throw-away server
+/// for this test binary), or `None` after saying loudly that the PostgreSQL run did not happen.
+/// Under CI (`EMPORIUM_TEST_REQUIRE_POSTGRES=1`) a missing PostgreSQL fails the test.
 pub fn postgres_url() -> Option<String> {
-    match std::env::var("EMPORIUM_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("EMPORIUM_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!(
-                    "EMPORIUM_TEST_POSTGRES_URL is not set but EMPORIUM_TEST_REQUIRE_POSTGRES=1"
-                );
-            }
-            eprintln!("NOT RUN: PostgreSQL suite skipped, EMPORIUM_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    emporium_db::testing::postgres_admin_url(&test)
 }
 
 /// Creates a fresh database on the server of `admin_url`; returns its URL and name.

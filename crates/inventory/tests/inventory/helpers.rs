@@ -63,19 +63,8 @@ impl Harness {
     /// A harness on a fresh PostgreSQL database, or `None` (said loudly) when PostgreSQL is not
     /// configured. Under `EMPORIUM_TEST_REQUIRE_POSTGRES=1` a missing URL fails the test.
     pub async fn postgres() -> Option<Self> {
-        let admin = match std::env::var("EMPORIUM_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                if std::env::var("EMPORIUM_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                    panic!(
-                        "EMPORIUM_TEST_POSTGRES_URL is not set but EMPORIUM_TEST_REQUIRE_POSTGRES=1"
-                    );
-                }
-                let test = std::thread::current().name().unwrap_or("?").to_owned();
-                eprintln!("NOT RUN: {test}: EMPORIUM_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
+        let admin = emporium_db::testing::postgres_admin_url(&test)?;
         let (url, name) = fresh_postgres_database(&admin).await;
         Some(Self::open(url, None, Some((admin, name))).await)
     }
