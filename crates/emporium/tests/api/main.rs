@@ -1,6 +1,7 @@
 //! HTTP suites: each starts the real server on a random port against a fresh database and talks
-//! to it over TCP. Suites that touch storage run on SQLite always and on PostgreSQL when
-//! `EMPORIUM_TEST_POSTGRES_URL` is set.
+//! to it over TCP. Suites that touch storage run on SQLite always and on PostgreSQL too: the
+//! server `EMPORIUM_TEST_POSTGRES_URL` names, or else a throw-away one the binary starts when
+//! PostgreSQL is installed (a suite that finds neither says loudly that it did not run).
 
 // Test code may panic on the unexpected: that is how a test fails.
 #![allow(clippy::unwrap_used)]
