@@ -3,13 +3,15 @@
 //!
 //! Cart reads the catalog through [`emporium_catalog::CatalogApi`], stock through
 //! [`emporium_inventory::InventoryApi`] and prices through [`emporium_pricing::PricingService`];
-//! it owns only its own tables.
+//! it owns only its own tables. The checkout calls it through [`CartApi`].
 
+mod api;
 pub mod error;
 pub mod routes;
 pub mod service;
 pub mod store;
 
+pub use api::CartApi;
 pub use error::CartError;
 pub use routes::{CART_TOKEN_HEADER, router};
 pub use service::{Access, Address, Cart, CartItem, CartService, CustomerGroups, OfferedShipping};

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use emporium_cart::{Access, CartError, CartService};
+use emporium_cart::{Access, CartApi, CartError};
 use emporium_db::Db;
 use emporium_inventory::InventoryApi;
 use emporium_kernel::fault::CrashPoints;
@@ -69,7 +69,7 @@ pub(crate) use steps::projection_of;
 pub struct CheckoutService {
     db: Db,
     clock: Arc<dyn Clock>,
-    carts: Arc<CartService>,
+    carts: Arc<dyn CartApi>,
     inventory: Arc<dyn InventoryApi>,
     pricing: Arc<dyn PricingApi>,
     payments: Arc<dyn PaymentsApi>,
@@ -107,7 +107,7 @@ impl CheckoutService {
     pub fn new(
         db: Db,
         clock: Arc<dyn Clock>,
-        carts: Arc<CartService>,
+        carts: Arc<dyn CartApi>,
         inventory: Arc<dyn InventoryApi>,
         pricing: Arc<dyn PricingApi>,
         payments: Arc<dyn PaymentsApi>,
