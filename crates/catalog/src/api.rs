@@ -208,3 +208,156 @@ pub trait CatalogApi: Send + Sync {
         variants: &[VariantId],
     ) -> Result<Vec<Option<Purchasable>>, crate::CatalogError>;
 }
+
+/// Body of `POST /v1/admin/products`. Absent text reads as empty so one answer lists every
+/// missing field.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    /// URL slug; made from the title when absent.
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
+    pub handle: Option<String>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
+    pub title: String,
+    #[serde(default)]
+    #[schema(max_length = 50000)]
+    pub description: String,
+    /// `draft` when absent.
+    pub status: Option<ProductStatus>,
+    #[serde(default)]
+    #[schema(max_items = 5)]
+    pub options: Vec<ProductOption>,
+    #[serde(default)]
+    pub variants: Vec<NewVariant>,
+    #[serde(default)]
+    pub category_ids: Vec<CategoryId>,
+    #[serde(default)]
+    pub collection_ids: Vec<CollectionId>,
+    #[serde(default)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A variant to add.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVariant {
+    #[serde(default)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        max_length = 100,
+        min_length = 1
+    )]
+    pub sku: String,
+    /// Made from the option values when absent.
+    #[schema(min_length = 1, max_length = 200)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub weight_grams: i64,
+    #[serde(default)]
+    pub prices: Vec<Money>,
+}
+
+/// Body of `PATCH /v1/admin/products/{id}`: absent fields stay as they are; lists replace.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
+    pub handle: Option<String>,
+    #[schema(min_length = 1, max_length = 500)]
+    pub title: Option<String>,
+    #[schema(max_length = 50000)]
+    pub description: Option<String>,
+    pub status: Option<ProductStatus>,
+    #[schema(max_items = 5)]
+    pub options: Option<Vec<ProductOption>>,
+    pub category_ids: Option<Vec<CategoryId>>,
+    pub collection_ids: Option<Vec<CollectionId>>,
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Body of `PATCH …/variants/{variant_id}`: absent fields stay as they are; `prices` replaces.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantPatch {
+    #[schema(
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        max_length = 100,
+        min_length = 1
+    )]
+    pub sku: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    pub title: Option<String>,
+    pub options: Option<BTreeMap<String, String>>,
+    pub weight_grams: Option<i64>,
+    pub prices: Option<Vec<Money>>,
+    pub position: Option<i64>,
+}
+
+/// Body of `POST /v1/admin/categories`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCategory {
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
+    pub handle: Option<String>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 10000)]
+    pub description: String,
+    pub parent_id: Option<CategoryId>,
+    #[serde(default)]
+    pub position: i64,
+}
+
+/// Body of `PATCH /v1/admin/categories/{id}`. `parent_id: null` moves it to the root.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryPatch {
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
+    pub handle: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<CategoryId>)]
+    pub parent_id: Option<Option<CategoryId>>,
+    pub position: Option<i64>,
+}
+
+/// Body of `POST /v1/admin/collections` and of its `PATCH` (absent fields stay).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionInput {
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 200)]
+    pub handle: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    pub title: Option<String>,
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Admin product list filters.
+#[derive(Debug, Clone, Default)]
+pub struct AdminListQuery {
+    pub status: Option<ProductStatus>,
+    pub q: Option<String>,
+    pub category: Option<CategoryId>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
