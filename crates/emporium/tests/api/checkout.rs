@@ -650,7 +650,6 @@ async fn a_checkout_killed_at_each_step_is_finished_or_undone_at_restart(mut app
         .database_url
         .as_ref()
         .map(|u| u.expose().to_owned());
-    let crash_file = data.join("crash.toml");
     let client = reqwest::Client::new();
     let checkout = |base: String, cart: String, token: String| {
         let client = client.clone();
@@ -668,8 +667,7 @@ async fn a_checkout_killed_at_each_step_is_finished_or_undone_at_restart(mut app
     let mut expected_payments: Vec<&str> = Vec::new();
     let mut expected_checkouts: Vec<&str> = Vec::new();
     for (point, (cart, token)) in points.iter().zip(&carts) {
-        std::fs::write(&crash_file, format!("crash_points = [\"{point}\"]\n")).unwrap();
-        let mut child = crate::events::start_binary(&data, url.as_deref(), Some(&crash_file)).await;
+        let mut child = crate::events::start_binary_crashing_at(&data, url.as_deref(), point).await;
         let answer = checkout(child.base.clone(), cart.clone(), token.clone()).await;
         assert!(
             answer.is_err() || !answer.unwrap().status().is_success(),

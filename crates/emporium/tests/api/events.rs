@@ -226,6 +226,17 @@ pub(crate) struct Child {
     pub(crate) base: String,
 }
 
+/// Starts the binary on `data` with crash point `point` enabled (through `data/crash.toml`).
+pub(crate) async fn start_binary_crashing_at(
+    data: &std::path::Path,
+    database_url: Option<&str>,
+    point: &str,
+) -> Child {
+    let crash_file = data.join("crash.toml");
+    std::fs::write(&crash_file, format!("crash_points = [\"{point}\"]\n")).unwrap();
+    start_binary(data, database_url, Some(&crash_file)).await
+}
+
 pub(crate) async fn start_binary(
     data: &std::path::Path,
     database_url: Option<&str>,

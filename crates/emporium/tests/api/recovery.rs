@@ -249,11 +249,9 @@ async fn an_order_action_killed_between_its_steps_is_settled_at_restart(mut app:
         .database_url
         .as_ref()
         .map(|u| u.expose().to_owned());
-    let crash_file = data.join("crash.toml");
     let client = reqwest::Client::new();
     for (point, action, order) in &cases {
-        std::fs::write(&crash_file, format!("crash_points = [\"{point}\"]\n")).unwrap();
-        let mut child = crate::events::start_binary(&data, url.as_deref(), Some(&crash_file)).await;
+        let mut child = crate::events::start_binary_crashing_at(&data, url.as_deref(), point).await;
         let body = match *action {
             "refund" => json!({"amount": 250}),
             "cancel" => json!({"reason": "crash"}),
