@@ -1,6 +1,6 @@
 //! Cart SQL, and nothing else.
 
-use emporium_db::{Conn, DbError, WriteTx, execute, from_row, run};
+use emporium_db::{Arg, Conn, DbError, Sql, WriteTx, execute, from_row, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -116,17 +116,16 @@ pub async fn hold_for_checkout<'c>(
     version: i64,
     checkout: Uuid,
 ) -> Result<bool, DbError> {
-    let n = execute!(
-        c,
-        sqlx::query(
-            "UPDATE carts SET checkout_id = $3, version = version + 1 \
-             WHERE id = $1 AND version = $2 AND checkout_id IS NULL"
-        )
-        .bind(id)
-        .bind(version)
-        .bind(checkout)
-    )?;
-    Ok(n == 1)
+    Ok(hold_statement(id, version, checkout).execute(c).await? == 1)
+}
+
+/// The statement of [`hold_for_checkout`]: it changes one row when the hold is taken.
+pub fn hold_statement(id: Uuid, version: i64, checkout: Uuid) -> Sql {
+    Sql::statement(
+        "UPDATE carts SET checkout_id = $3, version = version + 1 \
+         WHERE id = $1 AND version = $2 AND checkout_id IS NULL",
+        vec![Arg::Uuid(id), Arg::Int(version), Arg::Uuid(checkout)],
+    )
 }
 
 /// Gives cart `id` back to changes, if checkout `checkout` holds it.

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use emporium_db::{Conn, Db, DbError, WriteTx, execute, from_row, run};
+use emporium_db::{Arg, Conn, Db, DbError, Sql, WriteTx, execute, from_row, run};
 use emporium_kernel::ids::PaymentId;
 use emporium_kernel::{Clock, Currency, DomainError, ErrorKind, Money};
 use serde::{Deserialize, Serialize};
@@ -414,34 +414,34 @@ impl PaymentService {
         let id = row.id;
         require(&row, from, action)?;
         change(&mut row);
-        let mut tx = self.db.begin_write().await?;
-        let moved = execute!(
-            &mut tx,
-            sqlx::query(
-                "UPDATE payment_intents SET status = $3, provider_reference = $4, \
-                 failure_code = $5, captured_amount = $6, version = version + 1, updated_at = $7 \
-                 WHERE id = $1 AND version = $2"
-            )
-            .bind(id)
-            .bind(row.version)
-            .bind(to.as_str())
-            .bind(&row.provider_reference)
-            .bind(&row.failure_code)
-            .bind(row.captured_amount)
-            .bind(now)
-        )
-        .map_err(DbError::from)?;
-        if moved != 1 {
+        let mut moved = row.clone();
+        moved.status = to.as_str().to_owned();
+        moved.version += 1;
+        moved.updated_at = now;
+        // The update applies only to the version read, and its event goes with it: on
+        // PostgreSQL one statement.
+        let mut write = self.db.guarded_write(Sql::statement(
+            "UPDATE payment_intents SET status = $3, provider_reference = $4, \
+             failure_code = $5, captured_amount = $6, version = version + 1, updated_at = $7 \
+             WHERE id = $1 AND version = $2",
+            vec![
+                Arg::Uuid(id),
+                Arg::Int(row.version),
+                Arg::Text(moved.status.clone()),
+                Arg::OptText(moved.provider_reference.clone()),
+                Arg::OptText(moved.failure_code.clone()),
+                Arg::Int(moved.captured_amount),
+                Arg::Time(now),
+            ],
+        ));
+        write.record(&changed(&moved), moved.version, now)?;
+        if !write.commit().await? {
             return Err(PaymentError::IllegalTransition {
                 status: "changed",
                 action,
             });
         }
-        row.status = to.as_str().to_owned();
-        row.version += 1;
-        row.updated_at = now;
-        record(&mut tx, &row, now).await?;
-        tx.commit().await?;
+        let row = moved;
         Ok(row)
     }
 }
@@ -547,7 +547,13 @@ async fn record(
     row: &IntentRow,
     now: OffsetDateTime,
 ) -> Result<(), PaymentError> {
-    let event = PaymentChanged {
+    tx.record(&changed(row), row.version, now).await?;
+    Ok(())
+}
+
+/// The `payment.changed` event of the intent as `row` has it.
+fn changed(row: &IntentRow) -> PaymentChanged {
+    PaymentChanged {
         id: PaymentId(row.id),
         reference: row.reference.clone(),
         provider: row.provider.clone(),
@@ -557,7 +563,5 @@ async fn record(
         captured_amount: row.captured_amount,
         refunded_amount: row.refunded_amount,
         failure_code: row.failure_code.clone(),
-    };
-    tx.record(&event, row.version, now).await?;
-    Ok(())
+    }
 }
