@@ -11,6 +11,14 @@
 //! 2. **checkout**: every client checks out its carts one after another with a fresh
 //!    `Idempotency-Key` and the `test` provider's `tok_success`.
 //!
+//! With `--journeys N` it instead runs one shopper's whole path N times, one journey at a
+//! time: the six requests from a new cart to a placed order (create the cart, add an item, set
+//! the e-mail and address, list the shipping options, choose one, check out), and reports the
+//! latency of the whole journey and of each request.
+//!
+//! With `--pause-before-checkout` it waits for a line on standard input between the phases, so
+//! a script can reset the database's statement counters and count the checkout phase alone.
+//!
 //! Throughput is successful checkouts divided by the wall time of phase 2; latencies are
 //! measured per request on the client. Every answer other than the expected status counts as
 //! an error and is reported by status and problem code.
@@ -44,6 +52,12 @@ struct Cli {
     /// Products in the shop (at least 3); each cart holds three of them.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(3..))]
     products: u16,
+    /// Run this many single-shopper journeys (six requests each) instead of the two phases.
+    #[arg(long)]
+    journeys: Option<usize>,
+    /// Wait for a line on standard input after the carts are filled, before checking out.
+    #[arg(long)]
+    pause_before_checkout: bool,
 }
 
 /// The shop the run buys from.
@@ -86,6 +100,9 @@ async fn main() -> Result<()> {
         cli.clients,
         cli.carts_per_client
     );
+    if let Some(journeys) = cli.journeys {
+        return run_journeys(&http, &base, &shop, journeys).await;
+    }
 
     // Phase 1: fill the carts.
     let started = Instant::now();
@@ -116,6 +133,12 @@ async fn main() -> Result<()> {
         fill_time.as_secs_f64(),
         summary(&mut tally.add_item)
     );
+
+    if cli.pause_before_checkout {
+        println!("carts ready; press enter to check out");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+    }
 
     // Phase 2: check them out.
     let started = Instant::now();
@@ -151,6 +174,106 @@ async fn main() -> Result<()> {
     } else {
         println!("errors: {:?}", tally.errors);
         bail!("some checkouts failed");
+    }
+    Ok(())
+}
+
+/// One shopper's six requests, `count` times in a row: the latency of each journey and of
+/// each of its requests. The cart is created with the e-mail, as a storefront that knows it
+/// does; the address goes in with a `PATCH` as a checkout form sends it.
+async fn run_journeys(http: &Client, base: &str, shop: &Shop, count: usize) -> Result<()> {
+    const STEPS: [&str; 6] = [
+        "create cart",
+        "add item",
+        "set address",
+        "list shipping",
+        "choose shipping",
+        "check out",
+    ];
+    let mut whole = Vec::with_capacity(count);
+    let mut steps: Vec<Vec<Duration>> = vec![Vec::with_capacity(count); STEPS.len()];
+    for n in 0..count {
+        let started = Instant::now();
+        let mut lap = Instant::now();
+        let mut split = |steps: &mut Vec<Vec<Duration>>, i: usize| {
+            steps[i].push(lap.elapsed());
+            lap = Instant::now();
+        };
+        let created = shopper(
+            http,
+            format!("{base}/v1/store/carts"),
+            Method::POST,
+            None,
+            json!({"currency": "EUR"}),
+            StatusCode::CREATED,
+        )
+        .await?;
+        split(&mut steps, 0);
+        let id = created["cart"]["id"].as_str().context("cart id")?;
+        let token = created["token"].as_str().context("cart token")?;
+        let cart = format!("{base}/v1/store/carts/{id}");
+        let variant = &shop.variants[n % shop.variants.len()];
+        shopper(
+            http,
+            format!("{cart}/items"),
+            Method::POST,
+            Some(token),
+            json!({"variant_id": variant, "quantity": 1}),
+            StatusCode::OK,
+        )
+        .await?;
+        split(&mut steps, 1);
+        shopper(
+            http,
+            cart.clone(),
+            Method::PATCH,
+            Some(token),
+            json!({"email": format!("journey-{n}@bench.example"),
+                   "shipping_address": {"name": "Erika Mustermann", "line1": "Heidestraße 17",
+                   "city": "Köln", "postal_code": "51147", "country": "DE"}}),
+            StatusCode::OK,
+        )
+        .await?;
+        split(&mut steps, 2);
+        let r = http
+            .get(format!("{cart}/shipping-options"))
+            .header("x-cart-token", token)
+            .send()
+            .await?;
+        let options = expect(r, StatusCode::OK).await?;
+        split(&mut steps, 3);
+        let option = options
+            .as_array()
+            .or_else(|| options["items"].as_array())
+            .and_then(|o| o.first())
+            .and_then(|o| o["id"].as_str().or_else(|| o["option_id"].as_str()))
+            .unwrap_or(&shop.shipping)
+            .to_owned();
+        shopper(
+            http,
+            format!("{cart}/shipping-option"),
+            Method::PUT,
+            Some(token),
+            json!({"option_id": option}),
+            StatusCode::OK,
+        )
+        .await?;
+        split(&mut steps, 4);
+        let r = http
+            .post(format!("{cart}/checkout"))
+            .header("x-cart-token", token)
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+            .json(&json!({"payment": {"provider": "test", "token": "tok_success"}}))
+            .send()
+            .await?;
+        let placed = expect(r, StatusCode::CREATED).await.context("checkout")?;
+        ensure!(placed["order"]["id"].is_string(), "no order: {placed}");
+        split(&mut steps, 5);
+        whole.push(started.elapsed());
+    }
+    println!("journey (six requests): {}", summary(&mut whole));
+    for (name, samples) in STEPS.iter().zip(steps.iter_mut()) {
+        println!("  {name}: {}", summary(samples));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! releases its cart inside its own transaction: cart shares its database with the ordering
 //! group (cart, pricing, payments, ordering), which runs as one service.
 
-use emporium_db::WriteTx;
+use emporium_db::{Sql, WriteTx};
 use emporium_kernel::ids::CartId;
 use uuid::Uuid;
 
@@ -24,6 +24,10 @@ pub trait CartApi: Send + Sync {
         version: i64,
         checkout: Uuid,
     ) -> Result<bool, CartError>;
+
+    /// The conditional write of [`CartApi::hold_in`], for the caller's own guarded write
+    /// (`Db::guarded_write`): it applies when the hold is taken.
+    fn hold_guard(&self, id: CartId, version: i64, checkout: Uuid) -> Sql;
 
     /// Gives cart `id` back to changes, in `tx`, if checkout `checkout` holds it.
     async fn release_in(
@@ -51,6 +55,10 @@ impl CartApi for CartService {
         checkout: Uuid,
     ) -> Result<bool, CartError> {
         CartService::hold_in(self, tx, id, version, checkout).await
+    }
+
+    fn hold_guard(&self, id: CartId, version: i64, checkout: Uuid) -> Sql {
+        crate::store::hold_statement(id.0, version, checkout)
     }
 
     async fn release_in(

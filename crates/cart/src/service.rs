@@ -375,10 +375,7 @@ impl CartService {
         id: CartId,
         access: Access<'_>,
     ) -> Result<Vec<OfferedShipping>, CartError> {
-        let mut conn = self.db.read().await?;
-        let row = authorise(store::find_cart(&mut conn, id.0).await?, access)?;
-        let items = store::list_items(&mut conn, id.0).await?;
-        drop(conn);
+        let (row, items) = self.read(id, access).await?;
         self.offered(&row, &items).await
     }
 
@@ -660,9 +657,11 @@ impl CartService {
         access: Access<'_>,
     ) -> Result<(CartRow, Vec<ItemRow>), CartError> {
         let mut conn = self.db.read().await?;
-        let row = authorise(store::find_cart(&mut conn, id.0).await?, access)?;
-        let items = store::list_items(&mut conn, id.0).await?;
-        Ok((row, items))
+        let found = store::find_cart_with_items(&mut conn, id.0).await?;
+        drop(conn);
+        let (row, items) = found.unzip();
+        let row = authorise(row, access)?;
+        Ok((row, items.unwrap_or_default()))
     }
 
     /// As [`CartService::read`], for planning a change: a cart a checkout holds takes none.

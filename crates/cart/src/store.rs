@@ -1,6 +1,6 @@
 //! Cart SQL, and nothing else.
 
-use emporium_db::{Conn, DbError, WriteTx, execute, from_row, run};
+use emporium_db::{Arg, Conn, DbError, Sql, WriteTx, execute, from_row, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -97,6 +97,101 @@ pub async fn find_cart<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<Ca
         .map_err(DbError::from))
 }
 
+/// A cart's row joined with one of its items (none for an empty cart).
+struct CartItemRow {
+    id: Uuid,
+    token_hash: String,
+    customer_id: Option<String>,
+    currency: String,
+    email: Option<String>,
+    shipping_address: Option<String>,
+    shipping_option_id: Option<Uuid>,
+    coupon_codes: String,
+    version: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    checkout_id: Option<Uuid>,
+    item_id: Option<Uuid>,
+    item_variant_id: Option<Uuid>,
+    item_quantity: Option<i64>,
+    item_created_at: Option<OffsetDateTime>,
+}
+
+from_row!(CartItemRow {
+    id,
+    token_hash,
+    customer_id,
+    currency,
+    email,
+    shipping_address,
+    shipping_option_id,
+    coupon_codes,
+    version,
+    created_at,
+    updated_at,
+    checkout_id,
+    item_id,
+    item_variant_id,
+    item_quantity,
+    item_created_at,
+});
+
+/// Cart `id` and its items in order, if the cart exists: one statement, so one snapshot.
+pub async fn find_cart_with_items<'c>(
+    c: impl Into<Conn<'c>>,
+    id: Uuid,
+) -> Result<Option<(CartRow, Vec<ItemRow>)>, DbError> {
+    const SQL: &str = "SELECT c.id, c.token_hash, c.customer_id, c.currency, c.email, \
+         c.shipping_address, c.shipping_option_id, c.coupon_codes, c.version, c.created_at, \
+         c.updated_at, c.checkout_id, i.id AS item_id, i.variant_id AS item_variant_id, \
+         i.quantity AS item_quantity, i.created_at AS item_created_at \
+         FROM carts c LEFT JOIN cart_items i ON i.cart_id = c.id \
+         WHERE c.id = $1 ORDER BY i.created_at, i.id";
+    let rows: Vec<CartItemRow> = run!(c, |c| sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_all(c)
+        .await
+        .map_err(DbError::from))?;
+    let mut rows = rows.into_iter();
+    let Some(first) = rows.next() else {
+        return Ok(None);
+    };
+    let mut items = Vec::new();
+    let mut take = |r: &CartItemRow| {
+        if let (Some(item), Some(variant), Some(quantity), Some(at)) = (
+            r.item_id,
+            r.item_variant_id,
+            r.item_quantity,
+            r.item_created_at,
+        ) {
+            items.push(ItemRow {
+                id: item,
+                cart_id: r.id,
+                variant_id: variant,
+                quantity,
+                created_at: at,
+            });
+        }
+    };
+    take(&first);
+    rows.for_each(|r| take(&r));
+    let cart = CartRow {
+        id: first.id,
+        token_hash: first.token_hash,
+        customer_id: first.customer_id,
+        currency: first.currency,
+        email: first.email,
+        shipping_address: first.shipping_address,
+        shipping_option_id: first.shipping_option_id,
+        coupon_codes: first.coupon_codes,
+        version: first.version,
+        created_at: first.created_at,
+        updated_at: first.updated_at,
+        checkout_id: first.checkout_id,
+    };
+    Ok(Some((cart, items)))
+}
+
 /// Claims the cart for this transaction if it is still at `version` and no checkout holds it:
 /// on PostgreSQL the update takes the row lock and, if another transaction changed the cart
 /// meanwhile, re-checks the version and matches nothing. True when claimed.
@@ -116,17 +211,16 @@ pub async fn hold_for_checkout<'c>(
     version: i64,
     checkout: Uuid,
 ) -> Result<bool, DbError> {
-    let n = execute!(
-        c,
-        sqlx::query(
-            "UPDATE carts SET checkout_id = $3, version = version + 1 \
-             WHERE id = $1 AND version = $2 AND checkout_id IS NULL"
-        )
-        .bind(id)
-        .bind(version)
-        .bind(checkout)
-    )?;
-    Ok(n == 1)
+    Ok(hold_statement(id, version, checkout).execute(c).await? == 1)
+}
+
+/// The statement of [`hold_for_checkout`]: it changes one row when the hold is taken.
+pub fn hold_statement(id: Uuid, version: i64, checkout: Uuid) -> Sql {
+    Sql::statement(
+        "UPDATE carts SET checkout_id = $3, version = version + 1 \
+         WHERE id = $1 AND version = $2 AND checkout_id IS NULL",
+        vec![Arg::Uuid(id), Arg::Int(version), Arg::Uuid(checkout)],
+    )
 }
 
 /// Gives cart `id` back to changes, if checkout `checkout` holds it.

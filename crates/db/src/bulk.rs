@@ -225,6 +225,25 @@ impl Sql {
         }
     }
 
+    /// Appends `other`, its placeholders numbered after this statement's.
+    pub(crate) fn append(&mut self, other: Sql) -> &mut Self {
+        self.binds += other.binds;
+        self.parts.extend(other.parts);
+        self
+    }
+
+    /// Appends the rows of a `VALUES` list, comma-separated.
+    pub(crate) fn push_rows(&mut self, rows: Vec<Vec<Arg>>) -> &mut Self {
+        for (i, row) in rows.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.binds += row.len();
+            self.parts.push(Part::Row(row));
+        }
+        self
+    }
+
     /// Appends SQL text.
     pub fn push(&mut self, fragment: &'static str) -> &mut Self {
         self.parts.push(Part::Text(fragment));
@@ -395,6 +414,21 @@ impl Sql {
         let c = c.into();
         let (text, args) = self.render(c.backend());
         run_rendered(c, text, &args).await
+    }
+
+    /// Runs it and reads the one number its one row holds (a count).
+    pub(crate) async fn fetch_count<'c>(&self, c: impl Into<Conn<'c>>) -> Result<i64, DbError> {
+        let c = c.into();
+        let (text, args) = self.render(c.backend());
+        crate::run!(c, |c| {
+            crate::bind_all!(
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(text.clone())),
+                args.iter().copied()
+            )
+            .fetch_one(c)
+            .await
+            .map_err(DbError::from)
+        })
     }
 
     /// Runs it and reads every row.

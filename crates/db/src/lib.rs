@@ -20,7 +20,9 @@ pub use outbox::{
     OutboxRow, count_pending, envelope_from_row, mark_all_handled, mark_published, pending_outbox,
     prune_delivered,
 };
-pub use pool::{Backend, Conn, Db, DbOptions, PoolStats, ReadConn, WriteBatch, WriteTx};
+pub use pool::{
+    Backend, Conn, Db, DbOptions, GuardedWrite, PoolStats, ReadConn, WriteBatch, WriteTx,
+};
 
 /// Migrations of the platform tables (outbox, inbox).
 pub const MIGRATIONS: &[Migration] = &[Migration {

@@ -219,6 +219,17 @@ impl Db {
         }
     }
 
+    /// Starts a [`GuardedWrite`]: inserts and events that are written only if `guard`
+    /// applies, together with it.
+    pub fn guarded_write(&self, guard: crate::Sql) -> GuardedWrite {
+        GuardedWrite {
+            db: self.clone(),
+            guard,
+            inserts: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
     /// A connection for reads (SQLite: from the read-only pool).
     pub async fn read(&self) -> Result<ReadConn, DbError> {
         Ok(match &self.inner.pools {
@@ -536,6 +547,113 @@ impl WriteBatch {
         tx.commit().await
     }
 }
+
+/// A conditional write and the rows that go with it: the `guard` (an `UPDATE` or `INSERT`
+/// whose rows affected say whether it applied, such as an update conditional on a version)
+/// and inserts and events written only when it applied, all or nothing. On PostgreSQL it is
+/// one statement (the guard a data-modifying `WITH` clause the inserts select from), without
+/// `BEGIN` and `COMMIT` round trips; on SQLite a write transaction.
+///
+/// As in a [`WriteBatch`], nothing in it reads what another part writes, and an error (a
+/// duplicate key in an insert) keeps nothing.
+pub struct GuardedWrite {
+    db: Db,
+    guard: crate::Sql,
+    /// Each insert's head (`INSERT INTO t (a, b)`) and its rows.
+    inserts: Vec<(&'static str, Vec<Vec<crate::Arg>>)>,
+    events: Vec<Vec<crate::Arg>>,
+}
+
+/// The head of the outbox's insert.
+const OUTBOX_INSERT: &str = "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data)";
+
+impl GuardedWrite {
+    /// Adds an insert of `row` into what `head` names (`INSERT INTO t (a, b)`, the columns in
+    /// the order of the row's values), made only when the guard applies.
+    pub fn insert(&mut self, head: &'static str, row: Vec<crate::Arg>) {
+        self.inserts.push((head, vec![row]));
+    }
+
+    /// Records events in the outbox, only when the guard applies; see
+    /// [`WriteTx::record_serialized`].
+    pub fn record_serialized<E: Event>(
+        &mut self,
+        events: Vec<(String, i64, String)>,
+        occurred_at: OffsetDateTime,
+    ) -> Vec<Uuid> {
+        outbox_rows::<E>(events, occurred_at, &mut self.events)
+    }
+
+    /// Records `event` in the outbox as the `sequence`-th event of its aggregate, only when
+    /// the guard applies.
+    pub fn record<E: Event>(
+        &mut self,
+        event: &E,
+        sequence: i64,
+        occurred_at: OffsetDateTime,
+    ) -> Result<Uuid, DbError> {
+        let payload = serde_json::to_string(event)?;
+        let mut ids = self
+            .record_serialized::<E>(vec![(event.aggregate_id(), sequence, payload)], occurred_at);
+        ids.pop()
+            .ok_or(DbError::Bulk("an event was recorded without an id"))
+    }
+
+    /// Writes it: true when the guard applied (and with it everything else), false when it
+    /// did not (and nothing was written). Wakes the outbox relay when it recorded events.
+    pub async fn commit(self) -> Result<bool, DbError> {
+        let Self {
+            db,
+            guard,
+            mut inserts,
+            events,
+        } = self;
+        let wrote_events = !events.is_empty();
+        if !events.is_empty() {
+            inserts.push((OUTBOX_INSERT, events));
+        }
+        if inserts.len() > WITH_NAMES.len() {
+            return Err(DbError::Bulk("a guarded write holds at most eight inserts"));
+        }
+        let applied = if let Pools::Postgres(pool) = &db.inner.pools {
+            let mut sql = crate::Sql::default();
+            sql.push("WITH g AS (").append(guard).push(" RETURNING 1)");
+            for (i, (head, rows)) in inserts.into_iter().enumerate() {
+                sql.push(", ")
+                    .push(WITH_NAMES[i])
+                    .push(" AS (")
+                    .push(head)
+                    .push(" SELECT * FROM (VALUES ")
+                    .push_rows(rows)
+                    .push(") AS v WHERE EXISTS (SELECT 1 FROM g))");
+            }
+            sql.push(" SELECT count(*) FROM g");
+            let mut conn = pool.acquire().await?;
+            sql.fetch_count(Conn::Postgres(&mut conn)).await? > 0
+        } else {
+            let mut tx = db.begin_write().await?;
+            if guard.execute(&mut tx).await? == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for (head, rows) in inserts {
+                let mut sql = crate::Sql::default();
+                sql.push(head).push(" VALUES ").push_rows(rows);
+                tx.pending_writes.push(sql);
+            }
+            tx.commit().await?;
+            true
+        };
+        if applied && wrote_events {
+            db.inner.outbox_signal.notify_one();
+        }
+        Ok(applied)
+    }
+}
+
+/// Names of the `WITH` clauses of a guarded write's inserts (one each; a guarded write holds a
+/// few).
+const WITH_NAMES: [&str; 8] = ["i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"];
 
 /// A pooled connection for reads.
 pub enum ReadConn {

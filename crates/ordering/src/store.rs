@@ -97,36 +97,41 @@ macro_rules! order_columns {
     };
 }
 
-/// Inserts a checkout unless its cart has one under the same key, or one under another key
-/// that has not failed; returns whether it did.
-pub async fn insert_checkout<'c>(
-    c: impl Into<Conn<'c>>,
-    row: &CheckoutRow,
-) -> Result<bool, DbError> {
-    let inserted = execute!(
-        c,
-        sqlx::query(concat!(
-            "INSERT INTO checkouts (",
-            checkout_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT DO NOTHING"
-        ))
-        .bind(row.id)
-        .bind(row.cart_id)
-        .bind(&row.idempotency_key)
-        .bind(&row.request_hash)
-        .bind(&row.caller)
-        .bind(&row.state)
-        .bind(row.reservation_id)
-        .bind(&row.coupon_ids)
-        .bind(row.payment_id)
-        .bind(row.order_id)
-        .bind(row.response_status)
-        .bind(&row.response_body)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-    )?;
-    Ok(inserted == 1)
+/// The head and values of a new checkout's insert, for a guarded write
+/// (`Db::guarded_write`); a duplicate (its cart has a checkout under the same key, or one under
+/// another key that has not failed) fails it with a unique violation.
+pub fn checkout_insert(row: &CheckoutRow) -> (&'static str, Vec<Arg>) {
+    (
+        concat!("INSERT INTO checkouts (", checkout_columns!(), ")"),
+        vec![
+            Arg::Uuid(row.id),
+            Arg::Uuid(row.cart_id),
+            Arg::Text(row.idempotency_key.clone()),
+            Arg::Text(row.request_hash.clone()),
+            Arg::Text(row.caller.clone()),
+            Arg::Text(row.state.clone()),
+            Arg::OptUuid(row.reservation_id),
+            Arg::Text(row.coupon_ids.clone()),
+            Arg::OptUuid(row.payment_id),
+            Arg::OptUuid(row.order_id),
+            Arg::OptInt(row.response_status),
+            Arg::OptText(row.response_body.clone()),
+            Arg::Time(row.created_at),
+            Arg::Time(row.updated_at),
+        ],
+    )
+}
+
+/// Whether cart `cart` has a checkout that has not failed (at most one has).
+pub async fn cart_has_checkout<'c>(c: impl Into<Conn<'c>>, cart: Uuid) -> Result<bool, DbError> {
+    run!(c, |c| sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM checkouts WHERE cart_id = $1 AND state <> 'failed'"
+    )
+    .bind(cart)
+    .fetch_one(c)
+    .await
+    .map(|n| n > 0)
+    .map_err(DbError::from))
 }
 
 /// Writes the saga's progress back.

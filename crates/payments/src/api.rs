@@ -16,9 +16,10 @@ pub trait PaymentsApi: Send + Sync {
     /// The providers new payments may use, by name.
     fn enabled_providers(&self) -> Vec<String>;
 
-    /// Records a `pending` intent for `reference` in the caller's transaction (or finds the
-    /// reference's first one); [`Self::authorize_opened`] asks the provider once committed.
-    async fn open_in(
+    /// Records a `pending` intent for `reference`, which has none yet, in the caller's
+    /// transaction: written with its commit, without a statement of its own (a used reference
+    /// fails the commit). [`Self::authorize_opened`] asks the provider once committed.
+    async fn open_new_in(
         &self,
         tx: &mut WriteTx,
         reference: &str,
@@ -26,7 +27,7 @@ pub trait PaymentsApi: Send + Sync {
         amount: Money,
     ) -> Result<OpenedPayment, PaymentError>;
 
-    /// Asks the provider to authorise an intent [`Self::open_in`] recorded, and records the
+    /// Asks the provider to authorise an intent [`Self::open_new_in`] recorded, and records the
     /// answer.
     async fn authorize_opened(
         &self,
@@ -60,14 +61,14 @@ impl PaymentsApi for PaymentService {
         PaymentService::enabled_providers(self)
     }
 
-    async fn open_in(
+    async fn open_new_in(
         &self,
         tx: &mut WriteTx,
         reference: &str,
         provider: &str,
         amount: Money,
     ) -> Result<OpenedPayment, PaymentError> {
-        PaymentService::open_in(self, tx, reference, provider, amount).await
+        PaymentService::open_new_in(self, tx, reference, provider, amount).await
     }
 
     async fn authorize_opened(

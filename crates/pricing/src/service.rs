@@ -3,6 +3,7 @@
 //! service and after [`RULES_MAX_AGE`], for writes through another process), and coupon
 //! redemption for the checkout, by conditional update.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -102,7 +103,17 @@ pub struct PricingService {
     rules_max_age: Duration,
     // Counts the writes through this service: rules loaded while one happened are not kept.
     writes: AtomicU64,
+    // What a quote reads of each code whose answer no use can change (a coupon without a
+    // usage limit, or no coupon at all): its promotion, with when it was read. Kept as long
+    // as the rules; a coupon write through this service clears it, and it holds at most
+    // `COUPON_CACHE_CODES` codes. A limited coupon is always read, so an exhausted one never
+    // shows as applied. A std lock, never held across an await.
+    coupons: std::sync::Mutex<HashMap<String, (Instant, Option<PromotionId>)>>,
 }
+
+/// Codes kept by the quote's coupon cache at most (cleared when full: codes typed at random
+/// must not grow it without bound).
+const COUPON_CACHE_CODES: usize = 10_000;
 
 impl PricingService {
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
@@ -112,6 +123,7 @@ impl PricingService {
             rules: RwLock::new(None),
             rules_max_age: RULES_MAX_AGE,
             writes: AtomicU64::new(0),
+            coupons: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -290,15 +302,12 @@ impl PricingService {
         codes: &[String],
     ) -> Result<Result<Quote, QuoteError>, PricingError> {
         let rules = self.rules().await?;
-        let mut conn = self.db.read().await?;
         cart.coupons.clear();
         for code in codes {
-            let row = store::find_coupon_by_code(&mut conn, &normalise_code(code)).await?;
+            let promotion_id = self.coupon_promotion(&normalise_code(code)).await?;
             cart.coupons.push(CouponCode {
                 code: code.clone(),
-                promotion_id: row
-                    .filter(|c| c.usage_limit.is_none_or(|l| c.used < l))
-                    .map(|c| PromotionId(c.promotion_id)),
+                promotion_id,
             });
         }
         Ok(quote(&cart, &rules))
@@ -368,6 +377,7 @@ impl PricingService {
         })?;
         record_coupon(&mut tx, &row, "created", actor, now).await?;
         tx.commit().await?;
+        self.forget_coupons();
         Ok(coupon(row))
     }
 
@@ -408,6 +418,7 @@ impl PricingService {
         };
         record_coupon(&mut tx, &gone, "deleted", actor, now).await?;
         tx.commit().await?;
+        self.forget_coupons();
         Ok(())
     }
 
@@ -471,6 +482,46 @@ impl PricingService {
     /// Starts a write transaction, for callers of [`Self::redeem_in`].
     pub async fn begin_write(&self) -> Result<WriteTx, PricingError> {
         Ok(self.db.begin_write().await?)
+    }
+
+    /// The promotion coupon `code` unlocks now: `None` when there is no such coupon or it is
+    /// used up.
+    async fn coupon_promotion(&self, code: &str) -> Result<Option<PromotionId>, PricingError> {
+        let cached = self.coupons.lock().ok().and_then(|c| c.get(code).copied());
+        if let Some((read, promotion)) = cached
+            && read.elapsed() < self.rules_max_age
+        {
+            return Ok(promotion);
+        }
+        let writes = self.writes.load(Ordering::Acquire);
+        let read = Instant::now();
+        let mut conn = self.db.read().await?;
+        let row = store::find_coupon_by_code(&mut conn, code).await?;
+        drop(conn);
+        let promotion = row
+            .as_ref()
+            .filter(|c| c.usage_limit.is_none_or(|l| c.used < l))
+            .map(|c| PromotionId(c.promotion_id));
+        let keep = row.as_ref().is_none_or(|c| c.usage_limit.is_none());
+        if keep
+            && let Ok(mut coupons) = self.coupons.lock()
+            && self.writes.load(Ordering::Acquire) == writes
+        {
+            if coupons.len() >= COUPON_CACHE_CODES {
+                coupons.clear();
+            }
+            coupons.insert(code.to_owned(), (read, promotion));
+        }
+        Ok(promotion)
+    }
+
+    /// Forgets every code the quote's coupon cache holds: a coupon was written.
+    fn forget_coupons(&self) {
+        // Counted first: a read running now may have read the coupon before this write.
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut coupons) = self.coupons.lock() {
+            coupons.clear();
+        }
     }
 
     fn forget_rules(&self) {

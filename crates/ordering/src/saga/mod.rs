@@ -259,38 +259,46 @@ impl CheckoutService {
         let key = row.idempotency_key.clone();
         let (request_hash, caller) = (row.request_hash.clone(), row.caller.clone());
         let key = key.as_str();
-        let mut tx = self.db.begin_write().await?;
-        if store::insert_checkout(&mut tx, &row).await? {
-            // The checkout holds the cart as it was read: no change lands between the order
-            // and the cart it was made of.
-            if !self
-                .carts
-                .hold_in(&mut tx, cart, view.version, row.id)
-                .await?
-            {
-                drop(tx);
-                return Err(CartError::CartChanged.into());
-            }
-            self.running_insert(row.id);
-            tx.commit().await?;
-        } else {
-            // Taken: by this key (a concurrent retry, whose answer is the one to give) or by
-            // another that has not failed (the cart is being, or was, checked out). The write
-            // sees a claim still waiting in a group commit, which a reader may not yet.
+        // The claim: the cart's hold, applied only to the version read, and the checkout's row
+        // with it (on PostgreSQL one statement). Marked running first, so recovery never takes
+        // it for abandoned.
+        self.running_insert(row.id);
+        let _running = Running {
+            set: &self.running,
+            id: row.id,
+        };
+        let mut claim = self
+            .db
+            .guarded_write(self.carts.hold_guard(cart, view.version, row.id));
+        let (head, values) = store::checkout_insert(&row);
+        claim.insert(head, values);
+        let duplicate = match claim.commit().await {
+            Ok(true) => None,
+            Ok(false) => Some(false),
+            Err(e) if e.is_unique_violation() => Some(true),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(duplicate) = duplicate {
+            // Not claimed: a checkout under this key (a retry, or this one's twin racing it)
+            // answers; another checkout of the cart refuses; else the cart changed. Read as the
+            // writer sees it: on SQLite the other checkout's row may still wait in a group
+            // commit that readers do not see yet.
+            let mut tx = self.db.begin_write().await?;
             let same_key = store::find_checkout(&mut tx, cart.0, key).await?.is_some();
+            let other =
+                !same_key && (duplicate || store::cart_has_checkout(&mut tx, cart.0).await?);
             drop(tx);
-            if !same_key {
+            if other {
                 return Err(OrderingError::CartCheckedOut);
+            }
+            if !same_key {
+                return Err(CartError::CartChanged.into());
             }
             return self
                 .existing(cart, key, &request_hash, &caller, true)
                 .await?
                 .ok_or(OrderingError::CheckoutInProgress);
         }
-        let _running = Running {
-            set: &self.running,
-            id: row.id,
-        };
         let outcome = self.run(&mut row, view, request, customer.as_deref()).await;
         // Saga outcomes by code (a closed set), for the dashboard; replays are not counted.
         let label = match &outcome {

@@ -130,7 +130,7 @@ impl CheckoutService {
         }
         let opened = match self
             .payments
-            .open_in(&mut tx, &reference, &request.payment.provider, amount)
+            .open_new_in(&mut tx, &reference, &request.payment.provider, amount)
             .await
         {
             Ok(opened) => opened,

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use emporium_db::{Conn, Db, DbError, WriteTx, execute, from_row, run};
+use emporium_db::{Arg, Conn, Db, DbError, Sql, WriteTx, from_row, run};
 use emporium_kernel::ids::PaymentId;
 use emporium_kernel::{Clock, Currency, DomainError, ErrorKind, Money};
 use serde::{Deserialize, Serialize};
@@ -276,6 +276,54 @@ impl PaymentService {
         provider: &str,
         amount: Money,
     ) -> Result<OpenedPayment, PaymentError> {
+        let (row, handler) = self.new_intent(reference, provider, amount)?;
+        // The intent is new (the common case, one statement) or the reference's first one.
+        let row = if insert_statement(&row, INSERT_OR_KEEP)
+            .execute(&mut *tx)
+            .await?
+            == 1
+        {
+            record(tx, &row, row.created_at).await?;
+            row
+        } else {
+            find_by_reference(&mut *tx, reference)
+                .await?
+                .ok_or(PaymentError::PaymentNotFound)?
+        };
+        Ok(OpenedPayment {
+            row,
+            handler,
+            amount,
+        })
+    }
+
+    /// As [`Self::open_in`], for a `reference` that has no intent yet (a checkout's own id):
+    /// the intent is written with `tx`'s commit, without a statement of its own, and a
+    /// reference that has one already fails the commit (a unique violation).
+    pub async fn open_new_in(
+        &self,
+        tx: &mut WriteTx,
+        reference: &str,
+        provider: &str,
+        amount: Money,
+    ) -> Result<OpenedPayment, PaymentError> {
+        let (row, handler) = self.new_intent(reference, provider, amount)?;
+        tx.write_at_commit(insert_statement(&row, INSERT_NEW));
+        record(tx, &row, row.created_at).await?;
+        Ok(OpenedPayment {
+            row,
+            handler,
+            amount,
+        })
+    }
+
+    /// A `pending` intent for `reference`, not yet stored, and its provider.
+    fn new_intent(
+        &self,
+        reference: &str,
+        provider: &str,
+        amount: Money,
+    ) -> Result<(IntentRow, Arc<dyn PaymentProvider>), PaymentError> {
         self.check_enabled(provider)?;
         let handler = self
             .providers
@@ -299,20 +347,7 @@ impl PaymentService {
             updated_at: now,
             operation: None,
         };
-        // The intent is new (the common case, one statement) or the reference's first one.
-        let row = if insert(&mut *tx, &row).await? {
-            record(tx, &row, now).await?;
-            row
-        } else {
-            find_by_reference(&mut *tx, reference)
-                .await?
-                .ok_or(PaymentError::PaymentNotFound)?
-        };
-        Ok(OpenedPayment {
-            row,
-            handler,
-            amount,
-        })
+        Ok((row, handler))
     }
 
     /// The second half of [`Self::authorize`], once the intent `open_in` recorded is committed:
@@ -414,34 +449,34 @@ impl PaymentService {
         let id = row.id;
         require(&row, from, action)?;
         change(&mut row);
-        let mut tx = self.db.begin_write().await?;
-        let moved = execute!(
-            &mut tx,
-            sqlx::query(
-                "UPDATE payment_intents SET status = $3, provider_reference = $4, \
-                 failure_code = $5, captured_amount = $6, version = version + 1, updated_at = $7 \
-                 WHERE id = $1 AND version = $2"
-            )
-            .bind(id)
-            .bind(row.version)
-            .bind(to.as_str())
-            .bind(&row.provider_reference)
-            .bind(&row.failure_code)
-            .bind(row.captured_amount)
-            .bind(now)
-        )
-        .map_err(DbError::from)?;
-        if moved != 1 {
+        let mut moved = row.clone();
+        moved.status = to.as_str().to_owned();
+        moved.version += 1;
+        moved.updated_at = now;
+        // The update applies only to the version read, and its event goes with it: on
+        // PostgreSQL one statement.
+        let mut write = self.db.guarded_write(Sql::statement(
+            "UPDATE payment_intents SET status = $3, provider_reference = $4, \
+             failure_code = $5, captured_amount = $6, version = version + 1, updated_at = $7 \
+             WHERE id = $1 AND version = $2",
+            vec![
+                Arg::Uuid(id),
+                Arg::Int(row.version),
+                Arg::Text(moved.status.clone()),
+                Arg::OptText(moved.provider_reference.clone()),
+                Arg::OptText(moved.failure_code.clone()),
+                Arg::Int(moved.captured_amount),
+                Arg::Time(now),
+            ],
+        ));
+        write.record(&changed(&moved), moved.version, now)?;
+        if !write.commit().await? {
             return Err(PaymentError::IllegalTransition {
                 status: "changed",
                 action,
             });
         }
-        row.status = to.as_str().to_owned();
-        row.version += 1;
-        row.updated_at = now;
-        record(&mut tx, &row, now).await?;
-        tx.commit().await?;
+        let row = moved;
         Ok(row)
     }
 }
@@ -487,30 +522,37 @@ fn intent(row: IntentRow) -> Result<PaymentIntent, PaymentError> {
 }
 
 /// Inserts the intent unless its reference has one; returns whether it did.
-async fn insert<'c>(c: impl Into<Conn<'c>>, row: &IntentRow) -> Result<bool, DbError> {
-    let inserted = execute!(
-        c,
-        sqlx::query(
-            "INSERT INTO payment_intents (id, reference, provider, amount, currency, status, \
-             provider_reference, failure_code, captured_amount, refunded_amount, version, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (reference) DO NOTHING"
-        )
-        .bind(row.id)
-        .bind(&row.reference)
-        .bind(&row.provider)
-        .bind(row.amount)
-        .bind(&row.currency)
-        .bind(&row.status)
-        .bind(&row.provider_reference)
-        .bind(&row.failure_code)
-        .bind(row.captured_amount)
-        .bind(row.refunded_amount)
-        .bind(row.version)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-    )?;
-    Ok(inserted == 1)
+/// An intent's insert that keeps the reference's first intent (inserting nothing).
+const INSERT_OR_KEEP: &str = "INSERT INTO payment_intents (id, reference, provider, amount, \
+     currency, status, provider_reference, failure_code, captured_amount, refunded_amount, \
+     version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13) ON CONFLICT (reference) DO NOTHING";
+/// An intent's insert that fails when the reference has one.
+const INSERT_NEW: &str = "INSERT INTO payment_intents (id, reference, provider, amount, \
+     currency, status, provider_reference, failure_code, captured_amount, refunded_amount, \
+     version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13)";
+
+/// `row`'s insert, as `text` ([`INSERT_OR_KEEP`] or [`INSERT_NEW`]) writes it.
+fn insert_statement(row: &IntentRow, text: &'static str) -> Sql {
+    Sql::statement(
+        text,
+        vec![
+            Arg::Uuid(row.id),
+            Arg::Text(row.reference.clone()),
+            Arg::Text(row.provider.clone()),
+            Arg::Int(row.amount),
+            Arg::Text(row.currency.clone()),
+            Arg::Text(row.status.clone()),
+            Arg::OptText(row.provider_reference.clone()),
+            Arg::OptText(row.failure_code.clone()),
+            Arg::Int(row.captured_amount),
+            Arg::Int(row.refunded_amount),
+            Arg::Int(row.version),
+            Arg::Time(row.created_at),
+            Arg::Time(row.updated_at),
+        ],
+    )
 }
 
 async fn find<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<IntentRow>, DbError> {
@@ -547,7 +589,13 @@ async fn record(
     row: &IntentRow,
     now: OffsetDateTime,
 ) -> Result<(), PaymentError> {
-    let event = PaymentChanged {
+    tx.record(&changed(row), row.version, now).await?;
+    Ok(())
+}
+
+/// The `payment.changed` event of the intent as `row` has it.
+fn changed(row: &IntentRow) -> PaymentChanged {
+    PaymentChanged {
         id: PaymentId(row.id),
         reference: row.reference.clone(),
         provider: row.provider.clone(),
@@ -557,7 +605,5 @@ async fn record(
         captured_amount: row.captured_amount,
         refunded_amount: row.refunded_amount,
         failure_code: row.failure_code.clone(),
-    };
-    tx.record(&event, row.version, now).await?;
-    Ok(())
+    }
 }
