@@ -20,11 +20,9 @@ use emporium_db::{Db, DbOptions};
 use emporium_http::admin::AdminPolicy;
 use emporium_http::middleware::Limits;
 use emporium_http::{ApiError, TokenVerifier};
-use emporium_identity::IdentityService;
-use emporium_identity::password::Hasher;
-use emporium_identity::service::TokenLifetimes;
-use emporium_identity::throttle::{LoginThrottle, ThrottleLimits};
-use emporium_identity::tokens::Tokens;
+use emporium_identity::{
+    Hasher, IdentityService, LoginThrottle, ThrottleLimits, TokenLifetimes, Tokens,
+};
 use emporium_inventory::InventoryService;
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
