@@ -408,13 +408,17 @@ impl CartService {
         .await
     }
 
-    /// Adds a coupon code; it must exist and apply to the cart as it is now.
+    /// Adds a coupon code; it must exist and apply to the cart as it is now. A code with a
+    /// control character (NUL, a line break, an escape) is `invalid_format` at `/code`.
     pub async fn add_coupon(
         &self,
         id: CartId,
         access: Access<'_>,
         code: &str,
     ) -> Result<Cart, CartError> {
+        let mut v = Violations::new();
+        v.check("/code", emporium_kernel::text::single_line(code));
+        v.finish().map_err(CartError::Invalid)?;
         let code = code.trim().to_owned();
         if code.is_empty() || code.len() > 64 {
             return Err(CartError::invalid(

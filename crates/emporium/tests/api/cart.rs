@@ -15,6 +15,7 @@ on_both_backends!(
     only_the_token_or_the_owning_customer_opens_a_cart,
     shipping_and_coupons_change_the_totals,
     bad_cart_input_is_refused_with_the_field_at_fault,
+    a_coupon_code_with_a_control_character_is_refused_at_its_field,
     a_guest_cart_merges_into_the_customers_cart_at_sign_in,
     concurrent_adds_to_one_cart_lose_no_unit,
     concurrent_merges_and_adds_into_one_customers_cart_lose_no_unit,
@@ -461,6 +462,47 @@ async fn bad_cart_input_is_refused_with_the_field_at_fault(app: TestApp) {
     assert_eq!(cart["email"], Value::Null);
     assert_eq!(cart["shipping_address"], Value::Null);
     assert_eq!(cart["items"], json!([]));
+    assert_eq!(cart["version"], 1);
+}
+
+/// A coupon code is one line of text: a NUL, a line break, a tab or a terminal escape anywhere
+/// in it is refused before any lookup, and the cart keeps no code.
+async fn a_coupon_code_with_a_control_character_is_refused_at_its_field(app: TestApp) {
+    let (id, token) = guest_cart(&app).await;
+    let path = format!("/v1/store/carts/{id}/coupons");
+    for code in [
+        "SAVE\u{0}10",
+        "SAVE10\n",
+        "\tSAVE10",
+        "\u{1b}[31mSAVE10",
+        "SAVE\u{7f}",
+        "SAVE\u{85}10",
+    ] {
+        let r = call(
+            &app,
+            Method::POST,
+            &path,
+            Some(&json!({"code": code})),
+            &token,
+        )
+        .await;
+        let p = assert_problem(r, 422, "validation_failed").await;
+        assert_eq!(
+            pointers(&p),
+            vec![("/code".to_owned(), "invalid_format".to_owned())],
+            "{code:?}"
+        );
+    }
+    let cart = ok(call(
+        &app,
+        Method::GET,
+        &format!("/v1/store/carts/{id}"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["coupon_codes"], json!([]));
     assert_eq!(cart["version"], 1);
 }
 
