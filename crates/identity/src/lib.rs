@@ -14,7 +14,9 @@ mod store;
 mod throttle;
 mod tokens;
 
-pub use api::{ApiClient, Customer, IdentityApi, NewApiClient, StaffUser, TokenResponse};
+pub use api::{
+    ApiClient, Customer, IdentityApi, Jwk, Jwks, NewApiClient, StaffUser, TokenResponse,
+};
 pub use domain::{ApiClientId, CustomerId, StaffUserId};
 pub use error::IdentityError;
 pub use password::Hasher;
