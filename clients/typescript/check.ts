@@ -12,6 +12,8 @@ type PlacedOrder =
 type CartAnswer = operations["getStoreCart"]["responses"][200]["content"]["application/json"];
 type ProductPage =
   operations["listStoreProducts"]["responses"][200]["content"]["application/json"];
+type Health = operations["getHealth"]["responses"][200]["content"]["application/json"];
+type KeySet = operations["getJwks"]["responses"][200]["content"]["application/json"];
 
 // The checkout body is exactly a payment choice.
 const body: CheckoutBody = { payment: { provider: "test", token: "tok_success" } };
@@ -62,6 +64,16 @@ export function cartTotal(cart: CartAnswer): [number, number] {
 /** The next page's cursor of a product list, if any. */
 export function nextCursor(page: ProductPage): string | undefined {
   return page.next_cursor ?? undefined;
+}
+
+/** Whether a health answer says the process is alive. */
+export function alive(health: Health): boolean {
+  return health.status === "ok";
+}
+
+/** The id and algorithm of each key that verifies access tokens. */
+export function keyIds(set: KeySet): string[] {
+  return set.keys.map((key) => `${key.kid} ${key.alg}`);
 }
 
 void noPayment;

@@ -6,10 +6,10 @@
 //! it owns only its own tables. The checkout calls it through [`CartApi`].
 
 mod api;
-pub mod error;
-pub mod routes;
-pub mod service;
-pub mod store;
+mod error;
+mod routes;
+mod service;
+mod store;
 
 pub use api::CartApi;
 pub use error::CartError;

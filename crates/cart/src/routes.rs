@@ -289,7 +289,7 @@ pub async fn choose_shipping_option(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddCouponBody {
-    /// As the shopper typed it; any case.
+    /// As the shopper typed it; any case. 1 to 64 characters, no control characters.
     #[serde(default)]
     pub code: String,
 }
@@ -302,7 +302,7 @@ pub struct AddCouponBody {
         (status = 200, description = "The cart", body = Cart),
         (status = 404, description = "No such cart, or neither the token nor the session opens it (`cart_not_found`); no coupon with this code (`coupon_not_found`)", body = emporium_http::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A checkout holds the cart (`cart_checked_out`), or it changed under this request (`cart_changed`): send it again", body = emporium_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The coupon does not apply to this cart (`coupon_not_applicable`), or a code that is empty or too long (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The coupon does not apply to this cart (`coupon_not_applicable`), or a code that is empty, too long or holds a control character (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn add_coupon(
     State(service): Svc,

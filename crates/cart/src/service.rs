@@ -313,21 +313,23 @@ impl CartService {
         .await
     }
 
-    /// Removes an item.
+    /// Removes an item (`ItemNotFound` when the cart has none with this id), planned and
+    /// written as every change is (see [`CartService::change`]).
     pub async fn remove_item(
         &self,
         id: CartId,
         access: Access<'_>,
         item: CartItemId,
     ) -> Result<Cart, CartError> {
-        let (mut tx, row, mut items) = self.open_for_write(id, access).await?;
-        let at = items
-            .iter()
-            .position(|i| i.id == item.0)
-            .ok_or(CartError::ItemNotFound)?;
-        store::delete_item(&mut tx, item.0).await?;
-        items.remove(at);
-        self.save(tx, row, items).await
+        self.change(id, access, |row, mut items| async move {
+            let at = items
+                .iter()
+                .position(|i| i.id == item.0)
+                .ok_or(CartError::ItemNotFound)?;
+            items.remove(at);
+            Ok((row, items, Change::write(vec![ItemWrite::Delete(item.0)])))
+        })
+        .await
     }
 
     /// Sets the e-mail and/or the shipping address (absent: unchanged). A new address drops a
@@ -405,13 +407,17 @@ impl CartService {
         .await
     }
 
-    /// Adds a coupon code; it must exist and apply to the cart as it is now.
+    /// Adds a coupon code; it must exist and apply to the cart as it is now. A code with a
+    /// control character (NUL, a line break, an escape) is `invalid_format` at `/code`.
     pub async fn add_coupon(
         &self,
         id: CartId,
         access: Access<'_>,
         code: &str,
     ) -> Result<Cart, CartError> {
+        let mut v = Violations::new();
+        v.check("/code", emporium_kernel::text::single_line(code));
+        v.finish().map_err(CartError::Invalid)?;
         let code = code.trim().to_owned();
         if code.is_empty() || code.len() > 64 {
             return Err(CartError::invalid(
@@ -467,28 +473,25 @@ impl CartService {
     }
 
     /// Removes a coupon code (any case); removing one the cart does not hold changes nothing.
+    /// Planned and written as every change is (see [`CartService::change`]).
     pub async fn remove_coupon(
         &self,
         id: CartId,
         access: Access<'_>,
         code: &str,
     ) -> Result<Cart, CartError> {
-        let (mut tx, mut row, items) = self.open_for_write(id, access).await?;
-        let mut codes = codes_of(&row)?;
-        let before = codes.len();
-        codes.retain(|c| !c.eq_ignore_ascii_case(code.trim()));
-        if codes.len() != before {
-            row.coupon_codes = to_json(&codes)?;
-            row.updated_at = self.clock.now();
-            if !store::update_cart(&mut tx, &row).await? {
-                return Err(CartError::CartChanged);
+        let code = code.trim();
+        self.change(id, access, |mut row, items| async move {
+            let mut codes = codes_of(&row)?;
+            let before = codes.len();
+            codes.retain(|c| !c.eq_ignore_ascii_case(code));
+            if codes.len() == before {
+                return Ok((row, items, Change::None));
             }
-            tx.commit().await?;
-            row.version += 1;
-        } else {
-            drop(tx);
-        }
-        self.view(row, items).await
+            row.coupon_codes = to_json(&codes)?;
+            Ok((row, items, Change::write(Vec::new())))
+        })
+        .await
     }
 
     /// Merges the guest cart `id` (opened by its token) into the signed-in customer's cart, as
@@ -678,10 +681,16 @@ impl CartService {
     /// Applies a change to cart `id`: `plan` decides it on a read of the cart (editing the row
     /// and items it is given into what they will be), and the change is written only if the
     /// cart is still the version read; when another write got in first it is planned again on
-    /// a fresh read, and after [`PLAN_ATTEMPTS`] the caller gets `CartChanged`. Planning first
-    /// keeps the reads of other contexts (catalog, stock, prices) out of the write transaction,
-    /// which then holds the writer (and, on PostgreSQL, a pooled connection) only for its own
-    /// statements. Answers the cart as changed.
+    /// the cart as the writer then sees it, and after [`PLAN_ATTEMPTS`] the caller gets
+    /// `CartChanged`. Planning first keeps the reads of other contexts (catalog, stock, prices)
+    /// out of the write transaction, which then holds the writer (and, on PostgreSQL, a pooled
+    /// connection) only for its own statements. Answers the cart as changed.
+    ///
+    /// A replan reads through the writer, not a reader: on SQLite a write waiting in a group
+    /// commit is seen by the writer before readers, so a reader could hand back the version
+    /// that just lost again and again. Planned on what the writer saw, an attempt fails only
+    /// when another write commits after that read, so a request that races N other writes
+    /// (each writing once) needs at most N + 1 attempts.
     async fn change<F, Fut>(
         &self,
         id: CartId,
@@ -692,22 +701,37 @@ impl CartService {
         F: Fn(CartRow, Vec<ItemRow>) -> Fut,
         Fut: Future<Output = Result<(CartRow, Vec<ItemRow>, Change), CartError>>,
     {
-        let plan = &plan;
-        retrying(|| self.try_change(id, access, plan)).await
+        let mut seen = None;
+        for _ in 0..PLAN_ATTEMPTS {
+            match self.try_change(id, access, &plan, seen.take()).await? {
+                Attempt::Done(cart) => return Ok(*cart),
+                Attempt::Changed(row, items) => seen = Some((row, items)),
+            }
+        }
+        Err(CartError::CartChanged)
     }
 
-    /// One attempt of [`CartService::change`]: `None` when the cart changed meanwhile.
+    /// One attempt of [`CartService::change`], planned on `seen` (the cart as the writer saw it
+    /// when the previous attempt lost) or else on a read.
     async fn try_change<F, Fut>(
         &self,
         id: CartId,
         access: Access<'_>,
         plan: &F,
-    ) -> Result<Option<Cart>, CartError>
+        seen: Option<(Option<Box<CartRow>>, Vec<ItemRow>)>,
+    ) -> Result<Attempt, CartError>
     where
         F: Fn(CartRow, Vec<ItemRow>) -> Fut,
         Fut: Future<Output = Result<(CartRow, Vec<ItemRow>, Change), CartError>>,
     {
-        let (mut row, items) = self.read_for_change(id, access).await?;
+        let (mut row, items) = match seen {
+            Some((row, items)) => {
+                let row = authorise(row.map(|r| *r), access)?;
+                writable(&row)?;
+                (row, items)
+            }
+            None => self.read_for_change(id, access).await?,
+        };
         let read_at = row.updated_at;
         row.updated_at = self.clock.now();
         let (mut row, items, change) = plan(row, items).await?;
@@ -717,13 +741,15 @@ impl CartService {
         } = change
         else {
             row.updated_at = read_at;
-            return self.view(row, items).await.map(Some);
+            return self.view(row, items).await.map(Attempt::done);
         };
         let mut tx = self.db.begin_write().await?;
         // The cart's row first: it matches only the version planned on, and holds the cart
         // (on PostgreSQL, its row lock) for the item writes.
         if !store::update_cart(&mut tx, &row).await? {
-            return Ok(None);
+            let now = store::find_cart(&mut tx, id.0).await?.map(Box::new);
+            let items = store::list_items(&mut tx, id.0).await?;
+            return Ok(Attempt::Changed(now, items));
         }
         for write in writes {
             match write {
@@ -731,48 +757,15 @@ impl CartService {
                 ItemWrite::SetQuantity(item, quantity) => {
                     store::set_quantity(&mut tx, item, quantity).await?;
                 }
+                ItemWrite::Delete(item) => store::delete_item(&mut tx, item).await?,
             }
         }
         tx.commit().await?;
         row.version += 1;
         match answer {
-            Some(cart) => Ok(Some(*cart)),
-            None => self.view(row, items).await.map(Some),
+            Some(cart) => Ok(Attempt::Done(cart)),
+            None => self.view(row, items).await.map(Attempt::done),
         }
-    }
-
-    /// Opens cart `id` for a write: the transaction, the cart when `access` opens it, and its
-    /// items.
-    async fn open_for_write(
-        &self,
-        id: CartId,
-        access: Access<'_>,
-    ) -> Result<(WriteTx, CartRow, Vec<ItemRow>), CartError> {
-        let mut tx = self.db.begin_write().await?;
-        let row = authorise(store::find_cart(&mut tx, id.0).await?, access)?;
-        writable(&row)?;
-        // Hold the cart against concurrent writers (PostgreSQL reads do not lock).
-        if !store::claim(&mut tx, id.0, row.version).await? {
-            return Err(CartError::CartChanged);
-        }
-        let items = store::list_items(&mut tx, id.0).await?;
-        Ok((tx, row, items))
-    }
-
-    /// Writes the cart's fields back (a new version), commits, and answers the cart.
-    async fn save(
-        &self,
-        mut tx: WriteTx,
-        mut row: CartRow,
-        items: Vec<ItemRow>,
-    ) -> Result<Cart, CartError> {
-        row.updated_at = self.clock.now();
-        if !store::update_cart(&mut tx, &row).await? {
-            return Err(CartError::CartChanged);
-        }
-        tx.commit().await?;
-        row.version += 1;
-        self.view(row, items).await
     }
 
     /// Fails with `OutOfStock` naming every `(variant, units)` asking for more than is
@@ -923,6 +916,22 @@ impl CartService {
 enum ItemWrite {
     Insert(ItemRow),
     SetQuantity(Uuid, i64),
+    Delete(Uuid),
+}
+
+/// How an attempt of [`CartService::change`] ended.
+enum Attempt {
+    /// Written (or nothing to write): the answer.
+    Done(Box<Cart>),
+    /// Another write got in first: the cart (if still there) and its items as the writer saw
+    /// them then, to plan on again.
+    Changed(Option<Box<CartRow>>, Vec<ItemRow>),
+}
+
+impl Attempt {
+    fn done(cart: Cart) -> Self {
+        Self::Done(Box::new(cart))
+    }
 }
 
 /// What a plan decided (see [`CartService::change`]).

@@ -192,17 +192,6 @@ pub async fn find_cart_with_items<'c>(
     Ok(Some((cart, items)))
 }
 
-/// Claims the cart for this transaction if it is still at `version` and no checkout holds it:
-/// on PostgreSQL the update takes the row lock and, if another transaction changed the cart
-/// meanwhile, re-checks the version and matches nothing. True when claimed.
-pub async fn claim<'c>(c: impl Into<Conn<'c>>, id: Uuid, version: i64) -> Result<bool, DbError> {
-    let n = execute!(c, sqlx::query(CLAIM_CART).bind(id).bind(version))?;
-    Ok(n == 1)
-}
-
-const CLAIM_CART: &str = "UPDATE carts SET version = version \
-                          WHERE id = $1 AND version = $2 AND checkout_id IS NULL";
-
 /// Lets checkout `checkout` hold cart `id` if the cart is still at `version` and no other
 /// checkout holds it; true when it does. Bumps the version.
 pub async fn hold_for_checkout<'c>(

@@ -20,11 +20,9 @@ use emporium_db::{Db, DbOptions};
 use emporium_http::admin::AdminPolicy;
 use emporium_http::middleware::Limits;
 use emporium_http::{ApiError, TokenVerifier};
-use emporium_identity::IdentityService;
-use emporium_identity::password::Hasher;
-use emporium_identity::service::TokenLifetimes;
-use emporium_identity::throttle::{LoginThrottle, ThrottleLimits};
-use emporium_identity::tokens::Tokens;
+use emporium_identity::{
+    Hasher, IdentityService, LoginThrottle, ThrottleLimits, TokenLifetimes, Tokens,
+};
 use emporium_inventory::InventoryService;
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
@@ -411,13 +409,39 @@ struct OpsState {
     search: Arc<SearchIndex>,
 }
 
+/// The answer of `/healthz`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    status: Alive,
+}
+
+/// A live process's status.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Alive {
+    Ok,
+}
+
+/// The answer of `/readyz`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Readiness {
+    status: Ready,
+}
+
+/// A ready process's status.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Ready {
+    Ready,
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "ops",
-    responses((status = 200, description = "Alive", body = Object)))]
+    responses((status = 200, description = "Alive", body = Health)))]
 async fn healthz() -> Response {
     (
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(serde_json::json!({"status": "ok"})),
+        axum::Json(Health { status: Alive::Ok }),
     )
         .into_response()
 }
@@ -425,7 +449,7 @@ async fn healthz() -> Response {
 /// Readiness: the database answers and the process is not shutting down.
 #[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "ops",
     responses(
-        (status = 200, description = "Ready", body = Object),
+        (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "Not ready (`database_unavailable`, `shutting_down`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 async fn readyz(State(ops): State<OpsState>) -> Result<Response, ApiError> {
@@ -446,7 +470,9 @@ async fn readyz(State(ops): State<OpsState>) -> Result<Response, ApiError> {
     }
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(serde_json::json!({"status": "ready"})),
+        axum::Json(Readiness {
+            status: Ready::Ready,
+        }),
     )
         .into_response())
 }

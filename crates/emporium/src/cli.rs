@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use emporium_identity::service::CreateStaffUser;
+use emporium_identity::CreateStaffUser;
 use emporium_kernel::SystemClock;
 use emporium_kernel::auth::Role;
 
@@ -403,8 +403,7 @@ fn rotate_keys(config: &Config) -> anyhow::Result<()> {
         time::Duration::seconds(i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900));
     // Keep a superseded key until every token it signed has expired, with a margin.
     let retire_after = access_ttl + time::Duration::minutes(10);
-    let kid =
-        emporium_identity::tokens::rotate_keys(&config.signing_keys_file(), now, retire_after)?;
+    let kid = emporium_identity::rotate_keys(&config.signing_keys_file(), now, retire_after)?;
     println!("new signing key {kid}; running servers pick it up within seconds");
     Ok(())
 }

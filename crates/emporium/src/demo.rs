@@ -1,8 +1,7 @@
 //! Demo data for `emporium serve --demo`: a store someone can sign in to straight away. Seeding
 //! is idempotent; accounts that exist are left alone.
 
-use emporium_identity::IdentityError;
-use emporium_identity::service::{CreateStaffUser, RegisterCustomer};
+use emporium_identity::{CreateStaffUser, IdentityError, RegisterCustomer};
 use emporium_kernel::auth::Role;
 
 use crate::Store;

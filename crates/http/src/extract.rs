@@ -9,6 +9,7 @@ use emporium_kernel::{ErrorKind, FieldError};
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
+use crate::objects::Objects;
 
 /// A JSON request body. Rejects other media types (415), bodies over the limit (413), malformed
 /// JSON (400) and data of the wrong shape (422, naming the field).
@@ -68,19 +69,12 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// Parses JSON into `T`, mapping serde's failure to a problem with the field's JSON Pointer.
-/// A top-level array is refused (422 `invalid_type` at `""`) when `T` is a struct: serde would
-/// otherwise fill the struct's fields from the array's elements in order.
+/// An array where a struct belongs, at the top or nested, is refused (422 `invalid_type` at its
+/// pointer): serde would otherwise fill the struct's fields from the array's elements in order
+/// (see `objects.rs`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') && asks_for_struct::<T>() {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "",
-            "invalid_type",
-            "expected a JSON object, found an array",
-        )]));
-    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let parsed = serde_path_to_error::deserialize(Objects(&mut de)).map_err(|e| {
         let pointer = pointer_of(e.path());
         json_problem(pointer, &e.into_inner())
     })?;
@@ -97,70 +91,6 @@ fn json_problem(pointer: String, error: &serde_json::Error) -> ApiError {
             "malformed_json",
             format!("the body is not valid JSON: {error}"),
         )
-    }
-}
-
-/// Whether `T` deserializes from a struct (through any `Option` or newtype around it), found by
-/// asking it to deserialize from a [`Probe`] that records the request and gives nothing.
-fn asks_for_struct<T: DeserializeOwned>() -> bool {
-    matches!(T::deserialize(Probe), Err(Asked::Struct))
-}
-
-/// A deserializer with no data: it answers every request with an error saying what was asked.
-struct Probe;
-
-/// What a type asked the [`Probe`] for.
-#[derive(Debug)]
-enum Asked {
-    Struct,
-    Other,
-}
-
-impl std::fmt::Display for Asked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "asked for {self:?}")
-    }
-}
-
-impl std::error::Error for Asked {}
-
-impl serde::de::Error for Asked {
-    fn custom<M: std::fmt::Display>(_: M) -> Self {
-        Self::Other
-    }
-}
-
-impl<'de> serde::Deserializer<'de> for Probe {
-    type Error = Asked;
-
-    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Asked> {
-        Err(Asked::Other)
-    }
-
-    fn deserialize_struct<V: serde::de::Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, Asked> {
-        Err(Asked::Struct)
-    }
-
-    fn deserialize_option<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Asked> {
-        v.visit_some(self)
-    }
-
-    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
-        self,
-        _: &'static str,
-        v: V,
-    ) -> Result<V::Value, Asked> {
-        v.visit_newtype_struct(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
-        unit_struct seq tuple tuple_struct map enum identifier ignored_any
     }
 }
 
@@ -312,6 +242,50 @@ mod tests {
             serde_json::json!([1])
         );
         assert!(parse_json::<Body>(br#"{"email": "a@b.c", "tags": []}"#).is_ok());
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Order {
+        address: Option<Address>,
+        #[serde(default)]
+        lines: Vec<Address>,
+        kind: Option<Kind>,
+        extra: Option<serde_json::Value>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Address {
+        city: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Kind {
+        Parcel { grams: u32 },
+        Pair(u8, u8),
+    }
+
+    #[test]
+    fn an_array_is_refused_for_a_nested_struct_at_its_pointer() {
+        for (json, pointer) in [
+            (r#"{"address": ["Köln"]}"#, "/address"),
+            (r#"{"lines": [{"city": "Köln"}, ["Bonn"]]}"#, "/lines/1"),
+            (r#"{"kind": {"parcel": [500]}}"#, "/kind/parcel"),
+        ] {
+            let e = parse_json::<Order>(json.as_bytes()).unwrap_err();
+            assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+            assert_eq!(e.errors()[0].pointer, pointer, "{json}");
+            assert_eq!(e.errors()[0].code, "invalid_type", "{json}");
+        }
+        // Objects where structs belong, and arrays where lists, tuples or free values do.
+        let fine = br#"{"address": {"city": "Koeln"}, "lines": [{"city": "Bonn"}],
+            "kind": {"pair": [1, 2]}, "extra": [[1], {"a": [2]}]}"#;
+        assert!(parse_json::<Order>(fine).is_ok());
+        assert!(parse_json::<Order>(br#"{"kind": {"parcel": {"grams": 500}}}"#).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod headers;
 pub mod metrics;
 pub mod middleware;
+mod objects;
 pub mod openapi;
 pub mod problem;
 

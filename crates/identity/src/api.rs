@@ -78,6 +78,35 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+/// The public keys that verify access tokens: a JSON Web Key Set (RFC 7517).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Jwks {
+    /// Every key that may have signed a live token; a token names its key by `kid`.
+    pub keys: Vec<Jwk>,
+}
+
+/// One Ed25519 public key, as RFC 8037 writes it in a JWK.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Jwk {
+    /// Always `OKP` (octet key pair).
+    #[schema(example = "OKP")]
+    pub kty: String,
+    /// Always `Ed25519`.
+    #[schema(example = "Ed25519")]
+    pub crv: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+    /// The key id a token's header names.
+    pub kid: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    #[schema(example = "sig")]
+    pub use_: String,
+    /// Always `EdDSA`.
+    #[schema(example = "EdDSA")]
+    pub alg: String,
+}
+
 pub use emporium_kernel::Page;
 
 /// What other contexts may ask of identity.

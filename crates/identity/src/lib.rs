@@ -2,22 +2,32 @@
 //! client-credentials grant, their credentials (argon2id passwords, hashed secrets) and tokens
 //! (Ed25519 JWT access tokens, rotating refresh tokens with reuse detection).
 
-pub mod api;
-pub mod domain;
-pub mod error;
+mod api;
+mod domain;
+mod error;
 pub mod events;
-pub mod password;
-pub mod revocation;
-pub mod routes;
-pub mod service;
-pub mod store;
-pub mod throttle;
-pub mod tokens;
+mod password;
+mod revocation;
+mod routes;
+mod service;
+mod store;
+mod throttle;
+mod tokens;
 
-pub use api::IdentityApi;
+pub use api::{
+    ApiClient, Customer, IdentityApi, Jwk, Jwks, NewApiClient, StaffUser, TokenResponse,
+};
+pub use domain::{ApiClientId, CustomerId, StaffUserId};
 pub use error::IdentityError;
+pub use password::Hasher;
 pub use routes::{ADMIN_RULES, router};
-pub use service::IdentityService;
+pub use service::{CreateStaffUser, IdentityService, RegisterCustomer, TokenLifetimes};
+/// Moves a principal's token generation in the database directly. Public only so that the HTTP
+/// suites can play another process writing the same database, a generation that moved with no
+/// session revoked (the race of a sign-in with a change); no other crate calls it.
+pub use store::bump_token_generation;
+pub use throttle::{LoginThrottle, ThrottleLimits};
+pub use tokens::{Tokens, rotate_keys};
 
 /// Identity's schema migrations.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::api::{Jwk, Jwks};
 use crate::revocation::Revocations;
 
 /// Issuer and audience of every access token.
@@ -368,23 +369,21 @@ impl Tokens {
     }
 
     /// The JSON Web Key Set of every key that may have signed a live token.
-    pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<_> = self
+    pub fn jwks(&self) -> Jwks {
+        let keys = self
             .current()
             .keys
             .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": URL_SAFE_NO_PAD.encode(k.public),
-                    "kid": k.kid,
-                    "use": "sig",
-                    "alg": "EdDSA",
-                })
+            .map(|k| Jwk {
+                kty: "OKP".to_owned(),
+                crv: "Ed25519".to_owned(),
+                x: URL_SAFE_NO_PAD.encode(k.public),
+                kid: k.kid.clone(),
+                use_: "sig".to_owned(),
+                alg: "EdDSA".to_owned(),
             })
             .collect();
-        serde_json::json!({ "keys": keys })
+        Jwks { keys }
     }
 }
 
@@ -542,7 +541,7 @@ mod tests {
         );
         assert!(tokens.verify(&old).is_ok());
         assert!(tokens.verify(&new).is_ok());
-        assert_eq!(tokens.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(tokens.jwks().keys.len(), 2);
     }
 
     #[test]

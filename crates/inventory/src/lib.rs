@@ -6,14 +6,14 @@
 //! an `inventory.stock_changed` event in the same transaction. Other contexts use it through
 //! [`InventoryApi`].
 
-pub mod api;
-pub mod domain;
-pub mod error;
+mod api;
+mod domain;
+mod error;
 pub mod events;
-pub mod expiry;
-pub mod routes;
-pub mod service;
-pub mod store;
+mod expiry;
+mod routes;
+mod service;
+mod store;
 
 pub use api::{
     Availability, InventoryApi, LedgerEntry, Location, Page, Reservation, ReservationLine,

@@ -15,9 +15,11 @@ on_both_backends!(
     only_the_token_or_the_owning_customer_opens_a_cart,
     shipping_and_coupons_change_the_totals,
     bad_cart_input_is_refused_with_the_field_at_fault,
+    a_coupon_code_with_a_control_character_is_refused_at_its_field,
     a_guest_cart_merges_into_the_customers_cart_at_sign_in,
     concurrent_adds_to_one_cart_lose_no_unit,
     concurrent_merges_and_adds_into_one_customers_cart_lose_no_unit,
+    concurrent_removals_and_adds_on_one_cart_all_succeed,
     a_groups_price_list_prices_the_carts_of_its_customers_only,
     a_stock_change_keeps_the_carts_view_of_a_product_and_a_product_change_renews_it,
 );
@@ -464,6 +466,47 @@ async fn bad_cart_input_is_refused_with_the_field_at_fault(app: TestApp) {
     assert_eq!(cart["version"], 1);
 }
 
+/// A coupon code is one line of text: a NUL, a line break, a tab or a terminal escape anywhere
+/// in it is refused before any lookup, and the cart keeps no code.
+async fn a_coupon_code_with_a_control_character_is_refused_at_its_field(app: TestApp) {
+    let (id, token) = guest_cart(&app).await;
+    let path = format!("/v1/store/carts/{id}/coupons");
+    for code in [
+        "SAVE\u{0}10",
+        "SAVE10\n",
+        "\tSAVE10",
+        "\u{1b}[31mSAVE10",
+        "SAVE\u{7f}",
+        "SAVE\u{85}10",
+    ] {
+        let r = call(
+            &app,
+            Method::POST,
+            &path,
+            Some(&json!({"code": code})),
+            &token,
+        )
+        .await;
+        let p = assert_problem(r, 422, "validation_failed").await;
+        assert_eq!(
+            pointers(&p),
+            vec![("/code".to_owned(), "invalid_format".to_owned())],
+            "{code:?}"
+        );
+    }
+    let cart = ok(call(
+        &app,
+        Method::GET,
+        &format!("/v1/store/carts/{id}"),
+        None,
+        &token,
+    )
+    .await)
+    .await;
+    assert_eq!(cart["coupon_codes"], json!([]));
+    assert_eq!(cart["version"], 1);
+}
+
 async fn a_guest_cart_merges_into_the_customers_cart_at_sign_in(app: TestApp) {
     let admin = app.staff_token("admin@example.com", Role::Admin).await;
     let kettle = stocked_variant(&app, &admin, "KET-3", 3_000, 10).await;
@@ -589,6 +632,95 @@ async fn concurrent_adds_to_one_cart_lose_no_unit(app: TestApp) {
     .await;
     assert_eq!(cart["items"].as_array().unwrap().len(), 1, "{cart}");
     assert_eq!(cart["items"][0]["quantity"], added, "{cart}");
+}
+
+/// Two item removals, a coupon removal and two adds on one cart, all at once. Each is planned
+/// on a read and retried when another write got in first; as each of the five writes once, a
+/// request meets at most four changes and the service plans five times, so every request
+/// answers 200 and the cart ends as if they had run one after another.
+async fn concurrent_removals_and_adds_on_one_cart_all_succeed(app: TestApp) {
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let mut variants = Vec::new();
+    for sku in ["RM-A", "RM-B", "RM-C", "RM-D"] {
+        variants.push(stocked_variant(&app, &admin, sku, 1_000, 100).await);
+    }
+    let r = app
+        .post_json(
+            "/v1/admin/promotions",
+            &json!({"name": "spring", "needs_coupon": true,
+                    "benefit": {"type": "order_percent", "basis_points": 1000}}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let promo: Value = r.json().await.unwrap();
+    let r = app
+        .post_json(
+            "/v1/admin/coupons",
+            &json!({"code": "SPRING", "promotion_id": promo["id"]}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let (id, token) = guest_cart(&app).await;
+    let base = format!("/v1/store/carts/{id}");
+    let items = format!("{base}/items");
+    for variant in &variants[..3] {
+        let body = json!({"variant_id": variant, "quantity": 1});
+        ok(call(&app, Method::POST, &items, Some(&body), &token).await).await;
+    }
+    let body = json!({"code": "SPRING"});
+    let before = ok(call(
+        &app,
+        Method::POST,
+        &format!("{base}/coupons"),
+        Some(&body),
+        &token,
+    )
+    .await)
+    .await;
+    let line = |at: usize| before["items"][at]["id"].as_str().unwrap().to_owned();
+    let (line_a, line_b) = (line(0), line(1));
+
+    let add_c = json!({"variant_id": variants[2], "quantity": 2});
+    let add_d = json!({"variant_id": variants[3], "quantity": 1});
+    let remove_a = format!("{items}/{line_a}");
+    let remove_b = format!("{items}/{line_b}");
+    let remove_coupon = format!("{base}/coupons/spring");
+    let answers = futures_util::future::join_all([
+        call(&app, Method::DELETE, &remove_a, None, &token),
+        call(&app, Method::DELETE, &remove_b, None, &token),
+        call(&app, Method::DELETE, &remove_coupon, None, &token),
+        call(&app, Method::POST, &items, Some(&add_c), &token),
+        call(&app, Method::POST, &items, Some(&add_d), &token),
+    ])
+    .await;
+    for r in answers {
+        ok(r).await;
+    }
+
+    let cart = ok(call(&app, Method::GET, &base, None, &token).await).await;
+    let lines: Vec<(Value, Value)> = cart["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["variant_id"].clone(), i["quantity"].clone()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (json!(variants[2]), json!(3)),
+            (json!(variants[3]), json!(1))
+        ],
+        "{cart}"
+    );
+    assert_eq!(cart["coupon_codes"], json!([]), "{cart}");
+    assert_eq!(cart["totals"]["discount_total"], 0, "{cart}");
+    assert_eq!(
+        cart["version"],
+        before["version"].as_i64().unwrap() + 5,
+        "{cart}"
+    );
 }
 
 /// Six guest carts merge into one customer's cart while four adds land on it, all at once.

@@ -298,6 +298,101 @@ fn no_two_types_share_a_schema_name() {
     );
 }
 
+/// Whether `schema` is an object with nothing said of its fields.
+fn untyped_object(schema: &serde_json::Value) -> bool {
+    schema["type"] == "object"
+        && [
+            "properties",
+            "additionalProperties",
+            "$ref",
+            "allOf",
+            "oneOf",
+            "anyOf",
+        ]
+        .iter()
+        .all(|key| schema.get(key).is_none())
+}
+
+/// A client generated from the document gets the fields of every JSON answer: none is a bare
+/// `object`, nor a list of them.
+#[test]
+fn every_json_success_answer_has_a_typed_schema() {
+    let doc = openapi_document();
+    for (method, path, op) in operations(&doc) {
+        for (status, response) in op["responses"].as_object().unwrap() {
+            let schema = &response["content"]["application/json"]["schema"];
+            if !status.starts_with('2') || schema.is_null() {
+                continue;
+            }
+            assert!(
+                !untyped_object(schema) && !untyped_object(&schema["items"]),
+                "{method} {path} {status} answers an untyped object: {schema}"
+            );
+        }
+    }
+}
+
+/// The health, readiness and key-set answers name their schemas, whose fields are required,
+/// and the server answers what they say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ops_and_key_set_answers_have_schemas_with_required_fields() {
+    let doc = openapi_document();
+    let app = crate::helpers::TestApp::spawn().await;
+    let required = |name: &str| -> Vec<String> {
+        let schema = &doc["components"]["schemas"][name];
+        assert!(schema.is_object(), "no schema {name}");
+        let mut fields: Vec<String> = schema["required"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        fields.sort();
+        fields
+    };
+    for (path, name, fields) in [
+        ("/healthz", "Health", vec!["status"]),
+        ("/readyz", "Readiness", vec!["status"]),
+        ("/.well-known/jwks.json", "Jwks", vec!["keys"]),
+    ] {
+        let schema =
+            &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            schema["$ref"],
+            format!("#/components/schemas/{name}"),
+            "{path}"
+        );
+        assert_eq!(required(name), fields, "{name}");
+        let body: serde_json::Value = app.get(path, None).await.json().await.unwrap();
+        let mut sent: Vec<&String> = body.as_object().unwrap().keys().collect();
+        sent.sort();
+        assert_eq!(sent, fields.iter().collect::<Vec<_>>(), "{path}: {body}");
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["Alive"]["enum"],
+        serde_json::json!(["ok"])
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["Ready"]["enum"],
+        serde_json::json!(["ready"])
+    );
+    assert_eq!(
+        required("Jwk"),
+        vec!["alg", "crv", "kid", "kty", "use", "x"]
+    );
+    let keys: serde_json::Value = app
+        .get("/.well-known/jwks.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut sent: Vec<&String> = keys["keys"][0].as_object().unwrap().keys().collect();
+    sent.sort();
+    assert_eq!(sent, vec!["alg", "crv", "kid", "kty", "use", "x"]);
+}
+
 #[test]
 fn every_operation_has_a_client_error_answered_as_a_problem() {
     let doc = openapi_document();

@@ -255,7 +255,7 @@ impl TestApp {
         self.store()
             .identity
             .create_staff(
-                emporium_identity::service::CreateStaffUser {
+                emporium_identity::CreateStaffUser {
                     email: email.to_owned(),
                     password: PASSWORD.to_owned(),
                     name: "Staff".to_owned(),

@@ -466,13 +466,10 @@ async fn a_revocation_written_by_another_process_reaches_the_verifier_within_sec
 
     let db = &app.store().db;
     let mut tx = db.begin_write().await.unwrap();
-    let generation = emporium_identity::store::bump_token_generation(
-        &mut tx,
-        &id,
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .unwrap();
+    let generation =
+        emporium_identity::bump_token_generation(&mut tx, &id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(generation, 1);
 

@@ -272,6 +272,61 @@ async fn a_json_array_is_not_taken_for_an_object() {
     }
 }
 
+/// serde would fill each of these structs from the array's elements in order (before, the cart
+/// took the address and the price list was created); a struct refuses an array at any depth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_is_not_taken_for_a_nested_object() {
+    let app = TestApp::spawn().await;
+    let admin = app.staff_token("owner@example.com", Role::Owner).await;
+    let cart = app
+        .post_json("/v1/store/carts", &json!({"currency": "EUR"}), None)
+        .await;
+    let cart: Value = cart.json().await.unwrap();
+    let path = format!("/v1/store/carts/{}", cart["cart"]["id"].as_str().unwrap());
+    let token = cart["token"].as_str().unwrap().to_owned();
+    let address = json!({"shipping_address":
+        ["Erika Mustermann", "Heidestraße 17", null, "Köln", "51147", "DE", null]});
+    let r = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&address),
+            None,
+            &[("x-cart-token", &token)],
+        )
+        .await;
+    let problem = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&problem),
+        vec![("/shipping_address".to_owned(), "invalid_type".to_owned())]
+    );
+    let r = app
+        .request(Method::GET, &path, None, None, &[("x-cart-token", &token)])
+        .await;
+    let cart: Value = r.json().await.unwrap();
+    assert_eq!(cart["shipping_address"], Value::Null);
+
+    let list = json!({"name": "Sale", "prices": [
+        {"variant_id": "var_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f", "price": [900, "EUR"]}]});
+    let r = app
+        .post_json("/v1/admin/price-lists", &list, Some(&admin))
+        .await;
+    let problem = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&problem),
+        vec![("/prices/0/price".to_owned(), "invalid_type".to_owned())]
+    );
+    let list = json!({"name": "Sale", "prices": [["var_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f"]]});
+    let r = app
+        .post_json("/v1/admin/price-lists", &list, Some(&admin))
+        .await;
+    let problem = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(
+        pointers(&problem),
+        vec![("/prices/0".to_owned(), "invalid_type".to_owned())]
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_data_folder_and_its_database_are_readable_by_their_owner_only() {

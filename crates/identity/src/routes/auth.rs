@@ -12,7 +12,7 @@ use emporium_http::middleware::ClientAddr;
 use emporium_http::{ApiError, Authenticated, Customer as CustomerCaller, Json};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Customer, TokenResponse};
+use crate::api::{Customer, Jwks, TokenResponse};
 use crate::error::OAuthError;
 use crate::service::{IdentityService, RegisterCustomer};
 
@@ -340,7 +340,7 @@ pub async fn change_password(
     path = "/.well-known/jwks.json",
     operation_id = "getJwks",
     tag = "auth",
-    responses((status = 200, description = "JSON Web Key Set", body = Object))
+    responses((status = 200, description = "JSON Web Key Set", body = Jwks))
 )]
 pub async fn jwks(State(service): State<Arc<IdentityService>>) -> Response {
     let mut response = axum::Json(service.tokens().jwks()).into_response();

@@ -81,8 +81,6 @@ pub struct HeldLine {
 pub enum Ending {
     /// Given back on request, whatever its expiry.
     Release,
-    /// Turned into a sale; only while its time is not up at the given whole-second instant.
-    Commit { now_floor: OffsetDateTime },
     /// Given back because its time is up at the given whole-second instant.
     Expire { now_floor: OffsetDateTime },
 }

@@ -137,11 +137,6 @@ pub async fn end_reservation<'c>(
          WHERE id = $1 AND status = 'active' RETURNING ",
         reservation_columns!()
     );
-    const COMMIT: &str = concat!(
-        "UPDATE reservations SET status = 'committed', version = version + 1, updated_at = $2 \
-         WHERE id = $1 AND status = 'active' AND expires_at > $3 RETURNING ",
-        reservation_columns!()
-    );
     const EXPIRE: &str = concat!(
         "UPDATE reservations SET status = 'expired', version = version + 1, updated_at = $2 \
          WHERE id = $1 AND status = 'active' AND expires_at <= $3 RETURNING ",
@@ -150,9 +145,6 @@ pub async fn end_reservation<'c>(
     run!(c, |c| {
         let query = match ending {
             Ending::Release => sqlx::query_as(RELEASE).bind(id).bind(now),
-            Ending::Commit { now_floor } => {
-                sqlx::query_as(COMMIT).bind(id).bind(now).bind(now_floor)
-            }
             Ending::Expire { now_floor } => {
                 sqlx::query_as(EXPIRE).bind(id).bind(now).bind(now_floor)
             }
