@@ -167,6 +167,120 @@ pub fn parse_region(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quote::{Cart, Item, quote};
+    use crate::rules::{ListPrice, PriceList, TaxRate, Window};
+    use emporium_kernel::Money;
+    use emporium_kernel::ids::{PriceListId, ProductId, TaxRateId, VariantId};
+    use proptest::prelude::*;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    fn eur() -> Currency {
+        "EUR"
+            .parse()
+            .unwrap_or_else(|_| unreachable!("EUR is a currency code"))
+    }
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Rules with one list per `(amount, for the group only, window)`: window 0 is open, 1
+    /// ended before now, 2 starts after now; and one tax rate for DE.
+    fn rules_of(lists: &[(i64, bool, u8)], variant: VariantId, bp: u32, inclusive: bool) -> Rules {
+        let price_lists = lists
+            .iter()
+            .enumerate()
+            .map(|(n, (amount, grouped, window))| PriceList {
+                id: PriceListId(Uuid::from_u128(n as u128 + 1)),
+                name: format!("list {n}"),
+                customer_groups: if *grouped { vec!["vip".into()] } else { vec![] },
+                window: match window {
+                    1 => Window {
+                        starts_at: None,
+                        ends_at: Some(at(1_000)),
+                    },
+                    2 => Window {
+                        starts_at: Some(at(3_000)),
+                        ends_at: None,
+                    },
+                    _ => Window::default(),
+                },
+                prices: vec![ListPrice {
+                    variant_id: variant,
+                    price: Money {
+                        amount: *amount,
+                        currency: eur(),
+                    },
+                }],
+            })
+            .collect();
+        Rules {
+            price_lists,
+            tax_rates: vec![TaxRate {
+                id: TaxRateId(Uuid::from_u128(99)),
+                name: "VAT".into(),
+                country: "DE".into(),
+                state: None,
+                basis_points: bp,
+                inclusive,
+            }],
+            ..Rules::default()
+        }
+    }
+
+    proptest! {
+        /// The calculated price is what a cart of one unit pays before promotions and shipping:
+        /// the same unit price, price list, tax rate and total.
+        #[test]
+        fn calculated_prices_are_what_a_one_unit_cart_pays(
+            own in 0i64..100_000,
+            lists in prop::collection::vec((0i64..100_000, any::<bool>(), 0u8..3), 0..4),
+            in_group in any::<bool>(),
+            bp in 0u32..3_000,
+            inclusive in any::<bool>(),
+            in_germany in any::<bool>(),
+        ) {
+            let variant = VariantId(Uuid::from_u128(7));
+            let rules = rules_of(&lists, variant, bp, inclusive);
+            let groups: Vec<String> = if in_group { vec!["vip".into()] } else { vec![] };
+            let region = in_germany.then(|| Region { country: "DE".into(), state: None });
+            let context = PriceContext {
+                currency: eur(),
+                customer_groups: groups.clone(),
+                region: region.clone(),
+                now: at(2_000),
+            };
+            let book = PriceBook::new(&rules);
+            let asked = [VariantPrice { variant_id: variant, amount: own }];
+            let price = calculated_prices(&book, &rules, &context, &asked).remove(0);
+            let cart = Cart {
+                currency: eur(),
+                items: vec![Item {
+                    variant_id: variant,
+                    product_id: ProductId(Uuid::from_u128(8)),
+                    category_ids: vec![],
+                    quantity: 1,
+                    unit_price: own,
+                    weight_grams: 0,
+                }],
+                customer_groups: groups,
+                shipping_address: region,
+                shipping_option: None,
+                coupons: vec![],
+                now: at(2_000),
+            };
+            let q = quote(&cart, &rules).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(price.original_amount, own);
+            prop_assert_eq!(price.calculated_amount, q.items[0].unit_price);
+            prop_assert_eq!(price.price_list_id, q.items[0].price_list_id);
+            prop_assert_eq!(price.tax_rate_id, q.tax_rate);
+            prop_assert_eq!(price.tax_inclusive, q.tax_inclusive);
+            prop_assert_eq!(price.amount_with_tax, if q.tax_inclusive { q.total } else { q.subtotal + q.tax_total });
+            prop_assert_eq!(price.amount_without_tax, if q.tax_inclusive { q.total - q.tax_total } else { q.subtotal });
+            prop_assert!(price.calculated_amount <= own);
+        }
+    }
 
     fn check(country: Option<&str>, state: Option<&str>) -> Result<Option<Region>, Vec<String>> {
         let mut v = Violations::new();
