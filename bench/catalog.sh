@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Catalog benchmark on a catalog of N products (default 100,000): import rate, event catch-up,
-# storefront reads (product by handle, list pages), search, index size and RSS under load. Each
+# storefront reads (product by handle, list pages of 20 with and without calculated prices, as a
+# guest and as a signed-in customer), search, index size and RSS under load. Each
 # wrk figure is printed beside a GET /healthz baseline from the same run.
 #
 #   bench/catalog.sh [PRODUCTS] [DURATION_SECONDS]   (defaults 100000 and 10; needs wrk, python3)
@@ -28,13 +29,15 @@ trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; [ 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 metric() { curl -fs "$base/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
-run_wrk() { # connections path-or-script label
+run_wrk() { # connections path-or-script label; $AUTH, when set, is sent as the Authorization header
   local c=$1 what=$2 label=$3
+  local headers=()
+  [ -n "${AUTH:-}" ] && headers=(-H "Authorization: $AUTH")
   echo "== $label, $c connections, ${duration}s"
   if [ -f "$what" ]; then
-    wrk -t2 -c"$c" -d"${duration}s" --latency -s bench/random_path.lua "$base" | grep -E "Requests/sec|^ +50%|^ +99%|non-2xx"
+    wrk -t2 -c"$c" -d"${duration}s" --latency "${headers[@]}" -s bench/random_path.lua "$base" | grep -E "Requests/sec|^ +50%|^ +99%|non-2xx"
   else
-    wrk -t2 -c"$c" -d"${duration}s" --latency "$base$what" | grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|errors"
+    wrk -t2 -c"$c" -d"${duration}s" --latency "${headers[@]}" "$base$what" | grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|errors"
   fi
 }
 
@@ -113,6 +116,20 @@ PATHS="$data/handles" run_wrk 16 "$data/handles" "GET /v1/store/products/{random
 cache_line
 run_wrk 64 /healthz "GET /healthz (baseline, again)"
 run_wrk 16 "$list" "GET $list (first page)"
+# List pages of 20: plain, with calculated prices (and a region's tax), with filters and a sort,
+# and for a signed-in customer (whose groups the prices follow).
+page="/v1/store/products?limit=20"
+filtered="/v1/store/products?category=$category&in_stock=true&sort=price_asc&currency=EUR&country=DE&limit=20"
+curl -fs "$base/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"correct horse battery","name":"Bench"}' >/dev/null || true
+token=$(curl -fs "$base/v1/auth/token" -d grant_type=password -d username=bench@example.com \
+  --data-urlencode 'password=correct horse battery' | json "d['access_token']")
+run_wrk 64 "$page" "GET $page (list page)"
+run_wrk 64 "$page&currency=EUR" "GET $page&currency=EUR (calculated prices)"
+run_wrk 64 "$page&currency=EUR&country=DE" "GET $page&currency=EUR&country=DE (calculated prices, tax)"
+run_wrk 64 "$filtered" "GET $filtered (filters, sort, calculated prices)"
+AUTH="Bearer $token" run_wrk 64 "$page&currency=EUR&country=DE" "GET $page&currency=EUR&country=DE as a customer"
+run_wrk 64 /healthz "GET /healthz (baseline, after the lists)"
 run_wrk 16 "$cursor_path" "GET deep cursor page ($(echo "$cursor_path" | wc -c) chars)"
 PATHS="$data/searches" run_wrk 16 "$data/searches" "GET /v1/store/search (20 queries of 1-3 words, with and without filters; facets always)"
 PATHS="$data/searches" run_wrk 64 "$data/searches" "GET /v1/store/search, 64 connections"

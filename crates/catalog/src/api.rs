@@ -61,6 +61,10 @@ pub struct Variant {
     /// absent from events (inventory owns it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available: Option<i64>,
+    /// The price this shopper pays, in the requested currency and with the requested region's
+    /// tax. Only on storefront reads that name a `currency`, for a variant priced in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculated_price: Option<emporium_pricing::CalculatedPrice>,
 }
 
 /// A category a product belongs to.

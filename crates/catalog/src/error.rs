@@ -40,6 +40,8 @@ pub enum CatalogError {
     Corrupt(String),
     #[error("object storage failure: {0}")]
     ObjectStore(String),
+    #[error("calculated prices failed")]
+    Pricing(#[from] emporium_pricing::PricingError),
     #[error(transparent)]
     Shared(std::sync::Arc<CatalogError>),
 }
@@ -77,6 +79,7 @@ impl DomainError for CatalogError {
             Self::VersionMismatch { .. } => (ErrorKind::PreconditionFailed, "precondition_failed"),
             Self::Storage(e) => e.kind_and_code(),
             Self::Corrupt(_) | Self::ObjectStore(_) => (ErrorKind::Internal, "internal"),
+            Self::Pricing(e) => e.kind_and_code(),
             Self::Shared(e) => e.kind_and_code(),
         }
     }
@@ -85,6 +88,7 @@ impl DomainError for CatalogError {
         match self {
             Self::Invalid(v) => v,
             Self::Shared(e) => e.violations(),
+            Self::Pricing(e) => e.violations(),
             _ => &[],
         }
     }

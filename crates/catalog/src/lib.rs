@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod listing;
 pub mod media;
+pub mod pages;
 pub mod projection;
 pub mod reads;
 pub mod routes;

@@ -1,5 +1,5 @@
 //! The catalog's consumers: availability projected from inventory events, and the storefront
-//! cache invalidated by the catalog's own events.
+//! caches (products, list pages, the category tree) invalidated by the catalog's own events.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,12 +106,19 @@ impl EventHandler for CacheInvalidator {
     }
 
     fn accepts(&self, event_type: &str) -> bool {
-        event_type.starts_with("product.") || event_type.starts_with("category.")
+        event_type.starts_with("product.")
+            || event_type.starts_with("category.")
+            || event_type.starts_with("collection.")
     }
 
     async fn handle(&self, e: &Envelope) -> Result<(), HandlerError> {
         if e.event_type.starts_with("category.") {
             self.reads.invalidate_tree().await;
+            return Ok(());
+        }
+        if e.event_type.starts_with("collection.") {
+            // What a collection filter selects may have changed.
+            self.reads.invalidate_lists();
             return Ok(());
         }
         let keys: ProductKeys = serde_json::from_value(e.data.clone())?;

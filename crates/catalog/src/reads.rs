@@ -1,10 +1,10 @@
-//! Storefront reads: published products and the category tree, served from a read-through cache
-//! that catalog and inventory events invalidate. A cached product is kept as its finished JSON
-//! body with its ETag, so a hit costs no database work and no serialisation.
+//! Storefront reads: published products, list pages and the category tree, served from
+//! read-through caches that catalog and inventory events invalidate. A cached product is kept as
+//! its finished JSON body with its ETag, so a hit costs no database work and no serialisation;
+//! a list page likewise (`pages.rs` says how stale one can be). With a `currency`, answers carry
+//! each variant's calculated price for the shopper, from pricing through [`ShopperPrices`].
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -12,12 +12,14 @@ use bytes::Bytes;
 use emporium_cache::{Cache, CacheConfig};
 use emporium_db::Db;
 use emporium_kernel::ids::{CategoryId, CollectionId, ProductId, VariantId};
-use emporium_kernel::{Currency, Page, Violations};
+use emporium_kernel::{Currency, Money, Page, Violations};
+use emporium_pricing::{PriceContext, Region, ShopperPrices};
 use uuid::Uuid;
 
 use crate::api::{CatalogApi, CategoryNode, CategoryTree, Product, ProductStatus, Purchasable};
 use crate::error::CatalogError;
 use crate::listing::{self, ListFilter, Sort};
+use crate::pages::{ListedPage, PricedBodies, ReadyBody, fill_prices, hash_of, next_serial};
 use crate::service::category_of;
 use crate::store;
 
@@ -34,18 +36,30 @@ pub struct CachedBody {
     handle: Box<str>,
     /// Tells this body from every other one built by the process.
     serial: u64,
+    /// A product's variants with their own prices (empty for other bodies), to calculate
+    /// prices without unpacking the body.
+    variants: Box<[(VariantId, Box<[Money]>)]>,
 }
 
 impl CachedBody {
     fn new(body: &[u8], handle: String) -> Self {
-        static SERIALS: AtomicU64 = AtomicU64::new(0);
-        let mut hasher = DefaultHasher::new();
-        body.hash(&mut hasher);
         Self {
-            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
-            hash: hasher.finish(),
+            serial: next_serial(),
+            hash: hash_of(body),
             packed: lz4_flex::compress_prepend_size(body).into_boxed_slice(),
             handle: handle.into_boxed_str(),
+            variants: Box::default(),
+        }
+    }
+
+    fn of_product(body: &[u8], product: &Product) -> Self {
+        Self {
+            variants: product
+                .variants
+                .iter()
+                .map(|v| (v.id, v.prices.clone().into_boxed_slice()))
+                .collect(),
+            ..Self::new(body, product.handle.clone())
         }
     }
 
@@ -68,7 +82,12 @@ impl CachedBody {
 
     /// Bytes the entry holds.
     fn size(&self) -> usize {
-        size_of::<Self>() + self.packed.len() + self.handle.len()
+        let variants: usize = self
+            .variants
+            .iter()
+            .map(|(_, prices)| size_of::<(VariantId, Box<[Money]>)>() + size_of_val(&**prices))
+            .sum();
+        size_of::<Self>() + self.packed.len() + self.handle.len() + variants
     }
 }
 
@@ -78,6 +97,9 @@ pub struct ReadCacheConfig {
     /// Memory budget of the product cache in bytes: rendered bodies by id, and the handles of
     /// the products cached.
     pub product_bytes: u64,
+    /// Memory budget of the list page cache in bytes, and again of the priced copies of pages
+    /// and products.
+    pub list_bytes: u64,
     pub ttl: Duration,
     pub negative_ttl: Duration,
 }
@@ -86,6 +108,7 @@ impl Default for ReadCacheConfig {
     fn default() -> Self {
         Self {
             product_bytes: 128 << 20,
+            list_bytes: 32 << 20,
             ttl: Duration::from_secs(600),
             negative_ttl: Duration::from_secs(30),
         }
@@ -153,6 +176,49 @@ pub struct StoreListQuery {
     pub sort: Option<Sort>,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
+    /// Region whose tax calculated prices show (with `currency`).
+    pub country: Option<String>,
+    pub state: Option<String>,
+    /// The signed-in customer (`cus_…`), whose groups calculated prices follow.
+    pub customer: Option<String>,
+}
+
+/// Whose prices a read of one product shows.
+#[derive(Debug, Clone, Default)]
+pub struct PriceQuery {
+    /// Without it, no calculated prices.
+    pub currency: Option<Currency>,
+    pub country: Option<String>,
+    pub state: Option<String>,
+    /// The signed-in customer (`cus_…`), whose groups calculated prices follow.
+    pub customer: Option<String>,
+}
+
+/// A storefront answer ready to send.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// A cached product or tree body.
+    Packed(Arc<CachedBody>),
+    /// A list page, or an answer with calculated prices.
+    Ready(Arc<ReadyBody>),
+}
+
+impl Answer {
+    /// The strong ETag.
+    pub fn etag(&self) -> String {
+        match self {
+            Self::Packed(b) => b.etag(),
+            Self::Ready(b) => b.etag(),
+        }
+    }
+
+    /// The body as sent.
+    pub fn body(&self) -> Result<Bytes, CatalogError> {
+        match self {
+            Self::Packed(b) => b.body(),
+            Self::Ready(b) => Ok(b.bytes()),
+        }
+    }
 }
 
 /// The storefront read side.
@@ -170,6 +236,13 @@ pub struct CatalogReads {
     /// The product of each variant asked about: a variant never moves to another product (a
     /// deleted one is no longer found in its product's variants).
     variant_products: moka::sync::Cache<Uuid, Uuid>,
+    /// List pages by their whole query, forgotten all at once by any catalog or availability
+    /// change (see `pages.rs`).
+    lists: Cache<String, Arc<ListedPage>>,
+    /// Priced copies of list pages and product bodies.
+    priced: PricedBodies,
+    /// Without it, no answer carries calculated prices.
+    prices: Option<Arc<ShopperPrices>>,
 }
 
 /// How many variants' products stay in memory.
@@ -208,7 +281,66 @@ impl CatalogReads {
             tree: Cache::new(sized("category_tree", 1)),
             purchasables: Cache::new(sized("purchasable", PURCHASABLE_PRODUCTS)),
             variant_products: moka::sync::Cache::new(VARIANT_PRODUCTS),
+            lists: Cache::weighed(
+                sized("product_list", 0),
+                config.list_bytes,
+                |key: &String, page: &Arc<ListedPage>| {
+                    u32::try_from(key.len() + 2 * page.body.size()).unwrap_or(u32::MAX)
+                },
+            ),
+            priced: PricedBodies::new(config.list_bytes, config.ttl),
+            prices: None,
         }
+    }
+
+    /// Answers that name a `currency` carry calculated prices from `prices`.
+    #[must_use]
+    pub fn with_prices(mut self, prices: Arc<ShopperPrices>) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// A published product by id or handle, with calculated prices when `price` names a
+    /// currency. Fails with `Invalid` for a bad region, `ProductNotFound`.
+    pub async fn product_answer(
+        &self,
+        key: &str,
+        price: PriceQuery,
+    ) -> Result<Answer, CatalogError> {
+        let mut v = Violations::new();
+        let region = check_region(&mut v, price.currency, &price.country, &price.state);
+        v.finish().map_err(CatalogError::Invalid)?;
+        let body = self.product(key).await?;
+        let Some((shopper, context)) = self
+            .price_context(price.currency, price.customer.as_deref(), region)
+            .await?
+        else {
+            return Ok(Answer::Packed(body));
+        };
+        let variants = body.variants.iter().map(|(id, prices)| (*id, &**prices));
+        let priced = self
+            .priced
+            .priced(body.serial, variants, shopper, &context, |prices| {
+                let mut product: Product = serde_json::from_slice(&body.body()?)?;
+                fill_prices(std::iter::once(&mut product), prices);
+                Ok(serde_json::to_vec(&product)?)
+            })
+            .await?;
+        Ok(Answer::Ready(priced))
+    }
+
+    /// The shopper's price context, when a currency is asked for and prices are wired.
+    async fn price_context(
+        &self,
+        currency: Option<Currency>,
+        customer: Option<&str>,
+        region: Option<Region>,
+    ) -> Result<Option<(&ShopperPrices, PriceContext)>, CatalogError> {
+        let (Some(currency), Some(shopper)) = (currency, self.prices.as_deref()) else {
+            return Ok(None);
+        };
+        let context = shopper.context(currency, customer, region).await?;
+        Ok(Some((shopper, context)))
     }
 
     /// A published product by id (`prod_…`) or handle.
@@ -274,7 +406,7 @@ impl CatalogReads {
                 let stock = store::availability_of_products(&mut conn, &[id]).await?;
                 let product = listing::with_stock(&document, in_stock, &stock)?;
                 let body = serde_json::to_vec(&product)?;
-                let cached = CachedBody::new(&body, product.handle);
+                let cached = CachedBody::of_product(&body, &product);
                 handles.insert(&cached, id);
                 Ok::<_, CatalogError>(Some(Arc::new(cached)))
             })
@@ -282,8 +414,9 @@ impl CatalogReads {
             .map_err(CatalogError::Shared)
     }
 
-    /// A page of published products.
-    pub async fn list(&self, q: StoreListQuery) -> Result<Page<Product>, CatalogError> {
+    /// A page of published products, with calculated prices when `q` names a currency. Fails
+    /// with `Invalid`, naming every bad field.
+    pub async fn list(&self, q: StoreListQuery) -> Result<Answer, CatalogError> {
         let sort = q.sort.unwrap_or(Sort::Newest);
         let mut v = Violations::new();
         let limit = v.check(
@@ -321,23 +454,23 @@ impl CatalogReads {
         {
             v.push("/min_price", "out_of_range", "greater than max_price");
         }
+        let region = check_region(&mut v, q.currency, &q.country, &q.state);
         v.finish().map_err(CatalogError::Invalid)?;
-        let mut conn = self.db.read().await?;
-        let category_path = match q.category {
-            Some(c) => match store::get_category(&mut conn, c.0).await? {
-                Some(row) => Some(row.path),
-                None => {
-                    return Ok(Page {
-                        items: Vec::new(),
-                        next_cursor: None,
-                    });
-                }
-            },
-            None => None,
-        };
-        let filter = ListFilter {
+        // Every field that shapes the page, validated; the cursor holds the position.
+        let key = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{}",
+            q.category.map(|c| c.0),
+            q.collection.map(|c| c.0),
+            q.currency.map(|c| c.to_string()),
+            q.min_price,
+            q.max_price,
+            q.in_stock,
+            sort as u8,
+            q.cursor,
+            limit.unwrap_or(24),
+        );
+        let query = ListFilter {
             statuses: vec![ProductStatus::Published],
-            category_path,
             collection: q.collection.map(|c| c.0),
             currency: q.currency,
             min_price: q.min_price,
@@ -348,9 +481,82 @@ impl CatalogReads {
             limit: limit.unwrap_or(24),
             ..ListFilter::default()
         };
-        listing::page(&mut conn, filter).await
+        let db = self.db.clone();
+        let category = q.category;
+        let listed = self
+            .lists
+            .get_or_load(&key, || async move {
+                let page = list_page(&db, category, query).await?;
+                Ok::<_, CatalogError>(Some(Arc::new(ListedPage::new(page)?)))
+            })
+            .await
+            .map_err(CatalogError::Shared)?
+            .ok_or_else(|| CatalogError::Corrupt("a list page was cached as absent".into()))?;
+        let Some((shopper, context)) = self
+            .price_context(q.currency, q.customer.as_deref(), region)
+            .await?
+        else {
+            return Ok(Answer::Ready(Arc::clone(&listed.body)));
+        };
+        let priced = self
+            .priced
+            .priced(
+                listed.body.serial(),
+                listed.variants(),
+                shopper,
+                &context,
+                |prices| {
+                    let mut page = listed.page.clone();
+                    fill_prices(page.items.iter_mut(), prices);
+                    Ok(serde_json::to_vec(&page)?)
+                },
+            )
+            .await?;
+        Ok(Answer::Ready(priced))
     }
+}
 
+/// One list page from the database: `query` with the category's path filled in.
+async fn list_page(
+    db: &Db,
+    category: Option<CategoryId>,
+    mut query: ListFilter,
+) -> Result<Page<Product>, CatalogError> {
+    let mut conn = db.read().await?;
+    query.category_path = match category {
+        Some(c) => match store::get_category(&mut conn, c.0).await? {
+            Some(row) => Some(row.path),
+            None => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+        },
+        None => None,
+    };
+    listing::page(&mut conn, query).await
+}
+
+/// The region of `country` and `state`, recording what is wrong in `v`; a region needs a
+/// currency (it only chooses the tax of calculated prices).
+fn check_region(
+    v: &mut Violations,
+    currency: Option<Currency>,
+    country: &Option<String>,
+    state: &Option<String>,
+) -> Option<Region> {
+    if currency.is_none() && (country.is_some() || state.is_some()) {
+        v.push(
+            "/currency",
+            "required",
+            "a country or state chooses the tax of calculated prices, which need a currency",
+        );
+    }
+    emporium_pricing::parse_region(v, country.as_deref(), state.as_deref())
+}
+
+impl CatalogReads {
     /// The category tree.
     pub async fn category_tree(&self) -> Result<Arc<CachedBody>, CatalogError> {
         let db = self.db.clone();
@@ -377,11 +583,18 @@ impl CatalogReads {
     pub async fn invalidate_product(&self, id: Uuid) {
         self.products.invalidate(&id).await;
         self.purchasables.invalidate(&id).await;
+        self.lists.invalidate_all();
     }
 
     /// Forgets what a product's availability shows (its storefront body), after a stock change.
     pub async fn invalidate_availability(&self, id: Uuid) {
         self.products.invalidate(&id).await;
+        self.lists.invalidate_all();
+    }
+
+    /// Forgets every list page (a collection or category changed what a filter selects).
+    pub fn invalidate_lists(&self) {
+        self.lists.invalidate_all();
     }
 
     /// The variants of published product `id` as a cart sees them (`None`: not published).
@@ -409,6 +622,7 @@ impl CatalogReads {
     /// Forgets the category tree.
     pub async fn invalidate_tree(&self) {
         self.tree.invalidate_all();
+        self.lists.invalidate_all();
     }
 
     /// How many products the product cache holds and how many handles the handle index holds,
@@ -429,6 +643,7 @@ impl CatalogReads {
         self.lookups.publish_gauges();
         self.tree.publish_gauges();
         self.purchasables.publish_gauges();
+        self.lists.publish_gauges();
         // Precision loss above 2^53 handles is irrelevant for a gauge.
         let handles = self.handles.len() as f64;
         metrics::gauge!("emporium_cache_entries", "cache" => "product_handle_index").set(handles);

@@ -28,7 +28,7 @@ use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
 use emporium_ordering::{CheckoutService, OrderService, OrderingState};
 use emporium_payments::PaymentService;
-use emporium_pricing::PricingService;
+use emporium_pricing::{PricingError, PricingService, RulesCalculator, ShopperPrices};
 use emporium_search::{SearchIndex, SearchProjector};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -70,12 +70,12 @@ pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
 ];
 
 /// The documented paths whose handlers never touch the database (the search index has its own
-/// files): they answer no `database_unavailable`.
+/// files): they answer no `database_unavailable`. A search with a `currency` reads pricing's
+/// rules and the customer's groups, so it is not one of them.
 const WITHOUT_DATABASE: &[&str] = &[
     "/healthz",
     "/metrics",
     "/.well-known/jwks.json",
-    "/v1/store/search",
     "/v1/store/search/suggest",
 ];
 
@@ -190,6 +190,8 @@ pub struct Store {
     pub checkout: Arc<CheckoutService>,
     pub orders: Arc<OrderService>,
     pub search: Arc<SearchIndex>,
+    /// Calculated prices for storefront reads (catalog and search), from pricing.
+    pub shopper_prices: Arc<ShopperPrices>,
     /// The journal in position order, which the search index follows.
     pub journal: Arc<journal::JournalFeed>,
     pub bus: Arc<InProcessBus>,
@@ -239,13 +241,25 @@ impl Store {
         })?);
         let catalog = Arc::new(CatalogService::new(db.clone(), clock.clone()));
         let media = open_media(config)?;
-        let catalog_reads = Arc::new(CatalogReads::new(
-            db.clone(),
-            &ReadCacheConfig {
-                product_bytes: config.cache.product_mib << 20,
-                ..ReadCacheConfig::default()
-            },
-        ));
+        let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
+        // Storefront reads ask pricing through its calculator trait, with identity's groups.
+        let shopper_prices = Arc::new(
+            ShopperPrices::new(
+                Arc::new(RulesCalculator::new(pricing.clone())),
+                clock.clone(),
+            )
+            .with_customer_groups(Arc::new(IdentityGroups(identity.clone()))),
+        );
+        let catalog_reads = Arc::new(
+            CatalogReads::new(
+                db.clone(),
+                &ReadCacheConfig {
+                    product_bytes: config.cache.product_mib << 20,
+                    ..ReadCacheConfig::default()
+                },
+            )
+            .with_prices(shopper_prices.clone()),
+        );
         bus.subscribe(Arc::new(CacheInvalidator::new(catalog_reads.clone())));
         bus.subscribe(Arc::new(StockProjection::new(
             db.clone(),
@@ -253,7 +267,6 @@ impl Store {
             clock.clone(),
         )));
         let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
-        let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
         let payments = Arc::new(
             PaymentService::new(db.clone(), clock.clone())
                 .with_enabled(&config.payment_providers())
@@ -307,6 +320,7 @@ impl Store {
             checkout,
             orders,
             search,
+            shopper_prices,
             journal,
             bus,
             clock,
@@ -393,7 +407,10 @@ impl Store {
                 checkout: self.checkout.clone(),
                 orders: self.orders.clone(),
             }))
-            .merge(emporium_search::router(self.search.clone()))
+            .merge(emporium_search::router(
+                self.search.clone(),
+                Some(self.shopper_prices.clone()),
+            ))
             .merge(ops)
             .split_for_parts();
         emporium_http::openapi::add_shared_errors(&mut doc, WITHOUT_DATABASE);
@@ -679,8 +696,25 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     })
 }
 
-/// A cart's customer groups, from identity (whose customer cache serves them).
+/// A customer's groups, from identity (whose customer cache serves them): for a cart's quote
+/// and for the calculated prices of storefront reads.
 struct IdentityGroups(Arc<IdentityService>);
+
+#[async_trait::async_trait]
+impl emporium_pricing::CustomerGroups for IdentityGroups {
+    async fn groups_of(&self, customer: &str) -> Result<Vec<String>, PricingError> {
+        use emporium_identity::IdentityError;
+        let Ok(id) = customer.parse() else {
+            return Ok(Vec::new());
+        };
+        match self.0.get_customer(id).await {
+            Ok(c) => Ok(c.groups),
+            Err(IdentityError::CustomerNotFound) => Ok(Vec::new()),
+            Err(IdentityError::Storage(e)) => Err(PricingError::Storage(e)),
+            Err(e) => Err(PricingError::Corrupt(e.to_string())),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl emporium_cart::CustomerGroups for IdentityGroups {

@@ -3,7 +3,9 @@
 //!
 //! [`quote::quote`] is a pure function: the same cart and rules always give the same figures,
 //! and its laws (totals never negative, no discount above what it applies to, shares that add
-//! up) are property-tested. Rounding and stacking are documented on the [`quote`] module.
+//! up) are property-tested. Rounding and stacking are documented on the [`quote`] module. The
+//! storefront's calculated prices ([`PriceCalculator`], [`ShopperPrices`]) reuse the quote's
+//! first step.
 
 mod api;
 mod error;
@@ -13,12 +15,15 @@ mod routes;
 mod rules;
 mod service;
 mod store;
+mod storefront;
 
-pub use api::PricingApi;
+pub use api::{
+    CalculatedPrice, CustomerGroups, PriceCalculator, PriceContext, PricingApi, VariantPrice,
+};
 pub use error::PricingError;
 pub use quote::{
-    AppliedDiscount, Cart, CouponCode, CouponOutcome, Item, Quote, QuoteError, QuotedItem, Region,
-    ShippingQuote, quote, shipping_options,
+    AppliedDiscount, Cart, CouponCode, CouponOutcome, Item, PriceBook, Quote, QuoteError,
+    QuotedItem, Region, ShippingQuote, calculated_prices, quote, shipping_options,
 };
 pub use routes::{ADMIN_RULES, router};
 pub use rules::{
@@ -26,6 +31,7 @@ pub use rules::{
     ShippingRate, Stacking, Target, TaxRate, WeightTier, Window,
 };
 pub use service::{Coupon, CreateCoupon, PricingService, RULES_MAX_AGE, Rule, Stored};
+pub use storefront::{RulesCalculator, ShopperPrices, parse_region};
 
 /// Pricing's schema migrations.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {

@@ -4,7 +4,9 @@
 //!
 //! The steps, in order:
 //! 1. *Unit prices.* Each item's unit price is the lowest of its own price and the prices of
-//!    the price lists that apply (in their window, for the shopper's group).
+//!    the price lists that apply (in their window, for the shopper's group). The storefront's
+//!    calculated prices come from the same step ([`calculated_prices`], one [`PriceBook`] for
+//!    both), so a shopper is shown the unit price a cart will charge.
 //! 2. *Promotions.* Those that qualify (conditions hold; coupon promotions only through a code
 //!    on the cart) are split into exclusive and combinable ones (see [`Stacking`]). Within the
 //!    chosen set, item benefits apply first, then order benefits, then free shipping; within
@@ -29,6 +31,7 @@ use emporium_kernel::ids::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::api::{CalculatedPrice, PriceContext, VariantPrice};
 use crate::rules::{
     BasisPoints, Benefit, Promotion, Rules, ShippingOption, ShippingRate, Stacking, TaxRate, WHOLE,
 };
@@ -370,37 +373,138 @@ struct UnitPrice {
 }
 
 fn unit_prices(cart: &Cart, rules: &Rules) -> Vec<UnitPrice> {
-    let mut best: HashMap<VariantId, (i64, PriceListId)> = HashMap::new();
-    for list in &rules.price_lists {
-        let for_shopper = list.customer_groups.is_empty()
-            || list
-                .customer_groups
-                .iter()
-                .any(|g| cart.customer_groups.contains(g));
-        if !for_shopper || !list.window.contains(cart.now) {
-            continue;
-        }
-        for p in &list.prices {
-            if p.price.currency != cart.currency || p.price.amount < 0 {
-                continue;
-            }
-            let candidate = (p.price.amount, list.id);
-            best.entry(p.variant_id)
-                .and_modify(|b| *b = (*b).min(candidate))
-                .or_insert(candidate);
-        }
-    }
+    let book = PriceBook::new(rules);
     cart.items
         .iter()
-        .map(|item| match best.get(&item.variant_id) {
-            Some(&(amount, list)) if amount < item.unit_price => UnitPrice {
-                unit_price: amount,
-                price_list: Some(list),
-            },
-            _ => UnitPrice {
-                unit_price: item.unit_price,
-                price_list: None,
-            },
+        .map(|item| {
+            let (unit_price, price_list) = book.lowest_price(
+                item.variant_id,
+                item.unit_price,
+                cart.currency,
+                &cart.customer_groups,
+                cart.now,
+            );
+            UnitPrice {
+                unit_price,
+                price_list,
+            }
+        })
+        .collect()
+}
+
+/// The prices of every price list, by variant: step 1 of the quote, and the calculated prices
+/// the storefront shows, read from one place. Built once per set of rules, so a lookup costs a
+/// hash probe and a walk over the few lists that price the variant.
+#[derive(Debug, Clone, Default)]
+pub struct PriceBook {
+    /// Who each list is for and when, by position in `rules.price_lists`.
+    lists: Vec<ListScope>,
+    /// Each variant's list prices: (position of the list, price).
+    by_variant: HashMap<VariantId, Vec<(usize, emporium_kernel::Money)>>,
+}
+
+#[derive(Debug, Clone)]
+struct ListScope {
+    id: PriceListId,
+    customer_groups: Vec<String>,
+    window: crate::rules::Window,
+}
+
+impl PriceBook {
+    /// Indexes the price lists of `rules`.
+    pub fn new(rules: &Rules) -> Self {
+        let mut by_variant: HashMap<VariantId, Vec<(usize, emporium_kernel::Money)>> =
+            HashMap::new();
+        let mut lists = Vec::with_capacity(rules.price_lists.len());
+        for (position, list) in rules.price_lists.iter().enumerate() {
+            lists.push(ListScope {
+                id: list.id,
+                customer_groups: list.customer_groups.clone(),
+                window: list.window,
+            });
+            for p in &list.prices {
+                by_variant
+                    .entry(p.variant_id)
+                    .or_default()
+                    .push((position, p.price));
+            }
+        }
+        Self { lists, by_variant }
+    }
+
+    /// The lowest of `own` (the variant's own price) and the prices in `currency` of the lists
+    /// that apply to a shopper in `groups` at `now` (a list for no group applies to everyone,
+    /// guests included), with the list that gave it; `None` when the own price is lowest. Of
+    /// two lists at the same price, the lower id wins.
+    pub fn lowest_price(
+        &self,
+        variant: VariantId,
+        own: i64,
+        currency: Currency,
+        groups: &[String],
+        now: OffsetDateTime,
+    ) -> (i64, Option<PriceListId>) {
+        let mut best: Option<(i64, PriceListId)> = None;
+        for (position, price) in self.by_variant.get(&variant).into_iter().flatten() {
+            let Some(list) = self.lists.get(*position) else {
+                continue;
+            };
+            let for_shopper = list.customer_groups.is_empty()
+                || list.customer_groups.iter().any(|g| groups.contains(g));
+            if !for_shopper
+                || !list.window.contains(now)
+                || price.currency != currency
+                || price.amount < 0
+            {
+                continue;
+            }
+            let candidate = (price.amount, list.id);
+            best = Some(best.map_or(candidate, |b| b.min(candidate)));
+        }
+        match best {
+            Some((amount, list)) if amount < own => (amount, Some(list)),
+            _ => (own, None),
+        }
+    }
+}
+
+/// Each variant's calculated price for the shopper of `context`: the lowest of its own price
+/// and the price lists that apply (quote step 1), with the tax of the context's region shown as
+/// the region displays it (quote step 4 for one unit, no discounts). `book` must be built from
+/// `rules`.
+pub fn calculated_prices(
+    book: &PriceBook,
+    rules: &Rules,
+    context: &PriceContext,
+    variants: &[VariantPrice],
+) -> Vec<CalculatedPrice> {
+    let rate = region_tax_rate(context.region.as_ref(), rules);
+    variants
+        .iter()
+        .map(|v| {
+            let own = v.amount.clamp(0, MAX_UNIT_PRICE);
+            let (amount, price_list_id) = book.lowest_price(
+                v.variant_id,
+                own,
+                context.currency,
+                &context.customer_groups,
+                context.now,
+            );
+            let (amount_with_tax, amount_without_tax) = match rate {
+                Some(r) if r.inclusive => (amount, amount - included_tax(amount, r.basis_points)),
+                Some(r) => (amount + share_uncapped(amount, r.basis_points), amount),
+                None => (amount, amount),
+            };
+            CalculatedPrice {
+                currency: context.currency,
+                original_amount: own,
+                calculated_amount: amount,
+                price_list_id,
+                tax_rate_id: rate.map(|r| r.id),
+                tax_inclusive: rate.is_some_and(|r| r.inclusive),
+                amount_with_tax,
+                amount_without_tax,
+            }
         })
         .collect()
 }
@@ -462,7 +566,12 @@ fn price_shipping<'r>(cart: &Cart, rules: &'r Rules) -> Priced<'r> {
 }
 
 fn tax_rate<'r>(cart: &Cart, rules: &'r Rules) -> Option<&'r TaxRate> {
-    let address = cart.shipping_address.as_ref()?;
+    region_tax_rate(cart.shipping_address.as_ref(), rules)
+}
+
+/// The tax rate of `region`: its state's own rate, else its country's; none without a region.
+fn region_tax_rate<'r>(region: Option<&Region>, rules: &'r Rules) -> Option<&'r TaxRate> {
+    let address = region?;
     let in_country = || {
         rules
             .tax_rates

@@ -1,7 +1,8 @@
 //! Search's boundary: the plain data a search or a suggestion takes and returns.
 
-use emporium_kernel::ids::{CategoryId, CollectionId, ProductId};
+use emporium_kernel::ids::{CategoryId, CollectionId, ProductId, VariantId};
 use emporium_kernel::{Currency, Money};
+use emporium_pricing::CalculatedPrice;
 use serde::{Deserialize, Serialize};
 
 /// The longest accepted query text, in characters.
@@ -62,9 +63,17 @@ pub struct SearchRequest {
     /// Only products in this collection.
     #[param(value_type = Option<String>)]
     pub collection: Option<CollectionId>,
-    /// Currency of the prices shown, filtered, sorted and banded (default `EUR`).
-    #[param(value_type = Option<String>, example = "EUR")]
+    /// Currency of the prices shown, filtered, sorted and banded (default `EUR`). Named, it
+    /// also gives each hit its variants' calculated prices.
+    #[param(value_type = Option<String>, pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: Option<Currency>,
+    /// The shopper's country (ISO 3166-1 alpha-2): calculated prices show its tax. Needs
+    /// `currency`.
+    #[param(pattern = "^[A-Za-z]{2}$", example = "DE")]
+    pub country: Option<String>,
+    /// A state or province of `country` (1 to 3 letters or digits) with its own tax rate.
+    #[param(pattern = "^[A-Za-z0-9]{1,3}$", example = "CA")]
+    pub state: Option<String>,
     /// Only products whose lowest price in `currency` is at least this (minor units).
     #[param(minimum = 0)]
     pub min_price: Option<i64>,
@@ -120,6 +129,22 @@ pub struct SearchHit {
     pub categories: Vec<HitCategory>,
     /// The relevance score (higher matches better; 0 without `q`).
     pub score: f32,
+    /// Each variant with its calculated price, as the product list shows it; only when the
+    /// search names a `currency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<HitVariant>>,
+}
+
+/// A variant of a hit, with the price this shopper pays.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HitVariant {
+    pub id: VariantId,
+    /// Absent for a variant without a price in the requested currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculated_price: Option<CalculatedPrice>,
+    /// The variant's own prices, to calculate from.
+    #[serde(skip)]
+    pub(crate) prices: Vec<Money>,
 }
 
 /// Highlighted text of a hit, HTML-escaped with matches in `<em>`…`</em>`.

@@ -28,6 +28,9 @@ pub enum SearchError {
     /// The event feed could not be read.
     #[error("the event feed is unavailable")]
     Feed(#[from] FeedError),
+    /// Calculated prices could not be had.
+    #[error("calculated prices failed")]
+    Pricing(#[from] emporium_pricing::PricingError),
 }
 
 impl DomainError for SearchError {
@@ -40,6 +43,7 @@ impl DomainError for SearchError {
             | Self::Corrupt(_)
             | Self::Task(_) => (ErrorKind::Internal, "search_index_failed"),
             Self::Feed(_) => (ErrorKind::Unavailable, "search_feed_unavailable"),
+            Self::Pricing(e) => e.kind_and_code(),
         }
     }
 

@@ -20,8 +20,9 @@ mod schema;
 mod text;
 
 pub use api::{
-    AvailabilityFacet, CategoryFacet, Facets, Highlight, HitCategory, PriceBand, SearchHit,
-    SearchRequest, SearchResponse, SearchSort, SuggestRequest, SuggestResponse, Suggestion,
+    AvailabilityFacet, CategoryFacet, Facets, Highlight, HitCategory, HitVariant, PriceBand,
+    SearchHit, SearchRequest, SearchResponse, SearchSort, SuggestRequest, SuggestResponse,
+    Suggestion,
 };
 pub use error::SearchError;
 pub use feed::{EventFeed, FeedError, MemoryFeed};

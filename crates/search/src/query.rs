@@ -20,9 +20,9 @@ use tantivy::{DocAddress, DocId, Score, Searcher, SegmentReader, TantivyDocument
 use std::ops::Bound;
 
 use crate::api::{
-    AvailabilityFacet, CategoryFacet, Facets, Highlight, HitCategory, MAX_OFFSET, MAX_QUERY_CHARS,
-    PRICE_BANDS, PriceBand, SearchHit, SearchRequest, SearchResponse, SearchSort, SuggestResponse,
-    Suggestion,
+    AvailabilityFacet, CategoryFacet, Facets, Highlight, HitCategory, HitVariant, MAX_OFFSET,
+    MAX_QUERY_CHARS, PRICE_BANDS, PriceBand, SearchHit, SearchRequest, SearchResponse, SearchSort,
+    SuggestResponse, Suggestion,
 };
 use crate::document::{ProductEntry, Registry};
 use crate::error::SearchError;
@@ -85,6 +85,14 @@ impl Plan {
                 "min_price must not exceed max_price",
             );
         }
+        if r.currency.is_none() && (r.country.is_some() || r.state.is_some()) {
+            v.push(
+                "/currency",
+                "required",
+                "a country or state chooses the tax of calculated prices, which need a currency",
+            );
+        }
+        emporium_pricing::parse_region(&mut v, r.country.as_deref(), r.state.as_deref());
         let currency = r.currency.unwrap_or_else(eur);
         let sort = r.sort.unwrap_or(if q.is_empty() {
             SearchSort::Newest
@@ -406,6 +414,27 @@ impl SearchIndex {
                 .map(|(id, name)| HitCategory { id, name })
                 .collect(),
             score,
+            variants: Some(
+                entry
+                    .data
+                    .variants
+                    .iter()
+                    .map(|v| HitVariant {
+                        id: v.id,
+                        calculated_price: None,
+                        prices: v
+                            .prices
+                            .iter()
+                            .filter_map(|p| {
+                                Some(Money {
+                                    currency: p.currency.parse().ok()?,
+                                    amount: p.amount,
+                                })
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            ),
         })
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 async fn get(store: &Store, uri: &str) -> (StatusCode, Value) {
-    let (router, _) = emporium_search::router(store.index.clone()).split_for_parts();
+    let (router, _) = emporium_search::router(store.index.clone(), None).split_for_parts();
     let response = router
         .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
         .await
@@ -127,7 +127,7 @@ async fn suggest_answers_completions() {
 #[test]
 fn both_routes_are_documented_under_store() {
     let store = Store::new();
-    let (_, doc) = emporium_search::router(store.index.clone()).split_for_parts();
+    let (_, doc) = emporium_search::router(store.index.clone(), None).split_for_parts();
     let json = serde_json::to_value(&doc).expect("openapi");
     for path in ["/v1/store/search", "/v1/store/search/suggest"] {
         let op = &json["paths"][path]["get"];

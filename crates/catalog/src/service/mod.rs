@@ -365,6 +365,7 @@ fn document_of(
                     weight_grams: v.weight_grams,
                     position: v.position,
                     available: None,
+                    calculated_price: None,
                 })
             })
             .collect::<Result<_, CatalogError>>()?,

@@ -18,6 +18,7 @@ mod identity;
 mod import;
 mod media;
 mod payments;
+mod prices;
 mod pricing;
 mod recovery;
 mod revocation;

@@ -39,7 +39,7 @@ async fn search(app: &TestApp, query: &str) -> (Vec<String>, Value) {
 
 /// Waits until `check` holds for the answer to `query`, re-asking after each index commit, and
 /// fails when it does not within [`DEADLINE`] of `since`.
-async fn reflects(
+pub(crate) async fn reflects(
     app: &TestApp,
     since: Instant,
     query: &str,
