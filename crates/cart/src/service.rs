@@ -218,7 +218,7 @@ impl CartService {
             updated_at: now,
             checkout_id: None,
         };
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write_relaxed().await?;
         store::insert_cart(&mut tx, &row).await?;
         tx.commit().await?;
         Ok((self.view(row, Vec::new()).await?, token))
@@ -532,7 +532,7 @@ impl CartService {
         let guest_items = store::list_items(&mut conn, id.0).await?;
         let Some(mut target) = target else {
             drop(conn);
-            let mut tx = self.db.begin_write().await?;
+            let mut tx = self.db.begin_write_relaxed().await?;
             if !store::set_customer(&mut tx, id.0, guest.version, customer, now).await? {
                 return Ok(None);
             }
@@ -590,7 +590,7 @@ impl CartService {
             target.shipping_option_id = guest.shipping_option_id;
         }
         target.updated_at = now;
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write_relaxed().await?;
         // Both carts are claimed in the order of their ids, so two merges of the same pair the
         // other way round wait for each other instead of deadlocking on PostgreSQL.
         let guest_first = guest.id < target.id;
@@ -743,7 +743,7 @@ impl CartService {
             row.updated_at = read_at;
             return self.view(row, items).await.map(Attempt::done);
         };
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write_relaxed().await?;
         // The cart's row first: it matches only the version planned on, and holds the cart
         // (on PostgreSQL, its row lock) for the item writes.
         if !store::update_cart(&mut tx, &row).await? {

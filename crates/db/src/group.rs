@@ -18,6 +18,15 @@
 //! - A logical rollback (or a transaction dropped without commit) rolls back to its savepoint:
 //!   the others of the group keep their changes.
 //!
+//! - A *relaxed* transaction ([`crate::Db::begin_write_relaxed`]: a cart change, nothing that
+//!   is acknowledged as an order, a payment or a stock change) commits without waiting for the
+//!   disk: its physical commit runs at `synchronous=NORMAL` when the whole group is relaxed.
+//!   The WAL is one file written in order, so the next durable commit's `fsync` makes every
+//!   relaxed commit before it durable too; and a sweep ([`Writer::sync_relaxed`]) checkpoints
+//!   within [`RELAXED_BOUND`] when no durable commit came. So a power cut loses at most the
+//!   relaxed commits of the last second, never one that a durable commit followed, and a
+//!   process crash loses nothing (WAL at `NORMAL` survives it).
+//!
 //! The order of transactions is the writer's order, as before: each sees every change made by
 //! the transactions before it, committed or waiting in the group (if the group's commit fails,
 //! it fails with them). Readers on other connections see a group's changes when it commits,
@@ -34,6 +43,9 @@ use sqlx::{Executor, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use crate::DbError;
+
+/// How long a relaxed commit may wait for the disk at most (see the module's doc).
+pub(crate) const RELAXED_BOUND: Duration = Duration::from_secs(1);
 
 /// The most commits one physical commit covers.
 pub(crate) const MAX_GROUP: usize = 64;
@@ -79,6 +91,16 @@ pub(crate) struct State {
     /// Logical commits in the open physical transaction.
     grouped: u64,
     counts: Arc<Counts>,
+    /// Durable commits wait for the disk (`synchronous=FULL` is configured); when false every
+    /// commit is relaxed anyway.
+    durable_configured: bool,
+    /// The connection's `synchronous` setting is `FULL` (it may be changed only between
+    /// physical transactions).
+    conn_full: bool,
+    /// The open physical transaction commits at `FULL`.
+    tx_full: bool,
+    /// A relaxed commit is not yet known to be on disk.
+    unsynced: bool,
 }
 
 /// The writer, held by one logical transaction.
@@ -102,7 +124,7 @@ impl Drop for Waiting {
 }
 
 impl Writer {
-    pub(crate) fn new(pool: SqlitePool, acquire_timeout: Duration) -> Self {
+    pub(crate) fn new(pool: SqlitePool, acquire_timeout: Duration, durable: bool) -> Self {
         let counts = Arc::new(Counts::default());
         Self {
             pool,
@@ -115,6 +137,10 @@ impl Writer {
                 pending: Vec::new(),
                 grouped: 0,
                 counts: counts.clone(),
+                durable_configured: durable,
+                conn_full: durable,
+                tx_full: durable,
+                unsynced: false,
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
             acquire_timeout,
@@ -135,8 +161,13 @@ impl Writer {
         )
     }
 
-    /// Waits for the writer (up to the acquire timeout) and opens a logical transaction.
-    pub(crate) async fn begin(&self, at: &'static Location<'static>) -> Result<Turn, DbError> {
+    /// Waits for the writer (up to the acquire timeout) and opens a logical transaction;
+    /// `durable` false makes it relaxed (see the module's doc).
+    pub(crate) async fn begin(
+        &self,
+        at: &'static Location<'static>,
+        durable: bool,
+    ) -> Result<Turn, DbError> {
         self.waiting.fetch_add(1, Ordering::AcqRel);
         let waiting = Waiting(self.waiting.clone());
         let Ok(guard) =
@@ -171,12 +202,30 @@ impl Writer {
             }
             state.conn = Some(self.pool.acquire().await?);
         }
+        let full = durable && state.durable_configured;
+        if full && state.in_tx && !state.tx_full {
+            // A durable transaction does not join a relaxed group: that group commits now.
+            state.flush().await?;
+        }
         // One round trip: the statements that open this transaction's savepoint go together.
         let open = match (state.in_tx, std::mem::take(&mut state.unreleased)) {
-            (false, _) => "BEGIN IMMEDIATE; SAVEPOINT emporium_tx",
+            (false, _) => match (state.conn_full, full) {
+                (true, false) => {
+                    "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; SAVEPOINT emporium_tx"
+                }
+                (false, true) => {
+                    "PRAGMA synchronous = FULL; BEGIN IMMEDIATE; SAVEPOINT emporium_tx"
+                }
+                _ => "BEGIN IMMEDIATE; SAVEPOINT emporium_tx",
+            },
             (true, true) => "RELEASE SAVEPOINT emporium_tx; SAVEPOINT emporium_tx",
             (true, false) => "SAVEPOINT emporium_tx",
         };
+        if !state.in_tx {
+            // The setting is changed by the statement that opens the transaction, or kept.
+            state.conn_full = full;
+            state.tx_full = full;
+        }
         if let Err(e) = state.exec(open).await {
             state.abort(&e).await;
             return Err(e);
@@ -203,6 +252,41 @@ impl Writer {
             .as_deref_mut()
             .ok_or(DbError::Query(sqlx::Error::PoolClosed))?;
         work(conn).await
+    }
+
+    /// Makes relaxed commits durable if no durable commit did: once the writer is free, a
+    /// passive checkpoint (at `synchronous=NORMAL` it syncs the WAL before copying it). True
+    /// when nothing is left unsynced; false when the writer was busy or a reader kept the
+    /// checkpoint from finishing (the next sweep tries again).
+    pub(crate) async fn sync_relaxed(&self) -> bool {
+        let Ok(mut state) = self.state.clone().try_lock_owned() else {
+            return false;
+        };
+        if !state.unsynced {
+            return true;
+        }
+        state.settle().await;
+        if state.flush().await.is_err() || !state.unsynced {
+            return !state.unsynced;
+        }
+        let Some(conn) = state.conn.as_deref_mut() else {
+            return false;
+        };
+        // `(busy, frames in the WAL, frames checkpointed)`: all of it checkpointed means the
+        // WAL was synced first.
+        let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(conn)
+            .await
+            .is_ok_and(|(busy, log, checkpointed)| busy == 0 && log == checkpointed);
+        if done {
+            state.unsynced = false;
+        }
+        done
+    }
+
+    /// Whether a relaxed commit is not yet known to be on disk.
+    pub(crate) async fn relaxed_unsynced(&self) -> bool {
+        self.state.lock().await.unsynced
     }
 
     /// Commits the open group and gives the connection back to the pool for good.
@@ -252,6 +336,8 @@ impl State {
         match self.exec(commit).await {
             Ok(()) => {
                 self.in_tx = false;
+                // A durable commit's `fsync` covers every relaxed commit before it.
+                self.unsynced = self.durable_configured && !self.tx_full;
                 let grouped = std::mem::take(&mut self.grouped);
                 if grouped > 0 {
                     self.counts.logical.fetch_add(grouped, Ordering::Relaxed);

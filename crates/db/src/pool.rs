@@ -151,19 +151,40 @@ impl Db {
                 .connect_with(base.read_only(true))
                 .await?;
             Pools::Sqlite {
-                writer: Writer::new(writer, options.acquire_timeout),
+                writer: Writer::new(
+                    writer,
+                    options.acquire_timeout,
+                    options.sqlite_synchronous_full,
+                ),
                 readers,
             }
         } else {
             return Err(DbError::UnsupportedUrl);
         };
-        Ok(Self {
+        let db = Self {
             inner: Arc::new(Inner {
                 pools,
                 outbox_signal: Notify::new(),
                 relay_turn: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        if matches!(db.inner.pools, Pools::Sqlite { .. }) && options.sqlite_synchronous_full {
+            // The sweep that bounds how long a relaxed commit waits for the disk. It holds the
+            // database weakly, and ends with it.
+            let weak = Arc::downgrade(&db.inner);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(crate::group::RELAXED_BOUND / 4);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let Pools::Sqlite { writer, .. } = &inner.pools {
+                        writer.sync_relaxed().await;
+                    }
+                }
+            });
+        }
+        Ok(db)
     }
 
     /// The engine in use.
@@ -194,20 +215,37 @@ impl Db {
     /// Dropping the transaction without [`WriteTx::commit`] rolls it back, outbox rows included.
     #[track_caller]
     pub fn begin_write(&self) -> impl Future<Output = Result<WriteTx, DbError>> + Send + '_ {
-        let at = std::panic::Location::caller();
-        async move {
-            let tx = match &self.inner.pools {
-                Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin(at).await?),
-                Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-            };
-            Ok(WriteTx {
-                tx,
-                db: self.clone(),
-                wrote_events: false,
-                pending_events: Vec::new(),
-                pending_writes: Vec::new(),
-            })
-        }
+        self.begin_with(std::panic::Location::caller(), true)
+    }
+
+    /// As [`Db::begin_write`], for a change that may be lost to a power cut if it was made in
+    /// the last second (a cart's change; never an order, a payment or a stock change): on
+    /// SQLite its commit does not wait for the disk, and is made durable by the next durable
+    /// commit or within a second (see the `group` module). A process crash loses nothing. On
+    /// PostgreSQL it is a durable transaction.
+    #[track_caller]
+    pub fn begin_write_relaxed(
+        &self,
+    ) -> impl Future<Output = Result<WriteTx, DbError>> + Send + '_ {
+        self.begin_with(std::panic::Location::caller(), false)
+    }
+
+    async fn begin_with(
+        &self,
+        at: &'static std::panic::Location<'static>,
+        durable: bool,
+    ) -> Result<WriteTx, DbError> {
+        let tx = match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin(at, durable).await?),
+            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        };
+        Ok(WriteTx {
+            tx,
+            db: self.clone(),
+            wrote_events: false,
+            pending_events: Vec::new(),
+            pending_writes: Vec::new(),
+        })
     }
 
     /// Starts a [`WriteBatch`]: writes that need no answer, made together at its commit.
@@ -219,11 +257,21 @@ impl Db {
         }
     }
 
+    /// Whether a relaxed commit ([`Db::begin_write_relaxed`]) still waits for the disk: true
+    /// for at most about a second after one, on SQLite at `synchronous=FULL`.
+    pub async fn relaxed_unsynced(&self) -> bool {
+        match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => writer.relaxed_unsynced().await,
+            Pools::Postgres(_) => false,
+        }
+    }
+
     /// Starts a [`GuardedWrite`]: inserts and events that are written only if `guard`
     /// applies, together with it.
     pub fn guarded_write(&self, guard: crate::Sql) -> GuardedWrite {
         GuardedWrite {
             db: self.clone(),
+            durable: true,
             guard,
             inserts: Vec::new(),
             events: Vec::new(),
@@ -558,6 +606,8 @@ impl WriteBatch {
 /// duplicate key in an insert) keeps nothing.
 pub struct GuardedWrite {
     db: Db,
+    /// False for a relaxed write (see [`Db::begin_write_relaxed`]).
+    durable: bool,
     guard: crate::Sql,
     /// Each insert's head (`INSERT INTO t (a, b)`) and its rows.
     inserts: Vec<(&'static str, Vec<Vec<crate::Arg>>)>,
@@ -568,6 +618,14 @@ pub struct GuardedWrite {
 const OUTBOX_INSERT: &str = "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data)";
 
 impl GuardedWrite {
+    /// Makes it relaxed, as [`Db::begin_write_relaxed`] says: on SQLite its commit does not
+    /// wait for the disk.
+    #[must_use]
+    pub fn relaxed(mut self) -> Self {
+        self.durable = false;
+        self
+    }
+
     /// Adds an insert of `row` into what `head` names (`INSERT INTO t (a, b)`, the columns in
     /// the order of the row's values), made only when the guard applies.
     pub fn insert(&mut self, head: &'static str, row: Vec<crate::Arg>) {
@@ -604,6 +662,7 @@ impl GuardedWrite {
     pub async fn commit(self) -> Result<bool, DbError> {
         let Self {
             db,
+            durable,
             guard,
             mut inserts,
             events,
@@ -631,7 +690,9 @@ impl GuardedWrite {
             let mut conn = pool.acquire().await?;
             sql.fetch_count(Conn::Postgres(&mut conn)).await? > 0
         } else {
-            let mut tx = db.begin_write().await?;
+            let mut tx = db
+                .begin_with(std::panic::Location::caller(), durable)
+                .await?;
             if guard.execute(&mut tx).await? == 0 {
                 tx.rollback().await?;
                 return Ok(false);

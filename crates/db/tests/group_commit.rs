@@ -166,3 +166,98 @@ async fn a_dropped_transaction_does_not_hold_the_writer() {
     tx.commit().await.expect("commit");
     assert_eq!(labels(&db).await, vec!["other".to_owned()]);
 }
+
+/// The writer connection's `synchronous` setting as a transaction sees it (1 NORMAL, 2 FULL).
+async fn synchronous(tx: &mut emporium_db::WriteTx) -> i64 {
+    emporium_db::run!(&mut *tx, |c| sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(c)
+        .await)
+    .expect("pragma")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relaxed_commits_skip_the_disk_wait_and_are_synced_by_the_next_durable_one_or_the_sweep() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = open(&dir).await;
+
+    // A relaxed transaction runs at NORMAL and leaves its commit waiting for the disk.
+    let mut tx = db.begin_write_relaxed().await.expect("begin");
+    assert_eq!(synchronous(&mut tx).await, 1);
+    execute!(
+        &mut tx,
+        sqlx::query("INSERT INTO items (label) VALUES ('cart')")
+    )
+    .expect("insert");
+    tx.commit().await.expect("commit");
+    assert!(db.relaxed_unsynced().await);
+
+    // A durable transaction runs at FULL, and its commit syncs the relaxed one before it.
+    let mut tx = db.begin_write().await.expect("begin");
+    assert_eq!(synchronous(&mut tx).await, 2);
+    execute!(
+        &mut tx,
+        sqlx::query("INSERT INTO items (label) VALUES ('order')")
+    )
+    .expect("insert");
+    tx.commit().await.expect("commit");
+    assert!(!db.relaxed_unsynced().await);
+
+    // Relaxed and durable transactions at once: all commit, each group at the setting its
+    // transactions need (a durable one never waits in a relaxed group).
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let db = db.clone();
+        tasks.spawn(async move {
+            let durable = i % 3 == 0;
+            let mut tx = if durable {
+                db.begin_write().await
+            } else {
+                db.begin_write_relaxed().await
+            }
+            .expect("begin");
+            let setting = synchronous(&mut tx).await;
+            execute!(
+                &mut tx,
+                sqlx::query("INSERT INTO items (label) VALUES ($1)").bind(format!("mixed-{i}"))
+            )
+            .expect("insert");
+            tx.commit().await.expect("commit");
+            (durable, setting)
+        });
+    }
+    for (durable, setting) in tasks.join_all().await {
+        if durable {
+            assert_eq!(setting, 2, "a durable transaction ran at NORMAL");
+        }
+    }
+    assert_eq!(labels(&db).await.len(), 42);
+
+    // With no durable commit after it, the sweep syncs a relaxed commit within its bound.
+    let mut tx = db.begin_write_relaxed().await.expect("begin");
+    execute!(
+        &mut tx,
+        sqlx::query("INSERT INTO items (label) VALUES ('late')")
+    )
+    .expect("insert");
+    tx.commit().await.expect("commit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while db.relaxed_unsynced().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A process that stops without closing loses no relaxed commit (WAL at NORMAL).
+    let mut tx = db.begin_write_relaxed().await.expect("begin");
+    execute!(
+        &mut tx,
+        sqlx::query("INSERT INTO items (label) VALUES ('kept')")
+    )
+    .expect("insert");
+    tx.commit().await.expect("commit");
+    drop(db);
+    let reopened = open_existing(&dir).await;
+    assert!(labels(&reopened).await.contains(&"kept".to_owned()));
+}

@@ -267,9 +267,12 @@ impl CheckoutService {
             set: &self.running,
             id: row.id,
         };
+        // Relaxed: nothing is acknowledged before the reservation's durable commit, which on
+        // the one SQLite file makes the claim durable too.
         let mut claim = self
             .db
-            .guarded_write(self.carts.hold_guard(cart, view.version, row.id));
+            .guarded_write(self.carts.hold_guard(cart, view.version, row.id))
+            .relaxed();
         let (head, values) = store::checkout_insert(&row);
         claim.insert(head, values);
         let duplicate = match claim.commit().await {
