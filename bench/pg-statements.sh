@@ -29,7 +29,8 @@ if [ "$profile" = release ]; then
 else
   cargo build -q -p emporium -p emporium-loadgen
 fi
-bin="$target/$profile/emporium"
+# BENCH_BIN runs another build of the server (an older commit's, for a baseline).
+bin=${BENCH_BIN:-$target/$profile/emporium}
 loadgen="$target/$profile/loadgen"
 password='bench staff passphrase'
 cluster=$(mktemp -d /tmp/emporium-pgss.XXXXXX)
