@@ -1,28 +1,31 @@
 //! The catalog: products, variants, options, prices, categories, collections and media, with the
 //! staff API that changes them and the storefront API that reads them through a cache.
 
-pub mod api;
-pub mod domain;
-pub mod error;
+mod api;
+mod domain;
+mod error;
 pub mod events;
-pub mod listing;
-pub mod media;
-pub mod pages;
-pub mod projection;
-pub mod reads;
-pub mod routes;
-pub mod service;
-pub mod store;
+mod listing;
+mod media;
+mod pages;
+mod projection;
+mod reads;
+mod routes;
+mod service;
+mod store;
 
 pub use api::{
-    CatalogApi, Category, CategoryNode, CategoryTree, Collection, Product, ProductStatus,
-    Purchasable, Variant,
+    AdminListQuery, CatalogApi, Category, CategoryNode, CategoryTree, Collection, CollectionInput,
+    NewCategory, NewProduct, NewVariant, Product, ProductOption, ProductStatus, Purchasable,
+    Variant,
 };
+pub use domain::slugify;
 pub use error::CatalogError;
 pub use media::{MediaS3Config, MediaStore};
-pub use reads::CatalogReads;
+pub use projection::{CacheInvalidator, StockProjection};
+pub use reads::{CatalogReads, ReadCacheConfig};
 pub use routes::{ADMIN_RULES, CatalogState, router};
-pub use service::CatalogService;
+pub use service::{CatalogService, Upserted};
 
 /// The catalog's schema.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[emporium_db::Migration {

@@ -31,8 +31,6 @@ use crate::error::CatalogError;
 use crate::service::CatalogService;
 use crate::store::MediaRow;
 
-/// The largest file accepted when nothing else is configured: 10 MiB.
-pub const DEFAULT_MAX_BYTES: usize = 10 * 1024 * 1024;
 
 /// The longest alternative text, in characters.
 pub const MAX_ALT_CHARS: usize = 500;

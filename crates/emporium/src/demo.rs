@@ -50,7 +50,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
     // A browsable store on first start: the demo catalog, once.
     let empty = store
         .catalog
-        .list_products(emporium_catalog::service::AdminListQuery {
+        .list_products(emporium_catalog::AdminListQuery {
             limit: Some(1),
             ..Default::default()
         })

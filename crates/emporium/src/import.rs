@@ -11,8 +11,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use emporium_catalog::CatalogError;
-use emporium_catalog::api::{ProductOption, ProductStatus};
-use emporium_catalog::service::{CollectionInput, NewCategory, NewProduct, NewVariant, Upserted};
+use emporium_catalog::{CollectionInput, NewCategory, NewProduct, NewVariant, Upserted};
+use emporium_catalog::{ProductOption, ProductStatus};
 use emporium_inventory::CreateLocation;
 use emporium_kernel::ids::{CategoryId, CollectionId, LocationId};
 use emporium_kernel::{DomainError, Money};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 
-use emporium_catalog::api::{ProductOption, ProductStatus};
+use emporium_catalog::{ProductOption, ProductStatus};
 use emporium_kernel::Money;
 
 use crate::import::{ImportProduct, ImportVariant, Record};
@@ -142,7 +142,7 @@ fn product(i: usize) -> ImportProduct {
     let material = dept.materials[rng.usize(..dept.materials.len())];
     let noun = dept.nouns[rng.usize(..dept.nouns.len())];
     let title = format!("{adjective} {material} {noun}");
-    let handle = format!("{}-{i}", emporium_catalog::domain::slugify(&title));
+    let handle = format!("{}-{i}", emporium_catalog::slugify(&title));
     // Prices end in 99 or 00, between 5 and 250 EUR; USD and GBP follow at fixed rates.
     let base = 500 + rng.i64(0..24_500);
     let eur = if rng.bool() {

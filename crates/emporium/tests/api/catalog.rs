@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, after_delivery, assert_problem, pointers};
 use crate::on_both_backends;
-use emporium_catalog::reads::{CatalogReads, ReadCacheConfig};
+use emporium_catalog::{CatalogReads, ReadCacheConfig};
 
 on_both_backends!(
     a_product_goes_from_draft_to_the_storefront_and_back,
