@@ -31,7 +31,6 @@ use crate::error::CatalogError;
 use crate::service::CatalogService;
 use crate::store::MediaRow;
 
-
 /// The longest alternative text, in characters.
 pub const MAX_ALT_CHARS: usize = 500;
 
