@@ -1,5 +1,6 @@
 //! Reading orders (the projection), and rebuilding the projection from the event streams.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use emporium_db::Db;
@@ -9,6 +10,7 @@ use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::ids::{OrderId, VariantId};
 use emporium_payments::{Operation, PaymentError, PaymentsApi};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::domain::{
     Change, MoneyAction, Order, OrderChanged, OrderEvent, OrderStatus, PaymentStep, PendingPayment,
@@ -41,7 +43,17 @@ pub struct OrderService {
     clock: Arc<dyn Clock>,
     payments: Arc<dyn PaymentsApi>,
     crash: CrashPoints,
+    /// Orders whose payment step recovery could not settle: how often it tried, and when it
+    /// may try again, so a provider that keeps failing is asked less and less often. Kept in
+    /// memory: a restart tries each once more. A std mutex, never held across an await.
+    retries: std::sync::Mutex<HashMap<Uuid, (u32, OffsetDateTime)>>,
 }
+
+/// How long recovery waits before it asks a failing provider again about an order, the first
+/// time; each failure doubles it, up to [`SETTLE_RETRY_MAX`].
+pub const SETTLE_RETRY_FIRST: time::Duration = time::Duration::seconds(10);
+/// The longest wait between two of recovery's tries for one order.
+pub const SETTLE_RETRY_MAX: time::Duration = time::Duration::minutes(15);
 
 impl OrderService {
     pub fn new(
@@ -55,6 +67,7 @@ impl OrderService {
             clock,
             payments,
             crash,
+            retries: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -187,22 +200,63 @@ impl OrderService {
     /// request or a provider that did not answer left it); returns how many it settled. One
     /// that still gets no answer stays pending for the next pass.
     pub async fn settle_pending(&self, idle: std::time::Duration) -> Result<usize, OrderingError> {
-        let before = self.clock.now() - idle;
+        let now = self.clock.now();
+        let before = now - idle;
         let mut conn = self.db.read().await?;
         let ids = store::orders_pending_payment(&mut conn, before).await?;
         drop(conn);
         let mut settled = 0;
+        let mut deferred = 0_u64;
         for id in ids {
+            if !self.retry_due(id, now) {
+                deferred += 1;
+                continue;
+            }
             let order = self.get_any(OrderId(id)).await?;
             match self.settle(order).await {
-                Ok(_) => settled += 1,
-                Err(OrderingError::Payment(e)) if nothing_moved(&e) => settled += 1,
+                Ok(_) => {
+                    self.forget_retry(id);
+                    settled += 1;
+                }
+                Err(OrderingError::Payment(e)) if nothing_moved(&e) => {
+                    self.forget_retry(id);
+                    settled += 1;
+                }
                 Err(e) => {
-                    tracing::warn!(order = %OrderId(id), error = %e, "pending payment not settled; retried later");
+                    let (attempts, next) = self.schedule_retry(id, now);
+                    tracing::warn!(order = %OrderId(id), error = %e, attempts, retry_at = %next, "pending payment not settled; retried later");
                 }
             }
         }
+        if deferred > 0 {
+            metrics::counter!("emporium_order_settlements_deferred_total").increment(deferred);
+        }
         Ok(settled)
+    }
+
+    /// Whether recovery may try order `id` again at `now`.
+    fn retry_due(&self, id: Uuid, now: OffsetDateTime) -> bool {
+        self.retries
+            .lock()
+            .map_or(true, |r| r.get(&id).is_none_or(|(_, next)| *next <= now))
+    }
+
+    /// Counts a failed try for order `id` at `now`; returns the tries so far and when the next
+    /// one is due.
+    fn schedule_retry(&self, id: Uuid, now: OffsetDateTime) -> (u32, OffsetDateTime) {
+        let Ok(mut retries) = self.retries.lock() else {
+            return (0, now);
+        };
+        let entry = retries.entry(id).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now + retry_wait(entry.0);
+        *entry
+    }
+
+    fn forget_retry(&self, id: Uuid) {
+        if let Ok(mut retries) = self.retries.lock() {
+            retries.remove(&id);
+        }
     }
 
     /// Appends `change` to `order`'s stream at the next sequence, with the projection and the
@@ -316,6 +370,13 @@ impl OrderService {
 /// Whether a payment failure says for sure that no money moved (the payment refused, or the
 /// intent was not in a state to move); otherwise the outcome is unknown and the step is
 /// retried under the same key.
+/// The wait after the `attempts`-th failed try: [`SETTLE_RETRY_FIRST`], doubled for each try
+/// after the first, at most [`SETTLE_RETRY_MAX`].
+fn retry_wait(attempts: u32) -> time::Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    (SETTLE_RETRY_FIRST * 2_i32.pow(doublings)).min(SETTLE_RETRY_MAX)
+}
+
 fn nothing_moved(e: &PaymentError) -> bool {
     matches!(
         e,

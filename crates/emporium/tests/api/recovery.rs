@@ -21,7 +21,130 @@ on_both_backends!(
     concurrent_captures_cancellations_and_refunds_agree_with_the_payment,
     an_order_action_killed_between_its_steps_is_settled_at_restart,
     a_checkout_whose_client_hangs_up_ends_with_an_order_or_a_free_cart,
+    a_provider_that_keeps_failing_is_asked_less_and_less_often,
 );
+
+/// A `test` provider whose captures fail as unavailable (the money may have moved) until it
+/// is healed, counting every capture it is asked for.
+#[derive(Default)]
+struct SilentProvider {
+    captures: std::sync::atomic::AtomicUsize,
+    healed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl emporium_payments::PaymentProvider for SilentProvider {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    async fn authorize(
+        &self,
+        intent: emporium_kernel::ids::PaymentId,
+        _amount: emporium_kernel::Money,
+        _token: Option<&str>,
+    ) -> Result<emporium_payments::Authorization, emporium_payments::ProviderError> {
+        Ok(emporium_payments::Authorization::Approved {
+            reference: format!("silent_{}", intent.0.simple()),
+        })
+    }
+
+    async fn capture(
+        &self,
+        _reference: &str,
+        _amount: emporium_kernel::Money,
+        _key: &str,
+    ) -> Result<(), emporium_payments::ProviderError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.captures.fetch_add(1, SeqCst);
+        if self.healed.load(SeqCst) {
+            Ok(())
+        } else {
+            Err(emporium_payments::ProviderError::Unavailable(
+                "no answer".into(),
+            ))
+        }
+    }
+
+    async fn void(
+        &self,
+        _intent: emporium_kernel::ids::PaymentId,
+        _reference: Option<&str>,
+        _key: &str,
+    ) -> Result<(), emporium_payments::ProviderError> {
+        Ok(())
+    }
+
+    async fn refund(
+        &self,
+        _reference: &str,
+        _amount: emporium_kernel::Money,
+        _key: &str,
+    ) -> Result<(), emporium_payments::ProviderError> {
+        Ok(())
+    }
+}
+
+async fn a_provider_that_keeps_failing_is_asked_less_and_less_often(app: TestApp) {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use emporium_kernel::ids::OrderId;
+    use emporium_ordering::{Action, OrderService, SETTLE_RETRY_FIRST};
+
+    let shop = shop(&app, 20, 100).await;
+    let order: OrderId = place(&app, &shop, "backoff-1").await.parse().unwrap();
+    // The order's payment, as a store whose provider stopped answering sees it, on a clock of
+    // the test's own.
+    let silent = Arc::new(SilentProvider::default());
+    let db = app.store().db.clone();
+    let payments = emporium_payments::PaymentService::new(db.clone(), app.store().clock.clone())
+        .with_provider(silent.clone())
+        .with_enabled(&["test"])
+        .unwrap();
+    let clock = Arc::new(emporium_kernel::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let orders = OrderService::new(
+        db,
+        clock.clone(),
+        Arc::new(payments),
+        emporium_kernel::fault::CrashPoints::default(),
+    );
+    let second = time::Duration::seconds(1);
+
+    assert!(orders.act(order, Action::Capture).await.is_err());
+    assert_eq!(silent.captures.load(SeqCst), 1);
+    // Recovery asks again at its next sweep, then waits 10 s, then 20 s: not before.
+    let mut asked = vec![];
+    for advance in [
+        second,
+        time::Duration::ZERO,
+        SETTLE_RETRY_FIRST - second,
+        2 * second,
+        SETTLE_RETRY_FIRST,
+        SETTLE_RETRY_FIRST + second,
+    ] {
+        clock.advance(advance);
+        assert_eq!(orders.settle_pending(Duration::ZERO).await.unwrap(), 0);
+        asked.push(silent.captures.load(SeqCst));
+    }
+    assert_eq!(asked, [2, 2, 2, 3, 3, 4]);
+    let pending = orders.get_any(order).await.unwrap();
+    assert!(
+        pending.pending_payment.is_some(),
+        "the capture is still pending"
+    );
+
+    // Once the provider answers, the next due try settles it, and the figures agree.
+    silent.healed.store(true, SeqCst);
+    clock.advance(SETTLE_RETRY_FIRST * 4);
+    assert_eq!(orders.settle_pending(Duration::ZERO).await.unwrap(), 1);
+    let settled = orders.get_any(order).await.unwrap();
+    assert!(settled.pending_payment.is_none());
+    assert_eq!(settled.captured_amount, settled.total);
+    assert_eq!(silent.captures.load(SeqCst), 5);
+}
 
 /// Places an order of one unit; returns its id.
 async fn place(app: &TestApp, shop: &Shop, key: &str) -> String {
