@@ -594,7 +594,7 @@ async fn media_in_an_s3_bucket_are_stored_served_and_deleted() {
             "test",
         ))),
     };
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.media.s3 = Some(s3)).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.media.s3 = Some(s3.clone())).await;
     let staff = app.staff_token("media@example.com", Role::Staff).await;
     let id = product(&app, &staff, "POSTER-S3").await;
     let media = upload_ok(&app, &id, &staff, PNG).await;
@@ -632,4 +632,49 @@ async fn media_in_an_s3_bucket_are_stored_served_and_deleted() {
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_problem(app.get(url, None).await, 404, "media_not_found").await;
+
+    two_catalog_instances_share_one_bucket(s3).await;
+}
+
+/// Two store processes over one PostgreSQL database and one bucket, as catalog instances of
+/// the scaled-out shape are: what one stores, the other serves, and a deletion through one is
+/// seen by the other.
+async fn two_catalog_instances_share_one_bucket(s3: emporium::config::MediaS3Settings) {
+    let Some(admin) = postgres_url() else {
+        if std::env::var("EMPORIUM_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            panic!("EMPORIUM_TEST_POSTGRES_URL is not set but EMPORIUM_TEST_REQUIRE_POSTGRES=1");
+        }
+        eprintln!("NOT RUN: shared-bucket media test skipped, no PostgreSQL");
+        return;
+    };
+    let first = TestApp::spawn_with(Backend::Postgres(admin.clone()), |c| {
+        c.media.s3 = Some(s3.clone());
+    })
+    .await;
+    let shared = first.config.database_url.clone();
+    let second = TestApp::spawn_with(Backend::Postgres(admin), |c| {
+        c.media.s3 = Some(s3);
+        c.database_url = shared;
+    })
+    .await;
+    let staff = first.staff_token("shared@example.com", Role::Staff).await;
+    let id = product(&first, &staff, "POSTER-SHARED").await;
+    let media = upload_ok(&first, &id, &staff, PNG).await;
+    let url = media["url"].as_str().unwrap();
+
+    let r = second.get(url, None).await;
+    assert_eq!(r.status(), StatusCode::OK, "the other instance serves it");
+    assert_eq!(&r.bytes().await.unwrap()[..], PNG);
+
+    let r = first
+        .request(
+            Method::DELETE,
+            &format!("/v1/admin/products/{id}"),
+            None,
+            Some(&staff),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_problem(second.get(url, None).await, 404, "media_not_found").await;
 }
