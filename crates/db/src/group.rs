@@ -99,8 +99,8 @@ pub(crate) struct State {
     conn_full: bool,
     /// The open physical transaction commits at `FULL`.
     tx_full: bool,
-    /// A relaxed commit is not yet known to be on disk.
-    unsynced: bool,
+    /// Since when a relaxed commit is not known to be on disk (the first such commit).
+    unsynced_since: Option<Instant>,
 }
 
 /// The writer, held by one logical transaction.
@@ -140,7 +140,7 @@ impl Writer {
                 durable_configured: durable,
                 conn_full: durable,
                 tx_full: durable,
-                unsynced: false,
+                unsynced_since: None,
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
             acquire_timeout,
@@ -254,22 +254,49 @@ impl Writer {
         work(conn).await
     }
 
-    /// Makes relaxed commits durable if no durable commit did: once the writer is free, a
-    /// passive checkpoint (at `synchronous=NORMAL` it syncs the WAL before copying it). True
-    /// when nothing is left unsynced; false when the writer was busy or a reader kept the
-    /// checkpoint from finishing (the next sweep tries again).
-    pub(crate) async fn sync_relaxed(&self) -> bool {
+    /// Makes relaxed commits durable if no durable commit did, once the oldest is `min_age`
+    /// old and the writer is free: a passive checkpoint (at `synchronous=NORMAL` it syncs the
+    /// WAL before copying it). True when nothing is left unsynced; false when the commits are
+    /// younger, the writer was busy or a reader kept the checkpoint from finishing (the next
+    /// sweep tries again). The sweep passes half of [`RELAXED_BOUND`] every quarter of it.
+    pub(crate) async fn sync_relaxed(&self, min_age: Duration) -> bool {
         let Ok(mut state) = self.state.clone().try_lock_owned() else {
             return false;
         };
-        if !state.unsynced {
-            return true;
+        match state.unsynced_since {
+            None => true,
+            // Younger relaxed commits wait for the next pass (or a durable commit).
+            Some(since) if since.elapsed() < min_age => false,
+            Some(_) => state.sync_relaxed().await,
         }
-        state.settle().await;
-        if state.flush().await.is_err() || !state.unsynced {
-            return !state.unsynced;
+    }
+
+    /// Whether a relaxed commit is not yet known to be on disk.
+    pub(crate) async fn relaxed_unsynced(&self) -> bool {
+        self.state.lock().await.unsynced_since.is_some()
+    }
+
+    /// Commits the open group and gives the connection back to the pool for good.
+    pub(crate) async fn close(&self) {
+        let mut state = self.state.lock().await;
+        // Commits the open group, and leaves no relaxed commit waiting for the disk.
+        state.sync_relaxed().await;
+        state.conn = None;
+        state.closed = true;
+        drop(state);
+        self.pool.close().await;
+    }
+}
+
+impl State {
+    /// Commits the open group and, when a relaxed commit is not yet on disk, checkpoints (see
+    /// [`Writer::sync_relaxed`]). True when nothing is left unsynced.
+    async fn sync_relaxed(&mut self) -> bool {
+        self.settle().await;
+        if self.flush().await.is_err() || self.unsynced_since.is_none() {
+            return self.unsynced_since.is_none();
         }
-        let Some(conn) = state.conn.as_deref_mut() else {
+        let Some(conn) = self.conn.as_deref_mut() else {
             return false;
         };
         // `(busy, frames in the WAL, frames checkpointed)`: all of it checkpointed means the
@@ -279,29 +306,11 @@ impl Writer {
             .await
             .is_ok_and(|(busy, log, checkpointed)| busy == 0 && log == checkpointed);
         if done {
-            state.unsynced = false;
+            self.unsynced_since = None;
         }
         done
     }
 
-    /// Whether a relaxed commit is not yet known to be on disk.
-    pub(crate) async fn relaxed_unsynced(&self) -> bool {
-        self.state.lock().await.unsynced
-    }
-
-    /// Commits the open group and gives the connection back to the pool for good.
-    pub(crate) async fn close(&self) {
-        let mut state = self.state.lock().await;
-        state.settle().await;
-        let _ = state.flush().await;
-        state.conn = None;
-        state.closed = true;
-        drop(state);
-        self.pool.close().await;
-    }
-}
-
-impl State {
     async fn exec(&mut self, sql: &'static str) -> Result<(), DbError> {
         if let Some(conn) = self.conn.as_deref_mut() {
             conn.execute(sql).await?;
@@ -337,7 +346,11 @@ impl State {
             Ok(()) => {
                 self.in_tx = false;
                 // A durable commit's `fsync` covers every relaxed commit before it.
-                self.unsynced = self.durable_configured && !self.tx_full;
+                if !self.durable_configured || self.tx_full {
+                    self.unsynced_since = None;
+                } else if self.unsynced_since.is_none() {
+                    self.unsynced_since = Some(Instant::now());
+                }
                 let grouped = std::mem::take(&mut self.grouped);
                 if grouped > 0 {
                     self.counts.logical.fetch_add(grouped, Ordering::Relaxed);

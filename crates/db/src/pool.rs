@@ -179,7 +179,7 @@ impl Db {
                     tick.tick().await;
                     let Some(inner) = weak.upgrade() else { break };
                     if let Pools::Sqlite { writer, .. } = &inner.pools {
-                        writer.sync_relaxed().await;
+                        writer.sync_relaxed(crate::group::RELAXED_BOUND / 2).await;
                     }
                 }
             });
@@ -263,6 +263,16 @@ impl Db {
         match &self.inner.pools {
             Pools::Sqlite { writer, .. } => writer.relaxed_unsynced().await,
             Pools::Postgres(_) => false,
+        }
+    }
+
+    /// Makes every relaxed commit durable now, if the writer is free: what the sweep does
+    /// within a second of one (and [`Db::close`] does at the end). True when none is left
+    /// waiting for the disk.
+    pub async fn sync_relaxed(&self) -> bool {
+        match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => writer.sync_relaxed(Duration::ZERO).await,
+            Pools::Postgres(_) => true,
         }
     }
 
