@@ -17,6 +17,14 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::group::{Turn, Writer};
+
+/// The head of an insert into the outbox, with its columns in the order of [`outbox_rows`].
+macro_rules! outbox_insert {
+    () => {
+        "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, \
+         trace, data)"
+    };
+}
 use crate::{DbError, Migration, migrate};
 
 /// Creates an empty database file readable by its owner only (0600) unless it exists, so SQLite
@@ -545,12 +553,7 @@ fn outbox_inserts(
     backend: Backend,
     rows: Vec<Vec<crate::Arg>>,
 ) -> Result<Vec<crate::Sql>, DbError> {
-    crate::bulk::insert_statements(
-        backend,
-        "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data) VALUES",
-        "",
-        rows,
-    )
+    crate::bulk::insert_statements(backend, concat!(outbox_insert!(), " VALUES"), "", rows)
 }
 
 /// Writes made together, all or nothing, that need no answer and read nothing: a transaction
@@ -624,9 +627,6 @@ pub struct GuardedWrite {
     events: Vec<Vec<crate::Arg>>,
 }
 
-/// The head of the outbox's insert.
-const OUTBOX_INSERT: &str = "INSERT INTO outbox (event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data)";
-
 impl GuardedWrite {
     /// Makes it relaxed, as [`Db::begin_write_relaxed`] says: on SQLite its commit does not
     /// wait for the disk.
@@ -642,16 +642,6 @@ impl GuardedWrite {
         self.inserts.push((head, vec![row]));
     }
 
-    /// Records events in the outbox, only when the guard applies; see
-    /// [`WriteTx::record_serialized`].
-    pub fn record_serialized<E: Event>(
-        &mut self,
-        events: Vec<(String, i64, String)>,
-        occurred_at: OffsetDateTime,
-    ) -> Vec<Uuid> {
-        outbox_rows::<E>(events, occurred_at, &mut self.events)
-    }
-
     /// Records `event` in the outbox as the `sequence`-th event of its aggregate, only when
     /// the guard applies.
     pub fn record<E: Event>(
@@ -661,8 +651,11 @@ impl GuardedWrite {
         occurred_at: OffsetDateTime,
     ) -> Result<Uuid, DbError> {
         let payload = serde_json::to_string(event)?;
-        let mut ids = self
-            .record_serialized::<E>(vec![(event.aggregate_id(), sequence, payload)], occurred_at);
+        let mut ids = outbox_rows::<E>(
+            vec![(event.aggregate_id(), sequence, payload)],
+            occurred_at,
+            &mut self.events,
+        );
         ids.pop()
             .ok_or(DbError::Bulk("an event was recorded without an id"))
     }
@@ -679,7 +672,7 @@ impl GuardedWrite {
         } = self;
         let wrote_events = !events.is_empty();
         if !events.is_empty() {
-            inserts.push((OUTBOX_INSERT, events));
+            inserts.push((outbox_insert!(), events));
         }
         if inserts.len() > WITH_NAMES.len() {
             return Err(DbError::Bulk("a guarded write holds at most eight inserts"));

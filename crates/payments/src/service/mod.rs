@@ -522,16 +522,19 @@ fn intent(row: IntentRow) -> Result<PaymentIntent, PaymentError> {
 }
 
 /// Inserts the intent unless its reference has one; returns whether it did.
+/// An intent's insert, its values in the order of [`insert_statement`].
+macro_rules! intent_insert {
+    () => {
+        "INSERT INTO payment_intents (id, reference, provider, amount, currency, status, \
+         provider_reference, failure_code, captured_amount, refunded_amount, version, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    };
+}
+
 /// An intent's insert that keeps the reference's first intent (inserting nothing).
-const INSERT_OR_KEEP: &str = "INSERT INTO payment_intents (id, reference, provider, amount, \
-     currency, status, provider_reference, failure_code, captured_amount, refunded_amount, \
-     version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-     $12, $13) ON CONFLICT (reference) DO NOTHING";
+const INSERT_OR_KEEP: &str = concat!(intent_insert!(), " ON CONFLICT (reference) DO NOTHING");
 /// An intent's insert that fails when the reference has one.
-const INSERT_NEW: &str = "INSERT INTO payment_intents (id, reference, provider, amount, \
-     currency, status, provider_reference, failure_code, captured_amount, refunded_amount, \
-     version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-     $12, $13)";
+const INSERT_NEW: &str = intent_insert!();
 
 /// `row`'s insert, as `text` ([`INSERT_OR_KEEP`] or [`INSERT_NEW`]) writes it.
 fn insert_statement(row: &IntentRow, text: &'static str) -> Sql {
