@@ -18,6 +18,7 @@ on_both_backends!(
     staff_read_pricing_but_only_admins_change_it,
     a_coupon_limited_to_ten_uses_is_redeemed_exactly_ten_times_under_contention,
     a_rule_written_by_another_process_reaches_quotes_within_the_rules_max_age,
+    coupon_codes_a_quote_keeps_follow_every_coupon_write_and_use,
 );
 
 const VARIANT: &str = "var_0192f0c1a2b37c4d8e9f0a1b2c3d4e5f";
@@ -442,4 +443,68 @@ async fn a_rule_written_by_another_process_reaches_quotes_within_the_rules_max_a
     let rules = other.rules().await.unwrap();
     assert_eq!(rules.tax_rates.len(), 1);
     assert_eq!(rules.tax_rates[0].country.as_str(), "AT");
+}
+
+/// Whether each of `codes` applies to a quote of a plain cart, in order.
+async fn applied(app: &TestApp, token: &str, codes: &[&str]) -> Vec<bool> {
+    let body = json!({"cart": cart(10_000, 1, None), "coupon_codes": codes});
+    let r = app
+        .post_json("/v1/admin/pricing/quote", &body, Some(token))
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let q: Value = r.json().await.unwrap();
+    q["coupons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["applied"] == true)
+        .collect()
+}
+
+async fn coupon_codes_a_quote_keeps_follow_every_coupon_write_and_use(app: TestApp) {
+    let token = admin(&app).await;
+    let promo = created(
+        &app,
+        "/v1/admin/promotions",
+        json!({"name": "kept", "needs_coupon": true,
+               "benefit": {"type": "order_percent", "basis_points": 500}}),
+        &token,
+    )
+    .await;
+    let coupon = |code: &str, limit: Option<i64>| json!({"code": code, "promotion_id": promo["id"], "usage_limit": limit});
+    let kept = created(&app, "/v1/admin/coupons", coupon("KEPT", None), &token).await;
+    created(&app, "/v1/admin/coupons", coupon("ONCE", Some(1)), &token).await;
+    // Read (and kept, for the unlimited code and the unknown one) by a first quote each (one
+    // promotion applies once per cart, so each code goes alone).
+    assert_eq!(applied(&app, &token, &["KEPT"]).await, [true]);
+    assert_eq!(applied(&app, &token, &["ONCE"]).await, [true]);
+    assert_eq!(applied(&app, &token, &["LATER"]).await, [false]);
+
+    // A code created after a quote found none applies at once.
+    created(&app, "/v1/admin/coupons", coupon("LATER", None), &token).await;
+    assert_eq!(applied(&app, &token, &["LATER"]).await, [true]);
+
+    // A deleted code stops applying at once.
+    let id = kept["id"].as_str().unwrap();
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/admin/coupons/{id}"),
+            None,
+            Some(&token),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(applied(&app, &token, &["KEPT"]).await, [false]);
+
+    // A limited code is read every time: once used up, it no longer applies.
+    let pricing = app.store().pricing.clone();
+    let mut tx = pricing.begin_write().await.unwrap();
+    pricing
+        .redeem_in(&mut tx, "ONCE", "checkout-once", "cus-once")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(applied(&app, &token, &["ONCE"]).await, [false]);
 }
