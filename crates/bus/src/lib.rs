@@ -1,10 +1,12 @@
-//! The event bus: the [`EventBus`] trait, its in-process implementation, and the outbox relay that
-//! moves committed outbox rows onto a bus, at least once, in outbox order.
+//! The event bus: the [`EventBus`] trait, its in-process implementation, the NATS JetStream
+//! implementation of the scaled-out shape, and the outbox relay that moves committed outbox rows
+//! onto a bus, at least once, in outbox order.
 //!
 //! Consumers ([`EventHandler`]) record each event id in the inbox in the same transaction as their
 //! effect (`emporium_db::mark_all_handled`), so a redelivered event has no second effect.
 
 mod in_process;
+mod nats;
 mod relay;
 
 use std::error::Error as StdError;
@@ -12,6 +14,7 @@ use std::error::Error as StdError;
 use emporium_kernel::Envelope;
 
 pub use in_process::InProcessBus;
+pub use nats::{ConsumerMode, NatsError, NatsEvents, StreamSpec, group_streams, subject_for};
 pub use relay::OutboxRelay;
 
 /// A consumer's failure; the event will be delivered again.
@@ -24,6 +27,13 @@ pub enum BusError {
     Handler {
         consumer: &'static str,
         event_id: uuid::Uuid,
+        #[source]
+        source: HandlerError,
+    },
+    #[error("event {event_id} ({event_type}) was not stored by the broker")]
+    Publish {
+        event_id: uuid::Uuid,
+        event_type: String,
         #[source]
         source: HandlerError,
     },
