@@ -13,6 +13,7 @@ pub mod middleware;
 mod objects;
 pub mod openapi;
 pub mod problem;
+pub mod service;
 
 pub use auth::{Authenticated, Customer, TokenVerifier};
 pub use extract::{Json, PageQuery, Path, Query};

@@ -49,7 +49,7 @@ pub trait DomainError: std::error::Error {
 }
 
 /// One invalid field: where (a JSON Pointer into the request), a stable code and a human detail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON Pointer (RFC 6901) to the field, e.g. `/email`.
     pub pointer: String,
