@@ -6,6 +6,7 @@ mod api;
 mod domain;
 mod error;
 pub mod events;
+mod internal;
 mod password;
 mod revocation;
 mod routes;
@@ -19,6 +20,7 @@ pub use api::{
 };
 pub use domain::{ApiClientId, CustomerId, StaffUserId};
 pub use error::IdentityError;
+pub use internal::{IdentityClient, internal_router};
 pub use password::Hasher;
 pub use routes::{ADMIN_RULES, router};
 pub use service::{CreateStaffUser, IdentityService, RegisterCustomer, TokenLifetimes};

@@ -24,6 +24,8 @@ use time::OffsetDateTime;
 
 use crate::store;
 
+pub use crate::store::RevocationRow as Revocation;
+
 /// How far before its last read a refresh reads again: a change is stamped before it commits, so
 /// a row may become visible with a `revoked_at` slightly older than the previous read; the margin
 /// also covers clocks of processes that differ by less than this.
@@ -93,15 +95,29 @@ impl Revocations {
     /// Returns how many rows were read. On failure the set stays as it was and the next refresh
     /// reads from the same point.
     pub async fn refresh(&self, db: &Db, now: OffsetDateTime) -> Result<usize, DbError> {
-        let last = *self.read_at.lock().unwrap_or_else(|p| p.into_inner());
-        let oldest = now - self.keep_for - REREAD_MARGIN;
-        let since = last.map_or(oldest, |t| (t - REREAD_MARGIN).max(oldest));
+        let since = self.since(now);
         let rows = {
             let mut conn = db.read().await?;
             store::list_revocations_since(&mut conn, since).await?
         };
+        Ok(self.merge_read(&rows, now))
+    }
+
+    /// Where the next read starts: a margin before the last one, never before the oldest
+    /// entry that matters at `now`.
+    pub fn since(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let last = *self.read_at.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = now - self.keep_for - REREAD_MARGIN;
+        last.map_or(oldest, |t| (t - REREAD_MARGIN).max(oldest))
+    }
+
+    /// Merges the rows of a read made at `now` from [`Revocations::since`] (here, or by the
+    /// identity process for another one), forgetting entries older than any live token.
+    /// Returns how many rows were merged.
+    pub fn merge_read(&self, rows: &[Revocation], now: OffsetDateTime) -> usize {
+        let oldest = now - self.keep_for - REREAD_MARGIN;
         let mut map = self.by_subject.write().unwrap_or_else(|p| p.into_inner());
-        for row in &rows {
+        for row in rows {
             Self::merge(
                 &mut map,
                 &row.subject,
@@ -115,7 +131,7 @@ impl Revocations {
         self.any.store(!map.is_empty(), Ordering::Release);
         drop(map);
         *self.read_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
-        Ok(rows.len())
+        rows.len()
     }
 
     /// How many subjects are held (for tests and logs).

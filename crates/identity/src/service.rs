@@ -654,6 +654,16 @@ impl IdentityService {
             .await?)
     }
 
+    /// Every token generation that moved after `since`, for a process that verifies tokens
+    /// without identity's tables.
+    pub async fn revocations_since(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<crate::revocation::Revocation>, IdentityError> {
+        let mut conn = self.db.read().await?;
+        Ok(store::list_revocations_since(&mut conn, since).await?)
+    }
+
     /// The customer a principal is.
     pub async fn me(&self, principal: &Principal) -> Result<Customer, IdentityError> {
         let id: CustomerId = principal

@@ -516,10 +516,11 @@ pub async fn bump_token_generation<'c>(
 }
 
 /// A principal's token generation and when it last moved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RevocationRow {
     pub subject: String,
     pub generation: i64,
+    #[serde(with = "time::serde::rfc3339")]
     pub revoked_at: OffsetDateTime,
 }
 

@@ -43,6 +43,9 @@ pub enum InventoryError {
     Inconsistent(&'static str),
     #[error("storage failure")]
     Storage(#[from] DbError),
+    /// Inventory runs in another process, and the call to it failed.
+    #[error(transparent)]
+    Remote(emporium_http::service::CallError),
 }
 
 fn describe_shortages(lines: &[Shortage]) -> String {
@@ -89,6 +92,14 @@ impl DomainError for InventoryError {
             Self::InsufficientStock { .. } => (ErrorKind::Conflict, "insufficient_stock"),
             Self::Inconsistent(_) => (ErrorKind::Internal, "internal"),
             Self::Storage(e) => e.kind_and_code(),
+            Self::Remote(e) => e.kind_and_code(),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Remote(e) => e.retry_after_secs(),
+            _ => None,
         }
     }
 

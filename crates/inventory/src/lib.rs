@@ -11,6 +11,7 @@ mod domain;
 mod error;
 pub mod events;
 mod expiry;
+mod internal;
 mod routes;
 mod service;
 mod store;
@@ -21,6 +22,7 @@ pub use api::{
 };
 pub use error::InventoryError;
 pub use expiry::{ExpirySweeps, run_expiry};
+pub use internal::{InventoryClient, internal_router};
 pub use routes::{ADMIN_RULES, router};
 pub use service::{AdjustLevel, CreateLocation, InventoryService, SetLevel, UpdateLocation};
 

@@ -1,0 +1,70 @@
+//! What other processes ask of identity (`/internal/v1/identity/…`, service credential
+//! required, never routed by the gateway), and [`IdentityClient`], the caller's side: the token
+//! revocations a process that verifies tokens without identity's tables must follow.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use emporium_http::service::{CallError, Failure, ServiceClient};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::revocation::Revocation;
+use crate::service::IdentityService;
+use crate::tokens::Tokens;
+
+const REVOCATIONS: &str = "/internal/v1/identity/revocations";
+
+#[derive(Serialize, Deserialize)]
+struct Since {
+    #[serde(with = "time::serde::rfc3339")]
+    since: OffsetDateTime,
+}
+
+/// The internal routes of an identity process. The caller mounts them behind the service
+/// credential guard.
+pub fn internal_router(service: Arc<IdentityService>) -> Router {
+    Router::new()
+        .route(REVOCATIONS, post(revocations))
+        .with_state(service)
+}
+
+async fn revocations(
+    State(s): State<Arc<IdentityService>>,
+    axum::Json(c): axum::Json<Since>,
+) -> Result<axum::Json<Vec<Revocation>>, Failure> {
+    s.revocations_since(c.since)
+        .await
+        .map(axum::Json)
+        .map_err(|e| Failure::of(&e, serde_json::Value::Null))
+}
+
+/// Identity over the network, for a process that does not run identity.
+pub struct IdentityClient {
+    client: ServiceClient,
+}
+
+impl IdentityClient {
+    /// A client over `client` (whose service is `identity`).
+    pub fn new(client: ServiceClient) -> Self {
+        Self { client }
+    }
+
+    /// Brings `tokens`' revocations up to date with identity's, as
+    /// [`IdentityService::refresh_revocations`] does over the database. On failure the set
+    /// stays as it was and the next refresh reads from the same point.
+    pub async fn refresh_revocations(
+        &self,
+        tokens: &Tokens,
+        now: OffsetDateTime,
+    ) -> Result<usize, CallError> {
+        let since = tokens.revocations().since(now);
+        let rows: Vec<Revocation> = self
+            .client
+            .call(REVOCATIONS, &Since { since }, true)
+            .await?;
+        Ok(tokens.revocations().merge_read(&rows, now))
+    }
+}
