@@ -11,7 +11,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use emporium_bus::{InProcessBus, OutboxRelay};
+use emporium_bus::{EventHandler, InProcessBus, OutboxRelay};
+
+use crate::events::Delivery;
 use emporium_cart::CartService;
 use emporium_catalog::ReadCacheConfig;
 use emporium_catalog::{CacheInvalidator, StockProjection};
@@ -23,7 +25,7 @@ use emporium_http::{ApiError, TokenVerifier};
 use emporium_identity::{
     Hasher, IdentityService, LoginThrottle, ThrottleLimits, TokenLifetimes, Tokens,
 };
-use emporium_inventory::InventoryService;
+use emporium_inventory::{InventoryApi, InventoryService};
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
 use emporium_ordering::{CheckoutService, OrderService, OrderingState};
@@ -95,7 +97,7 @@ const WITHOUT_DATABASE: &[&str] = &[
     ),
     components(schemas(emporium_http::Problem))
 )]
-struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// The `(method, route template)` pairs the router serves, read off the OpenAPI document (every
 /// `/v1` route is declared through `routes!`, so it is there with its template).
@@ -131,8 +133,26 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Opens the configured database and applies pending migrations.
+/// Opens the configured database and applies the pending migrations of the groups this
+/// process runs.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let groups = config.groups();
+    let migrations: Vec<&[emporium_db::Migration]> = MIGRATIONS
+        .iter()
+        .copied()
+        .filter(|m| {
+            !std::ptr::eq(*m, emporium_inventory::MIGRATIONS)
+                || groups.contains(&crate::config::Group::Inventory)
+        })
+        .collect();
+    open_database_with(config, &migrations).await
+}
+
+/// Opens the configured database and applies the pending ones of `migrations`.
+pub async fn open_database_with(
+    config: &Config,
+    migrations: &[&[emporium_db::Migration]],
+) -> anyhow::Result<Db> {
     let url = config.effective_database_url();
     if url.starts_with("sqlite:") {
         create_private_dir(&config.data_dir)
@@ -148,7 +168,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     })
     .await
     .context("cannot open the database")?;
-    db.migrate(MIGRATIONS)
+    db.migrate(migrations)
         .await
         .context("cannot migrate the database")?;
     Ok(db)
@@ -183,7 +203,11 @@ pub struct Store {
     pub catalog: Arc<CatalogService>,
     pub catalog_reads: Arc<CatalogReads>,
     pub media: MediaStore,
-    pub inventory: Arc<InventoryService>,
+    /// Inventory, when this process runs it.
+    pub inventory: Option<Arc<InventoryService>>,
+    /// Inventory as the other contexts reach it: the local service, or a client of the
+    /// inventory group's processes.
+    pub inventory_api: Arc<dyn InventoryApi>,
     pub pricing: Arc<PricingService>,
     pub cart: Arc<CartService>,
     pub payments: Arc<PaymentService>,
@@ -195,6 +219,9 @@ pub struct Store {
     /// The journal in position order, which the search index follows.
     pub journal: Arc<journal::JournalFeed>,
     pub bus: Arc<InProcessBus>,
+    /// Every event consumer of this process, each subscribed to `bus`; in the scaled-out
+    /// shape they consume from NATS instead.
+    pub handlers: Vec<(Arc<dyn EventHandler>, Delivery)>,
     pub clock: Arc<dyn Clock>,
     pub crash_points: CrashPoints,
 }
@@ -232,7 +259,8 @@ impl Store {
         let bus = Arc::new(InProcessBus::new());
         let journal_consumer = journal::JournalConsumer::new(db.clone(), clock.clone());
         let journal = Arc::new(journal_consumer.feed());
-        bus.subscribe(Arc::new(journal_consumer));
+        let mut handlers: Vec<(Arc<dyn EventHandler>, Delivery)> = Vec::new();
+        handlers.push((Arc::new(journal_consumer), Delivery::Shared));
         let search = Arc::new(SearchIndex::open(config.search_dir()).with_context(|| {
             format!(
                 "cannot open the search index in {}",
@@ -260,13 +288,26 @@ impl Store {
             )
             .with_prices(shopper_prices.clone()),
         );
-        bus.subscribe(Arc::new(CacheInvalidator::new(catalog_reads.clone())));
-        bus.subscribe(Arc::new(StockProjection::new(
-            db.clone(),
-            catalog_reads.clone(),
-            clock.clone(),
-        )));
-        let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
+        handlers.push((
+            Arc::new(CacheInvalidator::new(catalog_reads.clone())),
+            Delivery::EachInstance,
+        ));
+        handlers.push((
+            Arc::new(StockProjection::new(
+                db.clone(),
+                catalog_reads.clone(),
+                clock.clone(),
+            )),
+            Delivery::Shared,
+        ));
+        let (inventory, inventory_api): (_, Arc<dyn InventoryApi>) =
+            match crate::cluster::remote_inventory(config)? {
+                Some(client) => (None, Arc::new(client)),
+                None => {
+                    let local = Arc::new(InventoryService::new(db.clone(), clock.clone()));
+                    (Some(local.clone()), local)
+                }
+            };
         let payments = Arc::new(
             PaymentService::new(db.clone(), clock.clone())
                 .with_enabled(&config.payment_providers())
@@ -277,7 +318,7 @@ impl Store {
                 db.clone(),
                 clock.clone(),
                 catalog_reads.clone(),
-                inventory.clone(),
+                inventory_api.clone(),
                 pricing.clone(),
             )
             .with_customer_groups(Arc::new(IdentityGroups(identity.clone()))),
@@ -288,7 +329,7 @@ impl Store {
                 db.clone(),
                 clock.clone(),
                 cart.clone(),
-                inventory.clone(),
+                inventory_api.clone(),
                 pricing.clone(),
                 payments.clone(),
                 crash_points.clone(),
@@ -296,11 +337,17 @@ impl Store {
             .with_abandoned_after(Duration::from_millis(config.recovery.idle_after_ms)),
         );
         // A cancelled order's stock goes back on hand.
-        bus.subscribe(Arc::new(emporium_ordering::Restocker::new(
-            db.clone(),
-            checkout.clone(),
-            inventory.clone(),
-        )));
+        handlers.push((
+            Arc::new(emporium_ordering::Restocker::new(
+                db.clone(),
+                checkout.clone(),
+                inventory_api.clone(),
+            )),
+            Delivery::Shared,
+        ));
+        for (handler, _) in &handlers {
+            bus.subscribe(handler.clone());
+        }
         let orders = Arc::new(OrderService::new(
             db.clone(),
             clock.clone(),
@@ -314,6 +361,7 @@ impl Store {
             catalog_reads,
             media,
             inventory,
+            inventory_api,
             pricing,
             cart,
             payments,
@@ -323,9 +371,17 @@ impl Store {
             shopper_prices,
             journal,
             bus,
+            handlers,
             clock,
             crash_points,
         })
+    }
+
+    /// Inventory's service, when this process runs inventory.
+    pub fn local_inventory(&self) -> anyhow::Result<&Arc<InventoryService>> {
+        self.inventory
+            .as_ref()
+            .context("inventory runs in another process; run this where inventory runs")
     }
 
     /// A relay from this store's outbox to its bus.
@@ -341,33 +397,13 @@ impl Store {
     /// The whole HTTP application, serving its OpenAPI document at `/openapi.json`.
     pub fn router(&self, config: &Config, shutting_down: CancellationToken) -> Router {
         let (api, doc) = self.api(config, shutting_down);
-        let policy = Arc::new(
-            AdminPolicy::new(ADMIN_RULES.iter().copied()).serving(served_operations(&doc)),
-        );
-        let verifier: Arc<dyn TokenVerifier> = self.identity.tokens().clone();
-        let limits = Limits {
-            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
-            trusted_proxies: config.http.trusted_proxies.clone().into(),
-        };
-        api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
-            .fallback(emporium_http::middleware::not_found)
-            .method_not_allowed_fallback(emporium_http::middleware::method_not_allowed)
-            .route_layer(from_fn_with_state(policy, emporium_http::admin::guard))
-            .route_layer(from_fn(emporium_http::middleware::mark_route))
-            .layer(from_fn_with_state(
-                verifier,
-                emporium_http::auth::authenticate,
-            ))
-            .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
-            .layer(CompressionLayer::new())
-            .layer(CatchPanicLayer::custom(
-                emporium_http::middleware::panic_response,
-            ))
-            .layer(from_fn_with_state(
-                limits,
-                emporium_http::middleware::request_context,
-            ))
-            .layer(from_fn(emporium_http::headers::security_headers))
+        let mut internal = Router::new();
+        if let Some(inventory) = &self.inventory {
+            internal = internal.merge(emporium_inventory::internal_router(inventory.clone()));
+        }
+        internal = internal.merge(emporium_identity::internal_router(self.identity.clone()));
+        let internal = crate::cluster::internal(config, internal);
+        finish_router(api, doc, internal, config, self.identity.tokens().clone())
     }
 
     /// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.
@@ -381,17 +417,13 @@ impl Store {
         config: &Config,
         shutting_down: CancellationToken,
     ) -> (Router, utoipa::openapi::OpenApi) {
-        let ops = OpenApiRouter::new()
-            .routes(routes!(healthz))
-            .routes(routes!(readyz))
-            .routes(routes!(metrics))
-            .with_state(OpsState {
-                db: self.db.clone(),
-                shutting_down,
-                catalog_reads: self.catalog_reads.clone(),
-                search: self.search.clone(),
-            });
-        let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        let ops = ops_router(OpsState {
+            db: self.db.clone(),
+            shutting_down,
+            catalog_reads: Some(self.catalog_reads.clone()),
+            search: Some(self.search.clone()),
+        });
+        let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(emporium_identity::router(self.identity.clone()))
             .merge(journal::router(self.db.clone()))
             .merge(emporium_catalog::router(CatalogState {
@@ -400,7 +432,6 @@ impl Store {
                 media: self.media.clone(),
                 media_max_bytes: config.media.max_bytes,
             }))
-            .merge(emporium_inventory::router(self.inventory.clone()))
             .merge(emporium_pricing::router(self.pricing.clone()))
             .merge(emporium_cart::router(self.cart.clone()))
             .merge(emporium_ordering::router(OrderingState {
@@ -411,19 +442,73 @@ impl Store {
                 self.search.clone(),
                 Some(self.shopper_prices.clone()),
             ))
-            .merge(ops)
-            .split_for_parts();
+            .merge(ops);
+        // Inventory's staff routes are served where inventory runs.
+        let api = match &self.inventory {
+            Some(inventory) => api.merge(emporium_inventory::router(inventory.clone())),
+            None => api,
+        };
+        let (api, mut doc) = api.split_for_parts();
         emporium_http::openapi::add_shared_errors(&mut doc, WITHOUT_DATABASE);
         (api, doc)
     }
 }
 
+/// The documented routes (`api`, with their OpenAPI `doc`) and the internal ones, under the
+/// middleware every route shares: security headers, request context, panic catching,
+/// compression, body limit, bearer authentication (`verifier`), the admin guard.
+pub(crate) fn finish_router(
+    api: Router,
+    doc: utoipa::openapi::OpenApi,
+    internal: Router,
+    config: &Config,
+    verifier: Arc<dyn TokenVerifier>,
+) -> Router {
+    let policy =
+        Arc::new(AdminPolicy::new(ADMIN_RULES.iter().copied()).serving(served_operations(&doc)));
+    let limits = Limits {
+        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+        trusted_proxies: config.http.trusted_proxies.clone().into(),
+    };
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(internal)
+        .fallback(emporium_http::middleware::not_found)
+        .method_not_allowed_fallback(emporium_http::middleware::method_not_allowed)
+        .route_layer(from_fn_with_state(policy, emporium_http::admin::guard))
+        .route_layer(from_fn(emporium_http::middleware::mark_route))
+        .layer(from_fn_with_state(
+            verifier,
+            emporium_http::auth::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
+        .layer(CompressionLayer::new())
+        .layer(CatchPanicLayer::custom(
+            emporium_http::middleware::panic_response,
+        ))
+        .layer(from_fn_with_state(
+            limits,
+            emporium_http::middleware::request_context,
+        ))
+        .layer(from_fn(emporium_http::headers::security_headers))
+}
+
+/// What the health, readiness and metrics routes look at.
 #[derive(Clone)]
-struct OpsState {
-    db: Db,
-    shutting_down: CancellationToken,
-    catalog_reads: Arc<CatalogReads>,
-    search: Arc<SearchIndex>,
+pub(crate) struct OpsState {
+    pub(crate) db: Db,
+    /// Cancelled once the process drains: readiness then fails.
+    pub(crate) shutting_down: CancellationToken,
+    pub(crate) catalog_reads: Option<Arc<CatalogReads>>,
+    pub(crate) search: Option<Arc<SearchIndex>>,
+}
+
+/// `/healthz`, `/readyz` and `/metrics`.
+pub(crate) fn ops_router(state: OpsState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .with_state(state)
 }
 
 /// The answer of `/healthz`.
@@ -504,8 +589,12 @@ async fn metrics(State(ops): State<OpsState>) -> Response {
         metrics::gauge!("emporium_db_pool_connections", "pool" => pool.name, "state" => "in_use")
             .set(f64::from(pool.size.saturating_sub(pool.idle)));
     }
-    ops.catalog_reads.publish_gauges();
-    metrics::gauge!("emporium_search_checkpoint").set(ops.search.checkpoint() as f64);
+    if let Some(reads) = &ops.catalog_reads {
+        reads.publish_gauges();
+    }
+    if let Some(search) = &ops.search {
+        metrics::gauge!("emporium_search_checkpoint").set(search.checkpoint() as f64);
+    }
     if let Ok(pending) = emporium_db::count_pending(&ops.db).await {
         metrics::gauge!("emporium_outbox_pending_events").set(pending as f64);
     }
@@ -526,14 +615,19 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     /// The store behind it.
     pub store: Store,
+    draining: CancellationToken,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    drain: Duration,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish (bounded), flushes the outbox, closes
-    /// the database.
+    /// Reports not ready and keeps serving for the drain period (`cluster.drain_ms`), so that
+    /// balancers stop sending requests first; then stops accepting, lets in-flight requests
+    /// finish (bounded), flushes the outbox, closes the database.
     pub async fn shutdown(self) {
+        self.draining.cancel();
+        tokio::time::sleep(self.drain).await;
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
@@ -581,41 +675,36 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
+    let draining = CancellationToken::new();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let app = store.router(config, shutdown.clone());
+    let app = store.router(config, draining.clone());
+    let server_done = serve_until(
+        &tasks,
+        listener,
+        app,
+        shutdown.clone(),
+        Duration::from_millis(config.http.shutdown_grace_ms),
+        Some(store.checkout.clone()),
+    );
 
-    let grace = Duration::from_millis(config.http.shutdown_grace_ms);
-    let stop = shutdown.clone();
-    let server_done = CancellationToken::new();
-    let server_done_signal = server_done.clone();
-    let checkouts = store.checkout.clone();
-    tasks.spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
-        let serve = async move {
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "server failed");
-            }
-        };
-        tokio::pin!(serve);
-        tokio::select! {
-            () = &mut serve => {}
-            () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing them");
-            }
-        }
-        // Checkouts whose callers went away still reach their answer, within the grace.
-        checkouts.drain(grace).await;
-        server_done_signal.cancel();
-    });
-
-    // The relay runs until the server has stopped, then flushes what the last requests wrote.
-    let mut relay = store.relay();
-    if config.outbox.retention_hours > 0 {
-        let hours = i64::try_from(config.outbox.retention_hours).unwrap_or(i64::MAX / 3600);
-        relay = relay.with_retention(time::Duration::hours(hours));
-    }
+    // The relay runs until the server has stopped, then flushes what the last requests wrote:
+    // to the in-process bus, or to NATS when the groups run apart (the consumers then read
+    // from there).
+    let relay = if config.all_in_one() {
+        store.relay()
+    } else {
+        let events = crate::events::connect(config).await?;
+        let instance = crate::events::instance_name(config);
+        crate::events::consume(&events, &store.handlers, &instance, &tasks, &shutdown);
+        OutboxRelay::new(
+            store.db.clone(),
+            Arc::new(events),
+            store.clock.clone(),
+            store.crash_points.clone(),
+        )
+    };
+    let relay = with_retention(relay, config);
     let poll = Duration::from_millis(config.outbox.poll_interval_ms);
     tasks.spawn(relay.run(poll, server_done.clone()));
 
@@ -650,23 +739,15 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     );
 
     // Reservations past their expiry give their stock back.
-    tasks.spawn(emporium_inventory::run_expiry(
-        store.inventory.clone(),
-        Duration::from_secs(5),
-        shutdown.clone(),
-    ));
+    if let Some(inventory) = &store.inventory {
+        tasks.spawn(emporium_inventory::run_expiry(
+            inventory.clone(),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ));
+    }
 
-    let tokens = store.identity.tokens().clone();
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                _ = every.tick() => { tokens.reload_if_changed(); }
-                () = stop.cancelled() => break,
-            }
-        }
-    });
+    spawn_keyring_reload(&tasks, store.identity.tokens().clone(), shutdown.clone());
 
     // Tokens ended by another process over the same database are refused here within about
     // one interval.
@@ -691,9 +772,73 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     Ok(RunningServer {
         local_addr,
         store,
+        draining,
         shutdown,
         tasks,
+        drain: Duration::from_millis(config.cluster.drain_ms),
     })
+}
+
+/// Serves `app` on `listener` until `stop`; in-flight requests then get `grace`, and so do
+/// the `checkouts` whose callers went away. The token returned fires once all that is over.
+pub(crate) fn serve_until(
+    tasks: &TaskTracker,
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    grace: Duration,
+    checkouts: Option<Arc<CheckoutService>>,
+) -> CancellationToken {
+    let server_done = CancellationToken::new();
+    let server_done_signal = server_done.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let serve = async move {
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "server failed");
+            }
+        };
+        tokio::pin!(serve);
+        tokio::select! {
+            () = &mut serve => {}
+            () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing them");
+            }
+        }
+        // Checkouts whose callers went away still reach their answer, within the grace.
+        if let Some(checkouts) = checkouts {
+            checkouts.drain(grace).await;
+        }
+        server_done_signal.cancel();
+    });
+    server_done
+}
+
+/// `relay` with the configured retention of delivered events.
+pub(crate) fn with_retention(relay: OutboxRelay, config: &Config) -> OutboxRelay {
+    if config.outbox.retention_hours == 0 {
+        return relay;
+    }
+    let hours = i64::try_from(config.outbox.retention_hours).unwrap_or(i64::MAX / 3600);
+    relay.with_retention(time::Duration::hours(hours))
+}
+
+/// Re-reads the signing keyring every 5 s when its file changed (`emporium keys rotate`).
+pub(crate) fn spawn_keyring_reload(
+    tasks: &TaskTracker,
+    tokens: Arc<Tokens>,
+    stop: CancellationToken,
+) {
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = every.tick() => { tokens.reload_if_changed(); }
+                () = stop.cancelled() => break,
+            }
+        }
+    });
 }
 
 /// A customer's groups, from identity (whose customer cache serves them): for a cart's quote

@@ -35,7 +35,7 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the all-in-one store.
+    /// Run the store: all of it, or the service groups `--services` names.
     Serve {
         /// Address to listen on.
         #[arg(long)]
@@ -43,6 +43,10 @@ pub enum Command {
         /// Seed demo data on first start (demo owner and shopper accounts).
         #[arg(long)]
         demo: bool,
+        /// The service groups to run, separated by commas (identity, catalog, search,
+        /// inventory, ordering); all of them when absent.
+        #[arg(long, value_delimiter = ',', value_parser = parse_group)]
+        services: Vec<crate::config::Group>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -140,19 +144,33 @@ fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| "expected owner, admin or staff".to_owned())
 }
 
+fn parse_group(s: &str) -> Result<crate::config::Group, String> {
+    crate::config::Group::parse(s)
+        .ok_or_else(|| "expected identity, catalog, search, inventory or ordering".to_owned())
+}
+
 /// Exit code for a configuration error.
 pub const EXIT_CONFIG: u8 = 2;
 
 /// The configuration the command runs with, or the exit code of a configuration error (said on
 /// standard error).
 pub fn load_config(cli: &Cli) -> Result<Config, u8> {
-    let (listen, demo) = match &cli.command {
-        Command::Serve { listen, demo } => (*listen, demo.then_some(true)),
-        _ => (None, None),
+    let (listen, demo, services) = match &cli.command {
+        Command::Serve {
+            listen,
+            demo,
+            services,
+        } => (
+            *listen,
+            demo.then_some(true),
+            (!services.is_empty()).then(|| services.clone()),
+        ),
+        _ => (None, None, None),
     };
     let overrides = Overrides {
         listen,
         demo,
+        services,
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
     };
@@ -217,6 +235,19 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> u8 {
 }
 
 async fn serve(config: &Config, started: Instant) -> anyhow::Result<()> {
+    if config.groups() == [crate::config::Group::Inventory] {
+        let node = crate::cluster::start_inventory(config, Arc::new(SystemClock)).await?;
+        tracing::info!(
+            address = %node.local_addr,
+            startup_ms = started.elapsed().as_secs_f64() * 1e3,
+            "listening"
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        node.shutdown().await;
+        tracing::info!("stopped");
+        return Ok(());
+    }
     let server = crate::start(config, Arc::new(SystemClock)).await?;
     tracing::info!(
         address = %server.local_addr,

@@ -40,6 +40,135 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     /// Crash points to enable, for fault tests only (e.g. `relay.before_publish`).
     pub crash_points: Vec<String>,
+    /// The service groups this process runs (`identity`, `catalog`, `search`, `inventory`,
+    /// `ordering`); empty: all of them, the all-in-one store. A list, or one string of names
+    /// separated by commas (`EMPORIUM_SERVICES=catalog,search`).
+    #[serde(deserialize_with = "group_list")]
+    pub services: Vec<Group>,
+    /// How this process finds and calls the groups it does not run, and carries events.
+    pub cluster: ClusterConfig,
+}
+
+/// A service group: the contexts that run, and own their tables, together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// Customers, staff, API clients, tokens.
+    Identity,
+    /// Products and media.
+    Catalog,
+    /// The search index.
+    Search,
+    /// Stock and reservations.
+    Inventory,
+    /// Carts, pricing, payments, checkout and orders.
+    Ordering,
+}
+
+impl Group {
+    /// Every group, in dependency order.
+    pub const ALL: [Group; 5] = [
+        Group::Identity,
+        Group::Catalog,
+        Group::Search,
+        Group::Inventory,
+        Group::Ordering,
+    ];
+
+    /// The group's name, as `--services` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Catalog => "catalog",
+            Self::Search => "search",
+            Self::Inventory => "inventory",
+            Self::Ordering => "ordering",
+        }
+    }
+
+    /// Parses a group name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.name() == name.trim())
+    }
+}
+
+/// A list of groups, or one string of group names separated by commas.
+fn group_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Group>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<Group>),
+        Text(String),
+    }
+    match Names::deserialize(d)? {
+        Names::List(groups) => Ok(groups),
+        Names::Text(text) => text
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| {
+                Group::parse(n).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "unknown service group {n:?}; known: identity, catalog, search, inventory, ordering"
+                    ))
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The scaled-out shape: events, service calls and their credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// NATS with JetStream (`nats://host:4222`): events between processes. Required when
+    /// `services` names only some groups.
+    pub nats_url: Option<String>,
+    /// The secret every process of the cluster signs and verifies service credentials with;
+    /// at least 32 bytes. Required when `services` names only some groups.
+    pub service_secret: Option<Secret>,
+    /// A secret being rotated out: still accepted from callers, never used to sign.
+    pub previous_service_secret: Option<Secret>,
+    /// The instances of each group this process calls, by base URL (`http://10.0.0.7:8080`).
+    pub upstreams: std::collections::BTreeMap<Group, Vec<String>>,
+    /// The deadline of one call to another group, retries included.
+    pub call_timeout_ms: u64,
+    /// Further attempts of an idempotent call, each on another instance when there is one.
+    pub call_retries: u32,
+    /// At shutdown, how long the process keeps serving after it reports not ready, so that
+    /// load balancers stop sending it requests before it stops taking them.
+    pub drain_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            nats_url: None,
+            service_secret: None,
+            previous_service_secret: None,
+            upstreams: std::collections::BTreeMap::new(),
+            call_timeout_ms: 5_000,
+            call_retries: 2,
+            drain_ms: 0,
+        }
+    }
+}
+
+impl Config {
+    /// The groups this process runs: `services`, or every group.
+    pub fn groups(&self) -> Vec<Group> {
+        if self.services.is_empty() {
+            return Group::ALL.to_vec();
+        }
+        let mut groups = self.services.clone();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+
+    /// True when this process runs every group (the all-in-one store).
+    pub fn all_in_one(&self) -> bool {
+        self.groups().len() == Group::ALL.len()
+    }
 }
 
 /// Payment providers.
@@ -246,6 +375,8 @@ impl Default for Config {
             payments: PaymentsConfig::default(),
             recovery: RecoveryConfig::default(),
             crash_points: Vec::new(),
+            services: Vec::new(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -310,6 +441,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub demo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<Group>>,
 }
 
 /// A configuration that cannot be used; the message names the key.
@@ -461,8 +594,94 @@ impl Config {
                 );
             }
         }
+        self.validate_cluster()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return invalid("log_level", "is not a valid tracing filter");
+        }
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: String| Err(ConfigError::Invalid { key, reason });
+        let cluster = &self.cluster;
+        for (group, urls) in &cluster.upstreams {
+            if let Some(url) = urls
+                .iter()
+                .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+            {
+                return invalid(
+                    "cluster.upstreams",
+                    format!(
+                        "{}: {url} must start with http:// or https://",
+                        group.name()
+                    ),
+                );
+            }
+        }
+        if let Some(url) = &cluster.nats_url
+            && !(url.starts_with("nats://") || url.starts_with("tls://"))
+        {
+            return invalid(
+                "cluster.nats_url",
+                "must start with nats:// or tls://".into(),
+            );
+        }
+        for (key, secret) in [
+            ("cluster.service_secret", &cluster.service_secret),
+            (
+                "cluster.previous_service_secret",
+                &cluster.previous_service_secret,
+            ),
+        ] {
+            if let Some(secret) = secret
+                && secret.expose().len() < emporium_http::service::MIN_SECRET_BYTES
+            {
+                return invalid(key, "must be at least 32 bytes".into());
+            }
+        }
+        if cluster.call_timeout_ms == 0 {
+            return invalid("cluster.call_timeout_ms", "must be at least 1".into());
+        }
+        if self.all_in_one() {
+            return Ok(());
+        }
+        if cluster.service_secret.is_none() {
+            return invalid(
+                "cluster.service_secret",
+                "is required when `services` names only some groups".into(),
+            );
+        }
+        if cluster.nats_url.is_none() {
+            return invalid(
+                "cluster.nats_url",
+                "is required when `services` names only some groups (events cross processes through NATS)".into(),
+            );
+        }
+        let groups = self.groups();
+        // Groups whose calls to the others do not cross processes yet run together.
+        let together = [
+            Group::Identity,
+            Group::Catalog,
+            Group::Search,
+            Group::Ordering,
+        ];
+        let served = together.iter().filter(|g| groups.contains(g)).count();
+        if served != 0 && served != together.len() {
+            return invalid(
+                "services",
+                "identity, catalog, search and ordering run in one process; inventory may run apart".into(),
+            );
+        }
+        if served != 0 && !groups.contains(&Group::Inventory) {
+            match cluster.upstreams.get(&Group::Inventory) {
+                Some(urls) if !urls.is_empty() => {}
+                _ => {
+                    return invalid(
+                        "cluster.upstreams",
+                        "must list the inventory instances when this process does not run inventory".into(),
+                    );
+                }
+            }
         }
         Ok(())
     }

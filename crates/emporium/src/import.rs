@@ -499,7 +499,7 @@ async fn set_stock(
         }
     }
     let outcomes = store
-        .inventory
+        .local_inventory()?
         .set_levels(location, &items, "import", "import")
         .await?;
     let mut set = 0;
@@ -514,12 +514,15 @@ async fn set_stock(
 }
 
 async fn default_location(store: &Store) -> anyhow::Result<LocationId> {
-    let page = store.inventory.list_locations(None, Some(200)).await?;
+    let page = store
+        .local_inventory()?
+        .list_locations(None, Some(200))
+        .await?;
     if let Some(l) = page.items.iter().find(|l| l.code == DEFAULT_LOCATION) {
         return Ok(l.id);
     }
     let created = store
-        .inventory
+        .local_inventory()?
         .create_location(
             CreateLocation {
                 code: DEFAULT_LOCATION.to_owned(),

@@ -3,8 +3,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod events;
 pub mod import;
 pub mod journal;
 pub mod seed;

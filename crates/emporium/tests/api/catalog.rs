@@ -802,7 +802,7 @@ async fn stock_levels_reach_the_storefront_and_its_in_stock_filter(app: TestApp)
     // A reservation lowers what the storefront shows; releasing it gives it back.
     let reservation = app
         .store()
-        .inventory
+        .inventory_api
         .reserve(
             &[emporium_inventory::ReserveLine {
                 variant_id: vid.parse().unwrap(),
@@ -824,7 +824,11 @@ async fn stock_levels_reach_the_storefront_and_its_in_stock_filter(app: TestApp)
     })
     .await;
     assert!(lowered, "the reservation did not lower availability");
-    app.store().inventory.release(reservation.id).await.unwrap();
+    app.store()
+        .inventory_api
+        .release(reservation.id)
+        .await
+        .unwrap();
     let restored = after_delivery(&app, || async {
         let p: Value = app
             .get(&format!("/v1/store/products/{pid}"), None)

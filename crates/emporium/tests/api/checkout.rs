@@ -180,7 +180,7 @@ pub(crate) async fn check_out(
 pub(crate) async fn available(app: &TestApp, shop: &Shop) -> i64 {
     let variant = VariantId::from_str(&shop.variant).unwrap();
     app.store()
-        .inventory
+        .inventory_api
         .availability(&[variant])
         .await
         .unwrap()[0]

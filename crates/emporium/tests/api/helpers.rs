@@ -25,6 +25,9 @@ pub struct TestApp {
     pub client: Client,
     pub server: Option<emporium::RunningServer>,
     pub config: Config,
+    /// Where `/v1/admin/inventory` is served when inventory runs in another process (what the
+    /// gateway's routing does in a cluster).
+    pub inventory_base: Option<String>,
     _data: tempfile::TempDir,
     pg_database: Option<(String, String)>,
 }
@@ -141,6 +144,7 @@ impl TestApp {
                 .expect("client"),
             server: Some(server),
             config,
+            inventory_base: None,
             _data: data,
             pg_database,
         }
@@ -152,7 +156,10 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        match &self.inventory_base {
+            Some(base) if path.starts_with("/v1/admin/inventory") => format!("{base}{path}"),
+            _ => format!("{}{path}", self.base),
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {

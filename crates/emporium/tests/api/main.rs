@@ -10,6 +10,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod cli;
+mod cluster;
 mod docs;
 mod events;
 mod helpers;

@@ -522,7 +522,7 @@ async fn abandon_checkout(app: &TestApp, shop: &Shop, key: &str) -> (String, Str
         quantity: 2,
     }];
     let reservation = emporium_inventory::InventoryApi::reserve(
-        store.inventory.as_ref(),
+        store.inventory_api.as_ref(),
         &lines,
         time::Duration::minutes(15),
         &reference,

@@ -1,0 +1,446 @@
+//! The scaled-out shape with inventory in a process of its own: the checkout's guarantees hold
+//! across the process boundary, events cross through NATS JetStream, internal routes take only
+//! a valid service credential, and killing the inventory process mid-load leaves stock,
+//! reservations, payments and orders consistent once it is back.
+//!
+//! Each test starts its own NATS server (so streams and durable consumers are its own) and its
+//! own inventory process, from the binary under test; the rest of the store runs in the test
+//! process, configured as a cluster member.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use emporium::config::Group;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::checkout::{available, check_out, ready_cart, shop};
+use crate::events::free_port;
+use crate::helpers::{Backend, TestApp, eventually, fresh_postgres_database};
+
+const SECRET: &str = "cluster-test-secret-cluster-test-secret";
+
+/// A NATS server with JetStream of the test's own, stopped when dropped.
+struct Nats {
+    process: std::process::Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Starts `nats-server`, or says loudly that the test did not run (and fails under
+/// `EMPORIUM_TEST_REQUIRE_NATS=1`).
+async fn start_nats(test: &str) -> Option<Nats> {
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let process = std::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let process = match process {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(
+                std::env::var("EMPORIUM_TEST_REQUIRE_NATS").as_deref() != Ok("1"),
+                "{test}: nats-server cannot start ({e}) and EMPORIUM_TEST_REQUIRE_NATS=1"
+            );
+            eprintln!("NOT RUN: {test} (nats-server cannot start: {e})");
+            return None;
+        }
+    };
+    let up = eventually(Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "nats-server answers");
+    Some(Nats {
+        process,
+        url: format!("nats://127.0.0.1:{port}"),
+        _store: store,
+    })
+}
+
+/// The inventory group as a process of its own.
+struct InventoryProcess {
+    process: tokio::process::Child,
+    config_file: std::path::PathBuf,
+    base: String,
+}
+
+impl InventoryProcess {
+    async fn start(config_file: &std::path::Path, base: &str) -> Self {
+        let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+            .arg("--config")
+            .arg(config_file)
+            .arg("serve")
+            .env_remove("EMPORIUM_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the inventory process starts");
+        let client = reqwest::Client::new();
+        let up = eventually(Duration::from_secs(30), || async {
+            client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(up, "the inventory process became ready");
+        Self {
+            process,
+            config_file: config_file.to_owned(),
+            base: base.to_owned(),
+        }
+    }
+
+    /// Kills the process outright (SIGKILL), as a crash would.
+    async fn kill(&mut self) {
+        self.process.kill().await.unwrap();
+        let _ = self.process.wait().await;
+    }
+
+    async fn restart(&mut self) {
+        *self = Self::start(&self.config_file, &self.base).await;
+    }
+}
+
+/// The store with inventory apart.
+struct Split {
+    app: TestApp,
+    inventory: InventoryProcess,
+    _nats: Nats,
+    _inventory_data: tempfile::TempDir,
+}
+
+async fn split(backend: Backend, test: &str) -> Option<Split> {
+    let nats = start_nats(test).await?;
+    let inventory_data = tempfile::tempdir().unwrap();
+    let keys = inventory_data.path().join("keys.json");
+    let (inventory_port, store_port) = (free_port(), free_port());
+    let inventory_base = format!("http://127.0.0.1:{inventory_port}");
+    let inventory_db = match &backend {
+        Backend::Sqlite => None,
+        Backend::Postgres(admin) => Some(fresh_postgres_database(admin).await.0),
+    };
+    let config_file = inventory_data.path().join("inventory.toml");
+    let mut toml = format!(
+        "listen = \"127.0.0.1:{inventory_port}\"\n\
+         data_dir = {data:?}\n\
+         services = [\"inventory\"]\n\
+         [auth]\nsigning_keys_file = {keys:?}\n\
+         [outbox]\npoll_interval_ms = 200\n\
+         [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n\
+         upstreams = {{ identity = [\"http://127.0.0.1:{store_port}\"] }}\n",
+        data = inventory_data.path().join("data"),
+        nats = nats.url,
+    );
+    if let Some(url) = &inventory_db {
+        toml = format!("database_url = \"{url}\"\n{toml}");
+    }
+    std::fs::write(&config_file, toml).unwrap();
+    let inventory = InventoryProcess::start(&config_file, &inventory_base).await;
+    let nats_url = nats.url.clone();
+    let mut app = TestApp::spawn_with(backend, |config| {
+        config.listen = format!("127.0.0.1:{store_port}").parse().unwrap();
+        config.services = vec![
+            Group::Identity,
+            Group::Catalog,
+            Group::Search,
+            Group::Ordering,
+        ];
+        config.auth.signing_keys_file = Some(keys);
+        config.cluster.nats_url = Some(nats_url);
+        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        config
+            .cluster
+            .upstreams
+            .insert(Group::Inventory, vec![inventory_base.clone()]);
+        // A checkout whose step failed is compensated soon, not after a minute.
+        config.recovery.idle_after_ms = 500;
+        config.recovery.sweep_interval_ms = 200;
+    })
+    .await;
+    app.inventory_base = Some(inventory_base);
+    Some(Split {
+        app,
+        inventory,
+        _nats: nats,
+        _inventory_data: inventory_data,
+    })
+}
+
+macro_rules! on_both_backends_split {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let test = concat!(module_path!(), "::sqlite");
+                    if let Some(split) = super::split($crate::helpers::Backend::Sqlite, test).await {
+                        super::$name(split).await;
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let test = concat!(module_path!(), "::postgres");
+                    let Some(admin) = $crate::helpers::postgres_url() else { return };
+                    let backend = $crate::helpers::Backend::Postgres(admin);
+                    if let Some(split) = super::split(backend, test).await {
+                        super::$name(split).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends_split!(
+    two_hundred_checkouts_for_fifty_units_make_fifty_orders_across_processes,
+    stock_set_in_the_inventory_process_reaches_the_catalog_through_nats,
+    killing_the_inventory_process_mid_load_leaves_everything_consistent,
+);
+
+async fn two_hundred_checkouts_for_fifty_units_make_fifty_orders_across_processes(split: Split) {
+    let app = &split.app;
+    let shop = shop(app, 50, 100).await;
+    let mut carts = Vec::new();
+    for _ in 0..200 {
+        carts.push(ready_cart(app, &shop, 1, false).await);
+    }
+    let attempts = carts
+        .iter()
+        .enumerate()
+        .map(|(n, (cart, token))| async move {
+            check_out(app, cart, token, &format!("key-{n}"), "tok_success")
+                .await
+                .status()
+                .as_u16()
+        });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let placed = statuses.iter().filter(|s| **s == 201).count();
+    let short = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!(placed, 50, "{statuses:?}");
+    assert_eq!(short, 150, "{statuses:?}");
+    assert_eq!(figures(app).await.orders, 50);
+    assert_eq!(available(app, &shop).await, 0);
+    // The completer commits every hold in the inventory process: 50 sold, none held.
+    let token = admin(app).await;
+    let settled = eventually(Duration::from_secs(20), || async {
+        let stock = stock_of(app, &token, &shop.variant).await;
+        stock["on_hand"] == 0 && stock["reserved"] == 0
+    })
+    .await;
+    assert!(settled, "{}", stock_of(app, &token, &shop.variant).await);
+}
+
+async fn stock_set_in_the_inventory_process_reaches_the_catalog_through_nats(split: Split) {
+    let app = &split.app;
+    let shop = shop(app, 7, 100).await;
+    // The stock level was set in the inventory process; its event reaches the catalog's
+    // projection in this one only through NATS.
+    let product = app
+        .get("/v1/admin/products?limit=1", Some(&admin(app).await))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let in_stock = eventually(Duration::from_secs(20), || async {
+        let body: Value = app
+            .get(&format!("/v1/store/products/{product}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["in_stock"] == json!(true) && body["variants"][0]["available"] == json!(7)
+    })
+    .await;
+    assert!(in_stock, "the catalog learnt of the stock through NATS");
+    assert_eq!(available(app, &shop).await, 7);
+}
+
+async fn killing_the_inventory_process_mid_load_leaves_everything_consistent(mut split: Split) {
+    let stock = 40;
+    let shop = shop(&split.app, stock, 100).await;
+    let mut carts = Vec::new();
+    for _ in 0..60 {
+        carts.push(ready_cart(&split.app, &shop, 1, false).await);
+    }
+    let app = &split.app;
+    let attempts = carts
+        .iter()
+        .enumerate()
+        .map(|(n, (cart, token))| async move {
+            check_out(app, cart, token, &format!("key-{n}"), "tok_success")
+                .await
+                .status()
+                .as_u16()
+        });
+    let load = futures_util::future::join_all(attempts);
+    tokio::pin!(load);
+    // Some checkouts go through, then inventory dies under the rest of the load.
+    let placed_some = eventually(Duration::from_secs(30), || async {
+        figures(app).await.orders >= 5
+    });
+    tokio::select! {
+        _ = placed_some => {}
+        _ = &mut load => {}
+    }
+    split.inventory.kill().await;
+    let statuses = load.await;
+    split.inventory.restart().await;
+    let app = &split.app;
+    let token = admin(app).await;
+    // Every refusal while inventory was down is a clear 503, never a 500.
+    assert!(
+        statuses.iter().all(|s| matches!(s, 201 | 409 | 503)),
+        "{statuses:?}"
+    );
+    let placed = statuses.iter().filter(|s| **s == 201).count() as i64;
+    let unavailable = statuses.iter().filter(|s| **s == 503).count();
+    eprintln!("placed {placed}, unavailable {unavailable} of {}", statuses.len());
+    // Once recovery has run against the restarted inventory: each order holds one sold unit,
+    // nothing else is held, each paid order has its authorised payment and no other payment
+    // is left authorised.
+    let consistent = eventually(Duration::from_secs(60), || async {
+        let f = figures(app).await;
+        let level = stock_of(app, &token, &shop.variant).await;
+        f.orders == placed
+            && level["reserved"] == 0
+            && level["on_hand"] == json!(stock - placed)
+            && f.authorized == placed
+            && f.open_checkouts == 0
+    })
+    .await;
+    let f = figures(app).await;
+    assert!(
+        consistent,
+        "placed {placed}, {f:?}, stock {}",
+        stock_of(app, &token, &shop.variant).await
+    );
+}
+
+#[derive(Debug)]
+struct Figures {
+    orders: i64,
+    authorized: i64,
+    open_checkouts: i64,
+}
+
+/// Orders, authorised payments and checkouts not yet finished, read from the store's database.
+async fn figures(app: &TestApp) -> Figures {
+    use sqlx::Row;
+    let db = &app.store().db;
+    let mut conn = db.read().await.unwrap();
+    emporium_db::run!(&mut conn, |c| sqlx::query(
+        "SELECT (SELECT count(*) FROM orders) AS orders, \
+         (SELECT count(*) FROM payment_intents WHERE status = 'authorized') AS authorized, \
+         (SELECT count(*) FROM checkouts WHERE state NOT IN ('completed', 'failed')) AS open"
+    )
+    .fetch_one(c)
+    .await
+    .map(|r| Figures {
+        orders: r.get("orders"),
+        authorized: r.get("authorized"),
+        open_checkouts: r.get("open"),
+    }))
+    .unwrap()
+}
+
+/// A staff token of the test's own.
+async fn admin(app: &TestApp) -> String {
+    app.staff_token("ops@example.com", emporium_kernel::auth::Role::Admin)
+        .await
+}
+
+/// The variant's stock summed over locations, from the inventory process's staff API (through
+/// `token`: the process verifies the store's tokens with the shared keyring).
+async fn stock_of(app: &TestApp, token: &str, variant: &str) -> Value {
+    let r = app
+        .request(
+            Method::GET,
+            &format!("/v1/admin/inventory/levels?variant_id={variant}"),
+            None,
+            Some(token),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_routes_refuse_a_call_without_a_valid_service_credential() {
+    let test = "cluster::internal_routes_refuse_a_call_without_a_valid_service_credential";
+    let Some(split) = split(Backend::Sqlite, test).await else {
+        return;
+    };
+    let url = format!(
+        "{}/internal/v1/inventory/availability",
+        split.inventory.base
+    );
+    let body = json!({"variant_ids": []});
+    let client = reqwest::Client::new();
+    for credential in [None, Some("forged.token.value")] {
+        let mut request = client.post(&url).json(&body);
+        if let Some(c) = credential {
+            request = request.header("x-emporium-service", c);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{credential:?}");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "service_credential_invalid");
+    }
+    // Signed with another cluster's secret.
+    let theirs = emporium_http::service::ServiceCredentials::new(
+        "ordering",
+        b"another-cluster-secret-another-cluster",
+        None,
+    );
+    let r = client
+        .post(&url)
+        .header("x-emporium-service", theirs.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // Ours passes.
+    let ours = emporium_http::service::ServiceCredentials::new("ordering", SECRET.as_bytes(), None);
+    let r = client
+        .post(&url)
+        .header("x-emporium-service", ours.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+    // An all-in-one store serves no internal route at all.
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .post(app.url("/internal/v1/inventory/availability"))
+        .header("x-emporium-service", ours.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
