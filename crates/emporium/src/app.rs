@@ -13,6 +13,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use emporium_bus::{EventHandler, InProcessBus, OutboxRelay};
 
+use crate::cluster::Membership;
 use crate::events::Delivery;
 use emporium_cart::CartService;
 use emporium_catalog::ReadCacheConfig;
@@ -31,6 +32,7 @@ use emporium_kernel::{Clock, ErrorKind};
 use emporium_ordering::{CheckoutService, OrderService, OrderingState};
 use emporium_payments::PaymentService;
 use emporium_pricing::{PricingError, PricingService, RulesCalculator, ShopperPrices};
+use emporium_registry::Registration;
 use emporium_search::{SearchIndex, SearchProjector};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -227,8 +229,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// Builds every context over an open database.
+    /// Builds every context over an open database; other groups, if any, are found at the
+    /// configured `cluster.upstreams`.
     pub fn build(config: &Config, db: Db, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::build_in(config, db, clock, &Membership::fixed(config))
+    }
+
+    /// Builds the contexts of this process's groups over an open database, reaching the other
+    /// groups through `membership`.
+    pub fn build_in(
+        config: &Config,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        membership: &Membership,
+    ) -> anyhow::Result<Self> {
         let tokens = Tokens::open(
             config.signing_keys_file(),
             time::Duration::seconds(
@@ -301,7 +315,7 @@ impl Store {
             Delivery::Shared,
         ));
         let (inventory, inventory_api): (_, Arc<dyn InventoryApi>) =
-            match crate::cluster::remote_inventory(config)? {
+            match crate::cluster::remote_inventory(config, membership)? {
                 Some(client) => (None, Arc::new(client)),
                 None => {
                     let local = Arc::new(InventoryService::new(db.clone(), clock.clone()));
@@ -615,6 +629,7 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     /// The store behind it.
     pub store: Store,
+    registrations: Vec<Registration>,
     draining: CancellationToken,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -622,11 +637,12 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Reports not ready and keeps serving for the drain period (`cluster.drain_ms`), so that
-    /// balancers stop sending requests first; then stops accepting, lets in-flight requests
+    /// Reports not ready, leaves the registry and keeps serving for the drain period
+    /// (`cluster.drain_ms`), so that balancers stop sending requests first; then stops accepting, lets in-flight requests
     /// finish (bounded), flushes the outbox, closes the database.
     pub async fn shutdown(self) {
         self.draining.cancel();
+        crate::cluster::deregister(self.registrations).await;
         tokio::time::sleep(self.drain).await;
         self.shutdown.cancel();
         self.tasks.close();
@@ -645,7 +661,12 @@ impl RunningServer {
 pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<RunningServer> {
     emporium_http::metrics::handle();
     let db = open_database(config).await?;
-    let store = Store::build(config, db, clock)?;
+    let membership = if config.all_in_one() {
+        Membership::fixed(config)
+    } else {
+        Membership::join(config).await?
+    };
+    let store = Store::build_in(config, db, clock, &membership)?;
     // Tokens ended within the last token lifetime are refused from the first request on.
     store
         .identity
@@ -768,10 +789,12 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         }
     });
 
+    let registrations = membership.register(config, local_addr).await?;
     tracing::info!(%local_addr, backend = ?store.db.backend(), "emporium is ready");
     Ok(RunningServer {
         local_addr,
         store,
+        registrations,
         draining,
         shutdown,
         tasks,

@@ -16,7 +16,9 @@ use emporium_identity::{IdentityClient, Tokens};
 use emporium_inventory::{InventoryClient, InventoryService};
 use emporium_kernel::Clock;
 use emporium_kernel::fault::CrashPoints;
+use emporium_registry::{Directory, Discovery, Instance, Registration, Registry};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use utoipa::OpenApi;
@@ -46,28 +48,162 @@ pub fn credentials(config: &Config) -> Option<Arc<ServiceCredentials>> {
     )))
 }
 
-/// The configured instances of `group`, as a client follows them.
-fn static_upstreams(config: &Config, group: Group) -> Upstreams {
-    let urls = config
-        .cluster
-        .upstreams
-        .get(&group)
-        .map(|urls| {
-            urls.iter()
-                .map(|u| u.trim_end_matches('/').to_owned())
-                .collect()
+/// Where this process finds the instances of the groups it calls: the registry in NATS, or
+/// the static lists of `cluster.upstreams` alone.
+#[derive(Clone)]
+pub struct Membership {
+    registry: Option<Arc<Registry>>,
+    directory: watch::Receiver<Directory>,
+}
+
+impl Membership {
+    /// The static lists of `cluster.upstreams`, without a registry.
+    pub fn fixed(config: &Config) -> Self {
+        let directory = config
+            .cluster
+            .upstreams
+            .iter()
+            .map(|(group, urls)| {
+                let instances = urls
+                    .iter()
+                    .enumerate()
+                    .map(|(n, url)| Instance {
+                        group: group.name().to_owned(),
+                        id: n.to_string(),
+                        url: url.trim_end_matches('/').to_owned(),
+                        version: String::new(),
+                        weight: 100,
+                        zone: String::new(),
+                    })
+                    .collect();
+                (group.name().to_owned(), instances)
+            })
+            .collect();
+        Self {
+            registry: None,
+            directory: Discovery::Static(directory).watch(),
+        }
+    }
+
+    /// The registry of the configured NATS, watched; the static lists when there is no NATS.
+    pub async fn join(config: &Config) -> anyhow::Result<Self> {
+        let Some(url) = &config.cluster.nats_url else {
+            return Ok(Self::fixed(config));
+        };
+        let registry = Registry::connect(
+            url,
+            &config.cluster.registry_bucket,
+            Duration::from_millis(config.cluster.registry_ttl_ms),
+        )
+        .await
+        .with_context(|| format!("cannot open the registry in NATS at {url}"))?;
+        let directory = registry.watch();
+        Ok(Self {
+            registry: Some(Arc::new(registry)),
+            directory,
         })
-        .unwrap_or_default();
-    // The sender is dropped: a static list never changes, and the receiver keeps its value.
-    tokio::sync::watch::channel(urls).1
+    }
+
+    /// The instances of `group` a client calls: the configured list when there is one, else
+    /// those registered, followed as they come and go.
+    pub fn upstreams(&self, config: &Config, group: Group) -> Upstreams {
+        if config
+            .cluster
+            .upstreams
+            .get(&group)
+            .is_some_and(|urls| !urls.is_empty())
+        {
+            return follow(Self::fixed(config).directory, group);
+        }
+        follow(self.directory.clone(), group)
+    }
+
+    /// Registers this process, once it listens on `local_addr`, under each group it runs.
+    pub async fn register(
+        &self,
+        config: &Config,
+        local_addr: SocketAddr,
+    ) -> anyhow::Result<Vec<Registration>> {
+        let Some(registry) = &self.registry else {
+            return Ok(Vec::new());
+        };
+        let url = config
+            .cluster
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
+        let id: String = crate::events::instance_name(config)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut registrations = Vec::new();
+        for group in config.groups() {
+            let instance = Instance {
+                group: group.name().to_owned(),
+                id: id.clone(),
+                url: url.clone(),
+                version: config.cluster.version.clone(),
+                weight: config.cluster.weight,
+                zone: config.cluster.zone.clone(),
+            };
+            registrations.push(
+                registry
+                    .register(instance)
+                    .await
+                    .context("cannot register in the registry")?,
+            );
+        }
+        Ok(registrations)
+    }
+}
+
+/// Takes this process out of the registry (before it drains).
+pub async fn deregister(registrations: Vec<Registration>) {
+    for registration in registrations {
+        if let Err(e) = registration.deregister().await {
+            tracing::warn!(error = %e, "cannot deregister; the entry expires by itself");
+        }
+    }
+}
+
+/// The base URLs of `group`'s instances in `directory`, kept current.
+fn follow(mut directory: watch::Receiver<Directory>, group: Group) -> Upstreams {
+    let urls = move |d: &Directory| -> Vec<String> {
+        d.get(group.name())
+            .map(|instances| instances.iter().map(|i| i.url.clone()).collect())
+            .unwrap_or_default()
+    };
+    let (tx, rx) = watch::channel(urls(&directory.borrow()));
+    tokio::spawn(async move {
+        while directory.changed().await.is_ok() {
+            let now = urls(&directory.borrow_and_update());
+            tx.send_if_modified(|known| {
+                let changed = *known != now;
+                if changed {
+                    *known = now;
+                }
+                changed
+            });
+            if tx.is_closed() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// A client of `group`'s instances.
-fn client(config: &Config, group: Group) -> anyhow::Result<ServiceClient> {
+fn client(config: &Config, membership: &Membership, group: Group) -> anyhow::Result<ServiceClient> {
     let credentials = credentials(config).context("cluster.service_secret is not set")?;
     Ok(ServiceClient::new(
         group.name(),
-        static_upstreams(config, group),
+        membership.upstreams(config, group),
         credentials,
         ClientOptions {
             timeout: Duration::from_millis(config.cluster.call_timeout_ms),
@@ -78,14 +214,15 @@ fn client(config: &Config, group: Group) -> anyhow::Result<ServiceClient> {
 }
 
 /// A client of the inventory group, when this process does not run it.
-pub fn remote_inventory(config: &Config) -> anyhow::Result<Option<InventoryClient>> {
+pub fn remote_inventory(
+    config: &Config,
+    membership: &Membership,
+) -> anyhow::Result<Option<InventoryClient>> {
     if config.groups().contains(&Group::Inventory) {
         return Ok(None);
     }
-    Ok(Some(InventoryClient::new(client(
-        config,
-        Group::Inventory,
-    )?)))
+    let client = client(config, membership, Group::Inventory)?;
+    Ok(Some(InventoryClient::new(client)))
 }
 
 /// `routes` behind the service credential guard; nothing when there is no credential.
@@ -104,6 +241,7 @@ pub struct InventoryNode {
     pub local_addr: SocketAddr,
     pub db: Db,
     pub inventory: Arc<InventoryService>,
+    registrations: Vec<Registration>,
     draining: CancellationToken,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -111,9 +249,11 @@ pub struct InventoryNode {
 }
 
 impl InventoryNode {
-    /// Reports not ready, keeps serving for the drain period, then stops as a store does.
+    /// Reports not ready, leaves the registry, keeps serving for the drain period, then stops
+    /// as a store does.
     pub async fn shutdown(self) {
         self.draining.cancel();
+        deregister(self.registrations).await;
         tokio::time::sleep(self.drain).await;
         self.shutdown.cancel();
         self.tasks.close();
@@ -146,7 +286,8 @@ pub async fn start_inventory(
         )
         .context("cannot open the signing keys")?,
     );
-    let identity = IdentityClient::new(client(config, Group::Identity)?);
+    let membership = Membership::join(config).await?;
+    let identity = IdentityClient::new(client(config, &membership, Group::Identity)?);
     if let Err(e) = identity.refresh_revocations(&tokens, clock.now()).await {
         tracing::warn!(error = %e, "cannot read token revocations from identity; will retry");
     }
@@ -214,9 +355,11 @@ pub async fn start_inventory(
             }
         }
     });
+    let registrations = membership.register(config, local_addr).await?;
     tracing::info!(%local_addr, backend = ?db.backend(), groups = "inventory", "emporium is ready");
     Ok(InventoryNode {
         local_addr,
+        registrations,
         db,
         inventory,
         draining,

@@ -128,7 +128,8 @@ pub struct ClusterConfig {
     pub service_secret: Option<Secret>,
     /// A secret being rotated out: still accepted from callers, never used to sign.
     pub previous_service_secret: Option<Secret>,
-    /// The instances of each group this process calls, by base URL (`http://10.0.0.7:8080`).
+    /// The instances of each group this process calls, by base URL (`http://10.0.0.7:8080`);
+    /// a group not listed is found in the registry.
     pub upstreams: std::collections::BTreeMap<Group, Vec<String>>,
     /// The deadline of one call to another group, retries included.
     pub call_timeout_ms: u64,
@@ -137,6 +138,19 @@ pub struct ClusterConfig {
     /// At shutdown, how long the process keeps serving after it reports not ready, so that
     /// load balancers stop sending it requests before it stops taking them.
     pub drain_ms: u64,
+    /// Where the other processes reach this one (`http://10.0.0.7:8080`), as registered;
+    /// default: `http://` and the listening address (which must then not be a wildcard).
+    pub advertise_url: Option<String>,
+    /// The NATS key-value bucket of the registry.
+    pub registry_bucket: String,
+    /// An instance that stops renewing its registration leaves the registry after this long.
+    pub registry_ttl_ms: u64,
+    /// The version this instance registers, for gray releases.
+    pub version: String,
+    /// This instance's share of its group's traffic, relative to the others'.
+    pub weight: u32,
+    /// Where this instance runs (zone, rack), as registered.
+    pub zone: String,
 }
 
 impl Default for ClusterConfig {
@@ -149,6 +163,12 @@ impl Default for ClusterConfig {
             call_timeout_ms: 5_000,
             call_retries: 2,
             drain_ms: 0,
+            advertise_url: None,
+            registry_bucket: "emporium-registry".to_owned(),
+            registry_ttl_ms: 10_000,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            weight: 100,
+            zone: String::new(),
         }
     }
 }
@@ -642,6 +662,28 @@ impl Config {
         if cluster.call_timeout_ms == 0 {
             return invalid("cluster.call_timeout_ms", "must be at least 1".into());
         }
+        if let Some(url) = &cluster.advertise_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid(
+                "cluster.advertise_url",
+                "must start with http:// or https://".into(),
+            );
+        }
+        if cluster.registry_ttl_ms < 1_000 {
+            return invalid("cluster.registry_ttl_ms", "must be at least 1000".into());
+        }
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if !token(&cluster.registry_bucket) {
+            return invalid(
+                "cluster.registry_bucket",
+                "must be letters, digits, - and _".into(),
+            );
+        }
         if self.all_in_one() {
             return Ok(());
         }
@@ -672,16 +714,11 @@ impl Config {
                 "identity, catalog, search and ordering run in one process; inventory may run apart".into(),
             );
         }
-        if served != 0 && !groups.contains(&Group::Inventory) {
-            match cluster.upstreams.get(&Group::Inventory) {
-                Some(urls) if !urls.is_empty() => {}
-                _ => {
-                    return invalid(
-                        "cluster.upstreams",
-                        "must list the inventory instances when this process does not run inventory".into(),
-                    );
-                }
-            }
+        if cluster.advertise_url.is_none() && self.listen.ip().is_unspecified() {
+            return invalid(
+                "cluster.advertise_url",
+                "is required when listening on a wildcard address".into(),
+            );
         }
         Ok(())
     }

@@ -121,11 +121,17 @@ impl InventoryProcess {
 struct Split {
     app: TestApp,
     inventory: InventoryProcess,
-    _nats: Nats,
+    nats: Nats,
     _inventory_data: tempfile::TempDir,
 }
 
 async fn split(backend: Backend, test: &str) -> Option<Split> {
+    split_with(backend, test, "").await
+}
+
+/// [`split`], with `extra` added to the `[cluster]` table of the inventory process. The two
+/// processes find each other in the registry: no upstream is configured.
+async fn split_with(backend: Backend, test: &str, extra: &str) -> Option<Split> {
     let nats = start_nats(test).await?;
     let inventory_data = tempfile::tempdir().unwrap();
     let keys = inventory_data.path().join("keys.json");
@@ -142,8 +148,7 @@ async fn split(backend: Backend, test: &str) -> Option<Split> {
          services = [\"inventory\"]\n\
          [auth]\nsigning_keys_file = {keys:?}\n\
          [outbox]\npoll_interval_ms = 200\n\
-         [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n\
-         upstreams = {{ identity = [\"http://127.0.0.1:{store_port}\"] }}\n",
+         [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n{extra}\n",
         data = inventory_data.path().join("data"),
         nats = nats.url,
     );
@@ -164,10 +169,6 @@ async fn split(backend: Backend, test: &str) -> Option<Split> {
         config.auth.signing_keys_file = Some(keys);
         config.cluster.nats_url = Some(nats_url);
         config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
-        config
-            .cluster
-            .upstreams
-            .insert(Group::Inventory, vec![inventory_base.clone()]);
         // A checkout whose step failed is compensated soon, not after a minute.
         config.recovery.idle_after_ms = 500;
         config.recovery.sweep_interval_ms = 200;
@@ -177,7 +178,7 @@ async fn split(backend: Backend, test: &str) -> Option<Split> {
     Some(Split {
         app,
         inventory,
-        _nats: nats,
+        nats,
         _inventory_data: inventory_data,
     })
 }
@@ -314,7 +315,10 @@ async fn killing_the_inventory_process_mid_load_leaves_everything_consistent(mut
     );
     let placed = statuses.iter().filter(|s| **s == 201).count() as i64;
     let unavailable = statuses.iter().filter(|s| **s == 503).count();
-    eprintln!("placed {placed}, unavailable {unavailable} of {}", statuses.len());
+    eprintln!(
+        "placed {placed}, unavailable {unavailable} of {}",
+        statuses.len()
+    );
     // Once recovery has run against the restarted inventory: each order holds one sold unit,
     // nothing else is held, each paid order has its authorised payment and no other payment
     // is left authorised.
@@ -443,4 +447,75 @@ async fn internal_routes_refuse_a_call_without_a_valid_service_credential() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_instance_leaves_the_registry_then_drains_then_exits() {
+    let test = "cluster::a_terminated_instance_leaves_the_registry_then_drains_then_exits";
+    // A long TTL: the entry can only vanish within the test by deregistration.
+    let extra = "drain_ms = 3000\nregistry_ttl_ms = 60000";
+    let Some(mut split) = split_with(Backend::Sqlite, test, extra).await else {
+        return;
+    };
+    let registry = emporium_registry::Registry::connect(
+        &split.nats.url,
+        "emporium-registry",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let mut directory = registry.watch();
+    let listed = |d: &emporium_registry::Directory, group: &str| d.get(group).map_or(0, Vec::len);
+    let both = tokio::time::timeout(
+        Duration::from_secs(10),
+        directory.wait_for(|d| listed(d, "inventory") == 1 && listed(d, "ordering") == 1),
+    )
+    .await
+    .map(|r| r.is_ok());
+    assert!(
+        matches!(both, Ok(true)),
+        "both processes registered: {:?}",
+        *directory.borrow()
+    );
+    let base = split.inventory.base.clone();
+    let pid = split.inventory.process.id().unwrap();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    // Deregistered at once, long before its TTL.
+    let gone = tokio::time::timeout(
+        Duration::from_secs(5),
+        directory.wait_for(|d| listed(d, "inventory") == 0),
+    )
+    .await
+    .map(|r| r.is_ok());
+    assert!(
+        matches!(gone, Ok(true)),
+        "deregistered: {:?}",
+        *directory.borrow()
+    );
+    // Draining: not ready, yet still serving what balancers still send.
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let problem: Value = ready.json().await.unwrap();
+    assert_eq!(problem["code"], "shutting_down");
+    let alive = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(
+        alive.status().as_u16(),
+        200,
+        "requests are still served while draining"
+    );
+    // Then it stops, cleanly.
+    let status = tokio::time::timeout(Duration::from_secs(30), split.inventory.process.wait())
+        .await
+        .expect("exits after the drain")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        listed(&directory.borrow(), "ordering") == 1,
+        "the other stays"
+    );
 }

@@ -261,6 +261,15 @@ impl ServiceClient {
                 }
                 tokio::time::sleep(backoff).await;
             }
+            if tried.is_empty() && self.upstreams.borrow().is_empty() {
+                // None known yet (a registry still filling, a group starting): wait for one
+                // within the deadline.
+                let mut known = self.upstreams.clone();
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ =
+                    tokio::time::timeout(left, known.wait_for(|upstreams| !upstreams.is_empty()))
+                        .await;
+            }
             let Some((upstream, breaker)) = self.pick(&tried).or_else(|| self.pick(&[])) else {
                 if tried.is_empty() && !self.upstreams.borrow().is_empty() {
                     last = "every instance's breaker is open".to_owned();
