@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use emporium_bus::{InProcessBus, OutboxRelay};
+use emporium_cache::{RedisLevel, RedisOptions, SecondLevel};
 use emporium_cart::CartService;
 use emporium_catalog::ReadCacheConfig;
 use emporium_catalog::{CacheInvalidator, StockProjection};
@@ -154,6 +155,17 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// The product cache's shared second level: Redis when `cache.redis_url` is set. Connects on
+/// first use, so a Redis that is down at start only means misses.
+fn product_second_level(config: &Config) -> anyhow::Result<Option<Arc<dyn SecondLevel>>> {
+    let Some(url) = &config.cache.redis_url else {
+        return Ok(None);
+    };
+    let level = RedisLevel::open(url.expose(), "product", RedisOptions::default())
+        .context("cache.redis_url")?;
+    Ok(Some(Arc::new(level)))
+}
+
 /// Opens the configured media storage: the S3-compatible bucket, or `<data_dir>/media`.
 fn open_media(config: &Config) -> anyhow::Result<MediaStore> {
     match &config.media.s3 {
@@ -255,6 +267,7 @@ impl Store {
                 db.clone(),
                 &ReadCacheConfig {
                     product_bytes: config.cache.product_mib << 20,
+                    second_level: product_second_level(config)?,
                     ..ReadCacheConfig::default()
                 },
             )
