@@ -1,6 +1,7 @@
 //! The Redis second level against a real Redis: shared entries between two caches (as two
 //! processes would hold), invalidation across them, remembered absences, and a Redis that dies
-//! and comes back. Needs `EMPORIUM_TEST_REDIS_URL`; the outage test starts its own `redis-server`.
+//! and comes back or stops answering. Needs `EMPORIUM_TEST_REDIS_URL`; the fault tests start their
+//! own `redis-server` (and put a fault proxy in front of it).
 #![allow(clippy::unwrap_used)]
 
 use std::net::TcpListener;
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use emporium_cache::{Cache, CacheConfig, RedisLevel, RedisOptions, SecondLevel};
+use emporium_faultproxy::{Fault, FaultProxy};
 
 /// The shared Redis, or `None` (after saying so) when the suite is not to run here.
 fn redis_url(test: &str) -> Option<String> {
@@ -153,7 +155,8 @@ async fn an_undecodable_entry_counts_as_a_miss() {
     );
 }
 
-/// A `redis-server` of the test's own, killed by its PID when dropped.
+/// A `redis-server` of the test's own, listening once `start` returns, killed by its PID when
+/// dropped.
 struct OwnRedis {
     child: Child,
     port: u16,
@@ -167,6 +170,14 @@ impl OwnRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Self { child, port }
     }
 
@@ -264,4 +275,95 @@ async fn reads_answer_from_the_loader_while_redis_is_down_and_use_it_again_once_
     })
     .await;
     assert!(level_a.is_available());
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_costs_one_deadline_per_cool_down_not_one_per_read() {
+    if redis_url("a_redis_that_stops_answering_costs_one_deadline_per_cool_down_not_one_per_read")
+        .is_none()
+    {
+        return;
+    }
+    let redis = OwnRedis::start(free_port());
+    let upstream = format!("127.0.0.1:{}", redis.port).parse().unwrap();
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), upstream)
+        .await
+        .unwrap();
+    let through_proxy = format!("redis://{}", proxy.local_addr());
+    let slow = RedisOptions {
+        // Long enough that a busy machine does not miss it while Redis answers.
+        deadline: Duration::from_secs(1),
+        // Longer than the test: no probe happens while it runs.
+        cool_down: Duration::from_secs(600),
+        ..options(Duration::ZERO)
+    };
+    let level = RedisLevel::open(&through_proxy, "product", slow.clone()).unwrap();
+    let node = Node::new(&level);
+    eventually("the own redis answering", || async {
+        level.put("product:up", b"x", Duration::from_secs(60)).await;
+        level.get("product:up").await.is_some()
+    })
+    .await;
+    let failures_before = level.failures();
+
+    proxy.set(Fault::Blackhole).await.unwrap();
+
+    for key in 0..20 {
+        let key = format!("dark-{key}");
+        assert_eq!(node.read(&key, Some("v")).await.as_deref(), Some("v"));
+    }
+    assert_eq!(node.loads(), 20);
+    // The first read waited for the deadline; the others skipped Redis.
+    assert_eq!(level.failures(), failures_before + 1);
+    assert!(!level.is_available());
+}
+
+#[tokio::test]
+async fn an_invalidation_made_while_redis_is_unreachable_reaches_it_once_it_answers() {
+    if redis_url("an_invalidation_made_while_redis_is_unreachable_reaches_it_once_it_answers")
+        .is_none()
+    {
+        return;
+    }
+    let redis = OwnRedis::start(free_port());
+    let upstream = format!("127.0.0.1:{}", redis.port).parse().unwrap();
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), upstream)
+        .await
+        .unwrap();
+    let options = options(Duration::from_millis(100));
+    let through_proxy = RedisLevel::open(
+        &format!("redis://{}", proxy.local_addr()),
+        "product",
+        options.clone(),
+    )
+    .unwrap();
+    let direct = RedisLevel::open(&redis.url(), "product", options).unwrap();
+    let node = Node::new(&through_proxy);
+    eventually("the value reaching redis", || async {
+        node.cache.invalidate(&"1".to_owned()).await;
+        node.read("1", Some("old")).await;
+        direct.get("product:1").await.is_some()
+    })
+    .await;
+
+    proxy.set(Fault::Reset).await.unwrap();
+    node.cache.invalidate(&"1".to_owned()).await;
+    // Redis itself still holds the entry: the removal did not get through.
+    assert!(direct.get("product:1").await.is_some());
+    assert!(!through_proxy.is_available());
+
+    proxy.set(Fault::Pass).await.unwrap();
+
+    let mut round = 0;
+    eventually("the kept removal reaching redis", || {
+        round += 1;
+        let key = format!("after-{round}");
+        let (node, direct) = (&node, &direct);
+        async move {
+            node.read(&key, Some("v")).await;
+            direct.get("product:1").await.is_none()
+        }
+    })
+    .await;
+    assert!(through_proxy.is_available());
 }
