@@ -11,8 +11,9 @@
 //!   ([`jittered`]), so entries filled together do not expire together.
 //!
 //! Values are invalidated by key (from catalog events) or all at once. An optional
-//! [`SecondLevel`] (Redis, when configured) sits between the in-process level and the loader;
-//! callers do not change when it is added.
+//! [`SecondLevel`] sits between the in-process level and the loader, shared by every instance of
+//! a service: [`RedisLevel`] when Redis is configured. Callers do not change when it is added, and
+//! a second level that is slow or down only turns into misses.
 //!
 //! ```
 //! use emporium_cache::{Cache, CacheConfig};
@@ -31,8 +32,10 @@
 mod cache;
 mod config;
 mod expiry;
+mod redis;
 mod second_level;
 
+pub use crate::redis::{RedisLevel, RedisLevelError, RedisOptions};
 pub use cache::{Cache, CacheStats};
 pub use config::CacheConfig;
 pub use expiry::jittered;

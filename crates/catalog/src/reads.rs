@@ -3,17 +3,22 @@
 //! its finished JSON body with its ETag, so a hit costs no database work and no serialisation;
 //! a list page likewise (`pages.rs` says how stale one can be). With a `currency`, answers carry
 //! each variant's calculated price for the shopper, from pricing through [`ShopperPrices`].
+//! Products by id may also go through a shared second level (Redis), so that one instance's
+//! load serves the others' misses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use emporium_cache::{Cache, CacheConfig};
+use emporium_cache::{Cache, CacheConfig, CacheStats, SecondLevel};
 use emporium_db::Db;
 use emporium_kernel::ids::{CategoryId, CollectionId, ProductId, VariantId};
 use emporium_kernel::{Currency, Money, Page, Violations};
 use emporium_pricing::{PriceContext, Region, ShopperPrices};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::api::{CatalogApi, CategoryNode, CategoryTree, Product, ProductStatus, Purchasable};
@@ -91,8 +96,27 @@ impl CachedBody {
     }
 }
 
+/// In the shared second level a product body travels as the product itself, and the instance
+/// that reads it rebuilds the body: the same bytes and ETag, with a serial of its own. Only
+/// product bodies go there.
+impl Serialize for CachedBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let body = self.body().map_err(S::Error::custom)?;
+        let product: Product = serde_json::from_slice(&body).map_err(S::Error::custom)?;
+        product.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CachedBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let product = Product::deserialize(deserializer)?;
+        let body = serde_json::to_vec(&product).map_err(D::Error::custom)?;
+        Ok(Self::of_product(&body, &product))
+    }
+}
+
 /// Sizes and lifetimes of the storefront caches.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReadCacheConfig {
     /// Memory budget of the product cache in bytes: rendered bodies by id, and the handles of
     /// the products cached.
@@ -102,6 +126,21 @@ pub struct ReadCacheConfig {
     pub list_bytes: u64,
     pub ttl: Duration,
     pub negative_ttl: Duration,
+    /// A level shared by every instance (Redis) between the product cache and the database;
+    /// products by id are looked up there before they are loaded.
+    pub second_level: Option<Arc<dyn SecondLevel>>,
+}
+
+impl std::fmt::Debug for ReadCacheConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCacheConfig")
+            .field("product_bytes", &self.product_bytes)
+            .field("list_bytes", &self.list_bytes)
+            .field("ttl", &self.ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("second_level", &self.second_level.is_some())
+            .finish()
+    }
 }
 
 impl Default for ReadCacheConfig {
@@ -111,6 +150,7 @@ impl Default for ReadCacheConfig {
             list_bytes: 32 << 20,
             ttl: Duration::from_secs(600),
             negative_ttl: Duration::from_secs(30),
+            second_level: None,
         }
     }
 }
@@ -262,20 +302,27 @@ impl CatalogReads {
         };
         let handles = Arc::new(HandleIndex::default());
         let index = Arc::clone(&handles);
+        // A product weighs what it holds and a share for the bookkeeping; its handle leaves the
+        // index when it leaves the cache.
+        let products = Cache::weighed_with_departures(
+            sized("product", 0),
+            config.product_bytes,
+            |_, body: &Arc<CachedBody>| {
+                // The handle counts twice: the body holds it, and so does the index's key.
+                let bytes = body.size() + body.handle.len() + ENTRY_OVERHEAD;
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            },
+            move |_, body| index.departed(body),
+        );
+        // A body from the second level skips the loader, so its handle is not indexed: a read by
+        // handle then resolves the handle once (remembered in `lookups`), as for any other miss.
+        let products = match &config.second_level {
+            Some(level) => products.with_second_level(Arc::clone(level)),
+            None => products,
+        };
         Self {
             db,
-            // A product weighs what it holds and a share for the bookkeeping; its handle leaves
-            // the index when it leaves the cache.
-            products: Cache::weighed_with_departures(
-                sized("product", 0),
-                config.product_bytes,
-                |_, body: &Arc<CachedBody>| {
-                    // The handle counts twice: the body holds it, and so does the index's key.
-                    let bytes = body.size() + body.handle.len() + ENTRY_OVERHEAD;
-                    u32::try_from(bytes).unwrap_or(u32::MAX)
-                },
-                move |_, body| index.departed(body),
-            ),
+            products,
             handles,
             lookups: Cache::new(sized("product_handle", HANDLE_LOOKUPS)),
             tree: Cache::new(sized("category_tree", 1)),
@@ -635,6 +682,11 @@ impl CatalogReads {
     /// How many times a product's purchasable variants were loaded from the database.
     pub fn purchasable_loads(&self) -> u64 {
         self.purchasables.stats().loads
+    }
+
+    /// The product cache's counters: loads, hits, and hits in the second level.
+    pub fn product_cache_stats(&self) -> CacheStats {
+        self.products.stats()
     }
 
     /// Publishes the caches' entry gauges (for `/metrics`).

@@ -12,9 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use emporium_bus::{EventHandler, InProcessBus, OutboxRelay};
-
-use crate::cluster::Membership;
-use crate::events::Delivery;
+use emporium_cache::{RedisLevel, RedisOptions, SecondLevel};
 use emporium_cart::CartService;
 use emporium_catalog::ReadCacheConfig;
 use emporium_catalog::{CacheInvalidator, StockProjection};
@@ -34,6 +32,9 @@ use emporium_payments::PaymentService;
 use emporium_pricing::{PricingError, PricingService, RulesCalculator, ShopperPrices};
 use emporium_registry::Registration;
 use emporium_search::{SearchIndex, SearchProjector};
+
+use crate::cluster::Membership;
+use crate::events::Delivery;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -176,6 +177,17 @@ pub async fn open_database_with(
     Ok(db)
 }
 
+/// The product cache's shared second level: Redis when `cache.redis_url` is set. Connects on
+/// first use, so a Redis that is down at start only means misses.
+fn product_second_level(config: &Config) -> anyhow::Result<Option<Arc<dyn SecondLevel>>> {
+    let Some(url) = &config.cache.redis_url else {
+        return Ok(None);
+    };
+    let level = RedisLevel::open(url.expose(), "product", RedisOptions::default())
+        .context("cache.redis_url")?;
+    Ok(Some(Arc::new(level)))
+}
+
 /// Opens the configured media storage: the S3-compatible bucket, or `<data_dir>/media`.
 fn open_media(config: &Config) -> anyhow::Result<MediaStore> {
     match &config.media.s3 {
@@ -297,6 +309,7 @@ impl Store {
                 db.clone(),
                 &ReadCacheConfig {
                     product_bytes: config.cache.product_mib << 20,
+                    second_level: product_second_level(config)?,
                     ..ReadCacheConfig::default()
                 },
             )

@@ -315,18 +315,24 @@ pub struct OutboxConfig {
     pub retention_hours: u64,
 }
 
-/// The in-process storefront caches.
+/// The storefront caches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSettings {
     /// Memory budget of the product cache (rendered responses by id, and handle to id), in MiB.
     /// A catalog larger than the budget keeps its most used products cached.
     pub product_mib: u64,
+    /// `redis://…` or `rediss://…` (TLS), password included if need be: a second level shared
+    /// by every instance, between the product cache and the database. None: in-process only.
+    pub redis_url: Option<Secret>,
 }
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        Self { product_mib: 128 }
+        Self {
+            product_mib: 128,
+            redis_url: None,
+        }
     }
 }
 
@@ -551,6 +557,14 @@ impl Config {
         }
         if !(1..=65_536).contains(&self.cache.product_mib) {
             return invalid("cache.product_mib", "must be between 1 and 65536");
+        }
+        if let Some(url) = &self.cache.redis_url {
+            let u = url.expose();
+            if !(u.starts_with("redis://") || u.starts_with("rediss://"))
+                || u.contains(char::is_whitespace)
+            {
+                return invalid("cache.redis_url", "must start with redis:// or rediss://");
+            }
         }
         if !(1..=65_536).contains(&self.database.sqlite_writer_cache_mib) {
             return invalid(

@@ -113,7 +113,7 @@ fn config_shows_the_payment_providers_a_checkout_may_choose() {
 #[test]
 fn invalid_configuration_names_the_key_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[(&str, &str)], &str); 6] = [
+    let cases: [(&[(&str, &str)], &str); 7] = [
         (
             &[("EMPORIUM_HTTP__BODY_LIMIT_BYTES", "lots")],
             "http.body_limit_bytes",
@@ -129,6 +129,10 @@ fn invalid_configuration_names_the_key_and_exits_2() {
             &[("EMPORIUM_PAYMENTS__PROVIDERS", "[manual, bitcoin]")],
             "payments.providers",
         ),
+        (
+            &[("EMPORIUM_CACHE__REDIS_URL", "http://:hunter2@cache:6379")],
+            "cache.redis_url",
+        ),
     ];
     for (env, key) in cases {
         let out = emporium(dir.path(), &["config"], env, None);
@@ -136,6 +140,7 @@ fn invalid_configuration_names_the_key_and_exits_2() {
         // Figment names a key from the environment as it was spelled there.
         let err = text(&out.stderr).to_lowercase();
         assert!(err.contains(key), "{env:?}: {err}");
+        assert!(!err.contains("hunter2"), "a password in the error: {err}");
     }
     std::fs::write(
         dir.path().join("emporium.toml"),

@@ -1,0 +1,86 @@
+//! The product cache's shared second level across two store processes over one PostgreSQL
+//! database and one Redis, as catalog instances of the scaled-out shape are.
+
+use emporium_kernel::Secret;
+use emporium_kernel::auth::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::catalog::{create_product, simple_product};
+use crate::helpers::{Backend, TestApp, postgres_url};
+
+fn redis_url() -> Option<String> {
+    match std::env::var("EMPORIUM_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("EMPORIUM_TEST_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "EMPORIUM_TEST_REDIS_URL is not set but EMPORIUM_TEST_REQUIRE_REDIS=1"
+            );
+            eprintln!(
+                "NOT RUN: a_product_loaded_by_one_instance_is_served_by_the_other_from_redis (set EMPORIUM_TEST_REDIS_URL)"
+            );
+            None
+        }
+    }
+}
+
+async fn read(app: &TestApp, id: &str) -> (String, Value) {
+    let r = app.get(&format!("/v1/store/products/{id}"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    (etag, r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_loaded_by_one_instance_is_served_by_the_other_from_redis() {
+    let Some(redis) = redis_url() else {
+        return;
+    };
+    let Some(admin) = postgres_url() else {
+        return;
+    };
+    let with_redis = |c: &mut emporium::config::Config| {
+        c.cache.redis_url = Some(Secret::new(redis.clone()));
+    };
+    let a = TestApp::spawn_with(Backend::Postgres(admin.clone()), with_redis).await;
+    let shared = a.config.database_url.clone();
+    let b = TestApp::spawn_with(Backend::Postgres(admin), |c| {
+        with_redis(c);
+        c.database_url = shared;
+    })
+    .await;
+    let staff = a.staff_token("shared-cache@example.com", Role::Staff).await;
+    let mug = create_product(&a, &staff, simple_product("Mug", "MUG-1", 900, &[])).await;
+    let mug = mug["id"].as_str().unwrap().to_owned();
+    a.drain_outbox().await;
+
+    // A loads it from the database; B gets the same answer without a load of its own.
+    let (etag_a, body_a) = read(&a, &mug).await;
+    let (etag_b, body_b) = read(&b, &mug).await;
+    assert_eq!((etag_b, body_b), (etag_a, body_a));
+    let stats = b.store().catalog_reads.product_cache_stats();
+    assert_eq!((stats.loads, stats.second_level_hits), (0, 1));
+
+    // A changes another product it has read: its invalidation removes the shared entry, so B,
+    // which never read it, loads the new title.
+    let cup = create_product(&a, &staff, simple_product("Cup", "CUP-1", 700, &[])).await;
+    let cup = cup["id"].as_str().unwrap().to_owned();
+    a.drain_outbox().await;
+    read(&a, &cup).await;
+    let r = a
+        .request(
+            Method::PATCH,
+            &format!("/v1/admin/products/{cup}"),
+            Some(&json!({"title": "Tea Cup"})),
+            Some(&staff),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    a.drain_outbox().await;
+    let (_, body) = read(&b, &cup).await;
+    assert_eq!(body["title"], "Tea Cup");
+    let stats = b.store().catalog_reads.product_cache_stats();
+    assert_eq!((stats.loads, stats.second_level_hits), (1, 1));
+}
