@@ -24,7 +24,7 @@ use emporium_http::{ApiError, TokenVerifier};
 use emporium_identity::{
     Hasher, IdentityService, LoginThrottle, ThrottleLimits, TokenLifetimes, Tokens,
 };
-use emporium_inventory::{InventoryApi, InventoryService};
+use emporium_inventory::{InventoryApi, InventoryService, StockImport};
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
 use emporium_ordering::{CheckoutService, OrderService, OrderingState};
@@ -222,6 +222,8 @@ pub struct Store {
     /// Inventory as the other contexts reach it: the local service, or a client of the
     /// inventory group's processes.
     pub inventory_api: Arc<dyn InventoryApi>,
+    /// What an import asks of inventory, wherever it runs.
+    pub stock_import: Arc<dyn StockImport>,
     pub pricing: Arc<PricingService>,
     pub cart: Arc<CartService>,
     pub payments: Arc<PaymentService>,
@@ -327,14 +329,20 @@ impl Store {
             )),
             Delivery::Shared,
         ));
-        let (inventory, inventory_api): (_, Arc<dyn InventoryApi>) =
-            match crate::cluster::remote_inventory(config, membership)? {
-                Some(client) => (None, Arc::new(client)),
-                None => {
-                    let local = Arc::new(InventoryService::new(db.clone(), clock.clone()));
-                    (Some(local.clone()), local)
-                }
-            };
+        let (inventory, inventory_api, stock_import): (
+            _,
+            Arc<dyn InventoryApi>,
+            Arc<dyn StockImport>,
+        ) = match crate::cluster::remote_inventory(config, membership)? {
+            Some(client) => {
+                let client = Arc::new(client);
+                (None, client.clone(), client)
+            }
+            None => {
+                let local = Arc::new(InventoryService::new(db.clone(), clock.clone()));
+                (Some(local.clone()), local.clone(), local)
+            }
+        };
         let payments = Arc::new(
             PaymentService::new(db.clone(), clock.clone())
                 .with_enabled(&config.payment_providers())
@@ -389,6 +397,7 @@ impl Store {
             media,
             inventory,
             inventory_api,
+            stock_import,
             pricing,
             cart,
             payments,
@@ -402,13 +411,6 @@ impl Store {
             clock,
             crash_points,
         })
-    }
-
-    /// Inventory's service, when this process runs inventory.
-    pub fn local_inventory(&self) -> anyhow::Result<&Arc<InventoryService>> {
-        self.inventory
-            .as_ref()
-            .context("inventory runs in another process; run this where inventory runs")
     }
 
     /// A relay from this store's outbox to its bus.

@@ -13,7 +13,6 @@ use anyhow::Context;
 use emporium_catalog::CatalogError;
 use emporium_catalog::{CollectionInput, NewCategory, NewProduct, NewVariant, Upserted};
 use emporium_catalog::{ProductOption, ProductStatus};
-use emporium_inventory::CreateLocation;
 use emporium_kernel::ids::{CategoryId, CollectionId, LocationId};
 use emporium_kernel::{DomainError, Money};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -499,7 +498,7 @@ async fn set_stock(
         }
     }
     let outcomes = store
-        .local_inventory()?
+        .stock_import
         .set_levels(location, &items, "import", "import")
         .await?;
     let mut set = 0;
@@ -514,24 +513,10 @@ async fn set_stock(
 }
 
 async fn default_location(store: &Store) -> anyhow::Result<LocationId> {
-    let page = store
-        .local_inventory()?
-        .list_locations(None, Some(200))
-        .await?;
-    if let Some(l) = page.items.iter().find(|l| l.code == DEFAULT_LOCATION) {
-        return Ok(l.id);
-    }
-    let created = store
-        .local_inventory()?
-        .create_location(
-            CreateLocation {
-                code: DEFAULT_LOCATION.to_owned(),
-                name: "Main warehouse".to_owned(),
-            },
-            "import",
-        )
-        .await?;
-    Ok(created.id)
+    Ok(store
+        .stock_import
+        .ensure_location(DEFAULT_LOCATION, "Main warehouse", "import")
+        .await?)
 }
 
 /// A progress bar on standard error (hidden when it is not a terminal).

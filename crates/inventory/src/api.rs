@@ -222,3 +222,28 @@ pub trait InventoryApi: Send + Sync {
     /// Returns how many were expired.
     async fn release_expired(&self, now: OffsetDateTime) -> Result<u64, InventoryError>;
 }
+
+/// What a bulk import of products asks of inventory: the location it stocks (made when
+/// missing) and many levels at once. Implemented by the service and by its network client, so
+/// an import or the demo data work wherever inventory runs.
+#[async_trait::async_trait]
+pub trait StockImport: Send + Sync {
+    /// The id of the location with `code`, created with `name` (by `by`) when there is none.
+    async fn ensure_location(
+        &self,
+        code: &str,
+        name: &str,
+        by: &str,
+    ) -> Result<LocationId, InventoryError>;
+
+    /// Sets `on_hand` of each `(variant, units)` at `location`: per item, `Ok(true)` when the
+    /// level changed, `Ok(false)` when it already had that value, or why it could not be set.
+    /// `Err` (a storage failure, an unknown location) means none was set.
+    async fn set_levels(
+        &self,
+        location: LocationId,
+        items: &[(VariantId, i64)],
+        reason: &str,
+        by: &str,
+    ) -> Result<Vec<Result<bool, InventoryError>>, InventoryError>;
+}

@@ -13,11 +13,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use emporium_http::service::{CallError, Failure, ServiceClient};
-use emporium_kernel::ids::{ReservationId, VariantId};
+use emporium_kernel::ids::{LocationId, ReservationId, VariantId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::api::{Availability, InventoryApi, Reservation, ReserveLine, Shortage};
+use crate::api::{Availability, InventoryApi, Reservation, ReserveLine, Shortage, StockImport};
 use crate::error::InventoryError;
 use crate::service::InventoryService;
 
@@ -30,6 +30,8 @@ const RESERVATIONS_FOR: &str = "/internal/v1/inventory/reservations-for";
 const RESERVATION: &str = "/internal/v1/inventory/reservation";
 const AVAILABILITY: &str = "/internal/v1/inventory/availability";
 const RELEASE_EXPIRED: &str = "/internal/v1/inventory/release-expired";
+const ENSURE_LOCATION: &str = "/internal/v1/inventory/ensure-location";
+const SET_LEVELS: &str = "/internal/v1/inventory/set-levels";
 
 #[derive(Serialize, Deserialize)]
 struct ReserveCall {
@@ -70,12 +72,43 @@ struct At {
     now: OffsetDateTime,
 }
 
-/// One outcome of `commit_all`.
+#[derive(Serialize, Deserialize)]
+struct EnsureLocation {
+    code: String,
+    name: String,
+    by: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SetLevels {
+    location: LocationId,
+    items: Vec<(VariantId, i64)>,
+    reason: String,
+    by: String,
+}
+
+/// One outcome of a call on many items.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Outcome {
-    Ok(Reservation),
+enum Outcome<T> {
+    Ok(T),
     Err(Failure),
+}
+
+impl<T> Outcome<T> {
+    fn of(result: Result<T, InventoryError>) -> Self {
+        match result {
+            Ok(value) => Self::Ok(value),
+            Err(e) => Self::Err(failure_of(&e)),
+        }
+    }
+
+    fn into_result(self, service: &'static str) -> Result<T, InventoryError> {
+        match self {
+            Self::Ok(value) => Ok(value),
+            Self::Err(failure) => Err(error_of(service, failure)),
+        }
+    }
 }
 
 /// The data a refusal carries, for the variants that hold some.
@@ -137,6 +170,8 @@ pub fn internal_router(service: Arc<InventoryService>) -> Router {
         .route(RESERVATION, post(reservation))
         .route(AVAILABILITY, post(availability))
         .route(RELEASE_EXPIRED, post(release_expired))
+        .route(ENSURE_LOCATION, post(ensure_location))
+        .route(SET_LEVELS, post(set_levels))
         .with_state(service)
 }
 
@@ -158,15 +193,33 @@ async fn commit(State(s): Inventory, axum::Json(c): axum::Json<ById>) -> Answer<
     answer(s.commit(c.id).await)
 }
 
-async fn commit_all(State(s): Inventory, axum::Json(c): axum::Json<ByIds>) -> Answer<Vec<Outcome>> {
-    answer(s.commit_all(&c.ids).await.map(|all| {
-        all.into_iter()
-            .map(|r| match r {
-                Ok(reservation) => Outcome::Ok(reservation),
-                Err(e) => Outcome::Err(failure_of(&e)),
-            })
-            .collect()
-    }))
+async fn commit_all(
+    State(s): Inventory,
+    axum::Json(c): axum::Json<ByIds>,
+) -> Answer<Vec<Outcome<Reservation>>> {
+    answer(
+        s.commit_all(&c.ids)
+            .await
+            .map(|all| all.into_iter().map(Outcome::of).collect()),
+    )
+}
+
+async fn ensure_location(
+    State(s): Inventory,
+    axum::Json(c): axum::Json<EnsureLocation>,
+) -> Answer<LocationId> {
+    answer(s.ensure_location(&c.code, &c.name, &c.by).await)
+}
+
+async fn set_levels(
+    State(s): Inventory,
+    axum::Json(c): axum::Json<SetLevels>,
+) -> Answer<Vec<Outcome<bool>>> {
+    answer(
+        StockImport::set_levels(s.as_ref(), c.location, &c.items, &c.reason, &c.by)
+            .await
+            .map(|all| all.into_iter().map(Outcome::of).collect()),
+    )
 }
 
 async fn restock(State(s): Inventory, axum::Json(c): axum::Json<RestockCall>) -> Answer<bool> {
@@ -244,17 +297,11 @@ impl InventoryApi for InventoryClient {
         &self,
         ids: &[ReservationId],
     ) -> Result<Vec<Result<Reservation, InventoryError>>, InventoryError> {
-        let all: Vec<Outcome> = self
+        let all: Vec<Outcome<Reservation>> = self
             .call(COMMIT_ALL, &ByIds { ids: ids.to_vec() }, true)
             .await?;
         let service = self.client.service();
-        Ok(all
-            .into_iter()
-            .map(|o| match o {
-                Outcome::Ok(reservation) => Ok(reservation),
-                Outcome::Err(failure) => Err(error_of(service, failure)),
-            })
-            .collect())
+        Ok(all.into_iter().map(|o| o.into_result(service)).collect())
     }
 
     async fn restock(&self, id: ReservationId, reason: &str) -> Result<bool, InventoryError> {
@@ -288,5 +335,40 @@ impl InventoryApi for InventoryClient {
 
     async fn release_expired(&self, now: OffsetDateTime) -> Result<u64, InventoryError> {
         self.call(RELEASE_EXPIRED, &At { now }, true).await
+    }
+}
+
+#[async_trait::async_trait]
+impl StockImport for InventoryClient {
+    async fn ensure_location(
+        &self,
+        code: &str,
+        name: &str,
+        by: &str,
+    ) -> Result<LocationId, InventoryError> {
+        let call = EnsureLocation {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            by: by.to_owned(),
+        };
+        self.call(ENSURE_LOCATION, &call, true).await
+    }
+
+    async fn set_levels(
+        &self,
+        location: LocationId,
+        items: &[(VariantId, i64)],
+        reason: &str,
+        by: &str,
+    ) -> Result<Vec<Result<bool, InventoryError>>, InventoryError> {
+        let call = SetLevels {
+            location,
+            items: items.to_vec(),
+            reason: reason.to_owned(),
+            by: by.to_owned(),
+        };
+        let all: Vec<Outcome<bool>> = self.call(SET_LEVELS, &call, true).await?;
+        let service = self.client.service();
+        Ok(all.into_iter().map(|o| o.into_result(service)).collect())
     }
 }

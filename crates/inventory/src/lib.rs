@@ -18,7 +18,7 @@ mod store;
 
 pub use api::{
     Availability, InventoryApi, LedgerEntry, Location, Page, Reservation, ReservationLine,
-    ReservationStatus, ReserveLine, Shortage, StockLevel, VariantStock,
+    ReservationStatus, ReserveLine, Shortage, StockImport, StockLevel, VariantStock,
 };
 pub use error::InventoryError;
 pub use expiry::{ExpirySweeps, run_expiry};

@@ -10,7 +10,7 @@ use super::{
     AdjustLevel, CreateLocation, DEFAULT_SET_REASON, InventoryService, Moves, SetLevel, StockMove,
     UpdateLocation, entry_of, level_of, location_of, page_limit, page_of,
 };
-use crate::api::{LedgerEntry, Location, Page, StockLevel, VariantStock};
+use crate::api::{LedgerEntry, Location, Page, StockImport, StockLevel, VariantStock};
 use crate::domain::{self, LedgerEntryId};
 use crate::error::InventoryError;
 use crate::events;
@@ -436,5 +436,64 @@ impl InventoryService {
             None => store::list_ledger(&mut conn, before, limit).await?,
         };
         Ok(page_of(rows, limit, |r| r.id, entry_of))
+    }
+}
+
+#[async_trait::async_trait]
+impl StockImport for InventoryService {
+    async fn ensure_location(
+        &self,
+        code: &str,
+        name: &str,
+        by: &str,
+    ) -> Result<LocationId, InventoryError> {
+        if let Some(id) = self.location_by_code(code).await? {
+            return Ok(id);
+        }
+        let made = self
+            .create_location(
+                CreateLocation {
+                    code: code.to_owned(),
+                    name: name.to_owned(),
+                },
+                by,
+            )
+            .await;
+        match made {
+            Ok(location) => Ok(location.id),
+            // Made meanwhile by another import.
+            Err(InventoryError::LocationCodeTaken) => self
+                .location_by_code(code)
+                .await?
+                .ok_or(InventoryError::LocationNotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_levels(
+        &self,
+        location: LocationId,
+        items: &[(VariantId, i64)],
+        reason: &str,
+        by: &str,
+    ) -> Result<Vec<Result<bool, InventoryError>>, InventoryError> {
+        InventoryService::set_levels(self, location, items, reason, by).await
+    }
+}
+
+impl InventoryService {
+    /// The location with `code`, if any.
+    async fn location_by_code(&self, code: &str) -> Result<Option<LocationId>, InventoryError> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.list_locations(cursor.as_deref(), Some(200)).await?;
+            if let Some(l) = page.items.iter().find(|l| l.code == code) {
+                return Ok(Some(l.id));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(None),
+            }
+        }
     }
 }
