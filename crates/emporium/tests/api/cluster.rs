@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use emporium::config::Group;
+use emporium_faultproxy::{Fault, FaultProxy};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -122,16 +123,18 @@ struct Split {
     app: TestApp,
     inventory: InventoryProcess,
     nats: Nats,
+    proxy: Option<FaultProxy>,
     _inventory_data: tempfile::TempDir,
 }
 
 async fn split(backend: Backend, test: &str) -> Option<Split> {
-    split_with(backend, test, "").await
+    split_with(backend, test, "", false).await
 }
 
 /// [`split`], with `extra` added to the `[cluster]` table of the inventory process. The two
-/// processes find each other in the registry: no upstream is configured.
-async fn split_with(backend: Backend, test: &str, extra: &str) -> Option<Split> {
+/// processes find each other in the registry, unless `proxied`: then the store reaches
+/// inventory through a fault proxy, configured as its one upstream.
+async fn split_with(backend: Backend, test: &str, extra: &str, proxied: bool) -> Option<Split> {
     let nats = start_nats(test).await?;
     let inventory_data = tempfile::tempdir().unwrap();
     let keys = inventory_data.path().join("keys.json");
@@ -157,6 +160,16 @@ async fn split_with(backend: Backend, test: &str, extra: &str) -> Option<Split> 
     }
     std::fs::write(&config_file, toml).unwrap();
     let inventory = InventoryProcess::start(&config_file, &inventory_base).await;
+    let proxy = if proxied {
+        let upstream = format!("127.0.0.1:{inventory_port}").parse().unwrap();
+        let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), upstream)
+            .await
+            .unwrap();
+        Some(proxy)
+    } else {
+        None
+    };
+    let proxy_url = proxy.as_ref().map(|p| format!("http://{}", p.local_addr()));
     let nats_url = nats.url.clone();
     let mut app = TestApp::spawn_with(backend, |config| {
         config.listen = format!("127.0.0.1:{store_port}").parse().unwrap();
@@ -169,6 +182,11 @@ async fn split_with(backend: Backend, test: &str, extra: &str) -> Option<Split> 
         config.auth.signing_keys_file = Some(keys);
         config.cluster.nats_url = Some(nats_url);
         config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        if let Some(url) = proxy_url {
+            config.cluster.upstreams.insert(Group::Inventory, vec![url]);
+            config.cluster.call_timeout_ms = 1_000;
+            config.cluster.call_retries = 0;
+        }
         // A checkout whose step failed is compensated soon, not after a minute.
         config.recovery.idle_after_ms = 500;
         config.recovery.sweep_interval_ms = 200;
@@ -179,6 +197,7 @@ async fn split_with(backend: Backend, test: &str, extra: &str) -> Option<Split> 
         app,
         inventory,
         nats,
+        proxy,
         _inventory_data: inventory_data,
     })
 }
@@ -454,7 +473,7 @@ async fn a_terminated_instance_leaves_the_registry_then_drains_then_exits() {
     let test = "cluster::a_terminated_instance_leaves_the_registry_then_drains_then_exits";
     // A long TTL: the entry can only vanish within the test by deregistration.
     let extra = "drain_ms = 3000\nregistry_ttl_ms = 60000";
-    let Some(mut split) = split_with(Backend::Sqlite, test, extra).await else {
+    let Some(mut split) = split_with(Backend::Sqlite, test, extra, false).await else {
         return;
     };
     let registry = emporium_registry::Registry::connect(
@@ -518,4 +537,121 @@ async fn a_terminated_instance_leaves_the_registry_then_drains_then_exits() {
         listed(&directory.borrow(), "ordering") == 1,
         "the other stays"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_data_stocks_the_inventory_process() {
+    let test = "cluster::the_demo_data_stocks_the_inventory_process";
+    let Some(split) = split(Backend::Sqlite, test).await else {
+        return;
+    };
+    let app = &split.app;
+    emporium::demo::seed(app.store()).await.unwrap();
+    // The stock went to the inventory process, at its default location.
+    let token = admin(app).await;
+    let products: Value = app
+        .get("/v1/admin/products?limit=5", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = products["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "the demo catalog was seeded");
+    let mut stocked = 0;
+    for product in items {
+        let variant = product["variants"][0]["id"].as_str().unwrap();
+        if stock_of(app, &token, variant).await["on_hand"]
+            .as_i64()
+            .unwrap()
+            > 0
+        {
+            stocked += 1;
+        }
+    }
+    assert!(stocked > 0, "some demo variants have stock: {products}");
+    // Seeding again changes nothing (the location is found, not made twice).
+    emporium::demo::seed(app.store()).await.unwrap();
+    let locations: Value = app
+        .get("/v1/admin/inventory/locations", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        locations["items"].as_array().unwrap().len(),
+        1,
+        "{locations}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_inventory_trips_the_deadline_and_the_breaker_which_closes_once_it_heals() {
+    let test =
+        "cluster::a_slow_inventory_trips_the_deadline_and_the_breaker_which_closes_once_it_heals";
+    let Some(split) = split_with(Backend::Sqlite, test, "", true).await else {
+        return;
+    };
+    let app = &split.app;
+    let proxy = split.proxy.as_ref().unwrap();
+    let upstream = format!("http://{}", proxy.local_addr());
+    let shop = shop(app, 10, 100).await;
+    let (cart, token) = ready_cart(app, &shop, 1, false).await;
+    let variant: emporium_kernel::ids::VariantId = shop.variant.parse().unwrap();
+    let inventory = &app.store().inventory_api;
+    assert!(inventory.availability(&[variant]).await.is_ok());
+    // Slower than the call's deadline (1 s): each call fails at its deadline, with the code
+    // of an unavailable group, until five in a row open the breaker.
+    proxy
+        .set(Fault::Latency(Duration::from_secs(3)))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let e = inventory.availability(&[variant]).await.unwrap_err();
+        assert_eq!(
+            emporium_kernel::DomainError::kind_and_code(&e).1,
+            "inventory_unavailable"
+        );
+    }
+    assert_eq!(breaker_state(app, &upstream).await, Some(1.0), "open");
+    // Open: the checkout is refused at once with a clear 503, and nothing is left held.
+    let r = check_out(app, &cart, &token, "while-open", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 503);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "inventory_unavailable", "{problem}");
+    // Healed: once the breaker lets its probe through, calls succeed and it closes.
+    proxy.set(Fault::Pass).await.unwrap();
+    let healed = eventually(Duration::from_secs(20), || async {
+        inventory.availability(&[variant]).await.is_ok()
+    })
+    .await;
+    assert!(healed, "calls succeed again");
+    assert_eq!(breaker_state(app, &upstream).await, Some(0.0), "closed");
+    // The refused checkout is compensated by recovery; then the cart checks out.
+    let attempt = std::sync::atomic::AtomicU32::new(0);
+    let placed = eventually(Duration::from_secs(20), || async {
+        let n = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = format!("after-healing-{n}");
+        check_out(app, &cart, &token, &key, "tok_success")
+            .await
+            .status()
+            == 201
+    })
+    .await;
+    assert!(placed, "the cart checks out once inventory is back");
+    let token = admin(app).await;
+    let settled = eventually(Duration::from_secs(20), || async {
+        let level = stock_of(app, &token, &shop.variant).await;
+        level["on_hand"] == 9 && level["reserved"] == 0
+    })
+    .await;
+    assert!(settled, "one unit sold, none held");
+}
+
+/// The breaker gauge of the store's client for `upstream`, from its `/metrics`.
+async fn breaker_state(app: &TestApp, upstream: &str) -> Option<f64> {
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    let wanted = format!("upstream=\"{upstream}\"");
+    text.lines()
+        .filter(|l| l.starts_with("emporium_service_breaker_state{") && l.contains(&wanted))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
