@@ -25,7 +25,40 @@ const SECRET: &str = "cluster-test-secret-cluster-test-secret";
 struct Nats {
     process: std::process::Child,
     url: String,
-    _store: tempfile::TempDir,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    /// Kills the server outright (SIGKILL).
+    fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+
+    /// Starts it again on the same port and store.
+    async fn restart(&mut self) {
+        self.process = spawn_nats(self.port, self.store.path()).unwrap();
+        assert!(answers(self.port).await, "nats-server answers again");
+    }
+}
+
+fn spawn_nats(port: u16, store: &std::path::Path) -> std::io::Result<std::process::Child> {
+    std::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+async fn answers(port: u16) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await
 }
 
 impl Drop for Nats {
@@ -40,13 +73,7 @@ impl Drop for Nats {
 async fn start_nats(test: &str) -> Option<Nats> {
     let store = tempfile::tempdir().unwrap();
     let port = free_port();
-    let process = std::process::Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let process = match process {
+    let process = match spawn_nats(port, store.path()) {
         Ok(p) => p,
         Err(e) => {
             assert!(
@@ -57,17 +84,12 @@ async fn start_nats(test: &str) -> Option<Nats> {
             return None;
         }
     };
-    let up = eventually(Duration::from_secs(10), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
-    assert!(up, "nats-server answers");
+    assert!(answers(port).await, "nats-server answers");
     Some(Nats {
         process,
         url: format!("nats://127.0.0.1:{port}"),
-        _store: store,
+        port,
+        store,
     })
 }
 
@@ -230,6 +252,7 @@ macro_rules! on_both_backends_split {
 
 on_both_backends_split!(
     two_hundred_checkouts_for_fifty_units_make_fifty_orders_across_processes,
+    events_written_while_nats_is_down_are_delivered_once_it_is_back,
     stock_set_in_the_inventory_process_reaches_the_catalog_through_nats,
     killing_the_inventory_process_mid_load_leaves_everything_consistent,
 );
@@ -267,20 +290,96 @@ async fn two_hundred_checkouts_for_fifty_units_make_fifty_orders_across_processe
     assert!(settled, "{}", stock_of(app, &token, &shop.variant).await);
 }
 
-async fn stock_set_in_the_inventory_process_reaches_the_catalog_through_nats(split: Split) {
+async fn events_written_while_nats_is_down_are_delivered_once_it_is_back(mut split: Split) {
+    let shop = shop(&split.app, 100, 100).await;
+    let mut carts = Vec::new();
+    for _ in 0..30 {
+        carts.push(ready_cart(&split.app, &shop, 1, false).await);
+    }
+    split.nats.kill();
+    let stopped = std::time::Instant::now();
     let app = &split.app;
-    let shop = shop(app, 7, 100).await;
-    // The stock level was set in the inventory process; its event reaches the catalog's
-    // projection in this one only through NATS.
-    let product = app
-        .get("/v1/admin/products?limit=1", Some(&admin(app).await))
+    // Checkouts go on while NATS is down: inventory is called over HTTP, and each process's
+    // events wait in its outbox.
+    let attempts = carts
+        .iter()
+        .enumerate()
+        .map(|(n, (cart, token))| async move {
+            check_out(app, cart, token, &format!("key-{n}"), "tok_success")
+                .await
+                .status()
+                .as_u16()
+        });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let pending = emporium_db::count_pending(&app.store().db).await.unwrap();
+    assert!(pending >= 30, "the events wait in the outbox: {pending}");
+    // Down for ten seconds in all.
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
+    split.nats.restart().await;
+    let app = &split.app;
+    // Every order's event reaches the journal once, the outbox empties, and the catalog's
+    // availability follows inventory's (the stock events crossed too, once each).
+    let delivered = eventually(Duration::from_secs(60), || async {
+        let (placed, journal_dups) = journal_figures(app).await;
+        let pending = emporium_db::count_pending(&app.store().db).await.unwrap();
+        placed == 30 && journal_dups == 0 && pending == 0
+    })
+    .await;
+    assert!(delivered, "{:?}", journal_figures(app).await);
+    let product = product_of(app).await;
+    let follows = eventually(Duration::from_secs(30), || async {
+        let body: Value = app
+            .get(&format!("/v1/store/products/{product}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["variants"][0]["available"] == json!(available(app, &shop).await)
+    })
+    .await;
+    assert!(follows, "the catalog's availability follows inventory's");
+    assert_eq!(available(app, &shop).await, 70);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("emporium_event_consumer_pending{"),
+        "consumer lag is exported"
+    );
+}
+
+/// `order.placed` events in the journal, and how many inbox rows of the journal's consumer
+/// name an event twice (none can: it is the inbox's key; the count guards the query).
+async fn journal_figures(app: &TestApp) -> (i64, i64) {
+    use sqlx::Row;
+    let mut conn = app.store().db.read().await.unwrap();
+    emporium_db::run!(&mut conn, |c| sqlx::query(
+        "SELECT (SELECT count(*) FROM event_journal WHERE event_type = 'order.placed') AS placed, \
+         (SELECT count(*) - count(DISTINCT event_id) FROM event_journal) AS dups"
+    )
+    .fetch_one(c)
+    .await
+    .map(|r| (r.get::<i64, _>("placed"), r.get::<i64, _>("dups"))))
+    .unwrap()
+}
+
+/// The id of the store's one product.
+async fn product_of(app: &TestApp) -> String {
+    app.get("/v1/admin/products?limit=1", Some(&admin(app).await))
         .await
         .json::<Value>()
         .await
         .unwrap()["items"][0]["id"]
         .as_str()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+async fn stock_set_in_the_inventory_process_reaches_the_catalog_through_nats(split: Split) {
+    let app = &split.app;
+    let shop = shop(app, 7, 100).await;
+    // The stock level was set in the inventory process; its event reaches the catalog's
+    // projection in this one only through NATS.
+    let product = product_of(app).await;
     let in_stock = eventually(Duration::from_secs(20), || async {
         let body: Value = app
             .get(&format!("/v1/store/products/{product}"), None)
