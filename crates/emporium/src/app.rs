@@ -345,6 +345,10 @@ impl Store {
         };
         let payments = Arc::new(
             PaymentService::new(db.clone(), clock.clone())
+                .with_breakers(
+                    config.payments.breaker_failures,
+                    Duration::from_millis(config.payments.breaker_open_ms),
+                )
                 .with_enabled(&config.payment_providers())
                 .context("payments.providers")?,
         );

@@ -192,7 +192,7 @@ impl Config {
 }
 
 /// Payment providers.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentsConfig {
     /// The providers a checkout may choose (`manual`: offline payment that staff capture once
@@ -200,6 +200,21 @@ pub struct PaymentsConfig {
     /// `demo` adds `test`. Intents made with a provider later disabled can still be captured,
     /// voided and refunded.
     pub providers: Vec<String>,
+    /// Failed authorisations in a row after which a provider's breaker opens: checkouts then
+    /// fail at once with 503 `payment_unavailable` instead of waiting on it.
+    pub breaker_failures: u32,
+    /// How long an open breaker pauses a provider's authorisations before one probe.
+    pub breaker_open_ms: u64,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            providers: Vec::new(),
+            breaker_failures: 5,
+            breaker_open_ms: 10_000,
+        }
+    }
 }
 
 /// The recovery of work that a crash, a dropped request or a failed compensation left
@@ -545,6 +560,12 @@ impl Config {
                 key: "payments.providers",
                 reason: format!("unknown provider {name}; known: manual, test"),
             });
+        }
+        if self.payments.breaker_failures == 0 {
+            return invalid("payments.breaker_failures", "must be at least 1");
+        }
+        if self.payments.breaker_open_ms == 0 {
+            return invalid("payments.breaker_open_ms", "must be at least 1");
         }
         if self.recovery.idle_after_ms == 0 {
             return invalid("recovery.idle_after_ms", "must be at least 1");

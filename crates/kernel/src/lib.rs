@@ -1,6 +1,7 @@
 //! The vocabulary every Emporium crate shares: typed ids, the error kinds and codes, the clock, the
 //! event envelope, opaque cursors and secrets. Depends on no other workspace crate.
 
+pub mod breaker;
 pub mod clock;
 pub mod cursor;
 pub mod error;

@@ -1052,3 +1052,72 @@ async fn a_cart_a_checkout_holds_takes_no_change_until_the_checkout_fails(app: T
         "{status} {problem}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_opens_its_breaker_and_a_probe_closes_it() {
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        c.payments.breaker_failures = 3;
+        c.payments.breaker_open_ms = 1_000;
+    })
+    .await;
+    let shop = shop(&app, 10, 100).await;
+    // Three authorisations in a row whose answers are lost.
+    for n in 0..3 {
+        let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+        let r = check_out(
+            &app,
+            &cart,
+            &token,
+            &format!("lost-{n}"),
+            "tok_error_after_auth",
+        )
+        .await;
+        assert_problem(r, 503, "payment_provider_unavailable").await;
+    }
+    // Open: the next checkout fails at once, without asking the provider, and is undone.
+    let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+    let r = check_out(&app, &cart, &token, "while-open", "tok_success").await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_problem(r, 503, "payment_unavailable").await;
+    let (status, code) = last_intent(&app).await;
+    assert_eq!(
+        (status.as_str(), code.as_deref()),
+        ("voided", Some("payment_unavailable")),
+        "the provider was never asked, so nothing is held"
+    );
+    assert_eq!(available(&app, &shop).await, 10, "no stock stays held");
+    // After the open period one probe goes through; its success closes the breaker.
+    let attempt = std::sync::atomic::AtomicU32::new(0);
+    let placed = crate::helpers::eventually(std::time::Duration::from_secs(20), || async {
+        let n = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+        check_out(&app, &cart, &token, &format!("probe-{n}"), "tok_success")
+            .await
+            .status()
+            == 201
+    })
+    .await;
+    assert!(
+        placed,
+        "a checkout succeeds once the breaker lets its probe through"
+    );
+    let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+    let r = check_out(&app, &cart, &token, "closed", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 201, "closed again");
+}
+
+/// The status and failure code of the newest payment intent.
+async fn last_intent(app: &TestApp) -> (String, Option<String>) {
+    use sqlx::Row;
+    let mut conn = app.store().db.read().await.unwrap();
+    emporium_db::run!(&mut conn, |c| sqlx::query(
+        "SELECT status, failure_code FROM payment_intents ORDER BY created_at DESC, id DESC LIMIT 1"
+    )
+    .fetch_one(c)
+    .await
+    .map(|r| (
+        r.get::<String, _>("status"),
+        r.get::<Option<String>, _>("failure_code")
+    )))
+    .unwrap()
+}

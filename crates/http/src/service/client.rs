@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::Failure;
-use super::breaker::Breaker;
 use super::credential::{CREDENTIAL_HEADER, ServiceCredentials};
+use emporium_kernel::breaker::Breaker;
 
 /// The base URLs of a group's instances (`http://10.0.0.7:8080`), kept current by discovery.
 pub type Upstreams = watch::Receiver<Vec<String>>;

@@ -6,7 +6,6 @@
 //! Internal routes live under `/internal/`; the gateway never routes them, and `guard` refuses a
 //! call without a valid credential.
 
-mod breaker;
 mod client;
 mod credential;
 
@@ -15,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use emporium_kernel::{DomainError, ErrorKind, FieldError};
 use serde::{Deserialize, Serialize};
 
-pub use breaker::{Breaker, BreakerState};
 pub use client::{CallError, ClientOptions, ServiceClient, Upstreams};
 pub use credential::{CREDENTIAL_HEADER, MIN_SECRET_BYTES, ServiceCredentials, guard};
+pub use emporium_kernel::breaker::{Breaker, BreakerState};
 
 /// The path prefix of every route that only other services may call.
 pub const INTERNAL_PREFIX: &str = "/internal/";

@@ -50,12 +50,18 @@ impl DomainError for CheckoutFailure {
             "payment_provider_unavailable" => {
                 (ErrorKind::Unavailable, "payment_provider_unavailable")
             }
+            "payment_unavailable" => (ErrorKind::Unavailable, "payment_unavailable"),
             "payment_provider_unknown" => (ErrorKind::Invalid, "payment_provider_unknown"),
             "checkout_incomplete" => (ErrorKind::Invalid, "checkout_incomplete"),
             "cart_empty" => (ErrorKind::Invalid, "cart_empty"),
             "checkout_interrupted" => (ErrorKind::Unavailable, "checkout_interrupted"),
             _ => (ErrorKind::Internal, "internal"),
         }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        // The breaker lets one probe through once its open period is over; a retry may be it.
+        (self.code == "payment_unavailable").then_some(1)
     }
 }
 

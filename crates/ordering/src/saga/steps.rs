@@ -170,6 +170,7 @@ impl CheckoutService {
                 match code {
                     "payment_declined"
                     | "payment_provider_unavailable"
+                    | "payment_unavailable"
                     | "payment_provider_unknown" => Ok(Err(failure(code, &e.to_string()))),
                     _ => Err(e.into()),
                 }

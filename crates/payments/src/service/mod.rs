@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use emporium_db::{Arg, Conn, Db, DbError, Sql, WriteTx, from_row, run};
+use emporium_kernel::breaker::Breaker;
 use emporium_kernel::ids::PaymentId;
 use emporium_kernel::{Clock, Currency, DomainError, ErrorKind, Money};
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,8 @@ pub enum PaymentError {
     Declined(String),
     #[error("the payment provider did not answer; try again")]
     ProviderUnavailable(#[source] ProviderError),
+    #[error("payment provider {0} keeps failing; its payments are paused")]
+    CircuitOpen(String),
     #[error("the provider refused: {0}")]
     ProviderRefused(String),
     #[error("a {status} payment cannot be {action}")]
@@ -125,6 +128,7 @@ impl DomainError for PaymentError {
             Self::OperationKeyReused => (ErrorKind::Conflict, "payment_operation_key_reused"),
             Self::PaymentNotFound => (ErrorKind::NotFound, "payment_not_found"),
             Self::Declined(_) => (ErrorKind::PaymentRequired, "payment_declined"),
+            Self::CircuitOpen(_) => (ErrorKind::Unavailable, "payment_unavailable"),
             Self::ProviderUnavailable(_) => {
                 (ErrorKind::Unavailable, "payment_provider_unavailable")
             }
@@ -133,6 +137,13 @@ impl DomainError for PaymentError {
             Self::AmountTooLarge(_) => (ErrorKind::Invalid, "payment_amount_too_large"),
             Self::Corrupt(_) => (ErrorKind::Internal, "internal"),
             Self::Storage(e) => e.kind_and_code(),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::CircuitOpen(_) => Some(BREAKER_OPEN.as_secs()),
+            _ => None,
         }
     }
 }
@@ -187,6 +198,11 @@ pub struct OpenedPayment {
     amount: Money,
 }
 
+/// Failed authorisations in a row that open a provider's breaker, by default.
+pub const BREAKER_FAILURES: u32 = 5;
+/// How long an open breaker keeps a provider's authorisations paused, by default.
+pub const BREAKER_OPEN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Payment intents over one database and a set of providers.
 pub struct PaymentService {
     db: Db,
@@ -195,6 +211,10 @@ pub struct PaymentService {
     /// The providers new payments may use; the others still move the money of the intents
     /// they hold.
     enabled: HashSet<String>,
+    /// A breaker per provider over its authorisations: a provider that keeps failing is not
+    /// asked again until its open period is over (then one probe), and a checkout meanwhile
+    /// fails at once with `payment_unavailable`.
+    breakers: HashMap<&'static str, Breaker>,
 }
 
 impl PaymentService {
@@ -206,14 +226,29 @@ impl PaymentService {
             clock,
             providers: HashMap::new(),
             enabled: HashSet::new(),
+            breakers: HashMap::new(),
         }
         .with_provider(Arc::new(ManualProvider))
         .with_provider(Arc::new(TestProvider))
     }
 
-    /// Adds (or replaces) a provider, by its name.
+    /// Adds (or replaces) a provider, by its name, with a breaker that opens after
+    /// [`BREAKER_FAILURES`] failed authorisations in a row for [`BREAKER_OPEN`].
     pub fn with_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.breakers.insert(
+            provider.name(),
+            Breaker::new(BREAKER_FAILURES, BREAKER_OPEN),
+        );
         self.providers.insert(provider.name(), provider);
+        self
+    }
+
+    /// Sets every provider's breaker: open after `failures` failed authorisations in a row,
+    /// for `open_for`.
+    pub fn with_breakers(mut self, failures: u32, open_for: std::time::Duration) -> Self {
+        for breaker in self.breakers.values_mut() {
+            *breaker = Breaker::new(failures, open_for);
+        }
         self
     }
 
@@ -374,7 +409,28 @@ impl PaymentService {
             _ => return intent(row),
         }
         let id = PaymentId(row.id);
+        let breaker = self.breakers.get(handler.name());
+        if breaker.is_some_and(|b| !b.allow()) {
+            // The provider was never asked, so nothing is held: the intent ends voided.
+            self.transition_from(
+                row,
+                &[PaymentStatus::Pending],
+                PaymentStatus::Voided,
+                |r| r.failure_code = Some("payment_unavailable".to_owned()),
+                "voided",
+            )
+            .await?;
+            return Err(PaymentError::CircuitOpen(handler.name().to_owned()));
+        }
         let outcome = handler.authorize(id, amount, token).await;
+        if let Some(breaker) = breaker {
+            match &outcome {
+                Ok(_) => breaker.succeeded(),
+                Err(_) => breaker.failed(),
+            }
+            metrics::gauge!("emporium_payment_breaker_state", "provider" => handler.name())
+                .set(breaker.state().gauge());
+        }
         let (status, provider_reference, failure) = match &outcome {
             Ok(Authorization::Approved { reference }) => {
                 (PaymentStatus::Authorized, Some(reference.clone()), None)
