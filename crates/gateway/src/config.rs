@@ -189,6 +189,8 @@ pub struct LimitsConfig {
     pub max_queue_ms: u64,
     /// Largest request body buffered for a retryable request, in bytes.
     pub max_buffered_body_bytes: usize,
+    /// Client connections open at once; more wait in the listen backlog. Applies at start.
+    pub max_connections: usize,
 }
 
 impl Default for LimitsConfig {
@@ -197,6 +199,7 @@ impl Default for LimitsConfig {
             max_in_flight: 2048,
             max_queue_ms: 100,
             max_buffered_body_bytes: 1024 * 1024,
+            max_connections: 10_000,
         }
     }
 }
@@ -397,6 +400,9 @@ impl GatewayConfig {
         }
         if self.limits.max_in_flight == 0 {
             return invalid("limits.max_in_flight", "must be above 0");
+        }
+        if self.limits.max_connections == 0 {
+            return invalid("limits.max_connections", "must be above 0");
         }
         let rl = &self.rate_limit;
         for (key, value) in [

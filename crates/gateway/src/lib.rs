@@ -26,7 +26,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,8 @@ pub(crate) type ProxyBody = http_body_util::combinators::BoxBody<Bytes, hyper::E
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -137,8 +139,22 @@ async fn serve(
     tracker: TaskTracker,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its request head is cut off (slowloris).
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let max_connections = shared.state.load().config.limits.max_connections;
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            permit = connections.clone().acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
@@ -158,6 +174,7 @@ async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tracker.spawn(async move {
+            let _permit = permit;
             let https = tls.is_some();
             let service = service_fn(move |request| {
                 let shared = shared.clone();

@@ -35,7 +35,7 @@ impl Problem {
 
     fn code_title_detail(&self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Self::RouteNotFound => ("route_not_found", "Not found", "no route serves this path"),
+            Self::RouteNotFound => ("not_found", "Not found", "no route serves this path"),
             Self::RateLimited(_) => (
                 "rate_limited",
                 "Too many requests",
@@ -61,7 +61,11 @@ impl Problem {
                 "Request body too large",
                 "the request body is larger than the gateway buffers",
             ),
-            Self::BadRequest => ("bad_request", "Bad request", "the request cannot be routed"),
+            Self::BadRequest => (
+                "body_unreadable",
+                "Bad request",
+                "the request body could not be read",
+            ),
         }
     }
 

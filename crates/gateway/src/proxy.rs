@@ -294,7 +294,13 @@ fn hash_key(route: &crate::config::RouteConfig, headers: &HeaderMap) -> Option<u
 }
 
 /// Rewrites the request's headers for the upstream.
-fn rewrite_headers(headers: &mut HeaderMap, peer: SocketAddr, https: bool, request_id: &str) {
+fn rewrite_headers(
+    headers: &mut HeaderMap,
+    authority: Option<&str>,
+    peer: SocketAddr,
+    https: bool,
+    request_id: &str,
+) {
     strip_hop_by_hop(headers);
     let traceparent = next_traceparent(headers.get("traceparent"));
     if let Ok(v) = HeaderValue::from_str(&traceparent) {
@@ -316,8 +322,16 @@ fn rewrite_headers(headers: &mut HeaderMap, peer: SocketAddr, https: bool, reque
     );
     // The upstream's own authority goes in Host (the client sets it from the URI); the
     // client's is kept for links the upstream renders.
-    if let Some(host) = headers.remove(header::HOST) {
-        headers.insert("x-forwarded-host", host);
+    match headers.remove(header::HOST) {
+        Some(host) => {
+            headers.insert("x-forwarded-host", host);
+        }
+        None => {
+            // HTTP/2 carries the host in the `:authority` pseudo-header, i.e. the URI.
+            if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+                headers.insert("x-forwarded-host", v);
+            }
+        }
     }
 }
 
@@ -341,7 +355,14 @@ async fn forward(
 ) -> Result<Response<ProxyBody>, Problem> {
     let deadline = Instant::now() + Duration::from_millis(route.timeout_ms);
     let (mut parts, body) = request.into_parts();
-    rewrite_headers(&mut parts.headers, peer, https, request_id);
+    let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+    rewrite_headers(
+        &mut parts.headers,
+        authority.as_deref(),
+        peer,
+        https,
+        request_id,
+    );
     let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let retries = if idempotent { route.retries } else { 0 };
     // A request that may be sent twice is buffered; others stream through once.
@@ -369,7 +390,8 @@ async fn forward(
     state.budget.deposit();
     let mut tried: Vec<Arc<Upstream>> = Vec::new();
     let mut attempts = 0;
-    let mut last = Problem::UpstreamUnavailable;
+    // An upstream's failure answer that a retry may still replace.
+    let mut last_answer: Option<Response<Incoming>> = None;
     while attempts <= retries {
         let Some(upstream) = group.pick(route.balance, key, version.as_deref(), &tried) else {
             break;
@@ -386,10 +408,15 @@ async fn forward(
             tracing::debug!(group = %group.name, "retry budget spent");
             break;
         }
-        attempts += 1;
+        // Gives the probe back if this attempt ends without an outcome (the client left).
+        let probe = ProbeGuard {
+            upstream: &upstream,
+            armed: admission == Admission::Probe,
+        };
         let Some(outgoing_body) = body.take() else {
             break;
         };
+        attempts += 1;
         let mut outgoing = Request::from_parts(parts.clone(), outgoing_body);
         *outgoing.version_mut() = Version::HTTP_11;
         *outgoing.uri_mut() = upstream_uri(&upstream.base, &path_and_query)?;
@@ -413,6 +440,7 @@ async fn forward(
             &state.config.outlier,
             || (group.ejected_count() + 1) * 100 <= size * max_percent,
         );
+        probe.disarm();
         match outcome {
             Attempt::Answered(response) => {
                 let retryable = matches!(
@@ -424,12 +452,11 @@ async fn forward(
                 if !(retryable && attempts <= retries && body.can_resend()) {
                     return Ok(answer(response, request_id));
                 }
-                last = Problem::UpstreamUnavailable;
                 tracing::debug!(group = %group.name, upstream = %upstream.instance.url,
                     status = response.status().as_u16(), "retrying on another instance");
+                last_answer = Some(response);
             }
             Attempt::Failed => {
-                last = Problem::UpstreamUnavailable;
                 tracing::warn!(group = %group.name, upstream = %upstream.instance.url,
                     request_id, "upstream request failed");
             }
@@ -439,7 +466,31 @@ async fn forward(
             return Err(Problem::UpstreamTimeout);
         }
     }
-    Err(last)
+    match last_answer {
+        Some(response) => Ok(answer(response, request_id)),
+        None => Err(Problem::UpstreamUnavailable),
+    }
+}
+
+/// Releases an admitted half-open probe whose attempt never recorded an outcome (the client
+/// left, the request could not be built), so the breaker cannot stay half-open for good.
+struct ProbeGuard<'a> {
+    upstream: &'a Upstream,
+    armed: bool,
+}
+
+impl ProbeGuard<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.upstream.release_probe();
+        }
+    }
 }
 
 /// The request body, kept for a resend or handed out once.

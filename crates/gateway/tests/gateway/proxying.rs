@@ -23,7 +23,7 @@ async fn internal_and_unknown_paths_are_404_problems_that_never_reach_an_upstrea
         client
             .get(&format!("{}{path}", gw.base))
             .await
-            .assert_problem(404, "route_not_found");
+            .assert_problem(404, "not_found");
     }
     assert_eq!(a.hits(), 0);
     assert_eq!(
@@ -41,7 +41,7 @@ async fn a_path_without_a_route_is_a_404_problem() {
         client
             .get(&format!("{}{path}", gw.base))
             .await
-            .assert_problem(404, "route_not_found");
+            .assert_problem(404, "not_found");
     }
     assert_eq!(a.hits(), 0);
 }

@@ -217,3 +217,21 @@ async fn no_healthy_instance_is_a_502_problem() {
         .assert_problem(502, "upstream_unavailable");
     assert_eq!(a.hits(), hits);
 }
+
+#[tokio::test]
+async fn a_503_with_no_other_instance_to_retry_on_reaches_the_client_as_is() {
+    let a = Upstream::start("a").await;
+    a.set_mode(FAIL_503);
+    let mut cfg = config("single503", Balance::RoundRobin, &[&a]);
+    cfg.health.path = String::new();
+    let gw = Gateway::start(cfg).await;
+
+    let answer = TestClient::new().get(&format!("{}/v1/x", gw.base)).await;
+
+    assert_eq!(answer.status, 503);
+    assert_eq!(
+        answer.body, "a",
+        "the upstream's own answer, not a gateway problem"
+    );
+    assert_eq!(a.hits(), 1);
+}

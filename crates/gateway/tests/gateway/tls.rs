@@ -94,6 +94,8 @@ async fn https_with_http2_reaches_the_upstream_and_a_new_certificate_is_picked_u
     );
     let seen = a.last_headers.lock().unwrap().clone();
     assert_eq!(seen["x-forwarded-proto"], "https");
+    let authority = format!("localhost:{}", gw.running.local_addr().port());
+    assert_eq!(seen["x-forwarded-host"], authority.as_str());
 
     let second = certificate(dir.path(), "second");
     wait_until("new connections get the new certificate", || async {
