@@ -114,7 +114,8 @@ impl RateLimiter {
         &self.config
     }
 
-    fn is_off(&self) -> bool {
+    /// True when no limit is configured.
+    pub(crate) fn is_off(&self) -> bool {
         self.global.is_none() && self.per_client.is_none()
     }
 
