@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `config`, `openapi`, `admin create`, `keys rotate`,
-//! `import products`, `search reindex`, `seed`.
+//! `import products`, `search reindex`, `seed`, `gateway`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -75,6 +75,9 @@ pub enum Command {
         #[command(subcommand)]
         command: OrdersCommand,
     },
+    /// Run the gateway (load balancer and reverse proxy) with the `--config` file (default
+    /// ./emporium-gateway.toml) and `EMPORIUM_GATEWAY__*` variables; SIGHUP reloads them.
+    Gateway,
     /// Add a deterministic demo catalog (categories, products, variants, prices, stock).
     Seed {
         /// How many products.
@@ -148,6 +151,8 @@ pub const EXIT_CONFIG: u8 = 2;
 pub fn load_config(cli: &Cli) -> Result<Config, u8> {
     let (listen, demo) = match &cli.command {
         Command::Serve { listen, demo } => (*listen, demo.then_some(true)),
+        // `--config` names the gateway's own file, which `crate::gateway` reads.
+        Command::Gateway => return Ok(Config::default()),
         _ => (None, None),
     };
     let overrides = Overrides {
@@ -173,6 +178,7 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> u8 {
             Ok(())
         }
         Command::Openapi => print_openapi(&config).await,
+        Command::Gateway => crate::gateway::run(cli.config.as_deref()).await,
         Command::Admin {
             command: AdminCommand::Create { email, role, name },
         } => create_admin(&config, email, role, name).await,

@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod gateway;
 pub mod import;
 pub mod journal;
 pub mod seed;

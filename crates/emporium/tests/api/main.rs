@@ -13,6 +13,7 @@ mod checkout;
 mod cli;
 mod docs;
 mod events;
+mod gateway;
 mod helpers;
 mod http_conventions;
 mod identity;
