@@ -174,6 +174,11 @@ drain_ms = $drain_ms
 # A registry of this cluster's own, apart from any other on the same NATS.
 registry_bucket = "${prefix}_registry"
 EOF
+        if [ "$kind" = core ] && [ "$demo" = 1 ]; then
+            # `--demo` (core-1 only) enables the `test` payment provider on its own instance;
+            # a checkout may reach either, so every core instance takes it.
+            printf '\n[payments]\nproviders = ["test"]\n' >>"$run_dir/$name.toml"
+        fi
         if [ "$with_redis" = 1 ]; then
             printf '\n[cache]\nredis_url = "%s"\n' "$redis_url" >>"$run_dir/$name.toml"
         fi
