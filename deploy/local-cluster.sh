@@ -62,8 +62,7 @@ for value in "$drain_ms" "$start_timeout" "$stop_timeout"; do
         '' | *[!0-9]*) die "timeouts and EMPORIUM_CLUSTER_DRAIN_MS must be whole numbers" ;;
     esac
 done
-mkdir -p "$run_dir"
-run_dir=$(cd "$run_dir" && pwd)
+run_dir=$(realpath -m "$run_dir")
 # `env` arguments that drop every EMPORIUM_* variable from a process's environment.
 unset_emporium=(-u EMPORIUM_CONFIG)
 for var in ${!EMPORIUM_@}; do unset_emporium+=(-u "$var"); done
@@ -91,9 +90,10 @@ pid_of() {
 # True when $2 runs and is the process this cluster started as $1 (its command line names the
 # run folder), so that a pid reused by another program is never signalled.
 alive() {
-    local pid=$2
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$run_dir/$1"
+    local pid=$2 command
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    command=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $command == *"$run_dir/$1"* ]]
 }
 
 health_path() {
@@ -252,6 +252,7 @@ cmd_up() {
     if any_alive; then
         die "already up in $run_dir (deploy/local-cluster.sh status; down first)"
     fi
+    mkdir -p "$run_dir"
     find_binary
     with_redis=0
     probe="$run_dir/redis-probe.toml"
@@ -373,8 +374,16 @@ cmd_clean() {
         psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
         say "dropped database $db"
     done
-    rm -rf "$run_dir"
-    say "removed $run_dir"
+    # What `up` made, by name (the folder may be one of the user's own), then the folder if empty.
+    local name
+    for name in "${names[@]}"; do
+        rm -f "$run_dir/$name".{toml,log,pid,port}
+        [ "$name" = gateway ] || rm -rf "${run_dir:?}/$name"
+    done
+    rm -rf "${run_dir:?}/keys"
+    rm -f "$run_dir/service-secret" "$run_dir/gateway.url" "$run_dir/redis-probe.toml"
+    rmdir "$run_dir" 2>/dev/null || true
+    say "removed the cluster's files from $run_dir"
 }
 
 case "${1:-}" in
