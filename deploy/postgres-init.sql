@@ -1,6 +1,3 @@
--- One database per service group (deploy/compose.yaml); each group migrates its own at start.
-CREATE DATABASE emporium_identity;
-CREATE DATABASE emporium_catalog;
-CREATE DATABASE emporium_search;
+-- One database per process kind (deploy/compose.yaml); each migrates its own at start.
+CREATE DATABASE emporium_core;
 CREATE DATABASE emporium_inventory;
-CREATE DATABASE emporium_ordering;

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `config`, `openapi`, `admin create`, `keys rotate`,
-//! `import products`, `search reindex`, `seed`.
+//! `import products`, `search reindex`, `seed`, `gateway`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -79,6 +79,9 @@ pub enum Command {
         #[command(subcommand)]
         command: OrdersCommand,
     },
+    /// Run the gateway (load balancer and reverse proxy) with the `--config` file (default
+    /// ./emporium-gateway.toml) and `EMPORIUM_GATEWAY__*` variables; SIGHUP reloads them.
+    Gateway,
     /// Add a deterministic demo catalog (categories, products, variants, prices, stock).
     Seed {
         /// How many products.
@@ -165,6 +168,8 @@ pub fn load_config(cli: &Cli) -> Result<Config, u8> {
             demo.then_some(true),
             (!services.is_empty()).then(|| services.clone()),
         ),
+        // `--config` names the gateway's own file, which `crate::gateway` reads.
+        Command::Gateway => return Ok(Config::default()),
         _ => (None, None, None),
     };
     let overrides = Overrides {
@@ -191,6 +196,7 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> u8 {
             Ok(())
         }
         Command::Openapi => print_openapi(&config).await,
+        Command::Gateway => crate::gateway::run(cli.config.as_deref()).await,
         Command::Admin {
             command: AdminCommand::Create { email, role, name },
         } => create_admin(&config, email, role, name).await,

@@ -519,7 +519,8 @@ impl Config {
             // Variables of the test harness and the config-file pointer are not settings.
             .filter(|key| {
                 let key = key.as_str().to_ascii_lowercase();
-                !key.starts_with("test_") && key != "config"
+                // `EMPORIUM_GATEWAY__*` belongs to `emporium gateway`.
+                !key.starts_with("test_") && key != "config" && !key.starts_with("gateway")
             });
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod gateway;
 pub mod import;
 pub mod journal;
 pub mod seed;

@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 mod docs;
 mod events;
+mod gateway;
 mod helpers;
 mod http_conventions;
 mod identity;

@@ -1,0 +1,608 @@
+//! One request through the gateway: its own endpoints, the `/internal` refusal, routing, rate
+//! limits, load shedding, header rewriting, then attempts on instances with a deadline, retries
+//! for idempotent methods on another instance, breaker and ejection bookkeeping, and metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::sync::Semaphore;
+use tower::retry::budget::{Budget, TpsBudget};
+
+use crate::ProxyBody;
+use crate::config::GatewayConfig;
+use crate::limit::{RateLimiter, Verdict, client_key};
+use crate::problem::Problem;
+use crate::table::{Group, Table, cookie, is_internal, stable_hash};
+use crate::upstream::{Admission, Upstream};
+
+/// Everything a request needs that a reload replaces at once.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) config: Arc<GatewayConfig>,
+    pub(crate) table: Table,
+    pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) shed: Arc<Semaphore>,
+    pub(crate) budget: Arc<TpsBudget>,
+}
+
+impl State {
+    /// The state of `config`, keeping from `previous` whatever the change leaves alone
+    /// (instance state, limiter budgets, the in-flight bound, the retry budget).
+    pub(crate) fn build(config: GatewayConfig, previous: Option<&State>) -> Self {
+        let table = Table::build(&config, previous.map(|p| &p.table));
+        let limiter = match previous {
+            Some(p) if *p.limiter.config() == config.rate_limit => p.limiter.clone(),
+            _ => Arc::new(RateLimiter::new(&config.rate_limit)),
+        };
+        let shed = match previous {
+            Some(p) if p.config.limits.max_in_flight == config.limits.max_in_flight => {
+                p.shed.clone()
+            }
+            _ => Arc::new(Semaphore::new(config.limits.max_in_flight)),
+        };
+        let budget = match previous {
+            Some(p) if p.config.retry_budget == config.retry_budget => p.budget.clone(),
+            _ => Arc::new(TpsBudget::new(
+                Duration::from_millis(config.retry_budget.window_ms),
+                config.retry_budget.min_per_sec,
+                config.retry_budget.retry_percent,
+            )),
+        };
+        Self {
+            config: Arc::new(config),
+            table,
+            limiter,
+            shed,
+            budget,
+        }
+    }
+}
+
+/// What the connections share.
+pub(crate) struct Shared {
+    pub(crate) state: ArcSwap<State>,
+    pub(crate) client: Client<HttpConnector, ProxyBody>,
+    // Serialises writers of `state` (reload, set_instances); readers never wait.
+    pub(crate) write: tokio::sync::Mutex<()>,
+}
+
+/// The pooled keep-alive client to the upstreams.
+pub(crate) fn client() -> Client<HttpConnector, ProxyBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// Headers meaningful to one connection only (RFC 9110 section 7.6.1), never forwarded.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", fastrand::u8(..)))
+        .collect()
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The `traceparent` to send upstream: the caller's trace with a new span id for this hop, or a
+/// new trace when the caller sent none or an invalid one (W3C Trace Context).
+pub(crate) fn next_traceparent(incoming: Option<&HeaderValue>) -> String {
+    let parsed = incoming.and_then(|v| v.to_str().ok()).and_then(|v| {
+        let mut parts = v.trim().split('-');
+        let (version, trace, parent, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let valid = is_hex(version, 2)
+            && version != "ff"
+            && (version != "00" || parts.next().is_none())
+            && is_hex(trace, 32)
+            && trace.bytes().any(|b| b != b'0')
+            && is_hex(parent, 16)
+            && parent.bytes().any(|b| b != b'0')
+            && is_hex(flags, 2);
+        valid.then(|| (trace.to_owned(), flags.to_owned()))
+    });
+    let mut span = random_hex(8);
+    while span == "0000000000000000" {
+        span = random_hex(8);
+    }
+    match parsed {
+        Some((trace, flags)) => format!("00-{trace}-{span}-{flags}"),
+        None => format!("00-{}-{span}-01", random_hex(16)),
+    }
+}
+
+/// The labels of a request's metrics.
+struct Labels {
+    route: String,
+    group: String,
+}
+
+fn record_request(labels: &Labels, status: StatusCode, started: Instant) {
+    metrics::counter!("emporium_gateway_requests_total",
+        "route" => labels.route.clone(), "group" => labels.group.clone(),
+        "status" => status.as_u16().to_string())
+    .increment(1);
+    metrics::histogram!("emporium_gateway_request_duration_seconds",
+        "route" => labels.route.clone(), "group" => labels.group.clone())
+    .record(started.elapsed().as_secs_f64());
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Answers one request (never fails: every failure is a problem+json answer).
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    https: bool,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let path = request.uri().path().to_owned();
+    if request.method() == Method::GET {
+        match path.as_str() {
+            "/gateway/healthz" => return text(StatusCode::OK, "text/plain", "ok\n".to_owned()),
+            "/gateway/metrics" => {
+                let body = emporium_http::metrics::handle()
+                    .map(|h| h.render())
+                    .unwrap_or_default();
+                return text(StatusCode::OK, "text/plain; version=0.0.4", body);
+            }
+            _ => {}
+        }
+    }
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let state = shared.state.load_full();
+    let route = if is_internal(&path) {
+        None
+    } else {
+        state.table.route(&path).cloned()
+    };
+    let Some(route) = route else {
+        let labels = Labels {
+            route: "unmatched".to_owned(),
+            group: "none".to_owned(),
+        };
+        record_request(&labels, StatusCode::NOT_FOUND, started);
+        return Problem::RouteNotFound.response(&request_id);
+    };
+    let labels = Labels {
+        route: route.config.prefix.clone(),
+        group: route.config.group.clone(),
+    };
+    let response = match admit_and_forward(
+        &shared,
+        &state,
+        &route.config,
+        request,
+        peer,
+        https,
+        &request_id,
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(problem) => problem.response(&request_id),
+    };
+    record_request(&labels, response.status(), started);
+    response
+}
+
+/// Rate limits and shedding, then the forwarding.
+async fn admit_and_forward(
+    shared: &Shared,
+    state: &State,
+    route: &crate::config::RouteConfig,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    https: bool,
+    request_id: &str,
+) -> Result<Response<ProxyBody>, Problem> {
+    if !state.limiter.is_off() {
+        let client = client_key(request.headers(), peer.ip());
+        if let Verdict::Limited { scope, retry_after } = state.limiter.check(&client).await {
+            metrics::counter!("emporium_gateway_rate_limited_total", "scope" => scope).increment(1);
+            return Err(Problem::RateLimited(retry_after));
+        }
+    }
+    let queue = Duration::from_millis(state.config.limits.max_queue_ms);
+    let permit = match state.shed.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) if queue.is_zero() => None,
+        Err(_) => tokio::time::timeout(queue, state.shed.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok),
+    };
+    let Some(_permit) = permit else {
+        metrics::counter!("emporium_gateway_shed_total").increment(1);
+        return Err(Problem::Overloaded);
+    };
+    let Some(group) = state.table.groups.get(&route.group).cloned() else {
+        return Err(Problem::UpstreamUnavailable);
+    };
+    forward(
+        shared, state, route, &group, request, peer, https, request_id,
+    )
+    .await
+}
+
+/// The request's hash key for affinity, if the route hashes and the request carries one.
+fn hash_key(route: &crate::config::RouteConfig, headers: &HeaderMap) -> Option<u64> {
+    let hash_on = route.hash_on.as_deref()?;
+    let value = match hash_on.strip_prefix("cookie:") {
+        Some(name) => cookie(headers, name)?.as_bytes(),
+        None => headers.get(hash_on)?.as_bytes(),
+    };
+    Some(stable_hash(value))
+}
+
+/// Rewrites the request's headers for the upstream.
+fn rewrite_headers(
+    headers: &mut HeaderMap,
+    authority: Option<&str>,
+    peer: SocketAddr,
+    https: bool,
+    request_id: &str,
+) {
+    strip_hop_by_hop(headers);
+    let traceparent = next_traceparent(headers.get("traceparent"));
+    if let Ok(v) = HeaderValue::from_str(&traceparent) {
+        headers.insert("traceparent", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
+    // The upstream's own authority goes in Host (the client sets it from the URI); the
+    // client's is kept for links the upstream renders.
+    match headers.remove(header::HOST) {
+        Some(host) => {
+            headers.insert("x-forwarded-host", host);
+        }
+        None => {
+            // HTTP/2 carries the host in the `:authority` pseudo-header, i.e. the URI.
+            if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+                headers.insert("x-forwarded-host", v);
+            }
+        }
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Answered(Response<Incoming>),
+    Failed,
+    TimedOut,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    shared: &Shared,
+    state: &State,
+    route: &crate::config::RouteConfig,
+    group: &Group,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    https: bool,
+    request_id: &str,
+) -> Result<Response<ProxyBody>, Problem> {
+    let deadline = Instant::now() + Duration::from_millis(route.timeout_ms);
+    let (mut parts, body) = request.into_parts();
+    let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+    rewrite_headers(
+        &mut parts.headers,
+        authority.as_deref(),
+        peer,
+        https,
+        request_id,
+    );
+    let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let retries = if idempotent { route.retries } else { 0 };
+    // A request that may be sent twice is buffered; others stream through once.
+    let mut body = if retries > 0 {
+        let limit = state.config.limits.max_buffered_body_bytes;
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => BodyKind::Buffered(collected.to_bytes()),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return Err(Problem::BodyTooLarge);
+            }
+            Err(_) => return Err(Problem::BadRequest),
+        }
+    } else {
+        BodyKind::Streaming(Some(body))
+    };
+    let version = group.choose_version(&parts.headers);
+    let key = hash_key(route, &parts.headers);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+    state.budget.deposit();
+    let mut tried: Vec<Arc<Upstream>> = Vec::new();
+    let mut attempts = 0;
+    // An upstream's failure answer that a retry may still replace.
+    let mut last_answer: Option<Response<Incoming>> = None;
+    while attempts <= retries {
+        let Some(upstream) = group.pick(route.balance, key, version.as_deref(), &tried) else {
+            break;
+        };
+        tried.push(upstream.clone());
+        let admission = upstream.admit(Instant::now());
+        if admission == Admission::Refused {
+            continue;
+        }
+        if attempts > 0 && !state.budget.withdraw() {
+            if admission == Admission::Probe {
+                upstream.release_probe();
+            }
+            tracing::debug!(group = %group.name, "retry budget spent");
+            break;
+        }
+        // Gives the probe back if this attempt ends without an outcome (the client left).
+        let probe = ProbeGuard {
+            upstream: &upstream,
+            armed: admission == Admission::Probe,
+        };
+        let Some(outgoing_body) = body.take() else {
+            break;
+        };
+        attempts += 1;
+        let mut outgoing = Request::from_parts(parts.clone(), outgoing_body);
+        *outgoing.version_mut() = Version::HTTP_11;
+        *outgoing.uri_mut() = upstream_uri(&upstream.base, &path_and_query)?;
+        let outcome = attempt(shared, &upstream, outgoing, deadline).await;
+        let (success, label) = match &outcome {
+            Attempt::Answered(r) if r.status().is_server_error() => (false, "error_status"),
+            Attempt::Answered(_) => (true, "success"),
+            Attempt::Failed => (false, "connect_error"),
+            Attempt::TimedOut => (false, "timeout"),
+        };
+        metrics::counter!("emporium_gateway_upstream_requests_total",
+            "group" => group.name.clone(), "upstream" => upstream.instance.url.clone(),
+            "outcome" => label)
+        .increment(1);
+        let size = group.upstreams.len();
+        let max_percent = state.config.outlier.max_ejection_percent as usize;
+        upstream.record(
+            success,
+            admission,
+            &state.config.breaker,
+            &state.config.outlier,
+            || (group.ejected_count() + 1) * 100 <= size * max_percent,
+        );
+        probe.disarm();
+        match outcome {
+            Attempt::Answered(response) => {
+                let retryable = matches!(
+                    response.status(),
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                );
+                if !(retryable && attempts <= retries && body.can_resend()) {
+                    return Ok(answer(response, request_id));
+                }
+                tracing::debug!(group = %group.name, upstream = %upstream.instance.url,
+                    status = response.status().as_u16(), "retrying on another instance");
+                last_answer = Some(response);
+            }
+            Attempt::Failed => {
+                tracing::warn!(group = %group.name, upstream = %upstream.instance.url,
+                    request_id, "upstream request failed");
+            }
+            Attempt::TimedOut => return Err(Problem::UpstreamTimeout),
+        }
+        if Instant::now() >= deadline {
+            return Err(Problem::UpstreamTimeout);
+        }
+    }
+    match last_answer {
+        Some(response) => Ok(answer(response, request_id)),
+        None => Err(Problem::UpstreamUnavailable),
+    }
+}
+
+/// Releases an admitted half-open probe whose attempt never recorded an outcome (the client
+/// left, the request could not be built), so the breaker cannot stay half-open for good.
+struct ProbeGuard<'a> {
+    upstream: &'a Upstream,
+    armed: bool,
+}
+
+impl ProbeGuard<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.upstream.release_probe();
+        }
+    }
+}
+
+/// The request body, kept for a resend or handed out once.
+enum BodyKind {
+    Buffered(Bytes),
+    Streaming(Option<Incoming>),
+}
+
+impl BodyKind {
+    fn take(&mut self) -> Option<ProxyBody> {
+        match self {
+            Self::Buffered(bytes) => Some(
+                Full::new(bytes.clone())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            ),
+            Self::Streaming(body) => body.take().map(BodyExt::boxed),
+        }
+    }
+
+    fn can_resend(&self) -> bool {
+        matches!(self, Self::Buffered(_))
+    }
+}
+
+fn upstream_uri(base: &Uri, path_and_query: &str) -> Result<Uri, Problem> {
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().map_err(|_| Problem::BadRequest)?);
+    Uri::from_parts(parts).map_err(|_| Problem::BadRequest)
+}
+
+async fn attempt(
+    shared: &Shared,
+    upstream: &Upstream,
+    request: Request<ProxyBody>,
+    deadline: Instant,
+) -> Attempt {
+    let _outstanding = upstream.begin();
+    match tokio::time::timeout_at(deadline.into(), shared.client.request(request)).await {
+        Ok(Ok(response)) => Attempt::Answered(response),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, upstream = %upstream.instance.url, "upstream attempt failed");
+            Attempt::Failed
+        }
+        Err(_) => Attempt::TimedOut,
+    }
+}
+
+/// The upstream's answer, minus hop-by-hop headers, with the request id.
+fn answer(response: Response<Incoming>, request_id: &str) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key("x-request-id")
+        && let Ok(v) = HeaderValue::from_str(request_id)
+    {
+        parts.headers.insert("x-request-id", v);
+    }
+    Response::from_parts(parts, body.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_keeps_its_trace_and_gets_a_new_span() {
+        let incoming =
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let next = next_traceparent(Some(&incoming));
+        assert!(
+            next.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{next}"
+        );
+        assert!(next.ends_with("-01"));
+        assert_ne!(&next[36..52], "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn an_invalid_traceparent_starts_a_new_trace() {
+        for bad in [
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        ] {
+            let next = next_traceparent(Some(&HeaderValue::from_static(bad)));
+            assert_eq!(next.len(), 55, "{next}");
+            assert!(
+                !next.contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+                "{bad} -> {next}"
+            );
+            assert!(next.starts_with("00-") && next.ends_with("-01"));
+        }
+        assert_eq!(next_traceparent(None).len(), 55);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("close, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}
