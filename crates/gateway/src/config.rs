@@ -145,7 +145,8 @@ pub struct Instance {
     /// Release version (gray release picks by it).
     #[serde(default = "default_version")]
     pub version: String,
-    /// Relative weight (hash ring share); 0 takes no traffic.
+    /// Relative weight: turns in round robin, share of the hash ring, capacity in least
+    /// outstanding; 0 takes no traffic (a drained instance).
     #[serde(default = "default_weight")]
     pub weight: u32,
     /// Zone, informative.
