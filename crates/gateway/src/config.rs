@@ -184,7 +184,8 @@ impl Instance {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Requests proxied at once; more wait in the queue.
+    /// Requests proxied at once, each until its answer is sent to the end; more wait in the
+    /// queue.
     pub max_in_flight: usize,
     /// Longest wait for a slot before the request is shed with 503 `overloaded`.
     pub max_queue_ms: u64,

@@ -22,7 +22,7 @@ use crate::config::GatewayConfig;
 use crate::limit::{RateLimiter, Verdict, client_key};
 use crate::problem::Problem;
 use crate::table::{Group, Table, cookie, is_internal, stable_hash};
-use crate::upstream::{Admission, Upstream};
+use crate::upstream::{Admission, OutstandingGuard, Upstream};
 
 /// Everything a request needs that a reload replaces at once.
 #[derive(Debug)]
@@ -272,17 +272,52 @@ async fn admit_and_forward(
             .ok()
             .and_then(Result::ok),
     };
-    let Some(_permit) = permit else {
+    let Some(permit) = permit else {
         metrics::counter!("emporium_gateway_shed_total").increment(1);
         return Err(Problem::Overloaded);
     };
     let Some(group) = state.table.groups.get(&route.group).cloned() else {
         return Err(Problem::UpstreamUnavailable);
     };
-    forward(
+    let response = forward(
         shared, state, route, &group, request, peer, https, request_id,
     )
-    .await
+    .await?;
+    // The slot stays taken until the answer's body is sent: a streaming answer is in flight.
+    Ok(response.map(|body| Held::wrap(body, permit)))
+}
+
+/// A body that keeps something alive (a shedding slot, an outstanding count) until it is
+/// sent to the end or dropped.
+struct Held<T> {
+    inner: ProxyBody,
+    _held: T,
+}
+
+impl<T: Send + Sync + Unpin + 'static> Held<T> {
+    fn wrap(inner: ProxyBody, held: T) -> ProxyBody {
+        Self { inner, _held: held }.boxed()
+    }
+}
+
+impl<T: Unpin> hyper::body::Body for Held<T> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The request's hash key for affinity, if the route hashes and the request carries one.
@@ -339,7 +374,8 @@ fn rewrite_headers(
 
 /// How one attempt ended.
 enum Attempt {
-    Answered(Response<Incoming>),
+    /// The answer's head; the instance counts the request as outstanding until its body ends.
+    Answered(Response<Incoming>, OutstandingGuard),
     Failed,
     TimedOut,
 }
@@ -393,7 +429,7 @@ async fn forward(
     let mut tried: Vec<Arc<Upstream>> = Vec::new();
     let mut attempts = 0;
     // An upstream's failure answer that a retry may still replace.
-    let mut last_answer: Option<Response<Incoming>> = None;
+    let mut last_answer: Option<(Response<Incoming>, OutstandingGuard)> = None;
     while attempts <= retries {
         let Some(upstream) = group.pick(route.balance, key, version.as_deref(), &tried) else {
             break;
@@ -424,8 +460,8 @@ async fn forward(
         *outgoing.uri_mut() = upstream_uri(&upstream.base, &path_and_query)?;
         let outcome = attempt(shared, &upstream, outgoing, deadline).await;
         let (success, label) = match &outcome {
-            Attempt::Answered(r) if r.status().is_server_error() => (false, "error_status"),
-            Attempt::Answered(_) => (true, "success"),
+            Attempt::Answered(r, _) if r.status().is_server_error() => (false, "error_status"),
+            Attempt::Answered(..) => (true, "success"),
             Attempt::Failed => (false, "connect_error"),
             Attempt::TimedOut => (false, "timeout"),
         };
@@ -444,7 +480,7 @@ async fn forward(
         );
         probe.disarm();
         match outcome {
-            Attempt::Answered(response) => {
+            Attempt::Answered(response, outstanding) => {
                 let retryable = matches!(
                     response.status(),
                     StatusCode::BAD_GATEWAY
@@ -452,11 +488,11 @@ async fn forward(
                         | StatusCode::GATEWAY_TIMEOUT
                 );
                 if !(retryable && attempts <= retries && body.can_resend()) {
-                    return Ok(answer(response, request_id));
+                    return Ok(answer(response, outstanding, request_id));
                 }
                 tracing::debug!(group = %group.name, upstream = %upstream.instance.url,
                     status = response.status().as_u16(), "retrying on another instance");
-                last_answer = Some(response);
+                last_answer = Some((response, outstanding));
             }
             Attempt::Failed => {
                 tracing::warn!(group = %group.name, upstream = %upstream.instance.url,
@@ -469,7 +505,7 @@ async fn forward(
         }
     }
     match last_answer {
-        Some(response) => Ok(answer(response, request_id)),
+        Some((response, outstanding)) => Ok(answer(response, outstanding, request_id)),
         None => Err(Problem::UpstreamUnavailable),
     }
 }
@@ -526,13 +562,13 @@ fn upstream_uri(base: &Uri, path_and_query: &str) -> Result<Uri, Problem> {
 
 async fn attempt(
     shared: &Shared,
-    upstream: &Upstream,
+    upstream: &Arc<Upstream>,
     request: Request<ProxyBody>,
     deadline: Instant,
 ) -> Attempt {
-    let _outstanding = upstream.begin();
+    let outstanding = upstream.begin();
     match tokio::time::timeout_at(deadline.into(), shared.client.request(request)).await {
-        Ok(Ok(response)) => Attempt::Answered(response),
+        Ok(Ok(response)) => Attempt::Answered(response, outstanding),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, upstream = %upstream.instance.url, "upstream attempt failed");
             Attempt::Failed
@@ -542,7 +578,11 @@ async fn attempt(
 }
 
 /// The upstream's answer, minus hop-by-hop headers, with the request id.
-fn answer(response: Response<Incoming>, request_id: &str) -> Response<ProxyBody> {
+fn answer(
+    response: Response<Incoming>,
+    outstanding: OutstandingGuard,
+    request_id: &str,
+) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if !parts.headers.contains_key("x-request-id")
@@ -550,7 +590,7 @@ fn answer(response: Response<Incoming>, request_id: &str) -> Response<ProxyBody>
     {
         parts.headers.insert("x-request-id", v);
     }
-    Response::from_parts(parts, body.boxed())
+    Response::from_parts(parts, Held::wrap(body.boxed(), outstanding))
 }
 
 #[cfg(test)]

@@ -79,7 +79,12 @@ async fn least_outstanding_avoids_the_instance_that_holds_a_request() {
         // Each request is either held by the slow instance or answered before the next one
         // is sent, so the gateway's counts are settled when it picks again.
         wait_until("the request settled", || async {
-            done.load(Ordering::SeqCst) + slow.held.load(Ordering::SeqCst) == i
+            let fast_idle = gw
+                .running
+                .upstream_status("p2c")
+                .iter()
+                .all(|s| s.instance.url != fast.url() || s.outstanding == 0);
+            fast_idle && done.load(Ordering::SeqCst) + slow.held.load(Ordering::SeqCst) == i
         })
         .await;
     }
