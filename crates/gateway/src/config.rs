@@ -525,6 +525,15 @@ instances = [{ url = "http://x:1/path" }]"#,
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let config: GatewayConfig =
+            toml::from_str(include_str!("../gateway.example.toml")).expect("parses");
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.routes.len(), 6);
+        assert_eq!(config.upstreams["catalog"].instances.len(), 2);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = toml::from_str::<GatewayConfig>("lisen = \"127.0.0.1:1\"").expect_err("unknown");
         assert!(err.to_string().contains("lisen"), "{err}");
