@@ -216,7 +216,8 @@ pub(crate) async fn handle(
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let state = shared.state.load_full();
-    let route = if is_internal(&path) {
+    // The gateway's own paths and the services' internal ones are never proxied.
+    let route = if is_internal(&path) || path.starts_with("/gateway/") {
         None
     } else {
         state.table.route(&path).cloned()

@@ -19,6 +19,7 @@ async fn internal_and_unknown_paths_are_404_problems_that_never_reach_an_upstrea
         "//internal/x",
         "/%69nternal/x",
         "/x/../internal/y",
+        "/gateway/other",
     ] {
         client
             .get(&format!("{}{path}", gw.base))
