@@ -145,7 +145,8 @@ pub struct Instance {
     /// Release version (gray release picks by it).
     #[serde(default = "default_version")]
     pub version: String,
-    /// Relative weight (hash ring share); 0 takes no traffic.
+    /// Relative weight: turns in round robin, share of the hash ring, capacity in least
+    /// outstanding; 0 takes no traffic (a drained instance).
     #[serde(default = "default_weight")]
     pub weight: u32,
     /// Zone, informative.
@@ -183,7 +184,8 @@ impl Instance {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Requests proxied at once; more wait in the queue.
+    /// Requests proxied at once, each until its answer is sent to the end; more wait in the
+    /// queue.
     pub max_in_flight: usize,
     /// Longest wait for a slot before the request is shed with 503 `overloaded`.
     pub max_queue_ms: u64,
@@ -520,6 +522,15 @@ instances = [{ url = "http://x:1/path" }]"#,
             "outlier.max_ejection_percent",
         );
         check("[release.a]\nweights = { \"1\" = 0 }", "release.a.weights");
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let config: GatewayConfig =
+            toml::from_str(include_str!("../gateway.example.toml")).expect("parses");
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.routes.len(), 6);
+        assert_eq!(config.upstreams["catalog"].instances.len(), 2);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::config::GatewayConfig;
 use crate::limit::{RateLimiter, Verdict, client_key};
 use crate::problem::Problem;
 use crate::table::{Group, Table, cookie, is_internal, stable_hash};
-use crate::upstream::{Admission, Upstream};
+use crate::upstream::{Admission, OutstandingGuard, Upstream};
 
 /// Everything a request needs that a reload replaces at once.
 #[derive(Debug)]
@@ -116,9 +116,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes * 2);
+    for _ in 0..bytes {
+        let b = fastrand::u8(..);
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -211,7 +216,8 @@ pub(crate) async fn handle(
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let state = shared.state.load_full();
-    let route = if is_internal(&path) {
+    // The gateway's own paths and the services' internal ones are never proxied.
+    let route = if is_internal(&path) || path.starts_with("/gateway/") {
         None
     } else {
         state.table.route(&path).cloned()
@@ -272,17 +278,52 @@ async fn admit_and_forward(
             .ok()
             .and_then(Result::ok),
     };
-    let Some(_permit) = permit else {
+    let Some(permit) = permit else {
         metrics::counter!("emporium_gateway_shed_total").increment(1);
         return Err(Problem::Overloaded);
     };
     let Some(group) = state.table.groups.get(&route.group).cloned() else {
         return Err(Problem::UpstreamUnavailable);
     };
-    forward(
+    let response = forward(
         shared, state, route, &group, request, peer, https, request_id,
     )
-    .await
+    .await?;
+    // The slot stays taken until the answer's body is sent: a streaming answer is in flight.
+    Ok(response.map(|body| Held::wrap(body, permit)))
+}
+
+/// A body that keeps something alive (a shedding slot, an outstanding count) until it is
+/// sent to the end or dropped.
+struct Held<T> {
+    inner: ProxyBody,
+    _held: T,
+}
+
+impl<T: Send + Sync + Unpin + 'static> Held<T> {
+    fn wrap(inner: ProxyBody, held: T) -> ProxyBody {
+        Self { inner, _held: held }.boxed()
+    }
+}
+
+impl<T: Unpin> hyper::body::Body for Held<T> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The request's hash key for affinity, if the route hashes and the request carries one.
@@ -339,7 +380,8 @@ fn rewrite_headers(
 
 /// How one attempt ended.
 enum Attempt {
-    Answered(Response<Incoming>),
+    /// The answer's head; the instance counts the request as outstanding until its body ends.
+    Answered(Response<Incoming>, OutstandingGuard),
     Failed,
     TimedOut,
 }
@@ -393,7 +435,7 @@ async fn forward(
     let mut tried: Vec<Arc<Upstream>> = Vec::new();
     let mut attempts = 0;
     // An upstream's failure answer that a retry may still replace.
-    let mut last_answer: Option<Response<Incoming>> = None;
+    let mut last_answer: Option<(Response<Incoming>, OutstandingGuard)> = None;
     while attempts <= retries {
         let Some(upstream) = group.pick(route.balance, key, version.as_deref(), &tried) else {
             break;
@@ -424,8 +466,8 @@ async fn forward(
         *outgoing.uri_mut() = upstream_uri(&upstream.base, &path_and_query)?;
         let outcome = attempt(shared, &upstream, outgoing, deadline).await;
         let (success, label) = match &outcome {
-            Attempt::Answered(r) if r.status().is_server_error() => (false, "error_status"),
-            Attempt::Answered(_) => (true, "success"),
+            Attempt::Answered(r, _) if r.status().is_server_error() => (false, "error_status"),
+            Attempt::Answered(..) => (true, "success"),
             Attempt::Failed => (false, "connect_error"),
             Attempt::TimedOut => (false, "timeout"),
         };
@@ -444,7 +486,7 @@ async fn forward(
         );
         probe.disarm();
         match outcome {
-            Attempt::Answered(response) => {
+            Attempt::Answered(response, outstanding) => {
                 let retryable = matches!(
                     response.status(),
                     StatusCode::BAD_GATEWAY
@@ -452,11 +494,11 @@ async fn forward(
                         | StatusCode::GATEWAY_TIMEOUT
                 );
                 if !(retryable && attempts <= retries && body.can_resend()) {
-                    return Ok(answer(response, request_id));
+                    return Ok(answer(response, outstanding, request_id));
                 }
                 tracing::debug!(group = %group.name, upstream = %upstream.instance.url,
                     status = response.status().as_u16(), "retrying on another instance");
-                last_answer = Some(response);
+                last_answer = Some((response, outstanding));
             }
             Attempt::Failed => {
                 tracing::warn!(group = %group.name, upstream = %upstream.instance.url,
@@ -469,7 +511,7 @@ async fn forward(
         }
     }
     match last_answer {
-        Some(response) => Ok(answer(response, request_id)),
+        Some((response, outstanding)) => Ok(answer(response, outstanding, request_id)),
         None => Err(Problem::UpstreamUnavailable),
     }
 }
@@ -526,13 +568,13 @@ fn upstream_uri(base: &Uri, path_and_query: &str) -> Result<Uri, Problem> {
 
 async fn attempt(
     shared: &Shared,
-    upstream: &Upstream,
+    upstream: &Arc<Upstream>,
     request: Request<ProxyBody>,
     deadline: Instant,
 ) -> Attempt {
-    let _outstanding = upstream.begin();
+    let outstanding = upstream.begin();
     match tokio::time::timeout_at(deadline.into(), shared.client.request(request)).await {
-        Ok(Ok(response)) => Attempt::Answered(response),
+        Ok(Ok(response)) => Attempt::Answered(response, outstanding),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, upstream = %upstream.instance.url, "upstream attempt failed");
             Attempt::Failed
@@ -542,7 +584,11 @@ async fn attempt(
 }
 
 /// The upstream's answer, minus hop-by-hop headers, with the request id.
-fn answer(response: Response<Incoming>, request_id: &str) -> Response<ProxyBody> {
+fn answer(
+    response: Response<Incoming>,
+    outstanding: OutstandingGuard,
+    request_id: &str,
+) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if !parts.headers.contains_key("x-request-id")
@@ -550,7 +596,7 @@ fn answer(response: Response<Incoming>, request_id: &str) -> Response<ProxyBody>
     {
         parts.headers.insert("x-request-id", v);
     }
-    Response::from_parts(parts, body.boxed())
+    Response::from_parts(parts, Held::wrap(body.boxed(), outstanding))
 }
 
 #[cfg(test)]

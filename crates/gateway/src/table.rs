@@ -135,15 +135,41 @@ impl Group {
                     b += 1;
                 }
                 let (a, b) = (candidates[a], candidates[b]);
-                if self.upstreams[b].outstanding() < self.upstreams[a].outstanding() {
+                let load = |i: usize| self.upstreams[i].outstanding() as u64;
+                let weight = |i: usize| u64::from(self.upstreams[i].instance.weight);
+                // Outstanding requests per unit of weight, compared without division.
+                if load(b) * weight(a) < load(a) * weight(b) {
                     b
                 } else {
                     a
                 }
             }
-            _ => candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()],
+            _ => self.weighted_turn(&candidates),
         };
         Some(self.upstreams[chosen].clone())
+    }
+
+    /// Round robin by weight: weights reduced by their greatest common divisor give each
+    /// candidate that many turns per cycle (equal weights alternate).
+    fn weighted_turn(&self, candidates: &[usize]) -> usize {
+        let weights: Vec<u64> = candidates
+            .iter()
+            .map(|i| u64::from(self.upstreams[*i].instance.weight))
+            .collect();
+        let divisor = weights.iter().fold(0, |g, w| gcd(g, *w)).max(1);
+        let total: u64 = weights.iter().map(|w| w / divisor).sum();
+        if total == 0 {
+            return candidates[0];
+        }
+        let mut turn = self.next.fetch_add(1, Ordering::Relaxed) as u64 % total;
+        for (k, w) in weights.iter().enumerate() {
+            let w = w / divisor;
+            if turn < w {
+                return candidates[k];
+            }
+            turn -= w;
+        }
+        candidates[0]
     }
 
     /// The first candidate clockwise from `key` on the ring.
@@ -161,6 +187,10 @@ impl Group {
         let now = Instant::now();
         self.upstreams.iter().filter(|u| u.is_ejected(now)).count()
     }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -194,7 +224,7 @@ impl Table {
             .map(|r| Arc::new(Route { config: r.clone() }))
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.config.prefix.len()));
-        let mut names: Vec<&String> = config.upstreams.keys().collect();
+        let mut names: std::collections::BTreeSet<&String> = config.upstreams.keys().collect();
         names.extend(config.routes.iter().map(|r| &r.group));
         let mut groups = HashMap::new();
         for name in names {
@@ -374,6 +404,23 @@ mod tests {
         assert_eq!(prefix("/v1/admin").as_deref(), Some("/v1"));
         assert_eq!(prefix("/v10"), None);
         assert_eq!(prefix("/v2"), None);
+    }
+
+    #[test]
+    fn round_robin_gives_turns_in_proportion_to_weight() {
+        let mut heavy = Instance::new("http://10.0.0.1:80");
+        heavy.weight = 200;
+        let light = Instance::new("http://10.0.0.2:80");
+        let group = build_group("g", &[heavy, light], None, None);
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..300 {
+            let u = group
+                .pick(Balance::RoundRobin, None, None, &[])
+                .expect("pick");
+            *counts.entry(u.instance.url.clone()).or_insert(0) += 1;
+        }
+        assert_eq!(counts["http://10.0.0.1:80"], 200);
+        assert_eq!(counts["http://10.0.0.2:80"], 100);
     }
 
     #[test]

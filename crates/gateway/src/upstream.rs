@@ -1,8 +1,8 @@
 //! One upstream instance and what the gateway knows of it: outstanding requests, the active
 //! health verdict, passive ejection and the circuit breaker.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{BreakerConfig, Instance};
@@ -81,10 +81,11 @@ pub struct Upstream {
     breaker: Mutex<Breaker>,
 }
 
-/// Decrements the instance's outstanding count when the attempt ends, however it ends.
-pub(crate) struct OutstandingGuard<'a>(&'a Upstream);
+/// Decrements the instance's outstanding count when the attempt ends, however it ends (the
+/// answer's body is sent to the end, or dropped).
+pub(crate) struct OutstandingGuard(Arc<Upstream>);
 
-impl Drop for OutstandingGuard<'_> {
+impl Drop for OutstandingGuard {
     fn drop(&mut self) {
         self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
     }
@@ -130,9 +131,9 @@ impl Upstream {
         self.outstanding.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn begin(&self) -> OutstandingGuard<'_> {
+    pub(crate) fn begin(self: &Arc<Self>) -> OutstandingGuard {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
-        OutstandingGuard(self)
+        OutstandingGuard(self.clone())
     }
 
     /// Healthy by active checks, not ejected, and the breaker not open (half-open counts as

@@ -67,13 +67,24 @@ async fn least_outstanding_avoids_the_instance_that_holds_a_request() {
     let client = TestClient::new();
     let url = format!("{}/v1/x", gw.base);
 
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut pending = Vec::new();
     for i in 1..=40 {
-        let (client, url) = (client.clone(), url.clone());
-        pending.push(tokio::spawn(async move { client.get(&url).await }));
-        // Each request has reached an instance before the next one is sent.
-        wait_until("the request reached an instance", || async {
-            slow.hits() + fast.hits() == i
+        let (client, url, finished) = (client.clone(), url.clone(), done.clone());
+        pending.push(tokio::spawn(async move {
+            let answer = client.get(&url).await;
+            finished.fetch_add(1, Ordering::SeqCst);
+            answer
+        }));
+        // Each request is either held by the slow instance or answered before the next one
+        // is sent, so the gateway's counts are settled when it picks again.
+        wait_until("the request settled", || async {
+            let fast_idle = gw
+                .running
+                .upstream_status("p2c")
+                .iter()
+                .all(|s| s.instance.url != fast.url() || s.outstanding == 0);
+            fast_idle && done.load(Ordering::SeqCst) + slow.held.load(Ordering::SeqCst) == i
         })
         .await;
     }

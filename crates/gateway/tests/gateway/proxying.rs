@@ -19,6 +19,7 @@ async fn internal_and_unknown_paths_are_404_problems_that_never_reach_an_upstrea
         "//internal/x",
         "/%69nternal/x",
         "/x/../internal/y",
+        "/gateway/other",
     ] {
         client
             .get(&format!("{}{path}", gw.base))
@@ -120,4 +121,51 @@ async fn trace_request_id_and_forwarding_headers_are_set_and_hop_headers_dropped
     let request_id = seen["x-request-id"].to_str().unwrap();
     let id = uuid::Uuid::parse_str(request_id).unwrap();
     assert_eq!(id.get_version_num(), 7);
+}
+
+#[tokio::test]
+async fn http2_without_tls_is_served_too() {
+    let a = Upstream::start("a").await;
+    let gw = Gateway::start(config("h2c", Balance::RoundRobin, &[&a])).await;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+
+    let response = client
+        .get(format!("{}/v1/x", gw.base).parse().unwrap())
+        .await
+        .unwrap();
+
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert_eq!(a.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_retryable_request_with_a_body_over_the_buffer_limit_is_a_413_problem() {
+    let a = Upstream::start("a").await;
+    let mut cfg = config("big-body", Balance::RoundRobin, &[&a]);
+    cfg.limits.max_buffered_body_bytes = 16;
+    let gw = Gateway::start(cfg).await;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let request = hyper::Request::get(format!("{}/v1/x", gw.base))
+        .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+            b'x';
+            64
+        ])))
+        .unwrap();
+
+    let response = client.request(request).await.unwrap();
+
+    assert_eq!(response.status(), 413);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["code"], "body_too_large");
+    assert_eq!(a.hits(), 0);
 }

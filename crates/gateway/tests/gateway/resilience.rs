@@ -135,6 +135,12 @@ async fn the_breaker_opens_after_failures_fails_fast_and_closes_once_the_instanc
         gw.running.upstream_status("breaker")[0].breaker,
         BreakerState::Open
     );
+    let metrics = emporium_http::metrics::handle().expect("recorder");
+    let gauge = format!(
+        "emporium_gateway_breaker_state{{group=\"breaker\",upstream=\"{}\"}} 1",
+        a.url()
+    );
+    assert!(metrics.render().contains(&gauge), "{}", metrics.render());
     let hits = a.hits();
     client
         .get(&url)
