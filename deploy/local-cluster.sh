@@ -171,7 +171,8 @@ nats_url = "$nats_url"
 service_secret = "$secret"
 advertise_url = "http://127.0.0.1:$port"
 drain_ms = $drain_ms
-# A registry of this cluster's own, apart from any other on the same NATS.
+# Event streams and a registry of this cluster's own, apart from any other on the same NATS.
+namespace = "${prefix}"
 registry_bucket = "${prefix}_registry"
 EOF
         if [ "$kind" = core ] && [ "$demo" = 1 ]; then

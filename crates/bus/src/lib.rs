@@ -14,7 +14,10 @@ use std::error::Error as StdError;
 use emporium_kernel::Envelope;
 
 pub use in_process::InProcessBus;
-pub use nats::{ConsumerMode, NatsError, NatsEvents, StreamSpec, group_streams, subject_for};
+pub use nats::{
+    ConsumerMode, DEFAULT_NAMESPACE, NatsError, NatsEvents, StreamSpec, group_streams,
+    group_streams_in, subject_for, subject_in,
+};
 pub use relay::OutboxRelay;
 
 /// A consumer's failure; the event will be delivered again.

@@ -65,40 +65,48 @@ impl StreamSpec {
     }
 }
 
-/// The standard layout: one stream per service group, holding the events its contexts emit.
+/// The namespace of a store's streams and subjects unless configured otherwise.
+pub const DEFAULT_NAMESPACE: &str = "emporium";
+
+/// The standard layout in the default namespace: see [`group_streams_in`].
 pub fn group_streams() -> Vec<StreamSpec> {
-    vec![
-        StreamSpec::new(
-            "EMPORIUM_IDENTITY",
-            &[
-                "emporium.customer.>",
-                "emporium.staff_user.>",
-                "emporium.api_client.>",
-            ],
-        ),
-        StreamSpec::new(
-            "EMPORIUM_CATALOG",
-            &[
-                "emporium.product.>",
-                "emporium.category.>",
-                "emporium.collection.>",
-            ],
-        ),
-        StreamSpec::new("EMPORIUM_INVENTORY", &["emporium.inventory.>"]),
-        StreamSpec::new(
-            "EMPORIUM_ORDERING",
-            &[
-                "emporium.pricing.>",
-                "emporium.payment.>",
-                "emporium.order.>",
-            ],
-        ),
-    ]
+    group_streams_in(DEFAULT_NAMESPACE)
 }
 
-/// The subject an event of `event_type` is published to: `emporium.<event_type>`.
+/// The standard layout: one stream per service group, holding the events its contexts emit,
+/// named `<NAMESPACE>_<GROUP>` over subjects `<namespace>.<aggregate>.>`, so that two stores
+/// sharing a NATS server never see each other's events.
+pub fn group_streams_in(namespace: &str) -> Vec<StreamSpec> {
+    let stream = |group: &str| format!("{}_{group}", namespace.to_ascii_uppercase());
+    let subjects = |aggregates: &[&str]| -> Vec<String> {
+        aggregates
+            .iter()
+            .map(|a| format!("{namespace}.{a}.>"))
+            .collect()
+    };
+    [
+        ("IDENTITY", &["customer", "staff_user", "api_client"][..]),
+        ("CATALOG", &["product", "category", "collection"][..]),
+        ("INVENTORY", &["inventory"][..]),
+        ("ORDERING", &["pricing", "payment", "order"][..]),
+    ]
+    .into_iter()
+    .map(|(group, aggregates)| StreamSpec {
+        name: stream(group),
+        subjects: subjects(aggregates),
+    })
+    .collect()
+}
+
+/// The subject an event of `event_type` is published to in the default namespace:
+/// `emporium.<event_type>`.
 pub fn subject_for(event_type: &str) -> String {
-    format!("emporium.{event_type}")
+    subject_in(DEFAULT_NAMESPACE, event_type)
+}
+
+/// The subject an event of `event_type` is published to: `<namespace>.<event_type>`.
+pub fn subject_in(namespace: &str, event_type: &str) -> String {
+    format!("{namespace}.{event_type}")
 }
 
 /// Why the NATS bus could not start.
@@ -138,6 +146,7 @@ pub enum ConsumerMode {
 #[derive(Clone)]
 pub struct NatsEvents {
     jetstream: jetstream::Context,
+    namespace: String,
 }
 
 impl NatsEvents {
@@ -163,9 +172,19 @@ impl NatsEvents {
             .timeout(REQUEST_TIMEOUT)
             .ack_timeout(REQUEST_TIMEOUT)
             .build(client);
-        let events = Self { jetstream };
+        let events = Self {
+            jetstream,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+        };
         events.ensure_streams(streams).await?;
         Ok(events)
+    }
+
+    /// Publishes under `namespace` (`<namespace>.<event type>`), which must match the
+    /// subjects of the streams (see [`group_streams_in`]).
+    pub fn in_namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.namespace);
+        self
     }
 
     /// Creates each of `streams` that does not exist; existing ones are left unchanged.
@@ -234,7 +253,7 @@ impl NatsEvents {
             .payload(body.into())
             .message_id(envelope.id.to_string());
         self.jetstream
-            .send_publish(subject_for(&envelope.event_type), message)
+            .send_publish(subject_in(&self.namespace, &envelope.event_type), message)
             .await
             .map_err(|e| publish_error(envelope, e))
     }

@@ -736,7 +736,14 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     } else {
         let events = crate::events::connect(config).await?;
         let instance = crate::events::instance_name(config);
-        crate::events::consume(&events, &store.handlers, &instance, &tasks, &shutdown);
+        crate::events::consume(
+            config,
+            &events,
+            &store.handlers,
+            &instance,
+            &tasks,
+            &shutdown,
+        );
         OutboxRelay::new(
             store.db.clone(),
             Arc::new(events),

@@ -141,6 +141,9 @@ pub struct ClusterConfig {
     /// Where the other processes reach this one (`http://10.0.0.7:8080`), as registered;
     /// default: `http://` and the listening address (which must then not be a wildcard).
     pub advertise_url: Option<String>,
+    /// The store's name on a shared NATS server: its event streams are `<NAMESPACE>_<GROUP>`
+    /// over subjects `<namespace>.<event type>`, so two stores never see each other's events.
+    pub namespace: String,
     /// The NATS key-value bucket of the registry.
     pub registry_bucket: String,
     /// An instance that stops renewing its registration leaves the registry after this long.
@@ -164,6 +167,7 @@ impl Default for ClusterConfig {
             call_retries: 2,
             drain_ms: 0,
             advertise_url: None,
+            namespace: "emporium".to_owned(),
             registry_bucket: "emporium-registry".to_owned(),
             registry_ttl_ms: 10_000,
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -714,6 +718,17 @@ impl Config {
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
+        if !cluster
+            .namespace
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || cluster.namespace.is_empty()
+        {
+            return invalid(
+                "cluster.namespace",
+                "must be lower-case letters, digits and _".into(),
+            );
+        }
         if !token(&cluster.registry_bucket) {
             return invalid(
                 "cluster.registry_bucket",

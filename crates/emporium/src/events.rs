@@ -27,9 +27,13 @@ pub async fn connect(config: &Config) -> anyhow::Result<NatsEvents> {
         .nats_url
         .as_deref()
         .context("cluster.nats_url is not set")?;
-    NatsEvents::connect(url, &emporium_bus::group_streams())
-        .await
-        .with_context(|| format!("cannot reach NATS at {url}"))
+    let namespace = &config.cluster.namespace;
+    Ok(
+        NatsEvents::connect(url, &emporium_bus::group_streams_in(namespace))
+            .await
+            .with_context(|| format!("cannot reach NATS at {url}"))?
+            .in_namespace(namespace),
+    )
 }
 
 /// This process's name among the instances of its groups: the host name and the listening
@@ -48,13 +52,14 @@ pub fn instance_name(config: &Config) -> String {
 
 /// Runs each of `handlers` as a consumer of every group's stream until `stop`.
 pub fn consume(
+    config: &Config,
     events: &NatsEvents,
     handlers: &[(Arc<dyn EventHandler>, Delivery)],
     instance: &str,
     tasks: &TaskTracker,
     stop: &CancellationToken,
 ) {
-    let streams: Vec<String> = emporium_bus::group_streams()
+    let streams: Vec<String> = emporium_bus::group_streams_in(&config.cluster.namespace)
         .into_iter()
         .map(|s| s.name)
         .collect();
