@@ -2,10 +2,13 @@
 //! `EMPORIUM_GATEWAY__*` variables), runs the gateway, applies the configuration again on
 //! SIGHUP and stops on SIGINT or SIGTERM.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
-use emporium_gateway::GatewayConfig;
+use emporium_gateway::{GatewayConfig, Instance, RunningGateway};
+use emporium_registry::{Directory, Registry};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +31,38 @@ pub fn load(file: Option<&Path>) -> anyhow::Result<GatewayConfig> {
     Ok(config)
 }
 
+/// The groups whose instances the file lists.
+fn static_groups(file: Option<&Path>) -> anyhow::Result<BTreeSet<String>> {
+    Ok(load(file)?.upstreams.into_keys().collect())
+}
+
+/// Gives each registered group without static instances its registered instances (a group
+/// that vanished from the registry keeps none).
+async fn follow(running: &RunningGateway, directory: &Directory, statics: &BTreeSet<String>) {
+    for group in running.groups() {
+        if statics.contains(&group) {
+            continue;
+        }
+        let instances: Vec<Instance> = directory
+            .get(&group)
+            .map(|registered| {
+                registered
+                    .iter()
+                    .map(|i| Instance {
+                        url: i.url.clone(),
+                        version: i.version.clone(),
+                        weight: i.weight,
+                        zone: i.zone.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Err(e) = running.set_instances(&group, instances).await {
+            tracing::warn!(%group, error = %e, "registered instances not taken");
+        }
+    }
+}
+
 /// Runs the gateway until SIGINT or SIGTERM.
 pub async fn run(file: Option<&Path>) -> anyhow::Result<()> {
     let config = load(file)?;
@@ -36,8 +71,20 @@ pub async fn run(file: Option<&Path>) -> anyhow::Result<()> {
         tracing::warn!("metrics recorder unavailable; /gateway/metrics stays empty");
     }
     let shutdown = CancellationToken::new();
+    let registry = config.registry.clone();
     let running = emporium_gateway::run(config, shutdown.clone()).await?;
     tracing::info!(address = %running.local_addr(), "gateway listening");
+    // Groups without static instances follow the registry.
+    let mut directory = match &registry {
+        Some(r) => Some(
+            Registry::connect(&r.nats_url, &r.bucket, Duration::from_millis(r.ttl_ms))
+                .await
+                .with_context(|| format!("cannot open the registry in NATS at {}", r.nats_url))?
+                .watch(),
+        ),
+        None => None,
+    };
+    let mut statics = static_groups(file)?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot watch SIGHUP")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -46,11 +93,28 @@ pub async fn run(file: Option<&Path>) -> anyhow::Result<()> {
         tokio::select! {
             _ = hangup.recv() => match load(file) {
                 Ok(config) => {
+                    statics = config.upstreams.keys().cloned().collect();
                     if let Err(e) = running.reload(config).await {
                         tracing::warn!(error = %e, "configuration not reloaded");
                     }
+                    // The reload set the static instances; the registry's go back on top.
+                    if let Some(directory) = &directory {
+                        let now = directory.borrow().clone();
+                        follow(&running, &now, &statics).await;
+                    }
                 }
                 Err(e) => tracing::warn!(error = format!("{e:#}"), "configuration not reloaded"),
+            },
+            Some(()) = async {
+                match directory.as_mut() {
+                    Some(d) => d.changed().await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(directory) = &mut directory {
+                    let now = directory.borrow_and_update().clone();
+                    follow(&running, &now, &statics).await;
+                }
             },
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,

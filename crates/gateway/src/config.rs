@@ -44,6 +44,31 @@ pub struct GatewayConfig {
     /// Gray release per group.
     #[serde(default)]
     pub release: BTreeMap<String, ReleaseConfig>,
+    /// The service registry the instances of groups without static `upstreams` come from.
+    #[serde(default)]
+    pub registry: Option<RegistryConfig>,
+}
+
+/// Where the registry is: a NATS JetStream key-value bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `nats://host:4222`.
+    pub nats_url: String,
+    /// The bucket the store's instances register in.
+    #[serde(default = "default_bucket")]
+    pub bucket: String,
+    /// An instance that stops renewing its entry is dropped after this long.
+    #[serde(default = "default_registry_ttl_ms")]
+    pub ttl_ms: u64,
+}
+
+fn default_bucket() -> String {
+    "emporium-registry".to_owned()
+}
+
+fn default_registry_ttl_ms() -> u64 {
+    10_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -64,6 +89,7 @@ impl Default for GatewayConfig {
             breaker: BreakerConfig::default(),
             retry_budget: RetryBudgetConfig::default(),
             release: BTreeMap::new(),
+            registry: None,
         }
     }
 }
@@ -398,6 +424,19 @@ impl GatewayConfig {
                 if let Err(reason) = parse_instance_url(&instance.url) {
                     return invalid(format!("upstreams.{group}.instances[{i}].url"), reason);
                 }
+            }
+        }
+        if let Some(registry) = &self.registry {
+            if !(registry.nats_url.starts_with("nats://")
+                || registry.nats_url.starts_with("tls://"))
+            {
+                return invalid("registry.nats_url", "must start with nats:// or tls://");
+            }
+            if registry.bucket.is_empty() {
+                return invalid("registry.bucket", "must not be empty");
+            }
+            if registry.ttl_ms < 1_000 {
+                return invalid("registry.ttl_ms", "must be at least 1000");
             }
         }
         if self.limits.max_in_flight == 0 {

@@ -34,8 +34,8 @@ use tokio_util::task::TaskTracker;
 
 pub use config::{
     Balance, BreakerConfig, ConfigError, GatewayConfig, HealthConfig, Instance, LimitsConfig,
-    OutlierConfig, RateLimitConfig, ReleaseConfig, RetryBudgetConfig, RouteConfig, TlsConfig,
-    UpstreamConfig,
+    OutlierConfig, RateLimitConfig, RegistryConfig, ReleaseConfig, RetryBudgetConfig, RouteConfig,
+    TlsConfig, UpstreamConfig,
 };
 pub use tls::TlsError;
 pub use upstream::{BreakerState, UpstreamStatus};
@@ -261,6 +261,21 @@ impl RunningGateway {
             .store(Arc::new(State::build(config, Some(&current))));
         tracing::info!("gateway configuration reloaded");
         Ok(())
+    }
+
+    /// Every group a route names or instances are known for.
+    pub fn groups(&self) -> Vec<String> {
+        let state = self.shared.state.load();
+        let mut groups: Vec<String> = state
+            .config
+            .routes
+            .iter()
+            .map(|r| r.group.clone())
+            .chain(state.table.groups.keys().cloned())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
     }
 
     /// The state of each instance of `group` (empty for an unknown group).

@@ -93,7 +93,8 @@ async fn start_nats(test: &str) -> Option<Nats> {
     })
 }
 
-/// The inventory group as a process of its own.
+/// A process of the binary under test, serving with a configuration file (the inventory
+/// group alone, or another set of groups).
 struct InventoryProcess {
     process: tokio::process::Child,
     config_file: std::path::PathBuf,
@@ -753,4 +754,252 @@ async fn breaker_state(app: &TestApp, upstream: &str) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with("emporium_service_breaker_state{") && l.contains(&wanted))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A process of the store under test, from its configuration file.
+async fn serve(config_file: &std::path::Path, base: &str) -> InventoryProcess {
+    InventoryProcess::start(config_file, base).await
+}
+
+/// Count of the gateway's answered requests to `upstream`.
+async fn answered_by(client: &reqwest::Client, gateway: &str, upstream: &str) -> u64 {
+    let Ok(answer) = client
+        .get(format!("{gateway}/gateway/metrics"))
+        .send()
+        .await
+    else {
+        return 0;
+    };
+    let text = answer.text().await.unwrap_or_default();
+    let wanted = format!("upstream=\"{upstream}\"");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("emporium_gateway_upstream_requests_total{")
+                && l.contains(&wanted)
+                && l.contains("outcome=\"success\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_ejects_a_killed_instance_without_failing_a_read_and_takes_it_back() {
+    let test =
+        "cluster::the_gateway_ejects_a_killed_instance_without_failing_a_read_and_takes_it_back";
+    // Two instances of one group share its database: PostgreSQL.
+    let Some(admin) = crate::helpers::postgres_url() else {
+        return;
+    };
+    let Some(nats) = start_nats(test).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    let core_db = fresh_postgres_database(&admin).await.0;
+    let inventory_db = fresh_postgres_database(&admin).await.0;
+    let config = |name: &str, port: u16, db: &str, services: &str| {
+        let file = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\ndatabase_url = \"{db}\"\n\
+                 services = {services}\n[auth]\nsigning_keys_file = {keys:?}\n\
+                 [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n\
+                 registry_ttl_ms = 3000\n",
+                data = dir.path().join(name),
+                nats = nats.url,
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let core = r#"["identity", "catalog", "search", "ordering"]"#;
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let base = |port: u16| format!("http://127.0.0.1:{port}");
+    let inventory_file = config("inventory", ports[0], &inventory_db, r#"["inventory"]"#);
+    let core_files = [
+        config("core-1", ports[1], &core_db, core),
+        config("core-2", ports[2], &core_db, core),
+    ];
+    let _inventory = serve(&inventory_file, &base(ports[0])).await;
+    let _core1 = serve(&core_files[0], &base(ports[1])).await;
+    let mut core2 = serve(&core_files[1], &base(ports[2])).await;
+    // The gateway finds the core instances in the registry: no static instance.
+    let gateway_file = dir.path().join("gateway.toml");
+    std::fs::write(
+        &gateway_file,
+        format!(
+            "listen = \"127.0.0.1:{gw}\"\n[[routes]]\nprefix = \"/\"\ngroup = \"catalog\"\n\
+             [health]\npath = \"/readyz\"\ninterval_ms = 200\ntimeout_ms = 500\n\
+             [registry]\nnats_url = \"{nats}\"\nttl_ms = 3000\n",
+            gw = ports[3],
+            nats = nats.url,
+        ),
+    )
+    .unwrap();
+    let _gateway = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .arg("gateway")
+        .arg("--config")
+        .arg(&gateway_file)
+        .env_remove("EMPORIUM_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let gateway = base(ports[3]);
+    let client = reqwest::Client::new();
+    let up = eventually(Duration::from_secs(20), || async {
+        client
+            .get(format!("{gateway}/gateway/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    assert!(up, "the gateway answers");
+    // Both instances take requests through the gateway.
+    let both = eventually(Duration::from_secs(30), || async {
+        for _ in 0..10 {
+            let _ = client.get(format!("{gateway}/healthz")).send().await;
+        }
+        answered_by(&client, &gateway, &base(ports[1])).await > 0
+            && answered_by(&client, &gateway, &base(ports[2])).await > 0
+    })
+    .await;
+    assert!(both, "the gateway balances over both registered instances");
+    // A product to read, made through the gateway.
+    let product = create_product_through(&client, &gateway, &core_files[0]).await;
+    // A bounded read load: four readers, each request checked.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url) = (
+                client.clone(),
+                format!("{gateway}/v1/store/products/{product}"),
+            );
+            let (stop, failures, served) = (stop.clone(), failures.clone(), served.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match client.get(&url).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Ok(r) => failures.lock().unwrap().push(r.status().to_string()),
+                        Err(e) => failures.lock().unwrap().push(e.to_string()),
+                    }
+                }
+            })
+        })
+        .collect();
+    let count = || served.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(eventually(Duration::from_secs(20), || async { count() >= 100 }).await);
+    // SIGKILL: no deregistration, no drain; the gateway must find out by itself.
+    core2.kill().await;
+    let at_kill = count();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            count() >= at_kill + 300
+        })
+        .await
+    );
+    // Back on the same port: it registers again and the gateway takes it back.
+    let before = answered_by(&client, &gateway, &base(ports[2])).await;
+    core2.restart().await;
+    let rejoined = eventually(Duration::from_secs(30), || async {
+        answered_by(&client, &gateway, &base(ports[2])).await > before
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    assert!(rejoined, "the restarted instance takes requests again");
+    let failures = failures.lock().unwrap();
+    eprintln!(
+        "reads: {} ({} after the kill), failed: {}",
+        count(),
+        count() - at_kill,
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} reads failed: {:?}",
+        failures.len(),
+        count(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+/// Creates a published product through the gateway as an owner made with the CLI over
+/// `core_file`'s database; returns its id.
+async fn create_product_through(
+    client: &reqwest::Client,
+    gateway: &str,
+    core_file: &std::path::Path,
+) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .arg("--config")
+        .arg(core_file)
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "owner@example.com",
+            "--role",
+            "owner",
+        ])
+        .env_remove("EMPORIUM_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", crate::helpers::PASSWORD).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token: Value = client
+        .post(format!("{gateway}/v1/auth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "owner@example.com"),
+            ("password", crate::helpers::PASSWORD),
+            ("scope", "admin"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let r = client
+        .post(format!("{gateway}/v1/admin/products"))
+        .bearer_auth(&token)
+        .json(&crate::catalog::simple_product(
+            "Kettle",
+            "KET-1",
+            5_000,
+            &[],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
