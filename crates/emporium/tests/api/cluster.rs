@@ -782,153 +782,283 @@ async fn answered_by(client: &reqwest::Client, gateway: &str, upstream: &str) ->
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_gateway_ejects_a_killed_instance_without_failing_a_read_and_takes_it_back() {
-    let test =
-        "cluster::the_gateway_ejects_a_killed_instance_without_failing_a_read_and_takes_it_back";
-    // Two instances of one group share its database: PostgreSQL.
-    let Some(admin) = crate::helpers::postgres_url() else {
-        return;
-    };
-    let Some(nats) = start_nats(test).await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.json");
-    let core_db = fresh_postgres_database(&admin).await.0;
-    let inventory_db = fresh_postgres_database(&admin).await.0;
-    let config = |name: &str, port: u16, db: &str, services: &str| {
-        let file = dir.path().join(format!("{name}.toml"));
+/// Inventory and two core instances sharing one database, all from the binary, registered in
+/// a NATS of the test's own, behind `emporium gateway` following the registry.
+struct Fleet {
+    inventory: InventoryProcess,
+    cores: [InventoryProcess; 2],
+    core_files: [std::path::PathBuf; 2],
+    core_bases: [String; 2],
+    gateway: String,
+    client: reqwest::Client,
+    _gateway: tokio::process::Child,
+    _nats: Nats,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Starts the fleet (PostgreSQL only: two instances share a database), or `None` after
+    /// saying why it did not run. Core instances drain for `drain_ms` at SIGTERM.
+    async fn start(test: &str, drain_ms: u64) -> Option<Self> {
+        let admin = crate::helpers::postgres_url()?;
+        let nats = start_nats(test).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys.json");
+        let core_db = fresh_postgres_database(&admin).await.0;
+        let inventory_db = fresh_postgres_database(&admin).await.0;
+        let config = |name: &str, port: u16, db: &str, services: &str| {
+            let file = dir.path().join(format!("{name}.toml"));
+            std::fs::write(
+                &file,
+                format!(
+                    "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\ndatabase_url = \"{db}\"\n\
+                     services = {services}\n[auth]\nsigning_keys_file = {keys:?}\n\
+                     [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n\
+                     registry_ttl_ms = 3000\ndrain_ms = {drain_ms}\n",
+                    data = dir.path().join(name),
+                    nats = nats.url,
+                ),
+            )
+            .unwrap();
+            file
+        };
+        let core = r#"["identity", "catalog", "search", "ordering"]"#;
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let base = |port: u16| format!("http://127.0.0.1:{port}");
+        let inventory_file = config("inventory", ports[0], &inventory_db, r#"["inventory"]"#);
+        let core_files = [
+            config("core-1", ports[1], &core_db, core),
+            config("core-2", ports[2], &core_db, core),
+        ];
+        let inventory = serve(&inventory_file, &base(ports[0])).await;
+        let cores = [
+            serve(&core_files[0], &base(ports[1])).await,
+            serve(&core_files[1], &base(ports[2])).await,
+        ];
+        // The gateway finds the core instances in the registry: no static instance.
+        let gateway_file = dir.path().join("gateway.toml");
         std::fs::write(
-            &file,
+            &gateway_file,
             format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\ndatabase_url = \"{db}\"\n\
-                 services = {services}\n[auth]\nsigning_keys_file = {keys:?}\n\
-                 [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n\
-                 registry_ttl_ms = 3000\n",
-                data = dir.path().join(name),
+                "listen = \"127.0.0.1:{gw}\"\n[[routes]]\nprefix = \"/\"\ngroup = \"catalog\"\n\
+                 [health]\npath = \"/readyz\"\ninterval_ms = 200\ntimeout_ms = 500\n\
+                 [registry]\nnats_url = \"{nats}\"\nttl_ms = 3000\n",
+                gw = ports[3],
                 nats = nats.url,
             ),
         )
         .unwrap();
-        file
-    };
-    let core = r#"["identity", "catalog", "search", "ordering"]"#;
-    let ports = [free_port(), free_port(), free_port(), free_port()];
-    let base = |port: u16| format!("http://127.0.0.1:{port}");
-    let inventory_file = config("inventory", ports[0], &inventory_db, r#"["inventory"]"#);
-    let core_files = [
-        config("core-1", ports[1], &core_db, core),
-        config("core-2", ports[2], &core_db, core),
-    ];
-    let _inventory = serve(&inventory_file, &base(ports[0])).await;
-    let _core1 = serve(&core_files[0], &base(ports[1])).await;
-    let mut core2 = serve(&core_files[1], &base(ports[2])).await;
-    // The gateway finds the core instances in the registry: no static instance.
-    let gateway_file = dir.path().join("gateway.toml");
-    std::fs::write(
-        &gateway_file,
-        format!(
-            "listen = \"127.0.0.1:{gw}\"\n[[routes]]\nprefix = \"/\"\ngroup = \"catalog\"\n\
-             [health]\npath = \"/readyz\"\ninterval_ms = 200\ntimeout_ms = 500\n\
-             [registry]\nnats_url = \"{nats}\"\nttl_ms = 3000\n",
-            gw = ports[3],
-            nats = nats.url,
-        ),
-    )
-    .unwrap();
-    let _gateway = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
-        .arg("gateway")
-        .arg("--config")
-        .arg(&gateway_file)
-        .env_remove("EMPORIUM_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let gateway = base(ports[3]);
-    let client = reqwest::Client::new();
-    let up = eventually(Duration::from_secs(20), || async {
-        client
-            .get(format!("{gateway}/gateway/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
-    assert!(up, "the gateway answers");
-    // Both instances take requests through the gateway.
-    let both = eventually(Duration::from_secs(30), || async {
-        for _ in 0..10 {
-            let _ = client.get(format!("{gateway}/healthz")).send().await;
-        }
-        answered_by(&client, &gateway, &base(ports[1])).await > 0
-            && answered_by(&client, &gateway, &base(ports[2])).await > 0
-    })
-    .await;
-    assert!(both, "the gateway balances over both registered instances");
-    // A product to read, made through the gateway.
-    let product = create_product_through(&client, &gateway, &core_files[0]).await;
-    // A bounded read load: four readers, each request checked.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let readers: Vec<_> = (0..4)
-        .map(|_| {
-            let (client, url) = (
-                client.clone(),
-                format!("{gateway}/v1/store/products/{product}"),
-            );
-            let (stop, failures, served) = (stop.clone(), failures.clone(), served.clone());
-            tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    match client.get(&url).send().await {
-                        Ok(r) if r.status() == 200 => {
-                            served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        Ok(r) => failures.lock().unwrap().push(r.status().to_string()),
-                        Err(e) => failures.lock().unwrap().push(e.to_string()),
-                    }
-                }
-            })
+        let gateway_process = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+            .arg("gateway")
+            .arg("--config")
+            .arg(&gateway_file)
+            .env_remove("EMPORIUM_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let gateway = base(ports[3]);
+        let client = reqwest::Client::new();
+        let up = eventually(Duration::from_secs(20), || async {
+            client
+                .get(format!("{gateway}/gateway/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
         })
-        .collect();
-    let count = || served.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(eventually(Duration::from_secs(20), || async { count() >= 100 }).await);
-    // SIGKILL: no deregistration, no drain; the gateway must find out by itself.
-    core2.kill().await;
-    let at_kill = count();
-    assert!(
-        eventually(Duration::from_secs(30), || async {
-            count() >= at_kill + 300
+        .await;
+        assert!(up, "the gateway answers");
+        let fleet = Self {
+            inventory,
+            cores,
+            core_files,
+            core_bases: [base(ports[1]), base(ports[2])],
+            gateway,
+            client,
+            _gateway: gateway_process,
+            _nats: nats,
+            _dir: dir,
+        };
+        // Both instances take requests through the gateway.
+        let both = eventually(Duration::from_secs(30), || async {
+            for _ in 0..10 {
+                let _ = fleet
+                    .client
+                    .get(format!("{}/healthz", fleet.gateway))
+                    .send()
+                    .await;
+            }
+            fleet.answered_by(0).await > 0 && fleet.answered_by(1).await > 0
         })
-        .await
-    );
-    // Back on the same port: it registers again and the gateway takes it back.
-    let before = answered_by(&client, &gateway, &base(ports[2])).await;
-    core2.restart().await;
-    let rejoined = eventually(Duration::from_secs(30), || async {
-        answered_by(&client, &gateway, &base(ports[2])).await > before
-    })
-    .await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for reader in readers {
-        reader.await.unwrap();
+        .await;
+        assert!(both, "the gateway balances over both registered instances");
+        Some(fleet)
     }
+
+    /// Requests the gateway had answered by core instance `n`.
+    async fn answered_by(&self, n: usize) -> u64 {
+        answered_by(&self.client, &self.gateway, &self.core_bases[n]).await
+    }
+
+    /// Sends SIGTERM to core instance `n` and waits for it to exit, cleanly.
+    async fn terminate_core(&mut self, n: usize) {
+        terminate(&mut self.cores[n].process).await;
+    }
+}
+
+/// SIGTERM, then the exit, which must be clean.
+async fn terminate(process: &mut tokio::process::Child) {
+    let pid = process.id().unwrap().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), process.wait())
+        .await
+        .expect("exits after its drain")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// Readers that GET `url` in a loop until stopped, counting answers and keeping failures.
+struct ReadLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    failures: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ReadLoad {
+    fn start(client: &reqwest::Client, url: String, readers: usize) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let readers = (0..readers)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                let (stop, failures, served) = (stop.clone(), failures.clone(), served.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match client.get(&url).send().await {
+                            Ok(r) if r.status() == 200 => {
+                                served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Ok(r) => failures.lock().unwrap().push(r.status().to_string()),
+                            Err(e) => failures.lock().unwrap().push(e.to_string()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            failures,
+            served,
+            readers,
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until `more` further reads were answered.
+    async fn answered(&self, more: u64) -> bool {
+        let target = self.count() + more;
+        eventually(Duration::from_secs(30), || async { self.count() >= target }).await
+    }
+
+    /// Stops the readers; returns the reads answered and the failures.
+    async fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for reader in self.readers {
+            reader.await.unwrap();
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        (
+            self.served.load(std::sync::atomic::Ordering::Relaxed),
+            failures,
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_ejects_a_killed_instance_without_failing_a_read_and_takes_it_back() {
+    let test =
+        "cluster::the_gateway_ejects_a_killed_instance_without_failing_a_read_and_takes_it_back";
+    let Some(mut fleet) = Fleet::start(test, 0).await else {
+        return;
+    };
+    let product = create_product_through(&fleet.client, &fleet.gateway, &fleet.core_files[0]).await;
+    let load = ReadLoad::start(
+        &fleet.client,
+        format!("{}/v1/store/products/{product}", fleet.gateway),
+        4,
+    );
+    assert!(load.answered(100).await);
+    // SIGKILL: no deregistration, no drain; the gateway must find out by itself.
+    fleet.cores[1].kill().await;
+    let at_kill = load.count();
+    assert!(load.answered(300).await);
+    // Back on the same port: it registers again and the gateway takes it back.
+    let before = fleet.answered_by(1).await;
+    fleet.cores[1].restart().await;
+    let rejoined = eventually(Duration::from_secs(30), || async {
+        fleet.answered_by(1).await > before
+    })
+    .await;
+    let (reads, failures) = load.finish().await;
     assert!(rejoined, "the restarted instance takes requests again");
-    let failures = failures.lock().unwrap();
     eprintln!(
-        "reads: {} ({} after the kill), failed: {}",
-        count(),
-        count() - at_kill,
+        "reads: {reads} ({} after the kill), failed: {}",
+        reads - at_kill,
         failures.len()
     );
     assert!(
         failures.is_empty(),
-        "{} of {} reads failed: {:?}",
+        "{} of {reads} reads failed: {:?}",
         failures.len(),
-        count(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_instance_under_load_fails_no_request() {
+    let test = "cluster::a_rolling_restart_of_every_instance_under_load_fails_no_request";
+    let Some(mut fleet) = Fleet::start(test, 1_000).await else {
+        return;
+    };
+    let product = create_product_through(&fleet.client, &fleet.gateway, &fleet.core_files[0]).await;
+    let load = ReadLoad::start(
+        &fleet.client,
+        format!("{}/v1/store/products/{product}", fleet.gateway),
+        4,
+    );
+    assert!(load.answered(100).await);
+    // One instance after the other: not ready, deregistered, drained, stopped, started again,
+    // and taking requests again before the next one goes.
+    for n in 0..2 {
+        fleet.terminate_core(n).await;
+        assert!(load.answered(100).await, "the other instance serves alone");
+        let before = fleet.answered_by(n).await;
+        fleet.cores[n].restart().await;
+        let rejoined = eventually(Duration::from_secs(30), || async {
+            fleet.answered_by(n).await > before
+        })
+        .await;
+        assert!(rejoined, "core-{} takes requests again", n + 1);
+    }
+    terminate(&mut fleet.inventory.process).await;
+    fleet.inventory.restart().await;
+    assert!(load.answered(100).await);
+    let (reads, failures) = load.finish().await;
+    eprintln!("reads: {reads}, failed: {}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} reads failed: {:?}",
+        failures.len(),
         &failures[..failures.len().min(5)]
     );
 }
