@@ -762,13 +762,13 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     // What a dropped request, a failed compensation or a provider that did not answer left
     // unfinished is taken over once idle, while serving.
     let (checkout, orders) = (store.checkout.clone(), store.orders.clone());
-    let every = Duration::from_millis(config.recovery.sweep_interval_ms);
+    let sweep_every = Duration::from_millis(config.recovery.sweep_interval_ms);
     let idle = Duration::from_millis(config.recovery.idle_after_ms);
     let stop = shutdown.clone();
     tasks.spawn(async move {
         loop {
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(sweep_every) => {}
                 () = stop.cancelled() => break,
             }
             if let Err(e) = checkout.recover_idle(idle).await {
@@ -799,18 +799,11 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     // Tokens ended by another process over the same database are refused here within about
     // one interval.
     let identity = store.identity.clone();
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        let mut every = tokio::time::interval(REVOCATIONS_REFRESH);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {
-                    if let Err(e) = identity.refresh_revocations().await {
-                        tracing::warn!(error = %e, "cannot read token revocations; will retry");
-                    }
-                }
-                () = stop.cancelled() => break,
+    every(&tasks, REVOCATIONS_REFRESH, shutdown.clone(), move || {
+        let identity = identity.clone();
+        async move {
+            if let Err(e) = identity.refresh_revocations().await {
+                tracing::warn!(error = %e, "cannot read token revocations; will retry");
             }
         }
     });
@@ -879,11 +872,25 @@ pub(crate) fn spawn_keyring_reload(
     tokens: Arc<Tokens>,
     stop: CancellationToken,
 ) {
+    every(tasks, Duration::from_secs(5), stop, move || {
+        tokens.reload_if_changed();
+        std::future::ready(())
+    });
+}
+
+/// Runs `work` at once and then every `period` (a late tick waits a whole period) until
+/// `stop`.
+pub(crate) fn every<F, Fut>(tasks: &TaskTracker, period: Duration, stop: CancellationToken, work: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     tasks.spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = every.tick() => { tokens.reload_if_changed(); }
+                _ = ticks.tick() => work().await,
                 () = stop.cancelled() => break,
             }
         }

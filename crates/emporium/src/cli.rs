@@ -241,28 +241,23 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> u8 {
 }
 
 async fn serve(config: &Config, started: Instant) -> anyhow::Result<()> {
-    if config.groups() == [crate::config::Group::Inventory] {
-        let node = crate::cluster::start_inventory(config, Arc::new(SystemClock)).await?;
-        tracing::info!(
-            address = %node.local_addr,
-            startup_ms = started.elapsed().as_secs_f64() * 1e3,
-            "listening"
-        );
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        node.shutdown().await;
-        tracing::info!("stopped");
-        return Ok(());
-    }
-    let server = crate::start(config, Arc::new(SystemClock)).await?;
+    type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+    let (address, stop): (std::net::SocketAddr, Stop) =
+        if config.groups() == [crate::config::Group::Inventory] {
+            let node = crate::cluster::start_inventory(config, Arc::new(SystemClock)).await?;
+            (node.local_addr, Box::pin(node.shutdown()))
+        } else {
+            let server = crate::start(config, Arc::new(SystemClock)).await?;
+            (server.local_addr, Box::pin(server.shutdown()))
+        };
     tracing::info!(
-        address = %server.local_addr,
+        %address,
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
         "listening"
     );
     wait_for_signal().await;
     tracing::info!("shutting down");
-    server.shutdown().await;
+    stop.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -339,19 +339,13 @@ pub async fn start_inventory(
         shutdown.clone(),
     ));
     app::spawn_keyring_reload(&tasks, tokens.clone(), shutdown.clone());
-    let stop = shutdown.clone();
     let verifier = tokens.clone();
-    tasks.spawn(async move {
-        let mut every = tokio::time::interval(REVOCATIONS_REFRESH);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {
-                    if let Err(e) = identity.refresh_revocations(&verifier, clock.now()).await {
-                        tracing::warn!(error = %e, "cannot read token revocations from identity; will retry");
-                    }
-                }
-                () = stop.cancelled() => break,
+    let identity = Arc::new(identity);
+    app::every(&tasks, REVOCATIONS_REFRESH, shutdown.clone(), move || {
+        let (identity, verifier, clock) = (identity.clone(), verifier.clone(), clock.clone());
+        async move {
+            if let Err(e) = identity.refresh_revocations(&verifier, clock.now()).await {
+                tracing::warn!(error = %e, "cannot read token revocations from identity; will retry");
             }
         }
     });
