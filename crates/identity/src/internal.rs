@@ -11,11 +11,13 @@ use emporium_http::service::{CallError, Failure, ServiceClient};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::error::IdentityError;
 use crate::revocation::Revocation;
 use crate::service::IdentityService;
 use crate::tokens::Tokens;
 
 const REVOCATIONS: &str = "/internal/v1/identity/revocations";
+const CUSTOMER_GROUPS: &str = "/internal/v1/identity/customer-groups";
 
 #[derive(Serialize, Deserialize)]
 struct Since {
@@ -23,11 +25,17 @@ struct Since {
     since: OffsetDateTime,
 }
 
+#[derive(Serialize, Deserialize)]
+struct OfCustomer {
+    customer: String,
+}
+
 /// The internal routes of an identity process. The caller mounts them behind the service
 /// credential guard.
 pub fn internal_router(service: Arc<IdentityService>) -> Router {
     Router::new()
         .route(REVOCATIONS, post(revocations))
+        .route(CUSTOMER_GROUPS, post(customer_groups))
         .with_state(service)
 }
 
@@ -39,6 +47,21 @@ async fn revocations(
         .await
         .map(axum::Json)
         .map_err(|e| Failure::of(&e, serde_json::Value::Null))
+}
+
+/// The groups of a customer (`cus_…`); none for an unknown customer or a malformed id.
+async fn customer_groups(
+    State(s): State<Arc<IdentityService>>,
+    axum::Json(c): axum::Json<OfCustomer>,
+) -> Result<axum::Json<Vec<String>>, Failure> {
+    let Ok(id) = c.customer.parse() else {
+        return Ok(axum::Json(Vec::new()));
+    };
+    match s.get_customer(id).await {
+        Ok(customer) => Ok(axum::Json(customer.groups)),
+        Err(IdentityError::CustomerNotFound) => Ok(axum::Json(Vec::new())),
+        Err(e) => Err(Failure::of(&e, serde_json::Value::Null)),
+    }
 }
 
 /// Identity over the network, for a process that does not run identity.
@@ -66,5 +89,13 @@ impl IdentityClient {
             .call(REVOCATIONS, &Since { since }, true)
             .await?;
         Ok(tokens.revocations().merge_read(&rows, now))
+    }
+
+    /// The groups of customer `customer` (`cus_…`), as identity's customer cache has them.
+    pub async fn groups_of(&self, customer: &str) -> Result<Vec<String>, CallError> {
+        let call = OfCustomer {
+            customer: customer.to_owned(),
+        };
+        self.client.call(CUSTOMER_GROUPS, &call, true).await
     }
 }

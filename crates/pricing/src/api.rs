@@ -17,17 +17,18 @@ use crate::service::PricingService;
 
 /// Whose prices a storefront answer shows: the currency, the shopper's customer groups (none
 /// for a guest), the region whose tax is shown, and the moment (price list windows).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceContext {
     pub currency: Currency,
     pub customer_groups: Vec<String>,
     /// `None`: no tax is shown (`tax_rate_id` is null, both amounts equal).
     pub region: Option<Region>,
+    #[serde(with = "time::serde::rfc3339")]
     pub now: OffsetDateTime,
 }
 
 /// A variant and its own price in the context's currency (minor units).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VariantPrice {
     pub variant_id: VariantId,
     pub amount: i64,
@@ -66,7 +67,7 @@ pub struct CalculatedPrice {
 }
 
 /// Calculates the prices a storefront shows, a page at a time. Implemented in process by
-/// [`crate::RulesCalculator`]; a client of a pricing service can implement it later.
+/// [`crate::RulesCalculator`], and across processes by [`crate::PricingClient`].
 #[async_trait::async_trait]
 pub trait PriceCalculator: Send + Sync {
     /// Each variant's calculated price under `context`, in the order given. Fails only when

@@ -26,6 +26,9 @@ pub enum PricingError {
     Corrupt(String),
     #[error("storage failure")]
     Storage(#[from] DbError),
+    /// Pricing runs in another process, which did not answer.
+    #[error(transparent)]
+    Remote(emporium_http::service::CallError),
 }
 
 impl PricingError {
@@ -48,6 +51,14 @@ impl DomainError for PricingError {
             Self::VersionMismatch => (ErrorKind::PreconditionFailed, "precondition_failed"),
             Self::Corrupt(_) => (ErrorKind::Internal, "internal"),
             Self::Storage(e) => e.kind_and_code(),
+            Self::Remote(e) => e.kind_and_code(),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Remote(e) => e.retry_after_secs(),
+            _ => None,
         }
     }
 

@@ -10,6 +10,7 @@
 mod api;
 mod error;
 pub mod events;
+mod internal;
 pub mod quote;
 mod routes;
 mod rules;
@@ -21,6 +22,7 @@ pub use api::{
     CalculatedPrice, CustomerGroups, PriceCalculator, PriceContext, PricingApi, VariantPrice,
 };
 pub use error::PricingError;
+pub use internal::{PricingClient, internal_router};
 pub use quote::{
     AppliedDiscount, Cart, CouponCode, CouponOutcome, Item, PriceBook, Quote, QuoteError,
     QuotedItem, Region, ShippingQuote, calculated_prices, quote, shipping_options,
