@@ -89,6 +89,15 @@ impl DomainError for CartError {
         }
     }
 
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Catalog(e) => e.retry_after_secs(),
+            Self::Inventory(e) => e.retry_after_secs(),
+            Self::Pricing(e) => e.retry_after_secs(),
+            _ => None,
+        }
+    }
+
     fn violations(&self) -> &[FieldError] {
         match self {
             Self::Invalid(v) => v,

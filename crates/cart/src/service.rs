@@ -113,6 +113,15 @@ pub struct Cart {
     /// (`cart_checked_out`); absent while the cart is open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkout_id: Option<CheckoutId>,
+    /// Present when the catalog did not answer: the lines' titles, prices and totals come
+    /// from the last data known of the catalog, read at this time. A checkout takes such data
+    /// only while it is recent (else 503 `catalog_unavailable`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub catalog_as_of: Option<OffsetDateTime>,
     pub version: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -242,7 +251,7 @@ impl CartService {
         quantity: i64,
     ) -> Result<Cart, CartError> {
         check_quantity(quantity)?;
-        let info = &self.catalog.purchasable(&[variant]).await?;
+        let (info, _) = &self.catalog.purchasable_or_known(&[variant]).await?;
         self.change(id, access, |row, mut items| async move {
             let priced = info
                 .first()
@@ -795,7 +804,7 @@ impl CartService {
         row: &CartRow,
         items: &[ItemRow],
     ) -> Result<Vec<OfferedShipping>, CartError> {
-        let (cart, _) = self.pricing_cart(row, items).await?;
+        let (cart, _, _) = self.pricing_cart(row, items).await?;
         let rules = self.pricing.rules().await?;
         Ok(emporium_pricing::shipping_options(&cart, &rules)
             .into_iter()
@@ -808,22 +817,29 @@ impl CartService {
             .collect())
     }
 
-    /// The cart as pricing sees it (purchasable lines only), and what the catalog said of each
-    /// item.
+    /// The cart as pricing sees it (purchasable lines only), what the catalog said of each
+    /// item, and when that was read if it is not fresh (the catalog did not answer).
     async fn pricing_cart(
         &self,
         row: &CartRow,
         items: &[ItemRow],
-    ) -> Result<(emporium_pricing::Cart, Vec<Option<Purchasable>>), CartError> {
+    ) -> Result<
+        (
+            emporium_pricing::Cart,
+            Vec<Option<Purchasable>>,
+            Option<OffsetDateTime>,
+        ),
+        CartError,
+    > {
         let currency: Currency = row
             .currency
             .parse()
             .map_err(|_| CartError::Corrupt(format!("currency {}", row.currency)))?;
         let ids: Vec<VariantId> = items.iter().map(|i| VariantId(i.variant_id)).collect();
-        let info = if ids.is_empty() {
-            Vec::new()
+        let (info, as_of) = if ids.is_empty() {
+            (Vec::new(), None)
         } else {
-            self.catalog.purchasable(&ids).await?
+            self.catalog.purchasable_or_known(&ids).await?
         };
         let mut lines = Vec::new();
         for (item, p) in items.iter().zip(&info) {
@@ -857,11 +873,11 @@ impl CartService {
             coupons: Vec::new(),
             now: self.clock.now(),
         };
-        Ok((cart, info))
+        Ok((cart, info, as_of))
     }
 
     async fn view(&self, row: CartRow, items: Vec<ItemRow>) -> Result<Cart, CartError> {
-        let (cart, info) = self.pricing_cart(&row, &items).await?;
+        let (cart, info, catalog_as_of) = self.pricing_cart(&row, &items).await?;
         let codes = codes_of(&row)?;
         let currency = cart.currency;
         let totals = match self.pricing.quote(cart, &codes).await? {
@@ -905,6 +921,7 @@ impl CartService {
             items: lines,
             totals,
             checkout_id: row.checkout_id.map(CheckoutId),
+            catalog_as_of,
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -211,6 +211,16 @@ pub trait CatalogApi: Send + Sync {
         &self,
         variants: &[VariantId],
     ) -> Result<Vec<Option<Purchasable>>, crate::CatalogError>;
+
+    /// As [`Self::purchasable`]; when the catalog cannot be asked (it runs in another process
+    /// that does not answer), the last answer known for each variant instead, with the time
+    /// the oldest of them was read. `None`: the answer is fresh.
+    async fn purchasable_or_known(
+        &self,
+        variants: &[VariantId],
+    ) -> Result<(Vec<Option<Purchasable>>, Option<OffsetDateTime>), crate::CatalogError> {
+        Ok((self.purchasable(variants).await?, None))
+    }
 }
 
 /// Body of `POST /v1/admin/products`. Absent text reads as empty so one answer lists every

@@ -44,6 +44,9 @@ pub enum CatalogError {
     Pricing(#[from] emporium_pricing::PricingError),
     #[error(transparent)]
     Shared(std::sync::Arc<CatalogError>),
+    /// The catalog runs in another process, which did not answer.
+    #[error(transparent)]
+    Remote(emporium_http::service::CallError),
 }
 
 impl CatalogError {
@@ -81,6 +84,16 @@ impl DomainError for CatalogError {
             Self::Corrupt(_) | Self::ObjectStore(_) => (ErrorKind::Internal, "internal"),
             Self::Pricing(e) => e.kind_and_code(),
             Self::Shared(e) => e.kind_and_code(),
+            Self::Remote(e) => e.kind_and_code(),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Remote(e) => e.retry_after_secs(),
+            Self::Shared(e) => e.retry_after_secs(),
+            Self::Pricing(e) => e.retry_after_secs(),
+            _ => None,
         }
     }
 

@@ -5,6 +5,7 @@ mod api;
 mod domain;
 mod error;
 pub mod events;
+mod internal;
 mod listing;
 mod media;
 mod pages;
@@ -21,6 +22,7 @@ pub use api::{
 };
 pub use domain::slugify;
 pub use error::CatalogError;
+pub use internal::{CatalogClient, internal_router};
 pub use media::{MediaS3Config, MediaStore};
 pub use projection::{CacheInvalidator, StockProjection};
 pub use reads::{CatalogReads, ReadCacheConfig};

@@ -39,6 +39,12 @@ pub enum OrderingError {
     Inventory(#[from] emporium_inventory::InventoryError),
     #[error(transparent)]
     Pricing(#[from] emporium_pricing::PricingError),
+    /// The catalog does not answer and what is known of the cart's lines is older than a
+    /// checkout may use.
+    #[error(
+        "the catalog does not answer and its last known data for this cart is {age_secs} s old; retry shortly"
+    )]
+    CatalogStale { age_secs: u64 },
     #[error("stored order data is unreadable: {0}")]
     Corrupt(String),
     #[error("storage failure")]
@@ -68,8 +74,20 @@ impl DomainError for OrderingError {
             Self::Cart(e) => e.kind_and_code(),
             Self::Inventory(e) => e.kind_and_code(),
             Self::Pricing(e) => e.kind_and_code(),
+            Self::CatalogStale { .. } => (ErrorKind::Unavailable, "catalog_unavailable"),
             Self::Corrupt(_) => (ErrorKind::Internal, "internal"),
             Self::Storage(e) => e.kind_and_code(),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::CatalogStale { .. } => Some(5),
+            Self::Payment(e) => e.retry_after_secs(),
+            Self::Cart(e) => e.retry_after_secs(),
+            Self::Inventory(e) => e.retry_after_secs(),
+            Self::Pricing(e) => e.retry_after_secs(),
+            _ => None,
         }
     }
 

@@ -49,6 +49,9 @@ const CONCURRENT_CHECKOUTS: usize = 32;
 /// How long an unfinished checkout may stand still before recovery takes it over, by default.
 const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
+/// The oldest last-known catalog data a checkout takes by default.
+const CATALOG_STALE_LIMIT: Duration = Duration::from_secs(300);
+
 /// Placed checkouts completed together at most.
 const COMPLETION_BATCH: i64 = 256;
 /// How often the completer looks for placed checkouts it was not woken for.
@@ -82,6 +85,8 @@ pub struct CheckoutService {
     tasks: tokio_util::task::TaskTracker,
     /// How long an unfinished checkout may stand still before recovery takes it over.
     abandoned_after: Duration,
+    /// The oldest last-known catalog data a checkout takes when the catalog does not answer.
+    catalog_stale_limit: Duration,
     /// Woken by each order placed, for the completer.
     placed: tokio::sync::Notify,
     /// Checkouts completed so far by this service.
@@ -125,6 +130,7 @@ impl CheckoutService {
             running: std::sync::Mutex::new(std::collections::HashSet::new()),
             tasks: tokio_util::task::TaskTracker::new(),
             abandoned_after: ABANDONED_AFTER,
+            catalog_stale_limit: CATALOG_STALE_LIMIT,
             placed: tokio::sync::Notify::new(),
             completed: tokio::sync::watch::Sender::new(0),
         }
@@ -134,6 +140,14 @@ impl CheckoutService {
     /// before recovery compensates it (or completes it, once placed).
     pub fn with_abandoned_after(mut self, idle: Duration) -> Self {
         self.abandoned_after = idle;
+        self
+    }
+
+    /// Takes a cart whose catalog data is the last known (the catalog did not answer) only
+    /// while that data is younger than `limit`; past it the checkout is refused before
+    /// anything is recorded (503 `catalog_unavailable`).
+    pub fn with_catalog_stale_limit(mut self, limit: Duration) -> Self {
+        self.catalog_stale_limit = limit;
         self
     }
 
@@ -188,6 +202,14 @@ impl CheckoutService {
             Err(e) => return Err(e.into()),
         };
         let now = self.clock.now();
+        if let Some(as_of) = view.catalog_as_of {
+            let age = Duration::try_from(now - as_of).unwrap_or_default();
+            if age > self.catalog_stale_limit {
+                return Err(OrderingError::CatalogStale {
+                    age_secs: age.as_secs(),
+                });
+            }
+        }
         let row = CheckoutRow {
             id: Uuid::now_v7(),
             cart_id: cart.0,
