@@ -16,7 +16,9 @@ use emporium_cache::{RedisLevel, RedisOptions, SecondLevel};
 use emporium_cart::CartService;
 use emporium_catalog::ReadCacheConfig;
 use emporium_catalog::{CacheInvalidator, StockProjection};
-use emporium_catalog::{CatalogReads, CatalogService, CatalogState, MediaS3Config, MediaStore};
+use emporium_catalog::{
+    CatalogApi, CatalogReads, CatalogService, CatalogState, MediaS3Config, MediaStore,
+};
 use emporium_db::{Db, DbOptions};
 use emporium_http::admin::AdminPolicy;
 use emporium_http::middleware::Limits;
@@ -144,8 +146,10 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
         .iter()
         .copied()
         .filter(|m| {
-            !std::ptr::eq(*m, emporium_inventory::MIGRATIONS)
-                || groups.contains(&crate::config::Group::Inventory)
+            (!std::ptr::eq(*m, emporium_inventory::MIGRATIONS)
+                || groups.contains(&crate::config::Group::Inventory))
+                && (!std::ptr::eq(*m, emporium_catalog::MIGRATIONS)
+                    || groups.contains(&crate::config::Group::Catalog))
         })
         .collect();
     open_database_with(config, &migrations).await
@@ -209,14 +213,86 @@ fn open_media(config: &Config) -> anyhow::Result<MediaStore> {
     }
 }
 
+/// The catalog context of a process that runs it: the service, its cached reads and media.
+#[derive(Clone)]
+pub struct CatalogParts {
+    pub service: Arc<CatalogService>,
+    pub reads: Arc<CatalogReads>,
+    pub media: MediaStore,
+}
+
+impl CatalogParts {
+    /// Builds the catalog over `db`, its storefront reads priced by `prices`.
+    pub fn build(
+        config: &Config,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        prices: Arc<ShopperPrices>,
+    ) -> anyhow::Result<Self> {
+        let service = Arc::new(CatalogService::new(db.clone(), clock));
+        let media = open_media(config)?;
+        let reads = Arc::new(
+            CatalogReads::new(
+                db,
+                &ReadCacheConfig {
+                    product_bytes: config.cache.product_mib << 20,
+                    second_level: product_second_level(config)?,
+                    ..ReadCacheConfig::default()
+                },
+            )
+            .with_prices(prices),
+        );
+        Ok(Self {
+            service,
+            reads,
+            media,
+        })
+    }
+
+    /// The consumers that keep the catalog's reads current: the cache invalidator (in every
+    /// instance) and the stock projection (in one).
+    pub fn handlers(
+        &self,
+        db: &Db,
+        clock: &Arc<dyn Clock>,
+    ) -> Vec<(Arc<dyn EventHandler>, Delivery)> {
+        vec![
+            (
+                Arc::new(CacheInvalidator::new(self.reads.clone())),
+                Delivery::EachInstance,
+            ),
+            (
+                Arc::new(StockProjection::new(
+                    db.clone(),
+                    self.reads.clone(),
+                    clock.clone(),
+                )),
+                Delivery::Shared,
+            ),
+        ]
+    }
+
+    /// The catalog's staff and storefront routes.
+    pub fn router(&self, config: &Config) -> OpenApiRouter {
+        emporium_catalog::router(CatalogState {
+            service: self.service.clone(),
+            reads: self.reads.clone(),
+            media: self.media.clone(),
+            media_max_bytes: config.media.max_bytes,
+        })
+    }
+}
+
 /// The parts of a running store that tests and the CLI reach into.
 #[derive(Clone)]
 pub struct Store {
     pub db: Db,
     pub identity: Arc<IdentityService>,
-    pub catalog: Arc<CatalogService>,
-    pub catalog_reads: Arc<CatalogReads>,
-    pub media: MediaStore,
+    /// The catalog, when this process runs it.
+    pub catalog: Option<CatalogParts>,
+    /// The catalog as carts reach it: the local reads, or a client of the catalog group's
+    /// processes.
+    pub catalog_api: Arc<dyn CatalogApi>,
     /// Inventory, when this process runs it.
     pub inventory: Option<Arc<InventoryService>>,
     /// Inventory as the other contexts reach it: the local service, or a client of the
@@ -295,8 +371,6 @@ impl Store {
                 config.search_dir().display()
             )
         })?);
-        let catalog = Arc::new(CatalogService::new(db.clone(), clock.clone()));
-        let media = open_media(config)?;
         let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
         // Storefront reads ask pricing through its calculator trait, with identity's groups.
         let shopper_prices = Arc::new(
@@ -306,29 +380,21 @@ impl Store {
             )
             .with_customer_groups(Arc::new(IdentityGroups(identity.clone()))),
         );
-        let catalog_reads = Arc::new(
-            CatalogReads::new(
-                db.clone(),
-                &ReadCacheConfig {
-                    product_bytes: config.cache.product_mib << 20,
-                    second_level: product_second_level(config)?,
-                    ..ReadCacheConfig::default()
-                },
-            )
-            .with_prices(shopper_prices.clone()),
-        );
-        handlers.push((
-            Arc::new(CacheInvalidator::new(catalog_reads.clone())),
-            Delivery::EachInstance,
-        ));
-        handlers.push((
-            Arc::new(StockProjection::new(
-                db.clone(),
-                catalog_reads.clone(),
-                clock.clone(),
-            )),
-            Delivery::Shared,
-        ));
+        let (catalog, catalog_api): (_, Arc<dyn CatalogApi>) =
+            match crate::cluster::remote_catalog(config, membership, clock.clone())? {
+                Some(client) => (None, Arc::new(client)),
+                None => {
+                    let local = CatalogParts::build(
+                        config,
+                        db.clone(),
+                        clock.clone(),
+                        shopper_prices.clone(),
+                    )?;
+                    handlers.extend(local.handlers(&db, &clock));
+                    let reads = local.reads.clone();
+                    (Some(local), reads)
+                }
+            };
         let (inventory, inventory_api, stock_import): (
             _,
             Arc<dyn InventoryApi>,
@@ -356,7 +422,7 @@ impl Store {
             CartService::new(
                 db.clone(),
                 clock.clone(),
-                catalog_reads.clone(),
+                catalog_api.clone(),
                 inventory_api.clone(),
                 pricing.clone(),
             )
@@ -373,7 +439,8 @@ impl Store {
                 payments.clone(),
                 crash_points.clone(),
             )
-            .with_abandoned_after(Duration::from_millis(config.recovery.idle_after_ms)),
+            .with_abandoned_after(Duration::from_millis(config.recovery.idle_after_ms))
+            .with_catalog_stale_limit(Duration::from_millis(config.cluster.catalog_stale_limit_ms)),
         );
         // A cancelled order's stock goes back on hand.
         handlers.push((
@@ -397,8 +464,7 @@ impl Store {
             db,
             identity,
             catalog,
-            catalog_reads,
-            media,
+            catalog_api,
             inventory,
             inventory_api,
             stock_import,
@@ -434,7 +500,13 @@ impl Store {
         if let Some(inventory) = &self.inventory {
             internal = internal.merge(emporium_inventory::internal_router(inventory.clone()));
         }
+        if let Some(catalog) = &self.catalog {
+            internal = internal.merge(emporium_catalog::internal_router(catalog.reads.clone()));
+        }
         internal = internal.merge(emporium_identity::internal_router(self.identity.clone()));
+        internal = internal.merge(emporium_pricing::internal_router(Arc::new(
+            RulesCalculator::new(self.pricing.clone()),
+        )));
         let internal = crate::cluster::internal(config, internal);
         finish_router(api, doc, internal, config, self.identity.tokens().clone())
     }
@@ -453,18 +525,12 @@ impl Store {
         let ops = ops_router(OpsState {
             db: self.db.clone(),
             shutting_down,
-            catalog_reads: Some(self.catalog_reads.clone()),
+            catalog_reads: self.catalog.as_ref().map(|c| c.reads.clone()),
             search: Some(self.search.clone()),
         });
         let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(emporium_identity::router(self.identity.clone()))
             .merge(journal::router(self.db.clone()))
-            .merge(emporium_catalog::router(CatalogState {
-                service: self.catalog.clone(),
-                reads: self.catalog_reads.clone(),
-                media: self.media.clone(),
-                media_max_bytes: config.media.max_bytes,
-            }))
             .merge(emporium_pricing::router(self.pricing.clone()))
             .merge(emporium_cart::router(self.cart.clone()))
             .merge(emporium_ordering::router(OrderingState {
@@ -476,7 +542,11 @@ impl Store {
                 Some(self.shopper_prices.clone()),
             ))
             .merge(ops);
-        // Inventory's staff routes are served where inventory runs.
+        // The catalog's and inventory's routes are served where they run.
+        let api = match &self.catalog {
+            Some(catalog) => api.merge(catalog.router(config)),
+            None => api,
+        };
         let api = match &self.inventory {
             Some(inventory) => api.merge(emporium_inventory::router(inventory.clone())),
             None => api,

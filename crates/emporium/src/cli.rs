@@ -246,6 +246,9 @@ async fn serve(config: &Config, started: Instant) -> anyhow::Result<()> {
         if config.groups() == [crate::config::Group::Inventory] {
             let node = crate::cluster::start_inventory(config, Arc::new(SystemClock)).await?;
             (node.local_addr, Box::pin(node.shutdown()))
+        } else if config.groups() == [crate::config::Group::Catalog] {
+            let node = crate::cluster::start_catalog(config, Arc::new(SystemClock)).await?;
+            (node.local_addr, Box::pin(node.shutdown()))
         } else {
             let server = crate::start(config, Arc::new(SystemClock)).await?;
             (server.local_addr, Box::pin(server.shutdown()))

@@ -1,6 +1,7 @@
 //! The scaled-out shape: what a process that runs only some service groups needs to reach the
 //! others (clients over the network, with the service credential), to be reached by them
-//! (internal routes behind the credential guard), and to run the inventory group on its own.
+//! (internal routes behind the credential guard), and to run the inventory or the catalog
+//! group on its own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,12 +11,14 @@ use anyhow::Context;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use emporium_bus::OutboxRelay;
+use emporium_catalog::CatalogClient;
 use emporium_db::Db;
 use emporium_http::service::{ClientOptions, ServiceClient, ServiceCredentials, Upstreams};
 use emporium_identity::{IdentityClient, Tokens};
 use emporium_inventory::{InventoryClient, InventoryService};
 use emporium_kernel::Clock;
 use emporium_kernel::fault::CrashPoints;
+use emporium_pricing::{PricingClient, ShopperPrices};
 use emporium_registry::{Directory, Discovery, Instance, Registration, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -213,6 +216,19 @@ fn client(config: &Config, membership: &Membership, group: Group) -> anyhow::Res
     ))
 }
 
+/// A client of the catalog group, when this process does not run it.
+pub fn remote_catalog(
+    config: &Config,
+    membership: &Membership,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<CatalogClient>> {
+    if config.groups().contains(&Group::Catalog) {
+        return Ok(None);
+    }
+    let client = client(config, membership, Group::Catalog)?;
+    Ok(Some(CatalogClient::new(client, clock)))
+}
+
 /// A client of the inventory group, when this process does not run it.
 pub fn remote_inventory(
     config: &Config,
@@ -236,11 +252,12 @@ pub fn internal(config: &Config, routes: Router) -> Router {
     }
 }
 
-/// A process running only the inventory group.
-pub struct InventoryNode {
+/// A process running one group alone (inventory or catalog): its routes, its relay to NATS,
+/// its consumers, and token verification with the shared keyring and identity's revocations
+/// over the network.
+pub struct Node {
     pub local_addr: SocketAddr,
     pub db: Db,
-    pub inventory: Arc<InventoryService>,
     registrations: Vec<Registration>,
     draining: CancellationToken,
     shutdown: CancellationToken,
@@ -248,7 +265,7 @@ pub struct InventoryNode {
     drain: Duration,
 }
 
-impl InventoryNode {
+impl Node {
     /// Reports not ready, leaves the registry, keeps serving for the drain period, then stops
     /// as a store does.
     pub async fn shutdown(self) {
@@ -262,19 +279,42 @@ impl InventoryNode {
     }
 }
 
-/// Opens inventory's database and serves inventory's staff and internal routes, relaying its
-/// events to NATS and expiring its reservations.
-pub async fn start_inventory(
+/// What a group running alone needs from its process while it is built.
+pub struct NodeContext<'a> {
+    pub config: &'a Config,
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub membership: &'a Membership,
+    pub tasks: &'a TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+/// What a group running alone serves and consumes.
+pub struct NodeParts {
+    /// Its documented routes.
+    pub api: OpenApiRouter,
+    /// Its internal routes (mounted behind the credential guard).
+    pub internal: Router,
+    /// Its event consumers, fed from NATS.
+    pub handlers: Vec<(Arc<dyn emporium_bus::EventHandler>, crate::events::Delivery)>,
+    /// The catalog's reads, for `/metrics`.
+    pub catalog_reads: Option<Arc<emporium_catalog::CatalogReads>>,
+}
+
+/// Runs `group` alone: opens its database with `migrations`, lets `build` make its parts,
+/// and serves them until [`Node::shutdown`].
+pub async fn start_alone<F>(
     config: &Config,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<InventoryNode> {
+    group: Group,
+    migrations: &[&[emporium_db::Migration]],
+    build: F,
+) -> anyhow::Result<Node>
+where
+    F: FnOnce(&NodeContext<'_>) -> anyhow::Result<NodeParts>,
+{
     emporium_http::metrics::handle();
-    let db = app::open_database_with(
-        config,
-        &[emporium_db::MIGRATIONS, emporium_inventory::MIGRATIONS],
-    )
-    .await?;
-    let inventory = Arc::new(InventoryService::new(db.clone(), clock.clone()));
+    let db = app::open_database_with(config, migrations).await?;
     // Tokens are verified here as anywhere, with the keyring and identity's revocations.
     let tokens = Arc::new(
         Tokens::open(
@@ -296,20 +336,30 @@ pub async fn start_inventory(
     let draining = CancellationToken::new();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let parts = build(&NodeContext {
+        config,
+        db: db.clone(),
+        clock: clock.clone(),
+        membership: &membership,
+        tasks: &tasks,
+        shutdown: shutdown.clone(),
+    })?;
     let (api, doc) = OpenApiRouter::with_openapi(app::ApiDoc::openapi())
-        .merge(emporium_inventory::router(inventory.clone()))
+        .merge(parts.api)
         .merge(app::ops_router(OpsState {
             db: db.clone(),
             shutting_down: draining.clone(),
-            catalog_reads: None,
+            catalog_reads: parts.catalog_reads,
             search: None,
         }))
         .split_for_parts();
-    let internal = internal(
+    let router = app::finish_router(
+        api,
+        doc,
+        internal(config, parts.internal),
         config,
-        emporium_inventory::internal_router(inventory.clone()),
+        tokens.clone(),
     );
-    let router = app::finish_router(api, doc, internal, config, tokens.clone());
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -323,6 +373,14 @@ pub async fn start_inventory(
         Duration::from_millis(config.http.shutdown_grace_ms),
         None,
     );
+    crate::events::consume(
+        config,
+        &events,
+        &parts.handlers,
+        &crate::events::instance_name(config),
+        &tasks,
+        &shutdown,
+    );
     let relay = OutboxRelay::new(
         db.clone(),
         Arc::new(events),
@@ -332,11 +390,6 @@ pub async fn start_inventory(
     tasks.spawn(app::with_retention(relay, config).run(
         Duration::from_millis(config.outbox.poll_interval_ms),
         server_done,
-    ));
-    tasks.spawn(emporium_inventory::run_expiry(
-        inventory.clone(),
-        Duration::from_secs(5),
-        shutdown.clone(),
     ));
     app::spawn_keyring_reload(&tasks, tokens.clone(), shutdown.clone());
     let verifier = tokens.clone();
@@ -350,15 +403,89 @@ pub async fn start_inventory(
         }
     });
     let registrations = membership.register(config, local_addr).await?;
-    tracing::info!(%local_addr, backend = ?db.backend(), groups = "inventory", "emporium is ready");
-    Ok(InventoryNode {
+    tracing::info!(%local_addr, backend = ?db.backend(), groups = group.name(), "emporium is ready");
+    Ok(Node {
         local_addr,
         registrations,
         db,
-        inventory,
         draining,
         shutdown,
         tasks,
         drain: Duration::from_millis(config.cluster.drain_ms),
     })
+}
+
+/// The inventory group alone: inventory's staff and internal routes, and the sweeper that
+/// expires reservations.
+pub async fn start_inventory(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
+    start_alone(
+        config,
+        clock,
+        Group::Inventory,
+        &[emporium_db::MIGRATIONS, emporium_inventory::MIGRATIONS],
+        |node| {
+            let inventory = Arc::new(InventoryService::new(node.db.clone(), node.clock.clone()));
+            node.tasks.spawn(emporium_inventory::run_expiry(
+                inventory.clone(),
+                Duration::from_secs(5),
+                node.shutdown.clone(),
+            ));
+            Ok(NodeParts {
+                api: emporium_inventory::router(inventory.clone()),
+                internal: emporium_inventory::internal_router(inventory),
+                handlers: Vec::new(),
+                catalog_reads: None,
+            })
+        },
+    )
+    .await
+}
+
+/// The catalog group alone: the catalog's staff and storefront routes, media, its internal
+/// route, the product cache (with Redis as its second level when configured) and the
+/// consumers that keep it current; calculated prices come from the ordering group (pricing)
+/// and customer groups from identity, over the network.
+pub async fn start_catalog(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
+    start_alone(
+        config,
+        clock,
+        Group::Catalog,
+        &[emporium_db::MIGRATIONS, emporium_catalog::MIGRATIONS],
+        |node| {
+            let pricing = PricingClient::new(client(config, node.membership, Group::Ordering)?);
+            let identity = IdentityClient::new(client(config, node.membership, Group::Identity)?);
+            let prices = ShopperPrices::new(Arc::new(pricing), node.clock.clone())
+                .with_customer_groups(Arc::new(RemoteGroups(identity)));
+            let catalog = app::CatalogParts::build(
+                config,
+                node.db.clone(),
+                node.clock.clone(),
+                Arc::new(prices),
+            )?;
+            let handlers = catalog.handlers(&node.db, &node.clock);
+            Ok(NodeParts {
+                api: catalog.router(config),
+                internal: emporium_catalog::internal_router(catalog.reads.clone()),
+                handlers,
+                catalog_reads: Some(catalog.reads),
+            })
+        },
+    )
+    .await
+}
+
+/// A customer's groups, from identity in another process.
+struct RemoteGroups(IdentityClient);
+
+#[async_trait::async_trait]
+impl emporium_pricing::CustomerGroups for RemoteGroups {
+    async fn groups_of(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<String>, emporium_pricing::PricingError> {
+        self.0
+            .groups_of(customer)
+            .await
+            .map_err(emporium_pricing::PricingError::Remote)
+    }
 }

@@ -154,6 +154,9 @@ pub struct ClusterConfig {
     pub weight: u32,
     /// Where this instance runs (zone, rack), as registered.
     pub zone: String,
+    /// When the catalog runs apart and does not answer, carts show the last data known of
+    /// their lines; a checkout takes that data only while it is younger than this.
+    pub catalog_stale_limit_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -173,6 +176,7 @@ impl Default for ClusterConfig {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             weight: 100,
             zone: String::new(),
+            catalog_stale_limit_ms: 300_000,
         }
     }
 }
@@ -751,18 +755,15 @@ impl Config {
             );
         }
         let groups = self.groups();
-        // Groups whose calls to the others do not cross processes yet run together.
-        let together = [
-            Group::Identity,
-            Group::Catalog,
-            Group::Search,
-            Group::Ordering,
-        ];
+        // Groups whose calls to each other do not cross processes yet run together; catalog
+        // and inventory may each run apart, alone.
+        let together = [Group::Identity, Group::Search, Group::Ordering];
         let served = together.iter().filter(|g| groups.contains(g)).count();
-        if served != 0 && served != together.len() {
+        let alone = groups == [Group::Catalog] || groups == [Group::Inventory];
+        if served != together.len() && !alone {
             return invalid(
                 "services",
-                "identity, catalog, search and ordering run in one process; inventory may run apart".into(),
+                "identity, search and ordering run in one process (with catalog, inventory or both, or without); catalog and inventory may each run alone".into(),
             );
         }
         if cluster.advertise_url.is_none() && self.listen.ip().is_unspecified() {

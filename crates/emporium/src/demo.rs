@@ -47,16 +47,19 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
             Err(e) => return Err(anyhow::Error::new(e).context("cannot seed demo data")),
         }
     }
-    // A browsable store on first start: the demo catalog, once.
-    let empty = store
-        .catalog
-        .list_products(emporium_catalog::AdminListQuery {
-            limit: Some(1),
-            ..Default::default()
-        })
-        .await?
-        .items
-        .is_empty();
+    // A browsable store on first start: the demo catalog, once, where the catalog runs.
+    let empty = match &store.catalog {
+        Some(catalog) => catalog
+            .service
+            .list_products(emporium_catalog::AdminListQuery {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?
+            .items
+            .is_empty(),
+        None => false,
+    };
     if empty {
         let bar = indicatif::ProgressBar::hidden();
         let summary =

@@ -291,8 +291,7 @@ pub async fn run(
             }
         }
         let first = chunk.first().map_or(0, |(line, _)| *line);
-        let outcomes = store
-            .catalog
+        let outcomes = catalog_of(store)?
             .upsert_products(inputs)
             .await
             .with_context(|| format!("cannot write the products from line {first} on"))?;
@@ -392,7 +391,7 @@ async fn ensure_categories(
     store: &Store,
     records: &[Record],
 ) -> anyhow::Result<HashMap<String, CategoryId>> {
-    let existing = store.catalog.list_categories().await?;
+    let existing = catalog_of(store)?.list_categories().await?;
     let by_id: HashMap<CategoryId, &emporium_catalog::Category> =
         existing.iter().map(|c| (c.id, c)).collect();
     let mut paths: HashMap<String, CategoryId> = HashMap::new();
@@ -417,8 +416,7 @@ async fn ensure_categories(
                 let id = match paths.get(&prefix) {
                     Some(id) => *id,
                     None => {
-                        let created = store
-                            .catalog
+                        let created = catalog_of(store)?
                             .create_category(NewCategory {
                                 name: segment.to_owned(),
                                 parent_id: parent,
@@ -445,8 +443,7 @@ async fn ensure_collections(
     let mut titles = HashMap::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = store
-            .catalog
+        let page = catalog_of(store)?
             .list_collections(cursor.as_deref(), Some(100))
             .await?;
         for c in page.items {
@@ -462,8 +459,7 @@ async fn ensure_collections(
         for title in &product.collections {
             let title = title.trim();
             if !titles.contains_key(title) {
-                let created = store
-                    .catalog
+                let created = catalog_of(store)?
                     .create_collection(CollectionInput {
                         title: Some(title.to_owned()),
                         ..CollectionInput::default()
@@ -485,8 +481,7 @@ async fn set_stock(
     wanted: &[(usize, String, i64)],
     failed: &mut Vec<(usize, String)>,
 ) -> anyhow::Result<u64> {
-    let variants = store
-        .catalog
+    let variants = catalog_of(store)?
         .variant_ids_by_sku(&wanted.iter().map(|(_, s, _)| s.clone()).collect::<Vec<_>>())
         .await?;
     let mut items = Vec::with_capacity(wanted.len());
@@ -528,4 +523,13 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+/// The catalog an import writes to: this process's.
+fn catalog_of(store: &Store) -> anyhow::Result<&emporium_catalog::CatalogService> {
+    store
+        .catalog
+        .as_ref()
+        .map(|c| c.service.as_ref())
+        .context("this process does not run the catalog; import where it runs")
 }

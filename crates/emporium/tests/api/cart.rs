@@ -1018,7 +1018,12 @@ async fn a_groups_price_list_prices_the_carts_of_its_customers_only(app: TestApp
 /// Loads of the cart's view of products so far, by this store's catalog (not the process-wide
 /// metrics, which other tests running in the process add to).
 fn purchasable_loads(app: &TestApp) -> u64 {
-    app.store().catalog_reads.purchasable_loads()
+    app.store()
+        .catalog
+        .as_ref()
+        .expect("the catalog runs here")
+        .reads
+        .purchasable_loads()
 }
 
 async fn a_stock_change_keeps_the_carts_view_of_a_product_and_a_product_change_renews_it(

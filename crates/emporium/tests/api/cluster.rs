@@ -19,12 +19,12 @@ use crate::checkout::{available, check_out, ready_cart, shop};
 use crate::events::free_port;
 use crate::helpers::{Backend, TestApp, eventually, fresh_postgres_database};
 
-const SECRET: &str = "cluster-test-secret-cluster-test-secret";
+pub(crate) const SECRET: &str = "cluster-test-secret-cluster-test-secret";
 
 /// A NATS server with JetStream of the test's own, stopped when dropped.
-struct Nats {
+pub(crate) struct Nats {
     process: std::process::Child,
-    url: String,
+    pub(crate) url: String,
     port: u16,
     store: tempfile::TempDir,
 }
@@ -70,7 +70,7 @@ impl Drop for Nats {
 
 /// Starts `nats-server`, or says loudly that the test did not run (and fails under
 /// `EMPORIUM_TEST_REQUIRE_NATS=1`).
-async fn start_nats(test: &str) -> Option<Nats> {
+pub(crate) async fn start_nats(test: &str) -> Option<Nats> {
     let store = tempfile::tempdir().unwrap();
     let port = free_port();
     let process = match spawn_nats(port, store.path()) {
@@ -95,14 +95,14 @@ async fn start_nats(test: &str) -> Option<Nats> {
 
 /// A process of the binary under test, serving with a configuration file (the inventory
 /// group alone, or another set of groups).
-struct InventoryProcess {
+pub(crate) struct InventoryProcess {
     process: tokio::process::Child,
     config_file: std::path::PathBuf,
     base: String,
 }
 
 impl InventoryProcess {
-    async fn start(config_file: &std::path::Path, base: &str) -> Self {
+    pub(crate) async fn start(config_file: &std::path::Path, base: &str) -> Self {
         let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
             .arg("--config")
             .arg(config_file)
@@ -131,12 +131,12 @@ impl InventoryProcess {
     }
 
     /// Kills the process outright (SIGKILL), as a crash would.
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         self.process.kill().await.unwrap();
         let _ = self.process.wait().await;
     }
 
-    async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         *self = Self::start(&self.config_file, &self.base).await;
     }
 }
@@ -487,14 +487,14 @@ async fn figures(app: &TestApp) -> Figures {
 }
 
 /// A staff token of the test's own.
-async fn admin(app: &TestApp) -> String {
+pub(crate) async fn admin(app: &TestApp) -> String {
     app.staff_token("ops@example.com", emporium_kernel::auth::Role::Admin)
         .await
 }
 
 /// The variant's stock summed over locations, from the inventory process's staff API (through
 /// `token`: the process verifies the store's tokens with the shared keyring).
-async fn stock_of(app: &TestApp, token: &str, variant: &str) -> Value {
+pub(crate) async fn stock_of(app: &TestApp, token: &str, variant: &str) -> Value {
     let r = app
         .request(
             Method::GET,

@@ -28,6 +28,8 @@ pub struct TestApp {
     /// Where `/v1/admin/inventory` is served when inventory runs in another process (what the
     /// gateway's routing does in a cluster).
     pub inventory_base: Option<String>,
+    /// Where the catalog's routes are served when the catalog runs in another process.
+    pub catalog_base: Option<String>,
     _data: tempfile::TempDir,
     pg_database: Option<(String, String)>,
 }
@@ -122,6 +124,15 @@ impl TestApp {
 
     /// A server on `backend` with `adjust` applied to its configuration.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_clock(backend, Arc::new(SystemClock), adjust).await
+    }
+
+    /// [`Self::spawn_with`], on `clock`.
+    pub async fn spawn_with_clock(
+        backend: Backend,
+        clock: Arc<dyn emporium_kernel::Clock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let data = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match &backend {
             Backend::Sqlite => (None, None),
@@ -132,7 +143,7 @@ impl TestApp {
         };
         let mut config = test_config(data.path(), database_url);
         adjust(&mut config);
-        let server = emporium::start(&config, Arc::new(SystemClock))
+        let server = emporium::start(&config, clock)
             .await
             .expect("server starts");
         let base = format!("http://{}", server.local_addr);
@@ -145,6 +156,7 @@ impl TestApp {
             server: Some(server),
             config,
             inventory_base: None,
+            catalog_base: None,
             _data: data,
             pg_database,
         }
@@ -156,8 +168,20 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        match &self.inventory_base {
-            Some(base) if path.starts_with("/v1/admin/inventory") => format!("{base}{path}"),
+        const CATALOG: [&str; 7] = [
+            "/v1/admin/products",
+            "/v1/admin/categories",
+            "/v1/admin/collections",
+            "/v1/store/products",
+            "/v1/store/categories",
+            "/v1/store/collections",
+            "/media/",
+        ];
+        match (&self.inventory_base, &self.catalog_base) {
+            (Some(base), _) if path.starts_with("/v1/admin/inventory") => format!("{base}{path}"),
+            (_, Some(base)) if CATALOG.iter().any(|p| path.starts_with(p)) => {
+                format!("{base}{path}")
+            }
             _ => format!("{}{path}", self.base),
         }
     }

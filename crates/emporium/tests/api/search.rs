@@ -203,6 +203,9 @@ async fn the_index_survives_a_restart_and_catches_up_from_its_checkpoint(mut app
         let store = emporium::Store::build(&app.config, db.clone(), Arc::new(SystemClock)).unwrap();
         let created = store
             .catalog
+            .as_ref()
+            .expect("the catalog runs here")
+            .service
             .create_product(
                 serde_json::from_value(json!({"title": "Wool Mittens", "status": "published",
                     "variants": [{"sku": "MITT-1", "prices": [{"currency": "EUR", "amount": 1900}]}]}))

@@ -1,0 +1,181 @@
+//! The catalog in a process of its own, and what the rest of the store does when it is gone:
+//! carts keep their lines from the last data known of the catalog, marked with its time; a
+//! checkout takes that data while it is young and refuses it with a clear 503 once it is not,
+//! leaving nothing half-done; storefront prices in the catalog process come from pricing in
+//! the other process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use emporium::config::Group;
+use serde_json::Value;
+
+use crate::checkout::{available, check_out, ready_cart, shop};
+use crate::cluster::{InventoryProcess, SECRET, start_nats};
+use crate::events::free_port;
+use crate::helpers::{Backend, TestApp, eventually};
+
+/// How old the last known catalog data may be for a checkout, in this test's store.
+const STALE_LIMIT: time::Duration = time::Duration::minutes(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_it_while_young() {
+    let test = "degradation::without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_it_while_young";
+    let Some(nats) = start_nats(test).await else {
+        return;
+    };
+    let catalog_data = tempfile::tempdir().unwrap();
+    let keys = catalog_data.path().join("keys.json");
+    let (catalog_port, store_port) = (free_port(), free_port());
+    let catalog_base = format!("http://127.0.0.1:{catalog_port}");
+    let config_file = catalog_data.path().join("catalog.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "listen = \"127.0.0.1:{catalog_port}\"\n\
+             data_dir = {data:?}\n\
+             services = [\"catalog\"]\n\
+             [auth]\nsigning_keys_file = {keys:?}\n\
+             [outbox]\npoll_interval_ms = 200\n\
+             [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n",
+            data = catalog_data.path().join("data"),
+            nats = nats.url,
+        ),
+    )
+    .unwrap();
+    // The rest of the store, on a clock of the test's own: the catalog data's age is told on it.
+    let clock = Arc::new(emporium_kernel::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let nats_url = nats.url.clone();
+    let keyring = keys.clone();
+    let mut app = TestApp::spawn_with_clock(Backend::Sqlite, clock.clone(), |config| {
+        config.listen = format!("127.0.0.1:{store_port}").parse().unwrap();
+        config.services = vec![
+            Group::Identity,
+            Group::Search,
+            Group::Inventory,
+            Group::Ordering,
+        ];
+        config.auth.signing_keys_file = Some(keyring);
+        config.cluster.nats_url = Some(nats_url);
+        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        config
+            .cluster
+            .upstreams
+            .insert(Group::Catalog, vec![catalog_base.clone()]);
+        config.cluster.call_timeout_ms = 1_000;
+        config.cluster.catalog_stale_limit_ms = STALE_LIMIT.whole_milliseconds() as u64;
+    })
+    .await;
+    // The catalog process starts once the store's keyring exists, and finds pricing and
+    // identity in the registry.
+    let mut catalog = InventoryProcess::start(&config_file, &catalog_base).await;
+    app.catalog_base = Some(catalog_base.clone());
+
+    // Across the boundary: products are created in the catalog process, carts read them over
+    // the network, and a checkout places an order.
+    let shop = shop(&app, 10, 100).await;
+    let (first, first_token) = ready_cart(&app, &shop, 1, false).await;
+    let r = check_out(&app, &first, &first_token, "fresh", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    // The catalog's storefront prices come from pricing, in the other process: VAT of DE.
+    let product = app
+        .get("/v1/store/products?currency=EUR&country=DE&limit=1", None)
+        .await;
+    assert_eq!(product.status().as_u16(), 200);
+    let page: Value = product.json().await.unwrap();
+    let price = &page["items"][0]["variants"][0]["calculated_price"];
+    assert!(price["tax_rate_id"].is_string(), "{page}");
+    assert_eq!(price["tax_inclusive"], true, "{page}");
+    assert!(
+        price["amount_without_tax"].as_i64() < price["calculated_amount"].as_i64(),
+        "{page}"
+    );
+
+    // Two more carts while the catalog answers, then the catalog goes away.
+    let (young, young_token) = ready_cart(&app, &shop, 1, false).await;
+    let (old, old_token) = ready_cart(&app, &shop, 2, false).await;
+    let fresh: Value = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/store/carts/{old}"),
+            None,
+            None,
+            &[("x-cart-token", &old_token)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(fresh.get("catalog_as_of").is_none(), "{fresh}");
+    catalog.kill().await;
+
+    // The cart still shows its lines and totals, from the last known data, with its time.
+    let stale: Value = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/store/carts/{old}"),
+            None,
+            None,
+            &[("x-cart-token", &old_token)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(stale["catalog_as_of"].is_string(), "{stale}");
+    assert_eq!(stale["items"], fresh["items"]);
+    assert_eq!(stale["totals"], fresh["totals"]);
+
+    // Young enough: the checkout takes it.
+    let r = check_out(&app, &young, &young_token, "young", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let stock_before = available(&app, &shop).await;
+
+    // Too old: a clear 503 before anything is recorded; the cart stays open, nothing is held.
+    clock.advance(STALE_LIMIT + time::Duration::seconds(1));
+    let r = check_out(&app, &old, &old_token, "old", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "catalog_unavailable", "{problem}");
+    assert_eq!(available(&app, &shop).await, stock_before);
+    let cart: Value = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/store/carts/{old}"),
+            None,
+            None,
+            &[("x-cart-token", &old_token)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(cart.get("checkout_id").is_none(), "{cart}");
+
+    // Back: fresh data again, and the same cart checks out.
+    catalog.restart().await;
+    let back = eventually(Duration::from_secs(20), || async {
+        let cart: Value = app
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/store/carts/{old}"),
+                None,
+                None,
+                &[("x-cart-token", &old_token)],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        cart.get("catalog_as_of").is_none()
+    })
+    .await;
+    assert!(back, "the cart reads fresh catalog data again");
+    let r = check_out(&app, &old, &old_token, "old-again", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(available(&app, &shop).await, stock_before - 2);
+    drop(nats);
+}
