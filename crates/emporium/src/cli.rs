@@ -380,7 +380,10 @@ async fn import(
     let store = crate::Store::build(&config, db.clone(), Arc::new(SystemClock))?;
     let started = Instant::now();
     let bar = crate::import::progress(records.len() as u64, what);
-    let summary = crate::import::run(&store, records, &bar).await;
+    let summary = match crate::import::Target::of(&store) {
+        Ok(to) => crate::import::run(&to, records, &bar).await,
+        Err(e) => Err(e),
+    };
     bar.finish_and_clear();
     db.close().await;
     let summary = summary?;

@@ -284,8 +284,8 @@ pub struct NodeContext<'a> {
     pub config: &'a Config,
     pub db: Db,
     pub clock: Arc<dyn Clock>,
-    pub membership: &'a Membership,
-    pub tasks: &'a TaskTracker,
+    pub membership: Membership,
+    pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
 }
 
@@ -303,15 +303,16 @@ pub struct NodeParts {
 
 /// Runs `group` alone: opens its database with `migrations`, lets `build` make its parts,
 /// and serves them until [`Node::shutdown`].
-pub async fn start_alone<F>(
-    config: &Config,
+pub async fn start_alone<'c, F, Fut>(
+    config: &'c Config,
     clock: Arc<dyn Clock>,
     group: Group,
     migrations: &[&[emporium_db::Migration]],
     build: F,
 ) -> anyhow::Result<Node>
 where
-    F: FnOnce(&NodeContext<'_>) -> anyhow::Result<NodeParts>,
+    F: FnOnce(NodeContext<'c>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<NodeParts>> + 'c,
 {
     emporium_http::metrics::handle();
     let db = app::open_database_with(config, migrations).await?;
@@ -336,14 +337,15 @@ where
     let draining = CancellationToken::new();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let parts = build(&NodeContext {
+    let parts = build(NodeContext {
         config,
         db: db.clone(),
         clock: clock.clone(),
-        membership: &membership,
-        tasks: &tasks,
+        membership: membership.clone(),
+        tasks: tasks.clone(),
         shutdown: shutdown.clone(),
-    })?;
+    })
+    .await?;
     let (api, doc) = OpenApiRouter::with_openapi(app::ApiDoc::openapi())
         .merge(parts.api)
         .merge(app::ops_router(OpsState {
@@ -423,7 +425,7 @@ pub async fn start_inventory(config: &Config, clock: Arc<dyn Clock>) -> anyhow::
         clock,
         Group::Inventory,
         &[emporium_db::MIGRATIONS, emporium_inventory::MIGRATIONS],
-        |node| {
+        |node| async move {
             let inventory = Arc::new(InventoryService::new(node.db.clone(), node.clock.clone()));
             node.tasks.spawn(emporium_inventory::run_expiry(
                 inventory.clone(),
@@ -444,16 +446,17 @@ pub async fn start_inventory(config: &Config, clock: Arc<dyn Clock>) -> anyhow::
 /// The catalog group alone: the catalog's staff and storefront routes, media, its internal
 /// route, the product cache (with Redis as its second level when configured) and the
 /// consumers that keep it current; calculated prices come from the ordering group (pricing)
-/// and customer groups from identity, over the network.
+/// and customer groups from identity, over the network. With `--demo`, the demo catalog is
+/// seeded (its stock in the inventory group) before the process serves.
 pub async fn start_catalog(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
     start_alone(
         config,
         clock,
         Group::Catalog,
         &[emporium_db::MIGRATIONS, emporium_catalog::MIGRATIONS],
-        |node| {
-            let pricing = PricingClient::new(client(config, node.membership, Group::Ordering)?);
-            let identity = IdentityClient::new(client(config, node.membership, Group::Identity)?);
+        |node| async move {
+            let pricing = PricingClient::new(client(config, &node.membership, Group::Ordering)?);
+            let identity = IdentityClient::new(client(config, &node.membership, Group::Identity)?);
             let prices = ShopperPrices::new(Arc::new(pricing), node.clock.clone())
                 .with_customer_groups(Arc::new(RemoteGroups(identity)));
             let catalog = app::CatalogParts::build(
@@ -462,6 +465,17 @@ pub async fn start_catalog(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Re
                 node.clock.clone(),
                 Arc::new(prices),
             )?;
+            if config.demo {
+                // Stock for the demo products goes to the inventory group.
+                let inventory = remote_inventory(config, &node.membership)?
+                    .context("the catalog runs alone, so inventory runs elsewhere")?;
+                crate::demo::seed_catalog(&crate::import::Target {
+                    catalog: catalog.service.clone(),
+                    stock: Arc::new(inventory),
+                })
+                .await
+                .context("cannot seed the demo catalog")?;
+            }
             let handlers = catalog.handlers(&node.db, &node.clock);
             Ok(NodeParts {
                 api: catalog.router(config),

@@ -48,23 +48,8 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         }
     }
     // A browsable store on first start: the demo catalog, once, where the catalog runs.
-    let empty = match &store.catalog {
-        Some(catalog) => catalog
-            .service
-            .list_products(emporium_catalog::AdminListQuery {
-                limit: Some(1),
-                ..Default::default()
-            })
-            .await?
-            .items
-            .is_empty(),
-        None => false,
-    };
-    if empty {
-        let bar = indicatif::ProgressBar::hidden();
-        let summary =
-            crate::import::run(store, crate::seed::demo_catalog(DEMO_PRODUCTS), &bar).await?;
-        tracing::info!(products = summary.created, "demo catalog seeded");
+    if store.catalog.is_some() {
+        seed_catalog(&crate::import::Target::of(store)?).await?;
     }
     // Whatever the store held (products from `emporium seed`, say), the walk from a cart to a
     // checkout needs these: each part is added when missing.
@@ -76,6 +61,31 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         shopper_password = SHOPPER_PASSWORD,
         "demo data: these accounts have public passwords; never use --demo for a real store"
     );
+    Ok(())
+}
+
+/// The demo catalog, with stock, when the catalog has no product yet.
+pub async fn seed_catalog(to: &crate::import::Target) -> anyhow::Result<()> {
+    let empty = to
+        .catalog
+        .list_products(emporium_catalog::AdminListQuery {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .items
+        .is_empty();
+    if empty {
+        let bar = indicatif::ProgressBar::hidden();
+        let summary =
+            crate::import::run(to, crate::seed::demo_catalog(DEMO_PRODUCTS), &bar).await?;
+        anyhow::ensure!(
+            summary.failed.is_empty(),
+            "the demo catalog was not seeded whole: {:?}",
+            summary.failed.first()
+        );
+        tracing::info!(products = summary.created, "demo catalog seeded");
+    }
     Ok(())
 }
 

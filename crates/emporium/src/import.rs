@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use emporium_catalog::CatalogError;
@@ -269,14 +270,10 @@ pub fn read_file(path: &Path) -> anyhow::Result<Vec<Record>> {
 }
 
 /// Upserts every record, reporting progress on `bar`.
-pub async fn run(
-    store: &Store,
-    records: Vec<Record>,
-    bar: &ProgressBar,
-) -> anyhow::Result<Summary> {
+pub async fn run(to: &Target, records: Vec<Record>, bar: &ProgressBar) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
-    let categories = ensure_categories(store, &records).await?;
-    let collections = ensure_collections(store, &records).await?;
+    let categories = ensure_categories(to, &records).await?;
+    let collections = ensure_collections(to, &records).await?;
     let mut location = None;
     for chunk in records.chunks(BATCH) {
         let mut products = Vec::with_capacity(chunk.len());
@@ -291,7 +288,8 @@ pub async fn run(
             }
         }
         let first = chunk.first().map_or(0, |(line, _)| *line);
-        let outcomes = catalog_of(store)?
+        let outcomes = to
+            .catalog
             .upsert_products(inputs)
             .await
             .with_context(|| format!("cannot write the products from line {first} on"))?;
@@ -316,9 +314,9 @@ pub async fn run(
         if !stock.is_empty() {
             let at = match location {
                 Some(at) => at,
-                None => *location.insert(default_location(store).await?),
+                None => *location.insert(default_location(to).await?),
             };
-            summary.stock_set += set_stock(store, at, &stock, &mut summary.failed).await?;
+            summary.stock_set += set_stock(to, at, &stock, &mut summary.failed).await?;
         }
         bar.inc(chunk.len() as u64);
     }
@@ -388,10 +386,10 @@ fn path_key(path: &str) -> String {
 
 /// Creates the categories the records name that do not exist yet; returns path → id.
 async fn ensure_categories(
-    store: &Store,
+    to: &Target,
     records: &[Record],
 ) -> anyhow::Result<HashMap<String, CategoryId>> {
-    let existing = catalog_of(store)?.list_categories().await?;
+    let existing = to.catalog.list_categories().await?;
     let by_id: HashMap<CategoryId, &emporium_catalog::Category> =
         existing.iter().map(|c| (c.id, c)).collect();
     let mut paths: HashMap<String, CategoryId> = HashMap::new();
@@ -416,7 +414,8 @@ async fn ensure_categories(
                 let id = match paths.get(&prefix) {
                     Some(id) => *id,
                     None => {
-                        let created = catalog_of(store)?
+                        let created = to
+                            .catalog
                             .create_category(NewCategory {
                                 name: segment.to_owned(),
                                 parent_id: parent,
@@ -437,13 +436,14 @@ async fn ensure_categories(
 
 /// Creates the collections the records name that do not exist yet; returns title → id.
 async fn ensure_collections(
-    store: &Store,
+    to: &Target,
     records: &[Record],
 ) -> anyhow::Result<HashMap<String, CollectionId>> {
     let mut titles = HashMap::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = catalog_of(store)?
+        let page = to
+            .catalog
             .list_collections(cursor.as_deref(), Some(100))
             .await?;
         for c in page.items {
@@ -459,7 +459,8 @@ async fn ensure_collections(
         for title in &product.collections {
             let title = title.trim();
             if !titles.contains_key(title) {
-                let created = catalog_of(store)?
+                let created = to
+                    .catalog
                     .create_collection(CollectionInput {
                         title: Some(title.to_owned()),
                         ..CollectionInput::default()
@@ -476,12 +477,13 @@ async fn ensure_collections(
 /// Sets `on_hand` at `location` for each `(line, sku, units)` whose level differs; returns how
 /// many changed.
 async fn set_stock(
-    store: &Store,
+    to: &Target,
     location: LocationId,
     wanted: &[(usize, String, i64)],
     failed: &mut Vec<(usize, String)>,
 ) -> anyhow::Result<u64> {
-    let variants = catalog_of(store)?
+    let variants = to
+        .catalog
         .variant_ids_by_sku(&wanted.iter().map(|(_, s, _)| s.clone()).collect::<Vec<_>>())
         .await?;
     let mut items = Vec::with_capacity(wanted.len());
@@ -492,8 +494,8 @@ async fn set_stock(
             at.push((*line, sku));
         }
     }
-    let outcomes = store
-        .stock_import
+    let outcomes = to
+        .stock
         .set_levels(location, &items, "import", "import")
         .await?;
     let mut set = 0;
@@ -507,9 +509,9 @@ async fn set_stock(
     Ok(set)
 }
 
-async fn default_location(store: &Store) -> anyhow::Result<LocationId> {
-    Ok(store
-        .stock_import
+async fn default_location(to: &Target) -> anyhow::Result<LocationId> {
+    Ok(to
+        .stock
         .ensure_location(DEFAULT_LOCATION, "Main warehouse", "import")
         .await?)
 }
@@ -525,11 +527,22 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// The catalog an import writes to: this process's.
-fn catalog_of(store: &Store) -> anyhow::Result<&emporium_catalog::CatalogService> {
-    store
-        .catalog
-        .as_ref()
-        .map(|c| c.service.as_ref())
-        .context("this process does not run the catalog; import where it runs")
+/// Where an import writes: a catalog, and stock wherever inventory runs.
+pub struct Target {
+    pub catalog: Arc<emporium_catalog::CatalogService>,
+    pub stock: Arc<dyn emporium_inventory::StockImport>,
+}
+
+impl Target {
+    /// The catalog of `store` (which must run it) and its way to inventory.
+    pub fn of(store: &Store) -> anyhow::Result<Self> {
+        let catalog = store
+            .catalog
+            .as_ref()
+            .context("this process does not run the catalog; import where it runs")?;
+        Ok(Self {
+            catalog: catalog.service.clone(),
+            stock: store.stock_import.clone(),
+        })
+    }
 }

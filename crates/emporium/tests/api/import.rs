@@ -29,9 +29,13 @@ not json at all
 async fn import(app: &TestApp, text: &str) -> emporium::import::Summary {
     let records = emporium::import::read_jsonl(text);
     let bar = indicatif::ProgressBar::hidden();
-    emporium::import::run(app.store(), records, &bar)
-        .await
-        .unwrap()
+    emporium::import::run(
+        &emporium::import::Target::of(app.store()).unwrap(),
+        records,
+        &bar,
+    )
+    .await
+    .unwrap()
 }
 
 async fn an_import_upserts_reports_bad_lines_and_is_idempotent(app: TestApp) {
@@ -291,15 +295,23 @@ async fn pending_and_delivered(app: &TestApp) -> i64 {
 
 async fn the_demo_catalog_seeds_once_and_reseeds_to_no_change(app: TestApp) {
     let bar = indicatif::ProgressBar::hidden();
-    let first = emporium::import::run(app.store(), emporium::seed::demo_catalog(40), &bar)
-        .await
-        .unwrap();
+    let first = emporium::import::run(
+        &emporium::import::Target::of(app.store()).unwrap(),
+        emporium::seed::demo_catalog(40),
+        &bar,
+    )
+    .await
+    .unwrap();
     assert_eq!(first.created, 40);
     assert!(first.failed.is_empty(), "{:?}", first.failed);
     assert!(first.stock_set > 30);
-    let second = emporium::import::run(app.store(), emporium::seed::demo_catalog(40), &bar)
-        .await
-        .unwrap();
+    let second = emporium::import::run(
+        &emporium::import::Target::of(app.store()).unwrap(),
+        emporium::seed::demo_catalog(40),
+        &bar,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (
             second.created,
