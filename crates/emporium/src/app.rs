@@ -181,6 +181,18 @@ pub async fn open_database_with(
     Ok(db)
 }
 
+/// Opens the search index in `<data_dir>/search`.
+pub(crate) fn open_search(config: &Config) -> anyhow::Result<Arc<SearchIndex>> {
+    Ok(Arc::new(
+        SearchIndex::open(config.search_dir()).with_context(|| {
+            format!(
+                "cannot open the search index in {}",
+                config.search_dir().display()
+            )
+        })?,
+    ))
+}
+
 /// The product cache's shared second level: Redis when `cache.redis_url` is set. Connects on
 /// first use, so a Redis that is down at start only means misses.
 fn product_second_level(config: &Config) -> anyhow::Result<Option<Arc<dyn SecondLevel>>> {
@@ -305,7 +317,8 @@ pub struct Store {
     pub payments: Arc<PaymentService>,
     pub checkout: Arc<CheckoutService>,
     pub orders: Arc<OrderService>,
-    pub search: Arc<SearchIndex>,
+    /// The search index, when this process runs search.
+    pub search: Option<Arc<SearchIndex>>,
     /// Calculated prices for storefront reads (catalog and search), from pricing.
     pub shopper_prices: Arc<ShopperPrices>,
     /// The journal in position order, which the search index follows.
@@ -365,12 +378,11 @@ impl Store {
         let journal = Arc::new(journal_consumer.feed());
         let mut handlers: Vec<(Arc<dyn EventHandler>, Delivery)> = Vec::new();
         handlers.push((Arc::new(journal_consumer), Delivery::Shared));
-        let search = Arc::new(SearchIndex::open(config.search_dir()).with_context(|| {
-            format!(
-                "cannot open the search index in {}",
-                config.search_dir().display()
-            )
-        })?);
+        let search = if config.groups().contains(&crate::config::Group::Search) {
+            Some(open_search(config)?)
+        } else {
+            None
+        };
         let pricing = Arc::new(PricingService::new(db.clone(), clock.clone()));
         // Storefront reads ask pricing through its calculator trait, with identity's groups.
         let shopper_prices = Arc::new(
@@ -526,7 +538,7 @@ impl Store {
             db: self.db.clone(),
             shutting_down,
             catalog_reads: self.catalog.as_ref().map(|c| c.reads.clone()),
-            search: Some(self.search.clone()),
+            search: self.search.clone(),
         });
         let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(emporium_identity::router(self.identity.clone()))
@@ -537,12 +549,15 @@ impl Store {
                 checkout: self.checkout.clone(),
                 orders: self.orders.clone(),
             }))
-            .merge(emporium_search::router(
-                self.search.clone(),
-                Some(self.shopper_prices.clone()),
-            ))
             .merge(ops);
-        // The catalog's and inventory's routes are served where they run.
+        // The catalog's, search's and inventory's routes are served where they run.
+        let api = match &self.search {
+            Some(search) => api.merge(emporium_search::router(
+                search.clone(),
+                Some(self.shopper_prices.clone()),
+            )),
+            None => api,
+        };
         let api = match &self.catalog {
             Some(catalog) => api.merge(catalog.router(config)),
             None => api,
@@ -851,9 +866,11 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     });
 
     // The search index follows the journal from its last checkpoint.
-    tasks.spawn(
-        SearchProjector::new(store.search.clone()).run(store.journal.clone(), shutdown.clone()),
-    );
+    if let Some(search) = &store.search {
+        tasks.spawn(
+            SearchProjector::new(search.clone()).run(store.journal.clone(), shutdown.clone()),
+        );
+    }
 
     // Reservations past their expiry give their stock back.
     if let Some(inventory) = &store.inventory {

@@ -249,6 +249,9 @@ async fn serve(config: &Config, started: Instant) -> anyhow::Result<()> {
         } else if config.groups() == [crate::config::Group::Catalog] {
             let node = crate::cluster::start_catalog(config, Arc::new(SystemClock)).await?;
             (node.local_addr, Box::pin(node.shutdown()))
+        } else if config.groups() == [crate::config::Group::Search] {
+            let node = crate::cluster::start_search(config, Arc::new(SystemClock)).await?;
+            (node.local_addr, Box::pin(node.shutdown()))
         } else {
             let server = crate::start(config, Arc::new(SystemClock)).await?;
             (server.local_addr, Box::pin(server.shutdown()))
@@ -410,6 +413,10 @@ async fn import(
 async fn reindex(config: &Config) -> anyhow::Result<()> {
     let db = crate::app::open_database(config).await?;
     let store = crate::Store::build(config, db.clone(), Arc::new(SystemClock))?;
+    let search = store
+        .search
+        .clone()
+        .context("this process does not run search; reindex where it runs")?;
     let started = Instant::now();
     let outcome = async {
         // Events still in the outbox reach the journal first, so the rebuild includes them.
@@ -418,7 +425,7 @@ async fn reindex(config: &Config) -> anyhow::Result<()> {
             .drain()
             .await
             .context("cannot deliver the pending events")?;
-        let position = emporium_search::SearchProjector::new(store.search.clone())
+        let position = emporium_search::SearchProjector::new(search.clone())
             .rebuild(store.journal.as_ref())
             .await
             .context("cannot rebuild the search index (is a server using it?)")?;
@@ -430,7 +437,7 @@ async fn reindex(config: &Config) -> anyhow::Result<()> {
     println!(
         "search index rebuilt in {:.1} s: {} published products, journal position {position}",
         started.elapsed().as_secs_f64(),
-        store.search.published_count()?,
+        search.published_count()?,
     );
     Ok(())
 }

@@ -299,6 +299,8 @@ pub struct NodeParts {
     pub handlers: Vec<(Arc<dyn emporium_bus::EventHandler>, crate::events::Delivery)>,
     /// The catalog's reads, for `/metrics`.
     pub catalog_reads: Option<Arc<emporium_catalog::CatalogReads>>,
+    /// The search index, for `/metrics`.
+    pub search: Option<Arc<emporium_search::SearchIndex>>,
 }
 
 /// Runs `group` alone: opens its database with `migrations`, lets `build` make its parts,
@@ -352,7 +354,7 @@ where
             db: db.clone(),
             shutting_down: draining.clone(),
             catalog_reads: parts.catalog_reads,
-            search: None,
+            search: parts.search,
         }))
         .split_for_parts();
     let router = app::finish_router(
@@ -437,6 +439,7 @@ pub async fn start_inventory(config: &Config, clock: Arc<dyn Clock>) -> anyhow::
                 internal: emporium_inventory::internal_router(inventory),
                 handlers: Vec::new(),
                 catalog_reads: None,
+                search: None,
             })
         },
     )
@@ -455,16 +458,9 @@ pub async fn start_catalog(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Re
         Group::Catalog,
         &[emporium_db::MIGRATIONS, emporium_catalog::MIGRATIONS],
         |node| async move {
-            let pricing = PricingClient::new(client(config, &node.membership, Group::Ordering)?);
-            let identity = IdentityClient::new(client(config, &node.membership, Group::Identity)?);
-            let prices = ShopperPrices::new(Arc::new(pricing), node.clock.clone())
-                .with_customer_groups(Arc::new(RemoteGroups(identity)));
-            let catalog = app::CatalogParts::build(
-                config,
-                node.db.clone(),
-                node.clock.clone(),
-                Arc::new(prices),
-            )?;
+            let prices = remote_prices(config, &node)?;
+            let catalog =
+                app::CatalogParts::build(config, node.db.clone(), node.clock.clone(), prices)?;
             if config.demo {
                 // Stock for the demo products goes to the inventory group.
                 let inventory = remote_inventory(config, &node.membership)?
@@ -482,10 +478,56 @@ pub async fn start_catalog(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Re
                 internal: emporium_catalog::internal_router(catalog.reads.clone()),
                 handlers,
                 catalog_reads: Some(catalog.reads),
+                search: None,
             })
         },
     )
     .await
+}
+
+/// The search group alone: the storefront search routes over an index of this process's own,
+/// which follows a journal of the events in the search group's database (its NATS consumer
+/// shared by the search instances; each instance's index follows the journal).
+pub async fn start_search(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
+    start_alone(
+        config,
+        clock,
+        Group::Search,
+        &[emporium_db::MIGRATIONS, crate::journal::MIGRATIONS],
+        |node| async move {
+            let prices = remote_prices(config, &node)?;
+            let index = app::open_search(config)?;
+            let journal = crate::journal::JournalConsumer::new(node.db.clone(), node.clock.clone())
+                .named(SEARCH_JOURNAL);
+            let feed = Arc::new(journal.feed());
+            node.tasks.spawn(
+                emporium_search::SearchProjector::new(index.clone())
+                    .run(feed, node.shutdown.clone()),
+            );
+            Ok(NodeParts {
+                api: emporium_search::router(index.clone(), Some(prices)),
+                internal: Router::new(),
+                handlers: vec![(Arc::new(journal), crate::events::Delivery::Shared)],
+                catalog_reads: None,
+                search: Some(index),
+            })
+        },
+    )
+    .await
+}
+
+/// The consumer name of a search process's journal; never change it.
+const SEARCH_JOURNAL: &str = "search_journal";
+
+/// Calculated prices for a process without pricing: the calculator of the ordering group and
+/// the customer groups of identity, over the network.
+fn remote_prices(config: &Config, node: &NodeContext<'_>) -> anyhow::Result<Arc<ShopperPrices>> {
+    let pricing = PricingClient::new(client(config, &node.membership, Group::Ordering)?);
+    let identity = IdentityClient::new(client(config, &node.membership, Group::Identity)?);
+    Ok(Arc::new(
+        ShopperPrices::new(Arc::new(pricing), node.clock.clone())
+            .with_customer_groups(Arc::new(RemoteGroups(identity))),
+    ))
 }
 
 /// A customer's groups, from identity in another process.

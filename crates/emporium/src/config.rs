@@ -755,15 +755,17 @@ impl Config {
             );
         }
         let groups = self.groups();
-        // Groups whose calls to each other do not cross processes yet run together; catalog
-        // and inventory may each run apart, alone.
-        let together = [Group::Identity, Group::Search, Group::Ordering];
+        // Groups whose calls to each other do not cross processes yet run together; catalog,
+        // search and inventory may each run apart, alone.
+        let together = [Group::Identity, Group::Ordering];
         let served = together.iter().filter(|g| groups.contains(g)).count();
-        let alone = groups == [Group::Catalog] || groups == [Group::Inventory];
+        let alone = [Group::Catalog, Group::Search, Group::Inventory]
+            .iter()
+            .any(|g| groups == [*g]);
         if served != together.len() && !alone {
             return invalid(
                 "services",
-                "identity, search and ordering run in one process (with catalog, inventory or both, or without); catalog and inventory may each run alone".into(),
+                "identity and ordering run in one process (with any of catalog, search and inventory, or without); catalog, search and inventory may each run alone".into(),
             );
         }
         if cluster.advertise_url.is_none() && self.listen.ip().is_unspecified() {

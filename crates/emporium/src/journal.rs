@@ -52,6 +52,7 @@ pub struct JournalConsumer {
     db: Db,
     clock: Arc<dyn Clock>,
     recorded: Arc<Notify>,
+    name: &'static str,
 }
 
 impl JournalConsumer {
@@ -61,7 +62,16 @@ impl JournalConsumer {
             db,
             clock,
             recorded: Arc::new(Notify::new()),
+            name: CONSUMER,
         }
+    }
+
+    /// The same consumer under another name: a journal of its own beside the store's (the one
+    /// a search process keeps in its database), which must not share the store's NATS
+    /// consumer. Never change a name once used.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
     }
 
     /// A feed over the journal this consumer writes, woken by each event it records.
@@ -76,7 +86,7 @@ impl JournalConsumer {
 #[async_trait::async_trait]
 impl EventHandler for JournalConsumer {
     fn name(&self) -> &'static str {
-        CONSUMER
+        self.name
     }
 
     fn accepts(&self, _event_type: &str) -> bool {
@@ -93,7 +103,7 @@ impl EventHandler for JournalConsumer {
         let now = self.clock.now();
         let mut tx = self.db.begin_write().await?;
         let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-        let fresh = emporium_db::mark_all_handled(&mut tx, CONSUMER, &ids, now).await?;
+        let fresh = emporium_db::mark_all_handled(&mut tx, self.name, &ids, now).await?;
         let mut rows = Vec::with_capacity(events.len());
         // Handled before: a redelivery has no second effect.
         for (e, _) in events.iter().zip(fresh).filter(|(_, new)| *new) {

@@ -179,3 +179,110 @@ async fn without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_i
     assert_eq!(available(&app, &shop).await, stock_before - 2);
     drop(nats);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_apart_follows_the_catalog_and_the_product_list_outlives_it() {
+    let test = "degradation::search_apart_follows_the_catalog_and_the_product_list_outlives_it";
+    let Some(nats) = start_nats(test).await else {
+        return;
+    };
+    let search_data = tempfile::tempdir().unwrap();
+    let keys = search_data.path().join("keys.json");
+    let (search_port, store_port) = (free_port(), free_port());
+    let search_base = format!("http://127.0.0.1:{search_port}");
+    let config_file = search_data.path().join("search.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "listen = \"127.0.0.1:{search_port}\"\n\
+             data_dir = {data:?}\n\
+             services = [\"search\"]\n\
+             [auth]\nsigning_keys_file = {keys:?}\n\
+             [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n",
+            data = search_data.path().join("data"),
+            nats = nats.url,
+        ),
+    )
+    .unwrap();
+    let nats_url = nats.url.clone();
+    let keyring = keys.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.listen = format!("127.0.0.1:{store_port}").parse().unwrap();
+        config.services = vec![
+            Group::Identity,
+            Group::Catalog,
+            Group::Inventory,
+            Group::Ordering,
+        ];
+        config.auth.signing_keys_file = Some(keyring);
+        config.cluster.nats_url = Some(nats_url);
+        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        config.outbox.poll_interval_ms = 100;
+    })
+    .await;
+    let mut search = InventoryProcess::start(&config_file, &search_base).await;
+    let client = reqwest::Client::new();
+    let hits = |query: &'static str| {
+        let (client, base) = (client.clone(), search_base.clone());
+        async move {
+            let Ok(answer) = client
+                .get(format!("{base}/v1/store/search?{query}"))
+                .send()
+                .await
+            else {
+                return None;
+            };
+            if !answer.status().is_success() {
+                return None;
+            }
+            answer.json::<Value>().await.ok()
+        }
+    };
+
+    // A product created in the store reaches the search process's index through NATS, and
+    // its calculated price comes from pricing in the store.
+    let shop = shop(&app, 5, 10).await;
+    let found = eventually(Duration::from_secs(30), || async {
+        hits("q=kettle&currency=EUR&country=DE")
+            .await
+            .is_some_and(|page| page["total"] == 1)
+    })
+    .await;
+    assert!(found, "the product is found in the search process");
+    let page = hits("q=kettle&currency=EUR&country=DE").await.unwrap();
+    let variant = &page["hits"][0]["variants"][0];
+    assert_eq!(variant["id"], shop.variant.as_str(), "{page}");
+    assert!(
+        variant["calculated_price"]["tax_rate_id"].is_string(),
+        "{page}"
+    );
+
+    // Search down: the storefront's product list is the catalog's, from the database.
+    search.kill().await;
+    let list = app.get("/v1/store/products?limit=5", None).await;
+    assert_eq!(list.status().as_u16(), 200);
+    let list: Value = list.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+
+    // A product created while search is down is found once it is back: the events waited in
+    // NATS for its consumer.
+    let admin = crate::cluster::admin(&app).await;
+    crate::catalog::create_product(
+        &app,
+        &admin,
+        crate::catalog::simple_product("Teapot", "TEA-1", 2_500, &[]),
+    )
+    .await;
+    search.restart().await;
+    let caught_up = eventually(Duration::from_secs(30), || async {
+        hits("q=teapot")
+            .await
+            .is_some_and(|page| page["total"] == 1)
+            && hits("q=kettle")
+                .await
+                .is_some_and(|page| page["total"] == 1)
+    })
+    .await;
+    assert!(caught_up, "both products are found after the restart");
+    drop(nats);
+}

@@ -45,7 +45,12 @@ pub(crate) async fn reflects(
     query: &str,
     check: impl Fn(&[String], &Value) -> bool,
 ) {
-    let mut commits = app.store().search.watch_checkpoint();
+    let mut commits = app
+        .store()
+        .search
+        .as_ref()
+        .expect("search runs here")
+        .watch_checkpoint();
     loop {
         commits.mark_unchanged();
         let (ids, body) = search(app, query).await;
@@ -193,7 +198,12 @@ async fn the_index_survives_a_restart_and_catches_up_from_its_checkpoint(mut app
     )
     .await;
     reflects(&app, Instant::now(), "q=scarf", |ids, _| ids.len() == 1).await;
-    let checkpoint = app.store().search.checkpoint();
+    let checkpoint = app
+        .store()
+        .search
+        .as_ref()
+        .expect("search runs here")
+        .checkpoint();
     assert!(checkpoint > 0);
 
     // Written while no server runs: the events wait in the outbox.
@@ -219,7 +229,14 @@ async fn the_index_survives_a_restart_and_catches_up_from_its_checkpoint(mut app
     app.start().await;
 
     // The restarted index still has what it had, and catches up with what came since.
-    assert!(app.store().search.checkpoint() >= checkpoint);
+    assert!(
+        app.store()
+            .search
+            .as_ref()
+            .expect("search runs here")
+            .checkpoint()
+            >= checkpoint
+    );
     let (ids, _) = search(&app, "q=scarf").await;
     assert_eq!(ids, [kept["id"].as_str().unwrap()]);
     reflects(&app, Instant::now(), "q=mittens", |ids, _| {
