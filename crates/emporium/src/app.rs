@@ -24,7 +24,7 @@ use emporium_http::admin::AdminPolicy;
 use emporium_http::middleware::Limits;
 use emporium_http::{ApiError, TokenVerifier};
 use emporium_identity::{
-    Hasher, IdentityService, LoginThrottle, ThrottleLimits, TokenLifetimes, Tokens,
+    Hasher, IdentityClient, IdentityService, LoginThrottle, ThrottleLimits, TokenLifetimes, Tokens,
 };
 use emporium_inventory::{InventoryApi, InventoryService, StockImport};
 use emporium_kernel::fault::CrashPoints;
@@ -141,18 +141,35 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// Opens the configured database and applies the pending migrations of the groups this
 /// process runs.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
-    let groups = config.groups();
-    let migrations: Vec<&[emporium_db::Migration]> = MIGRATIONS
+    let migrations = migrations_of(&config.groups());
+    open_database_with(config, &migrations).await
+}
+
+/// The migrations of the tables `groups` own: the outbox and inbox always, the journal where
+/// ordering or search runs, each context's where its group runs.
+pub fn migrations_of(groups: &[crate::config::Group]) -> Vec<&'static [emporium_db::Migration]> {
+    use crate::config::Group;
+    let owner = |m: &[emporium_db::Migration]| -> Option<&[Group]> {
+        let by_group: [(&[emporium_db::Migration], &[Group]); 8] = [
+            (emporium_identity::MIGRATIONS, &[Group::Identity]),
+            (journal::MIGRATIONS, &[Group::Ordering, Group::Search]),
+            (emporium_catalog::MIGRATIONS, &[Group::Catalog]),
+            (emporium_inventory::MIGRATIONS, &[Group::Inventory]),
+            (emporium_pricing::MIGRATIONS, &[Group::Ordering]),
+            (emporium_cart::MIGRATIONS, &[Group::Ordering]),
+            (emporium_payments::MIGRATIONS, &[Group::Ordering]),
+            (emporium_ordering::MIGRATIONS, &[Group::Ordering]),
+        ];
+        by_group
+            .into_iter()
+            .find(|(list, _)| std::ptr::eq(*list, m))
+            .map(|(_, owners)| owners)
+    };
+    MIGRATIONS
         .iter()
         .copied()
-        .filter(|m| {
-            (!std::ptr::eq(*m, emporium_inventory::MIGRATIONS)
-                || groups.contains(&crate::config::Group::Inventory))
-                && (!std::ptr::eq(*m, emporium_catalog::MIGRATIONS)
-                    || groups.contains(&crate::config::Group::Catalog))
-        })
-        .collect();
-    open_database_with(config, &migrations).await
+        .filter(|m| owner(m).is_none_or(|owners| owners.iter().any(|g| groups.contains(g))))
+        .collect()
 }
 
 /// Opens the configured database and applies the pending ones of `migrations`.
@@ -299,7 +316,12 @@ impl CatalogParts {
 #[derive(Clone)]
 pub struct Store {
     pub db: Db,
-    pub identity: Arc<IdentityService>,
+    /// Identity, when this process runs it.
+    pub identity: Option<Arc<IdentityService>>,
+    /// Identity over the network, when it runs elsewhere.
+    pub identity_client: Option<Arc<IdentityClient>>,
+    /// The keyring every token is verified with (and, where identity runs, signed with).
+    pub tokens: Arc<Tokens>,
     /// The catalog, when this process runs it.
     pub catalog: Option<CatalogParts>,
     /// The catalog as carts reach it: the local reads, or a client of the catalog group's
@@ -346,33 +368,19 @@ impl Store {
         clock: Arc<dyn Clock>,
         membership: &Membership,
     ) -> anyhow::Result<Self> {
-        let tokens = Tokens::open(
-            config.signing_keys_file(),
-            time::Duration::seconds(
-                i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900),
-            ),
-            clock.now(),
-        )
-        .context("cannot open the signing keys")?;
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let throttle = LoginThrottle::new(ThrottleLimits {
-            account_burst: config.auth.login_failures_per_account,
-            account_refill: Duration::from_secs(config.auth.account_refill_secs),
-            address_burst: config.auth.login_failures_per_address,
-            address_refill: Duration::from_secs(config.auth.address_refill_secs),
-        });
-        let identity = Arc::new(IdentityService::new(
-            db.clone(),
-            Hasher::new(cores),
-            Arc::new(tokens),
-            throttle,
-            clock.clone(),
-            TokenLifetimes {
-                refresh: time::Duration::days(
-                    i64::try_from(config.auth.refresh_token_ttl_days).unwrap_or(30),
-                ),
-            },
-        ));
+        let tokens = open_tokens(config, clock.as_ref())?;
+        let (identity, identity_client, groups) =
+            match crate::cluster::remote_identity(config, membership)? {
+                Some(client) => {
+                    let client = Arc::new(client);
+                    (None, Some(client.clone()), IdentityGroups::Remote(client))
+                }
+                None => {
+                    let local = identity_service(config, db.clone(), clock.clone(), tokens.clone());
+                    (Some(local.clone()), None, IdentityGroups::Local(local))
+                }
+            };
+        let groups = Arc::new(groups);
         let bus = Arc::new(InProcessBus::new());
         let journal_consumer = journal::JournalConsumer::new(db.clone(), clock.clone());
         let journal = Arc::new(journal_consumer.feed());
@@ -390,7 +398,7 @@ impl Store {
                 Arc::new(RulesCalculator::new(pricing.clone())),
                 clock.clone(),
             )
-            .with_customer_groups(Arc::new(IdentityGroups(identity.clone()))),
+            .with_customer_groups(groups.clone()),
         );
         let (catalog, catalog_api): (_, Arc<dyn CatalogApi>) =
             match crate::cluster::remote_catalog(config, membership, clock.clone())? {
@@ -438,7 +446,7 @@ impl Store {
                 inventory_api.clone(),
                 pricing.clone(),
             )
-            .with_customer_groups(Arc::new(IdentityGroups(identity.clone()))),
+            .with_customer_groups(groups),
         );
         let crash_points = CrashPoints::new(config.crash_points.iter().cloned());
         let checkout = Arc::new(
@@ -475,6 +483,8 @@ impl Store {
         Ok(Self {
             db,
             identity,
+            identity_client,
+            tokens,
             catalog,
             catalog_api,
             inventory,
@@ -515,12 +525,14 @@ impl Store {
         if let Some(catalog) = &self.catalog {
             internal = internal.merge(emporium_catalog::internal_router(catalog.reads.clone()));
         }
-        internal = internal.merge(emporium_identity::internal_router(self.identity.clone()));
+        if let Some(identity) = &self.identity {
+            internal = internal.merge(emporium_identity::internal_router(identity.clone()));
+        }
         internal = internal.merge(emporium_pricing::internal_router(Arc::new(
             RulesCalculator::new(self.pricing.clone()),
         )));
         let internal = crate::cluster::internal(config, internal);
-        finish_router(api, doc, internal, config, self.identity.tokens().clone())
+        finish_router(api, doc, internal, config, self.tokens.clone())
     }
 
     /// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.
@@ -541,7 +553,6 @@ impl Store {
             search: self.search.clone(),
         });
         let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
-            .merge(emporium_identity::router(self.identity.clone()))
             .merge(journal::router(self.db.clone()))
             .merge(emporium_pricing::router(self.pricing.clone()))
             .merge(emporium_cart::router(self.cart.clone()))
@@ -550,7 +561,11 @@ impl Store {
                 orders: self.orders.clone(),
             }))
             .merge(ops);
-        // The catalog's, search's and inventory's routes are served where they run.
+        // Identity's, the catalog's, search's and inventory's routes are served where they run.
+        let api = match &self.identity {
+            Some(identity) => api.merge(emporium_identity::router(identity.clone())),
+            None => api,
+        };
         let api = match &self.search {
             Some(search) => api.merge(emporium_search::router(
                 search.clone(),
@@ -772,11 +787,15 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     };
     let store = Store::build_in(config, db, clock, &membership)?;
     // Tokens ended within the last token lifetime are refused from the first request on.
-    store
-        .identity
-        .refresh_revocations()
-        .await
-        .context("cannot read token revocations")?;
+    match &store.identity {
+        Some(identity) => {
+            identity
+                .refresh_revocations()
+                .await
+                .context("cannot read token revocations")?;
+        }
+        None => refresh_remote_revocations(&store).await,
+    }
     if config.demo {
         crate::demo::seed(&store).await?;
     }
@@ -881,16 +900,21 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         ));
     }
 
-    spawn_keyring_reload(&tasks, store.identity.tokens().clone(), shutdown.clone());
+    spawn_keyring_reload(&tasks, store.tokens.clone(), shutdown.clone());
 
-    // Tokens ended by another process over the same database are refused here within about
-    // one interval.
-    let identity = store.identity.clone();
+    // Tokens ended by another process (over the same database, or in identity's process) are
+    // refused here within about one interval.
+    let refreshing = store.clone();
     every(&tasks, REVOCATIONS_REFRESH, shutdown.clone(), move || {
-        let identity = identity.clone();
+        let store = refreshing.clone();
         async move {
-            if let Err(e) = identity.refresh_revocations().await {
-                tracing::warn!(error = %e, "cannot read token revocations; will retry");
+            match &store.identity {
+                Some(identity) => {
+                    if let Err(e) = identity.refresh_revocations().await {
+                        tracing::warn!(error = %e, "cannot read token revocations; will retry");
+                    }
+                }
+                None => refresh_remote_revocations(&store).await,
             }
         }
     });
@@ -984,38 +1008,103 @@ where
     });
 }
 
-/// A customer's groups, from identity (whose customer cache serves them): for a cart's quote
-/// and for the calculated prices of storefront reads.
-struct IdentityGroups(Arc<IdentityService>);
+/// Brings the keyring's revocations up to date with identity's, in another process; a
+/// failure is logged and the next refresh tries again.
+async fn refresh_remote_revocations(store: &Store) {
+    if let Some(client) = &store.identity_client
+        && let Err(e) = client
+            .refresh_revocations(&store.tokens, store.clock.now())
+            .await
+    {
+        tracing::warn!(error = %e, "cannot read token revocations from identity; will retry");
+    }
+}
+
+/// Opens the token keyring (created when missing).
+pub(crate) fn open_tokens(config: &Config, clock: &dyn Clock) -> anyhow::Result<Arc<Tokens>> {
+    Ok(Arc::new(
+        Tokens::open(
+            config.signing_keys_file(),
+            time::Duration::seconds(
+                i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900),
+            ),
+            clock.now(),
+        )
+        .context("cannot open the signing keys")?,
+    ))
+}
+
+/// Identity over `db`, signing with `tokens`.
+pub(crate) fn identity_service(
+    config: &Config,
+    db: Db,
+    clock: Arc<dyn Clock>,
+    tokens: Arc<Tokens>,
+) -> Arc<IdentityService> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let throttle = LoginThrottle::new(ThrottleLimits {
+        account_burst: config.auth.login_failures_per_account,
+        account_refill: Duration::from_secs(config.auth.account_refill_secs),
+        address_burst: config.auth.login_failures_per_address,
+        address_refill: Duration::from_secs(config.auth.address_refill_secs),
+    });
+    Arc::new(IdentityService::new(
+        db,
+        Hasher::new(cores),
+        tokens,
+        throttle,
+        clock,
+        TokenLifetimes {
+            refresh: time::Duration::days(
+                i64::try_from(config.auth.refresh_token_ttl_days).unwrap_or(30),
+            ),
+        },
+    ))
+}
+
+/// A customer's groups, from identity: in this process (whose customer cache serves them) or
+/// in another. For a cart's quote and for the calculated prices of storefront reads.
+pub(crate) enum IdentityGroups {
+    Local(Arc<IdentityService>),
+    Remote(Arc<IdentityClient>),
+}
+
+impl IdentityGroups {
+    async fn of(&self, customer: &str) -> Result<Vec<String>, PricingError> {
+        use emporium_identity::IdentityError;
+        match self {
+            Self::Local(identity) => {
+                let Ok(id) = customer.parse() else {
+                    return Ok(Vec::new());
+                };
+                match identity.get_customer(id).await {
+                    Ok(c) => Ok(c.groups),
+                    Err(IdentityError::CustomerNotFound) => Ok(Vec::new()),
+                    Err(IdentityError::Storage(e)) => Err(PricingError::Storage(e)),
+                    Err(e) => Err(PricingError::Corrupt(e.to_string())),
+                }
+            }
+            Self::Remote(client) => client
+                .groups_of(customer)
+                .await
+                .map_err(PricingError::Remote),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl emporium_pricing::CustomerGroups for IdentityGroups {
     async fn groups_of(&self, customer: &str) -> Result<Vec<String>, PricingError> {
-        use emporium_identity::IdentityError;
-        let Ok(id) = customer.parse() else {
-            return Ok(Vec::new());
-        };
-        match self.0.get_customer(id).await {
-            Ok(c) => Ok(c.groups),
-            Err(IdentityError::CustomerNotFound) => Ok(Vec::new()),
-            Err(IdentityError::Storage(e)) => Err(PricingError::Storage(e)),
-            Err(e) => Err(PricingError::Corrupt(e.to_string())),
-        }
+        self.of(customer).await
     }
 }
 
 #[async_trait::async_trait]
 impl emporium_cart::CustomerGroups for IdentityGroups {
     async fn groups_of(&self, customer: &str) -> Result<Vec<String>, emporium_cart::CartError> {
-        use emporium_identity::IdentityError;
-        let Ok(id) = customer.parse() else {
-            return Ok(Vec::new());
-        };
-        match self.0.get_customer(id).await {
-            Ok(c) => Ok(c.groups),
-            Err(IdentityError::CustomerNotFound) => Ok(Vec::new()),
-            Err(IdentityError::Storage(e)) => Err(emporium_cart::CartError::Storage(e)),
-            Err(e) => Err(emporium_cart::CartError::Corrupt(e.to_string())),
-        }
+        self.of(customer).await.map_err(|e| match e {
+            PricingError::Storage(e) => emporium_cart::CartError::Storage(e),
+            e => emporium_cart::CartError::Pricing(e),
+        })
     }
 }

@@ -252,6 +252,9 @@ async fn serve(config: &Config, started: Instant) -> anyhow::Result<()> {
         } else if config.groups() == [crate::config::Group::Search] {
             let node = crate::cluster::start_search(config, Arc::new(SystemClock)).await?;
             (node.local_addr, Box::pin(node.shutdown()))
+        } else if config.groups() == [crate::config::Group::Identity] {
+            let node = crate::cluster::start_identity(config, Arc::new(SystemClock)).await?;
+            (node.local_addr, Box::pin(node.shutdown()))
         } else {
             let server = crate::start(config, Arc::new(SystemClock)).await?;
             (server.local_addr, Box::pin(server.shutdown()))
@@ -336,15 +339,21 @@ async fn create_admin(
         .read_line(&mut password)
         .context("cannot read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(
+        config.groups().contains(&crate::config::Group::Identity),
+        "this process does not run identity; create staff users where it runs"
+    );
     let db = crate::app::open_database(config).await?;
-    let store = crate::Store::build(config, db.clone(), Arc::new(SystemClock))?;
+    let clock: Arc<dyn emporium_kernel::Clock> = Arc::new(SystemClock);
+    let tokens = crate::app::open_tokens(config, clock.as_ref())?;
+    let identity = crate::app::identity_service(config, db.clone(), clock, tokens);
     let cmd = CreateStaffUser {
         name: name.unwrap_or_else(|| email.clone()),
         email,
         password,
         role,
     };
-    let created = store.identity.create_staff(cmd, "cli").await;
+    let created = identity.create_staff(cmd, "cli").await;
     db.close().await;
     match created {
         Ok(user) => {

@@ -14,7 +14,7 @@ use emporium_bus::OutboxRelay;
 use emporium_catalog::CatalogClient;
 use emporium_db::Db;
 use emporium_http::service::{ClientOptions, ServiceClient, ServiceCredentials, Upstreams};
-use emporium_identity::{IdentityClient, Tokens};
+use emporium_identity::{IdentityClient, IdentityService, Tokens};
 use emporium_inventory::{InventoryClient, InventoryService};
 use emporium_kernel::Clock;
 use emporium_kernel::fault::CrashPoints;
@@ -216,6 +216,21 @@ fn client(config: &Config, membership: &Membership, group: Group) -> anyhow::Res
     ))
 }
 
+/// A client of the identity group, when this process does not run it.
+pub fn remote_identity(
+    config: &Config,
+    membership: &Membership,
+) -> anyhow::Result<Option<IdentityClient>> {
+    if config.groups().contains(&Group::Identity) {
+        return Ok(None);
+    }
+    Ok(Some(IdentityClient::new(client(
+        config,
+        membership,
+        Group::Identity,
+    )?)))
+}
+
 /// A client of the catalog group, when this process does not run it.
 pub fn remote_catalog(
     config: &Config,
@@ -283,6 +298,8 @@ impl Node {
 pub struct NodeContext<'a> {
     pub config: &'a Config,
     pub db: Db,
+    /// The keyring this process verifies tokens with.
+    pub tokens: Arc<Tokens>,
     pub clock: Arc<dyn Clock>,
     pub membership: Membership,
     pub tasks: TaskTracker,
@@ -301,6 +318,9 @@ pub struct NodeParts {
     pub catalog_reads: Option<Arc<emporium_catalog::CatalogReads>>,
     /// The search index, for `/metrics`.
     pub search: Option<Arc<emporium_search::SearchIndex>>,
+    /// Identity, when this group is identity: revocations are then read from its database
+    /// rather than asked of identity over the network.
+    pub identity: Option<Arc<IdentityService>>,
 }
 
 /// Runs `group` alone: opens its database with `migrations`, lets `build` make its parts,
@@ -319,21 +339,8 @@ where
     emporium_http::metrics::handle();
     let db = app::open_database_with(config, migrations).await?;
     // Tokens are verified here as anywhere, with the keyring and identity's revocations.
-    let tokens = Arc::new(
-        Tokens::open(
-            config.signing_keys_file(),
-            time::Duration::seconds(
-                i64::try_from(config.auth.access_token_ttl_secs).unwrap_or(900),
-            ),
-            clock.now(),
-        )
-        .context("cannot open the signing keys")?,
-    );
+    let tokens = app::open_tokens(config, clock.as_ref())?;
     let membership = Membership::join(config).await?;
-    let identity = IdentityClient::new(client(config, &membership, Group::Identity)?);
-    if let Err(e) = identity.refresh_revocations(&tokens, clock.now()).await {
-        tracing::warn!(error = %e, "cannot read token revocations from identity; will retry");
-    }
     let events = crate::events::connect(config).await?;
 
     let draining = CancellationToken::new();
@@ -342,12 +349,28 @@ where
     let parts = build(NodeContext {
         config,
         db: db.clone(),
+        tokens: tokens.clone(),
         clock: clock.clone(),
         membership: membership.clone(),
         tasks: tasks.clone(),
         shutdown: shutdown.clone(),
     })
     .await?;
+    // Tokens ended within the last token lifetime are refused from the first request on.
+    let revocations = match parts.identity {
+        Some(identity) => Revocations::Local(identity),
+        None => Revocations::Remote(
+            Arc::new(IdentityClient::new(client(
+                config,
+                &membership,
+                Group::Identity,
+            )?)),
+            tokens.clone(),
+            clock.clone(),
+        ),
+    };
+    revocations.refresh().await;
+    let revocations = Arc::new(revocations);
     let (api, doc) = OpenApiRouter::with_openapi(app::ApiDoc::openapi())
         .merge(parts.api)
         .merge(app::ops_router(OpsState {
@@ -396,15 +419,9 @@ where
         server_done,
     ));
     app::spawn_keyring_reload(&tasks, tokens.clone(), shutdown.clone());
-    let verifier = tokens.clone();
-    let identity = Arc::new(identity);
     app::every(&tasks, REVOCATIONS_REFRESH, shutdown.clone(), move || {
-        let (identity, verifier, clock) = (identity.clone(), verifier.clone(), clock.clone());
-        async move {
-            if let Err(e) = identity.refresh_revocations(&verifier, clock.now()).await {
-                tracing::warn!(error = %e, "cannot read token revocations from identity; will retry");
-            }
-        }
+        let revocations = revocations.clone();
+        async move { revocations.refresh().await }
     });
     let registrations = membership.register(config, local_addr).await?;
     tracing::info!(%local_addr, backend = ?db.backend(), groups = group.name(), "emporium is ready");
@@ -417,6 +434,34 @@ where
         tasks,
         drain: Duration::from_millis(config.cluster.drain_ms),
     })
+}
+
+/// Where a process reads the token revocations it must honour.
+enum Revocations {
+    /// Identity's own tables.
+    Local(Arc<IdentityService>),
+    /// Identity in another process.
+    Remote(Arc<IdentityClient>, Arc<Tokens>, Arc<dyn Clock>),
+}
+
+impl Revocations {
+    /// Brings the keyring's revocations up to date; a failure is logged and the next refresh
+    /// reads from the same point.
+    async fn refresh(&self) {
+        let result = match self {
+            Self::Local(identity) => identity
+                .refresh_revocations()
+                .await
+                .map_err(|e| e.to_string()),
+            Self::Remote(client, tokens, clock) => client
+                .refresh_revocations(tokens, clock.now())
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot read token revocations; will retry");
+        }
+    }
 }
 
 /// The inventory group alone: inventory's staff and internal routes, and the sweeper that
@@ -440,6 +485,7 @@ pub async fn start_inventory(config: &Config, clock: Arc<dyn Clock>) -> anyhow::
                 handlers: Vec::new(),
                 catalog_reads: None,
                 search: None,
+                identity: None,
             })
         },
     )
@@ -479,6 +525,7 @@ pub async fn start_catalog(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Re
                 handlers,
                 catalog_reads: Some(catalog.reads),
                 search: None,
+                identity: None,
             })
         },
     )
@@ -510,6 +557,7 @@ pub async fn start_search(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Res
                 handlers: vec![(Arc::new(journal), crate::events::Delivery::Shared)],
                 catalog_reads: None,
                 search: Some(index),
+                identity: None,
             })
         },
     )
@@ -526,22 +574,34 @@ fn remote_prices(config: &Config, node: &NodeContext<'_>) -> anyhow::Result<Arc<
     let identity = IdentityClient::new(client(config, &node.membership, Group::Identity)?);
     Ok(Arc::new(
         ShopperPrices::new(Arc::new(pricing), node.clock.clone())
-            .with_customer_groups(Arc::new(RemoteGroups(identity))),
+            .with_customer_groups(Arc::new(app::IdentityGroups::Remote(Arc::new(identity)))),
     ))
 }
 
-/// A customer's groups, from identity in another process.
-struct RemoteGroups(IdentityClient);
-
-#[async_trait::async_trait]
-impl emporium_pricing::CustomerGroups for RemoteGroups {
-    async fn groups_of(
-        &self,
-        customer: &str,
-    ) -> Result<Vec<String>, emporium_pricing::PricingError> {
-        self.0
-            .groups_of(customer)
-            .await
-            .map_err(emporium_pricing::PricingError::Remote)
-    }
+/// The identity group alone: registration, tokens, customers, staff users and API clients,
+/// and the internal routes others read revocations and customer groups from. With `--demo`
+/// the demo accounts are created before the process serves.
+pub async fn start_identity(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
+    start_alone(
+        config,
+        clock,
+        Group::Identity,
+        &[emporium_db::MIGRATIONS, emporium_identity::MIGRATIONS],
+        |node| async move {
+            let identity =
+                app::identity_service(config, node.db.clone(), node.clock.clone(), node.tokens);
+            if config.demo {
+                crate::demo::seed_accounts(&identity).await?;
+            }
+            Ok(NodeParts {
+                api: emporium_identity::router(identity.clone()),
+                internal: emporium_identity::internal_router(identity.clone()),
+                handlers: Vec::new(),
+                catalog_reads: None,
+                search: None,
+                identity: Some(identity),
+            })
+        },
+    )
+    .await
 }

@@ -755,17 +755,20 @@ impl Config {
             );
         }
         let groups = self.groups();
-        // Groups whose calls to each other do not cross processes yet run together; catalog,
-        // search and inventory may each run apart, alone.
-        let together = [Group::Identity, Group::Ordering];
-        let served = together.iter().filter(|g| groups.contains(g)).count();
-        let alone = [Group::Catalog, Group::Search, Group::Inventory]
-            .iter()
-            .any(|g| groups == [*g]);
-        if served != together.len() && !alone {
+        // Ordering (cart, pricing, payments, orders: one transaction) runs with any of the
+        // other groups; each other group may also run alone.
+        let alone = [
+            Group::Identity,
+            Group::Catalog,
+            Group::Search,
+            Group::Inventory,
+        ]
+        .iter()
+        .any(|g| groups == [*g]);
+        if !groups.contains(&Group::Ordering) && !alone {
             return invalid(
                 "services",
-                "identity and ordering run in one process (with any of catalog, search and inventory, or without); catalog, search and inventory may each run alone".into(),
+                "names ordering (with any of the other groups), or one group other than ordering alone".into(),
             );
         }
         if cluster.advertise_url.is_none() && self.listen.ip().is_unspecified() {

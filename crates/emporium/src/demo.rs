@@ -1,7 +1,7 @@
 //! Demo data for `emporium serve --demo`: a store someone can sign in to straight away. Seeding
 //! is idempotent; accounts that exist are left alone.
 
-use emporium_identity::{CreateStaffUser, IdentityError, RegisterCustomer};
+use emporium_identity::{CreateStaffUser, IdentityError, IdentityService, RegisterCustomer};
 use emporium_kernel::auth::Role;
 
 use crate::Store;
@@ -21,31 +21,8 @@ pub const DEMO_PRODUCTS: usize = 200;
 /// Creates the demo accounts that do not exist yet, the demo catalog when the store has no
 /// product, and each part of the demo pricing that is missing.
 pub async fn seed(store: &Store) -> anyhow::Result<()> {
-    let owner = store
-        .identity
-        .create_staff(
-            CreateStaffUser {
-                email: OWNER_EMAIL.to_owned(),
-                password: OWNER_PASSWORD.to_owned(),
-                name: "Demo Owner".to_owned(),
-                role: Role::Owner,
-            },
-            "demo",
-        )
-        .await;
-    let shopper = store
-        .identity
-        .register(RegisterCustomer {
-            email: SHOPPER_EMAIL.to_owned(),
-            password: SHOPPER_PASSWORD.to_owned(),
-            name: "Demo Shopper".to_owned(),
-        })
-        .await;
-    for result in [owner.map(|_| ()), shopper.map(|_| ())] {
-        match result {
-            Ok(()) | Err(IdentityError::EmailTaken) => {}
-            Err(e) => return Err(anyhow::Error::new(e).context("cannot seed demo data")),
-        }
+    if let Some(identity) = &store.identity {
+        seed_accounts(identity).await?;
     }
     // A browsable store on first start: the demo catalog, once, where the catalog runs.
     if store.catalog.is_some() {
@@ -61,6 +38,35 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         shopper_password = SHOPPER_PASSWORD,
         "demo data: these accounts have public passwords; never use --demo for a real store"
     );
+    Ok(())
+}
+
+/// The demo owner and shopper, unless they exist.
+pub async fn seed_accounts(identity: &IdentityService) -> anyhow::Result<()> {
+    let owner = identity
+        .create_staff(
+            CreateStaffUser {
+                email: OWNER_EMAIL.to_owned(),
+                password: OWNER_PASSWORD.to_owned(),
+                name: "Demo Owner".to_owned(),
+                role: Role::Owner,
+            },
+            "demo",
+        )
+        .await;
+    let shopper = identity
+        .register(RegisterCustomer {
+            email: SHOPPER_EMAIL.to_owned(),
+            password: SHOPPER_PASSWORD.to_owned(),
+            name: "Demo Shopper".to_owned(),
+        })
+        .await;
+    for result in [owner.map(|_| ()), shopper.map(|_| ())] {
+        match result {
+            Ok(()) | Err(IdentityError::EmailTaken) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot seed demo data")),
+        }
+    }
     Ok(())
 }
 

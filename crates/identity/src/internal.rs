@@ -67,12 +67,26 @@ async fn customer_groups(
 /// Identity over the network, for a process that does not run identity.
 pub struct IdentityClient {
     client: ServiceClient,
+    /// The last groups identity gave for each customer, served while it does not answer.
+    known_groups: moka::sync::Cache<String, Vec<String>>,
 }
+
+/// Customers whose last known groups a client keeps.
+const KNOWN_GROUPS_CAPACITY: u64 = 100_000;
+
+/// How long a customer's last known groups stand in for identity's answer.
+const KNOWN_GROUPS_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl IdentityClient {
     /// A client over `client` (whose service is `identity`).
     pub fn new(client: ServiceClient) -> Self {
-        Self { client }
+        Self {
+            client,
+            known_groups: moka::sync::Cache::builder()
+                .max_capacity(KNOWN_GROUPS_CAPACITY)
+                .time_to_live(KNOWN_GROUPS_FOR)
+                .build(),
+        }
     }
 
     /// Brings `tokens`' revocations up to date with identity's, as
@@ -91,11 +105,28 @@ impl IdentityClient {
         Ok(tokens.revocations().merge_read(&rows, now))
     }
 
-    /// The groups of customer `customer` (`cus_…`), as identity's customer cache has them.
+    /// The groups of customer `customer` (`cus_…`), as identity's customer cache has them;
+    /// while identity does not answer, the groups it last gave for the customer (a customer
+    /// never asked about is an error: a price must not silently lose its group).
     pub async fn groups_of(&self, customer: &str) -> Result<Vec<String>, CallError> {
         let call = OfCustomer {
             customer: customer.to_owned(),
         };
-        self.client.call(CUSTOMER_GROUPS, &call, true).await
+        match self.client.call(CUSTOMER_GROUPS, &call, true).await {
+            Ok(groups) => {
+                let groups: Vec<String> = groups;
+                self.known_groups
+                    .insert(customer.to_owned(), groups.clone());
+                Ok(groups)
+            }
+            Err(e @ CallError::Unavailable { .. }) => match self.known_groups.get(customer) {
+                Some(groups) => {
+                    tracing::warn!(error = %e, "identity does not answer; using the customer's last known groups");
+                    Ok(groups)
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::helpers::{PASSWORD, TestApp, eventually};
 
-fn emporium(
+pub(crate) fn emporium(
     dir: &std::path::Path,
     args: &[&str],
     env: &[(&str, &str)],

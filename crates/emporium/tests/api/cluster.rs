@@ -103,18 +103,22 @@ pub(crate) struct InventoryProcess {
 
 impl InventoryProcess {
     pub(crate) async fn start(config_file: &std::path::Path, base: &str) -> Self {
+        // Its log goes beside its configuration, and is shown if it does not become ready.
+        let log_file = config_file.with_extension("log");
+        let log = std::fs::File::create(&log_file).unwrap();
         let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
             .arg("--config")
             .arg(config_file)
             .arg("serve")
             .env_remove("EMPORIUM_CONFIG")
+            .env("EMPORIUM_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .expect("the inventory process starts");
+            .expect("the process starts");
         let client = reqwest::Client::new();
-        let up = eventually(Duration::from_secs(30), || async {
+        let up = eventually(Duration::from_secs(60), || async {
             client
                 .get(format!("{base}/readyz"))
                 .send()
@@ -122,7 +126,12 @@ impl InventoryProcess {
                 .is_ok_and(|r| r.status().is_success())
         })
         .await;
-        assert!(up, "the inventory process became ready");
+        assert!(
+            up,
+            "{} did not become ready; its log:\n{}",
+            config_file.display(),
+            std::fs::read_to_string(&log_file).unwrap_or_default()
+        );
         Self {
             process,
             config_file: config_file.to_owned(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use emporium::config::Group;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::checkout::{available, check_out, ready_cart, shop};
 use crate::cluster::{InventoryProcess, SECRET, start_nats};
@@ -284,5 +284,209 @@ async fn search_apart_follows_the_catalog_and_the_product_list_outlives_it() {
     })
     .await;
     assert!(caught_up, "both products are found after the restart");
+    drop(nats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_apart_signs_tokens_the_store_honours_and_revokes_across_processes() {
+    let test =
+        "degradation::identity_apart_signs_tokens_the_store_honours_and_revokes_across_processes";
+    let Some(nats) = start_nats(test).await else {
+        return;
+    };
+    let identity_data = tempfile::tempdir().unwrap();
+    let keys = identity_data.path().join("keys.json");
+    let (identity_port, store_port) = (free_port(), free_port());
+    let identity = format!("http://127.0.0.1:{identity_port}");
+    let config_file = identity_data.path().join("identity.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "listen = \"127.0.0.1:{identity_port}\"\n\
+             data_dir = {data:?}\n\
+             services = [\"identity\"]\n\
+             [auth]\nsigning_keys_file = {keys:?}\n\
+             [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n",
+            data = identity_data.path().join("data"),
+            nats = nats.url,
+        ),
+    )
+    .unwrap();
+    // Identity first: it creates the keyring the store then reads. The owner is made by the
+    // command line, where identity runs.
+    let mut identity_process = InventoryProcess::start(&config_file, &identity).await;
+    let config = config_file.to_str().unwrap();
+    let made = crate::cli::emporium(
+        identity_data.path(),
+        &[
+            "--config",
+            config,
+            "admin",
+            "create",
+            "--email",
+            "owner@example.com",
+            "--role",
+            "owner",
+        ],
+        &[],
+        Some("a long owner passphrase\n"),
+    );
+    assert!(made.status.success(), "{made:?}");
+    let nats_url = nats.url.clone();
+    let keyring = keys.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.listen = format!("127.0.0.1:{store_port}").parse().unwrap();
+        config.services = vec![
+            Group::Catalog,
+            Group::Search,
+            Group::Inventory,
+            Group::Ordering,
+        ];
+        config.auth.signing_keys_file = Some(keyring);
+        config.cluster.nats_url = Some(nats_url);
+        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let sign_in = |username: &'static str, password: &'static str, scope: &'static str| {
+        let (client, identity) = (client.clone(), identity.clone());
+        async move {
+            let mut form = vec![
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ];
+            if !scope.is_empty() {
+                form.push(("scope", scope));
+            }
+            let r = client
+                .post(format!("{identity}/v1/auth/token"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "sign-in of {username}");
+            r.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+
+    // The owner's token, signed by identity, is honoured by the store's staff routes.
+    let owner = sign_in("owner@example.com", "a long owner passphrase", "admin").await;
+    let product = crate::catalog::create_product(
+        &app,
+        &owner,
+        crate::catalog::simple_product("Kettle", "KET-1", 5_000, &[]),
+    )
+    .await;
+    let variant = product["variants"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post_json(
+            "/v1/admin/inventory/locations",
+            &json!({"code": "main", "name": "Main"}),
+            Some(&owner),
+        )
+        .await;
+    let location: Value = r.json().await.unwrap();
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            &format!(
+                "/v1/admin/inventory/levels/{variant}/{}",
+                location["id"].as_str().unwrap()
+            ),
+            Some(&json!({"on_hand": 5, "reason": "delivery"})),
+            Some(&owner),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let r = app
+        .post_json(
+            "/v1/admin/price-lists",
+            &json!({"name": "VIP", "customer_groups": ["vip"],
+                    "prices": [{"variant_id": variant, "price": {"amount": 4_000, "currency": "EUR"}}]}),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+
+    // A customer registered with identity, put in the `vip` group there, gets the group's
+    // price in a cart of the store: the store asks identity for the customer's groups.
+    let r = client
+        .post(format!("{identity}/v1/auth/register"))
+        .json(&json!({"email": "ada@example.com", "password": crate::helpers::PASSWORD, "name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let customer = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .put(format!("{identity}/v1/admin/customers/{customer}/groups"))
+        .bearer_auth(&owner)
+        .json(&json!({"groups": ["vip"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let ada = sign_in("ada@example.com", crate::helpers::PASSWORD, "").await;
+    let r = app
+        .post_json("/v1/store/carts", &json!({"currency": "EUR"}), Some(&ada))
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let cart = r.json::<Value>().await.unwrap()["cart"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post_json(
+            &format!("/v1/store/carts/{cart}/items"),
+            &json!({"variant_id": variant, "quantity": 1}),
+            Some(&ada),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let cart_body: Value = r.json().await.unwrap();
+    assert_eq!(cart_body["customer_id"], customer.as_str(), "{cart_body}");
+    assert_eq!(cart_body["items"][0]["unit_price"], 4_000, "{cart_body}");
+
+    // A password change at identity ends every token of the customer: the store refuses the
+    // old one within a refresh, and takes the new one.
+    let r = client
+        .post(format!("{identity}/v1/store/me/password"))
+        .bearer_auth(&ada)
+        .json(&json!({"current_password": crate::helpers::PASSWORD,
+                      "new_password": "another long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let fresh = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = eventually(Duration::from_secs(20), || async {
+        app.get(&format!("/v1/store/carts/{cart}"), Some(&ada))
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    assert!(refused, "the old token is refused by the store");
+
+    // Identity down: the store still verifies tokens from the keyring it holds, and prices
+    // the cart with the customer's last known groups.
+    identity_process.kill().await;
+    let r = app
+        .get(&format!("/v1/store/carts/{cart}"), Some(&fresh))
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let cart_body: Value = r.json().await.unwrap();
+    assert_eq!(cart_body["items"][0]["unit_price"], 4_000, "{cart_body}");
     drop(nats);
 }

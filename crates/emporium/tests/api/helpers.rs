@@ -285,6 +285,8 @@ impl TestApp {
     pub async fn staff_token(&self, email: &str, role: Role) -> String {
         self.store()
             .identity
+            .as_ref()
+            .expect("identity runs here")
             .create_staff(
                 emporium_identity::CreateStaffUser {
                     email: email.to_owned(),

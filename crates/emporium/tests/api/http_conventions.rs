@@ -416,7 +416,7 @@ async fn a_request_over_the_time_limit_is_abandoned_with_a_503_problem() {
         .await;
     assert_problem(r, 503, "request_timeout").await;
     // The abandoned request left nothing behind.
-    let id = app.store().identity.clone();
+    let id = app.store().identity.clone().expect("identity runs here");
     let page = id.list_customers(Some("slow@"), None, None).await.unwrap();
     assert!(page.items.is_empty());
 }
