@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Drives the demo store through a gateway, as a shopper and a member of staff would: the
-# storefront's in-stock products, the demo shopper's sign-in (registered when missing), a cart
+# storefront's in-stock products (answered by the catalog group, as the gateway's counters
+# show), one of them read by id and found by search (core's index, fed by the catalog's
+# events), the demo shopper's sign-in (registered when missing), a cart
 # with one in-stock variant, an address, shipping, checkout with the `test` provider
 # (`tok_success`, enabled by --demo) answered 201 with an order, the order read back by the
 # shopper, and the variant's stock one unit lower as inventory (behind the same gateway) tells
@@ -65,9 +67,39 @@ json_body() {
     python3 -c 'import json, sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' "$@"
 }
 
+# The requests the gateway's upstreams of group $1 answered (its /gateway/metrics counters).
+answered_by() {
+    curl -fsS --max-time 10 "$base/gateway/metrics" | python3 -c '
+import re, sys
+total = 0.0
+for line in sys.stdin:
+    if (line.startswith("emporium_gateway_upstream_requests_total{")
+            and re.search(r"[{,]group=\"%s\"" % sys.argv[1], line)
+            and "outcome=\"success\"" in line):
+        total += float(line.split()[-1])
+print(int(total))' "$1" || fail "no counters at $base/gateway/metrics"
+}
+
 echo "cluster-smoke: gateway $base"
+catalog_before=$(answered_by catalog)
 call "products in stock" 200 GET '/v1/store/products?in_stock=true&currency=EUR&limit=50'
-variant=$(json 'next(v["id"] for p in d["items"] for v in p["variants"] if (v.get("available") or 0) > 0)')
+picked=$(json '" ".join(next((p["id"], v["id"]) for p in d["items"] for v in p["variants"] if (v.get("available") or 0) > 0))')
+product=${picked% *}
+variant=${picked#* }
+catalog_after=$(answered_by catalog)
+[ "$catalog_after" -gt "$catalog_before" ] ||
+    fail "the product list was not answered by the catalog group (gateway counters)"
+call "the product by id" 200 GET "/v1/store/products/$product?currency=EUR"
+[ "$(json 'd["id"]')" = "$product" ] || fail "the product read back is not $product"
+title=$(json 'd["title"]')
+# Search runs in core, its index fed by the catalog's events: give it time to catch up.
+deadline=$((SECONDS + 60))
+until call "search finds the product" 200 GET /v1/store/search -G --data-urlencode "q=$title" -d limit=100 &&
+    python3 -c 'import json, sys; sys.exit(not any(h["id"] == sys.argv[2] for h in json.load(open(sys.argv[1]))["hits"]))' \
+        "$body" "$product"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "search did not find $product ($title) within 60 s"
+    sleep 0.5
+done
 
 call "register the demo shopper" '201|409' POST /v1/auth/register -H 'content-type: application/json' \
     -d "$(json_body email "$shopper_email" password "$shopper_password" name 'Demo Shopper')"

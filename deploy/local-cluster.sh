@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A local cluster of the scaled-out store on this machine: the gateway, two core instances
-# (identity, catalog, search and ordering together) and two inventory instances, each a process
-# on its own loopback port, on this machine's PostgreSQL, NATS (with JetStream) and Redis.
+# (identity, search and ordering together), two catalog instances and two inventory instances,
+# each a process on its own loopback port, on this machine's PostgreSQL, NATS (with JetStream)
+# and Redis.
 #
 #   deploy/local-cluster.sh up       start it (refused when it is already up), wait until every
 #                                    process is ready, print the gateway URL and demo accounts
@@ -15,14 +16,15 @@
 #                                 `cargo build --release --locked` when missing)
 #   EMPORIUM_GATEWAY_BIN          the binary that runs `emporium gateway` (default EMPORIUM_BIN)
 #   EMPORIUM_CLUSTER_DIR          the run folder: configs, data, logs, pids (default ./cluster-run)
-#   EMPORIUM_CLUSTER_DB_PREFIX    database names PREFIX_core and PREFIX_inventory, also naming the
-#                                 registry bucket (default emporium_local; [a-z0-9_])
+#   EMPORIUM_CLUSTER_DB_PREFIX    database names PREFIX_core, PREFIX_catalog and PREFIX_inventory,
+#                                 also naming the registry bucket (default emporium_local; [a-z0-9_])
 #   EMPORIUM_CLUSTER_PG_URL       PostgreSQL server (default postgres://postgres@127.0.0.1:5432;
 #                                 PGPASSWORD is used when the URL has no password)
 #   EMPORIUM_CLUSTER_NATS_URL     default nats://127.0.0.1:4222
 #   EMPORIUM_CLUSTER_REDIS_URL    default redis://127.0.0.1:6379
 #   EMPORIUM_CLUSTER_GATEWAY_PORT the gateway's port (default: a free one)
-#   EMPORIUM_CLUSTER_DEMO         1 (default): core-1 runs with --demo; 0: an empty store
+#   EMPORIUM_CLUSTER_DEMO         1 (default): core-1 (accounts, pricing) and catalog-1 (products,
+#                                 their stock) run with --demo; 0: an empty store
 #   EMPORIUM_CLUSTER_DRAIN_MS     how long an instance keeps serving after SIGTERM (default 2000)
 #   EMPORIUM_CLUSTER_START_TIMEOUT seconds to wait for each process to be ready (default 180)
 #   EMPORIUM_CLUSTER_STOP_TIMEOUT  seconds to wait for the processes to exit (default 30)
@@ -39,7 +41,10 @@ demo=${EMPORIUM_CLUSTER_DEMO:-1}
 start_timeout=${EMPORIUM_CLUSTER_START_TIMEOUT:-180}
 stop_timeout=${EMPORIUM_CLUSTER_STOP_TIMEOUT:-30}
 # Signalled in this order, the gateway first; the instances keep serving while they drain.
-names=(gateway core-2 core-1 inventory-2 inventory-1)
+names=(gateway core-2 core-1 catalog-2 catalog-1 inventory-2 inventory-1)
+# The instances, in start order; the kinds, each with a database of its own.
+instances=(inventory-1 inventory-2 core-1 catalog-1 core-2 catalog-2)
+kinds=(core catalog inventory)
 
 demo_owner="owner@demo.emporium.test / demo owner passphrase"
 demo_shopper="shopper@demo.emporium.test / demo shopper passphrase"
@@ -132,10 +137,11 @@ find_binary() {
 }
 
 create_databases() {
-    local admin db
+    local admin db kind
     admin=$(pg_database_url postgres)
     psql "$admin" -qAtc 'SELECT 1' >/dev/null || die "cannot reach PostgreSQL at $pg_url"
-    for db in "${prefix}_core" "${prefix}_inventory"; do
+    for kind in "${kinds[@]}"; do
+        db=${prefix}_$kind
         if [ -z "$(psql "$admin" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
             psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
             say "created database $db"
@@ -143,14 +149,13 @@ create_databases() {
     done
 }
 
-# Writes the configuration of instance $1 (core-N or inventory-N) on port $2.
+# Writes the configuration of instance $1 (core-N, catalog-N or inventory-N) on port $2.
 write_instance_config() {
     local name=$1 port=$2 kind=${1%-*} services database
-    if [ "$kind" = core ]; then
-        services='["identity", "catalog", "search", "ordering"]'
-    else
-        services='["inventory"]'
-    fi
+    case "$kind" in
+        core) services='["identity", "search", "ordering"]' ;;
+        *) services="[\"$kind\"]" ;;
+    esac
     database=$(pg_database_url "${prefix}_$kind")
     mkdir -p "$run_dir/$name"
     (
@@ -180,6 +185,12 @@ EOF
             # a checkout may reach either, so every core instance takes it.
             printf '\n[payments]\nproviders = ["test"]\n' >>"$run_dir/$name.toml"
         fi
+        if [ "$kind" = catalog ]; then
+            # Media in one folder both catalog instances share (the data folders are their
+            # own), as a bucket would be: a file uploaded through one is served by either.
+            mkdir -p "$run_dir/media"
+            ln -sfn ../media "$run_dir/$name/media"
+        fi
         if [ "$with_redis" = 1 ]; then
             printf '\n[cache]\nredis_url = "%s"\n' "$redis_url" >>"$run_dir/$name.toml"
         fi
@@ -193,7 +204,7 @@ write_gateway_config() {
         echo "# deploy/gateway.toml, the instances of this cluster."
         sed -e '/^\[\[upstreams\./,$d' -e '/^#/d' \
             -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" "$root/deploy/gateway.toml"
-        for name in core-1 core-2 inventory-1 inventory-2; do
+        for name in core-1 core-2 catalog-1 catalog-2 inventory-1 inventory-2; do
             printf '[[upstreams.%s.instances]]\nurl = "http://127.0.0.1:%s"\n' \
                 "${name%-*}" "$(cat "$run_dir/$name.port")"
         done
@@ -280,26 +291,27 @@ cmd_up() {
             free_port >"$run_dir/$name.port"
         fi
     done
-    for name in core-1 core-2 inventory-1 inventory-2; do
+    for name in "${instances[@]}"; do
         write_instance_config "$name" "$(cat "$run_dir/$name.port")"
     done
     write_gateway_config "$(cat "$run_dir/gateway.port")"
     # A failed start leaves nothing running.
     trap stop_after_failed_start EXIT
-    # inventory-1 first: it creates the keyring the others then read. The demo store's stock goes
-    # to inventory, so core-1 (the one with --demo) starts once inventory answers.
+    # inventory-1 first: it creates the keyring the others then read. With --demo, core-1 seeds
+    # the accounts and pricing, and catalog-1 the products with their stock, which goes to
+    # inventory: so catalog-1 starts once inventory answers (it reaches core lazily).
+    local demo_args=()
+    [ "$demo" = 0 ] || demo_args=(--demo)
     start inventory-1 "$bin" --config "$run_dir/inventory-1.toml" serve
     wait_ready inventory-1
     start inventory-2 "$bin" --config "$run_dir/inventory-2.toml" serve
-    if [ "$demo" = 1 ]; then
-        start core-1 "$bin" --config "$run_dir/core-1.toml" serve --demo
-    else
-        start core-1 "$bin" --config "$run_dir/core-1.toml" serve
-    fi
-    wait_ready inventory-2 core-1
+    start core-1 "$bin" --config "$run_dir/core-1.toml" serve "${demo_args[@]}"
+    start catalog-1 "$bin" --config "$run_dir/catalog-1.toml" serve "${demo_args[@]}"
+    wait_ready inventory-2 core-1 catalog-1
     start core-2 "$bin" --config "$run_dir/core-2.toml" serve
+    start catalog-2 "$bin" --config "$run_dir/catalog-2.toml" serve
     start gateway "$gateway_bin" gateway --config "$run_dir/gateway.toml"
-    wait_ready core-2 gateway
+    wait_ready core-2 catalog-2 gateway
     trap - EXIT
     local url
     url="http://127.0.0.1:$(cat "$run_dir/gateway.port")"
@@ -314,7 +326,7 @@ cmd_up() {
 
 cmd_status() {
     local name pid state all=0
-    for name in inventory-1 inventory-2 core-1 core-2 gateway; do
+    for name in "${instances[@]}" gateway; do
         pid=$(pid_of "$name")
         if alive "$name" "$pid"; then
             state="$(health_path "$name") $(health_of "$name")"
@@ -369,9 +381,10 @@ cmd_clean() {
     if any_alive; then
         die "still up in $run_dir; down first"
     fi
-    local admin db
+    local admin db kind
     admin=$(pg_database_url postgres)
-    for db in "${prefix}_core" "${prefix}_inventory"; do
+    for kind in "${kinds[@]}"; do
+        db=${prefix}_$kind
         psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
         say "dropped database $db"
     done
@@ -381,7 +394,7 @@ cmd_clean() {
         rm -f "$run_dir/$name".{toml,log,pid,port}
         [ "$name" = gateway ] || rm -rf "${run_dir:?}/$name"
     done
-    rm -rf "${run_dir:?}/keys"
+    rm -rf "${run_dir:?}/keys" "${run_dir:?}/media"
     rm -f "$run_dir/service-secret" "$run_dir/gateway.url" "$run_dir/redis-probe.toml"
     rmdir "$run_dir" 2>/dev/null || true
     say "removed the cluster's files from $run_dir"
