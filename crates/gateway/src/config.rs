@@ -144,6 +144,11 @@ pub struct RouteConfig {
     /// Extra attempts for idempotent methods (GET, HEAD, OPTIONS), each on another instance.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// When above 0, the last successful answer to each anonymous GET is kept and, while
+    /// the group does not answer, served for up to this many seconds, marked stale
+    /// (`Age`, `Cache-Status`). For reads every shopper may see, such as product pages.
+    #[serde(default)]
+    pub stale_if_error_secs: u64,
 }
 
 fn default_route_timeout_ms() -> u64 {
@@ -219,6 +224,8 @@ pub struct LimitsConfig {
     pub max_buffered_body_bytes: usize,
     /// Client connections open at once; more wait in the listen backlog. Applies at start.
     pub max_connections: usize,
+    /// Bytes of answers kept for routes with `stale_if_error_secs`. Applies at start.
+    pub stale_max_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -228,6 +235,7 @@ impl Default for LimitsConfig {
             max_queue_ms: 100,
             max_buffered_body_bytes: 1024 * 1024,
             max_connections: 10_000,
+            stale_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -13,6 +13,7 @@ mod health;
 mod limit;
 mod problem;
 mod proxy;
+mod stale;
 mod table;
 mod tls;
 mod upstream;
@@ -90,6 +91,7 @@ pub async fn run(
         None => None,
     };
     let shared = Arc::new(Shared {
+        stale: stale::StaleAnswers::new(config.limits.stale_max_bytes),
         state: ArcSwap::from_pointee(State::build(config, None)),
         client: proxy::client(),
         write: tokio::sync::Mutex::new(()),

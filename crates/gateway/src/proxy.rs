@@ -21,6 +21,7 @@ use crate::ProxyBody;
 use crate::config::GatewayConfig;
 use crate::limit::{RateLimiter, Verdict, client_key};
 use crate::problem::Problem;
+use crate::stale::StaleAnswers;
 use crate::table::{Group, Table, cookie, is_internal, stable_hash};
 use crate::upstream::{Admission, OutstandingGuard, Upstream};
 
@@ -71,6 +72,8 @@ impl State {
 pub(crate) struct Shared {
     pub(crate) state: ArcSwap<State>,
     pub(crate) client: Client<HttpConnector, ProxyBody>,
+    /// The answers kept for routes that serve stale ones when their group is down.
+    pub(crate) stale: StaleAnswers,
     // Serialises writers of `state` (reload, set_instances); readers never wait.
     pub(crate) write: tokio::sync::Mutex<()>,
 }
@@ -282,13 +285,29 @@ async fn admit_and_forward(
         metrics::counter!("emporium_gateway_shed_total").increment(1);
         return Err(Problem::Overloaded);
     };
-    let Some(group) = state.table.groups.get(&route.group).cloned() else {
-        return Err(Problem::UpstreamUnavailable);
+    let stale_key = StaleAnswers::key_of(route, &request);
+    let stale_for = Duration::from_secs(route.stale_if_error_secs);
+    let forwarded = match state.table.groups.get(&route.group).cloned() {
+        Some(group) => {
+            forward(
+                shared, state, route, &group, request, peer, https, request_id,
+            )
+            .await
+        }
+        None => Err(Problem::UpstreamUnavailable),
     };
-    let response = forward(
-        shared, state, route, &group, request, peer, https, request_id,
-    )
-    .await?;
+    // On a route that keeps answers: a success is kept, a failure of the group replaced by
+    // the last success when there is one young enough.
+    let response = match (forwarded, stale_key) {
+        (Ok(response), Some(key)) if response.status().is_server_error() => {
+            shared.stale.stale(&key, stale_for).unwrap_or(response)
+        }
+        (Ok(response), Some(key)) => shared.stale.keep(key, response).await,
+        (Err(problem @ (Problem::UpstreamUnavailable | Problem::UpstreamTimeout)), Some(key)) => {
+            shared.stale.stale(&key, stale_for).ok_or(problem)?
+        }
+        (forwarded, _) => forwarded?,
+    };
     // The slot stays taken until the answer's body is sent: a streaming answer is in flight.
     Ok(response.map(|body| Held::wrap(body, permit)))
 }

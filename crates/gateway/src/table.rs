@@ -383,6 +383,7 @@ mod tests {
                 hash_on: None,
                 timeout_ms: 1000,
                 retries: 0,
+                stale_if_error_secs: 0,
             });
         }
         Table::build(&config, None)

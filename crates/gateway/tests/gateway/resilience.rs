@@ -241,3 +241,50 @@ async fn a_503_with_no_other_instance_to_retry_on_reaches_the_client_as_is() {
     );
     assert_eq!(a.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_group_that_stops_answering_is_served_from_its_last_answers_marked_stale() {
+    let mut a = Upstream::start("a").await;
+    let mut cfg = config("stale", Balance::RoundRobin, &[&a]);
+    cfg.routes[0].stale_if_error_secs = 60;
+    cfg.routes[0].retries = 0;
+    let gw = Gateway::start(cfg).await;
+    let client = TestClient::new();
+    let url = format!("{}/v1/products/1?currency=EUR", gw.base);
+    let fresh = client.get(&url).await;
+    assert_eq!((fresh.status.as_u16(), fresh.body.as_str()), (200, "a"));
+    assert!(fresh.headers.get("cache-status").is_none());
+    // A signed-in shopper's answer may be theirs alone: never kept.
+    let private = format!("{}/v1/products/2", gw.base);
+    let r = client
+        .send("GET", &private, &[("authorization", "Bearer x")])
+        .await;
+    assert_eq!(r.status.as_u16(), 200);
+
+    // The group answers 503: the last answer instead, marked stale.
+    a.set_mode(FAIL_503);
+    let stale = client.get(&url).await;
+    assert_eq!((stale.status.as_u16(), stale.body.as_str()), (200, "a"));
+    let status = stale.headers["cache-status"].to_str().unwrap();
+    assert!(status.starts_with("emporium-gateway; hit"), "{status}");
+    assert!(stale.headers.contains_key("age"));
+
+    // The group is gone: still the last answer; what was never kept, or is private, is an
+    // error as before.
+    a.kill().await;
+    let stale = client.get(&url).await;
+    assert_eq!((stale.status.as_u16(), stale.body.as_str()), (200, "a"));
+    client
+        .get(&format!("{}/v1/products/3", gw.base))
+        .await
+        .assert_problem(502, "upstream_unavailable");
+    client
+        .send("GET", &private, &[("authorization", "Bearer x")])
+        .await
+        .assert_problem(502, "upstream_unavailable");
+    // Another query is another answer.
+    client
+        .get(&format!("{}/v1/products/1?currency=USD", gw.base))
+        .await
+        .assert_problem(502, "upstream_unavailable");
+}

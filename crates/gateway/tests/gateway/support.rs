@@ -200,6 +200,7 @@ pub fn route(prefix: &str, group: &str, balance: Balance) -> RouteConfig {
         hash_on: None,
         timeout_ms: 10_000,
         retries: 1,
+        stale_if_error_secs: 0,
     }
 }
 
