@@ -757,7 +757,7 @@ async fn a_slow_inventory_trips_the_deadline_and_the_breaker_which_closes_once_i
 }
 
 /// The breaker gauge of the store's client for `upstream`, from its `/metrics`.
-async fn breaker_state(app: &TestApp, upstream: &str) -> Option<f64> {
+pub(crate) async fn breaker_state(app: &TestApp, upstream: &str) -> Option<f64> {
     let text = app.get("/metrics", None).await.text().await.unwrap();
     let wanted = format!("upstream=\"{upstream}\"");
     text.lines()

@@ -1,8 +1,8 @@
-//! The catalog in a process of its own, and what the rest of the store does when it is gone:
-//! carts keep their lines from the last data known of the catalog, marked with its time; a
+//! Groups in processes of their own, and what the rest of the store does when one is gone or
+//! sick: carts keep their lines from the last data known of the catalog, marked with its time,
+//! through resets, a blackhole (the breaker opens and closes again) and a dead process; a
 //! checkout takes that data while it is young and refuses it with a clear 503 once it is not,
-//! leaving nothing half-done; storefront prices in the catalog process come from pricing in
-//! the other process.
+//! leaving nothing half-done; the product list outlives search; tokens outlive identity.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +11,55 @@ use emporium::config::Group;
 use serde_json::{Value, json};
 
 use crate::checkout::{available, check_out, ready_cart, shop};
-use crate::cluster::{InventoryProcess, SECRET, start_nats};
+use crate::cluster::{InventoryProcess, Nats, SECRET, breaker_state, start_nats};
 use crate::events::free_port;
 use crate::helpers::{Backend, TestApp, eventually};
+use emporium_faultproxy::{Fault, FaultProxy};
 
 /// How old the last known catalog data may be for a checkout, in this test's store.
 const STALE_LIMIT: time::Duration = time::Duration::minutes(1);
+
+/// A process of one group alone, configured (not started) in a folder of its own, with the
+/// keyring the store must share.
+struct Alone {
+    dir: tempfile::TempDir,
+    keys: std::path::PathBuf,
+    base: String,
+    config_file: std::path::PathBuf,
+}
+
+impl Alone {
+    fn configure(nats: &Nats, group: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys.json");
+        let port = free_port();
+        let config_file = dir.path().join(format!("{group}.toml"));
+        std::fs::write(
+            &config_file,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\n\
+                 data_dir = {data:?}\n\
+                 services = [\"{group}\"]\n\
+                 [auth]\nsigning_keys_file = {keys:?}\n\
+                 [outbox]\npoll_interval_ms = 200\n\
+                 [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n",
+                data = dir.path().join("data"),
+                nats = nats.url,
+            ),
+        )
+        .unwrap();
+        Self {
+            keys,
+            base: format!("http://127.0.0.1:{port}"),
+            config_file,
+            dir,
+        }
+    }
+
+    async fn start(&self) -> InventoryProcess {
+        InventoryProcess::start(&self.config_file, &self.base).await
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_it_while_young() {
@@ -24,25 +67,8 @@ async fn without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_i
     let Some(nats) = start_nats(test).await else {
         return;
     };
-    let catalog_data = tempfile::tempdir().unwrap();
-    let keys = catalog_data.path().join("keys.json");
-    let (catalog_port, store_port) = (free_port(), free_port());
-    let catalog_base = format!("http://127.0.0.1:{catalog_port}");
-    let config_file = catalog_data.path().join("catalog.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "listen = \"127.0.0.1:{catalog_port}\"\n\
-             data_dir = {data:?}\n\
-             services = [\"catalog\"]\n\
-             [auth]\nsigning_keys_file = {keys:?}\n\
-             [outbox]\npoll_interval_ms = 200\n\
-             [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n",
-            data = catalog_data.path().join("data"),
-            nats = nats.url,
-        ),
-    )
-    .unwrap();
+    let alone = Alone::configure(&nats, "catalog");
+    let (keys, catalog_base, store_port) = (alone.keys.clone(), alone.base.clone(), free_port());
     // The rest of the store, on a clock of the test's own: the catalog data's age is told on it.
     let clock = Arc::new(emporium_kernel::ManualClock::new(
         time::OffsetDateTime::now_utc(),
@@ -70,7 +96,7 @@ async fn without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_i
     .await;
     // The catalog process starts once the store's keyring exists, and finds pricing and
     // identity in the registry.
-    let mut catalog = InventoryProcess::start(&config_file, &catalog_base).await;
+    let mut catalog = alone.start().await;
     app.catalog_base = Some(catalog_base.clone());
 
     // Across the boundary: products are created in the catalog process, carts read them over
@@ -186,24 +212,8 @@ async fn search_apart_follows_the_catalog_and_the_product_list_outlives_it() {
     let Some(nats) = start_nats(test).await else {
         return;
     };
-    let search_data = tempfile::tempdir().unwrap();
-    let keys = search_data.path().join("keys.json");
-    let (search_port, store_port) = (free_port(), free_port());
-    let search_base = format!("http://127.0.0.1:{search_port}");
-    let config_file = search_data.path().join("search.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "listen = \"127.0.0.1:{search_port}\"\n\
-             data_dir = {data:?}\n\
-             services = [\"search\"]\n\
-             [auth]\nsigning_keys_file = {keys:?}\n\
-             [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n",
-            data = search_data.path().join("data"),
-            nats = nats.url,
-        ),
-    )
-    .unwrap();
+    let alone = Alone::configure(&nats, "search");
+    let (keys, search_base, store_port) = (alone.keys.clone(), alone.base.clone(), free_port());
     let nats_url = nats.url.clone();
     let keyring = keys.clone();
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
@@ -220,7 +230,7 @@ async fn search_apart_follows_the_catalog_and_the_product_list_outlives_it() {
         config.outbox.poll_interval_ms = 100;
     })
     .await;
-    let mut search = InventoryProcess::start(&config_file, &search_base).await;
+    let mut search = alone.start().await;
     let client = reqwest::Client::new();
     let hits = |query: &'static str| {
         let (client, base) = (client.clone(), search_base.clone());
@@ -294,30 +304,14 @@ async fn identity_apart_signs_tokens_the_store_honours_and_revokes_across_proces
     let Some(nats) = start_nats(test).await else {
         return;
     };
-    let identity_data = tempfile::tempdir().unwrap();
-    let keys = identity_data.path().join("keys.json");
-    let (identity_port, store_port) = (free_port(), free_port());
-    let identity = format!("http://127.0.0.1:{identity_port}");
-    let config_file = identity_data.path().join("identity.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "listen = \"127.0.0.1:{identity_port}\"\n\
-             data_dir = {data:?}\n\
-             services = [\"identity\"]\n\
-             [auth]\nsigning_keys_file = {keys:?}\n\
-             [cluster]\nnats_url = \"{nats}\"\nservice_secret = \"{SECRET}\"\n",
-            data = identity_data.path().join("data"),
-            nats = nats.url,
-        ),
-    )
-    .unwrap();
+    let alone = Alone::configure(&nats, "identity");
+    let (keys, identity, store_port) = (alone.keys.clone(), alone.base.clone(), free_port());
     // Identity first: it creates the keyring the store then reads. The owner is made by the
     // command line, where identity runs.
-    let mut identity_process = InventoryProcess::start(&config_file, &identity).await;
-    let config = config_file.to_str().unwrap();
+    let mut identity_process = alone.start().await;
+    let config = alone.config_file.to_str().unwrap();
     let made = crate::cli::emporium(
-        identity_data.path(),
+        alone.dir.path(),
         &[
             "--config",
             config,
@@ -488,5 +482,89 @@ async fn identity_apart_signs_tokens_the_store_honours_and_revokes_across_proces
     assert_eq!(r.status().as_u16(), 200);
     let cart_body: Value = r.json().await.unwrap();
     assert_eq!(cart_body["items"][0]["unit_price"], 4_000, "{cart_body}");
+    drop(nats);
+}
+
+/// A cart's answer, read through its token.
+async fn cart_of(app: &TestApp, cart: &str, token: &str) -> Value {
+    let r = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/store/carts/{cart}"),
+            None,
+            None,
+            &[("x-cart-token", token)],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_and_a_blackhole_before_the_catalog_open_the_breaker_and_carts_stay_readable() {
+    let test = "degradation::resets_and_a_blackhole_before_the_catalog_open_the_breaker_and_carts_stay_readable";
+    let Some(nats) = start_nats(test).await else {
+        return;
+    };
+    let alone = Alone::configure(&nats, "catalog");
+    let catalog_addr = alone.base.trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), catalog_addr)
+        .await
+        .unwrap();
+    let upstream = format!("http://{}", proxy.local_addr());
+    let (keyring, nats_url, through) = (alone.keys.clone(), nats.url.clone(), upstream.clone());
+    let mut app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.services = vec![
+            Group::Identity,
+            Group::Search,
+            Group::Inventory,
+            Group::Ordering,
+        ];
+        config.auth.signing_keys_file = Some(keyring);
+        config.cluster.nats_url = Some(nats_url);
+        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        config
+            .cluster
+            .upstreams
+            .insert(Group::Catalog, vec![through]);
+        config.cluster.call_timeout_ms = 1_000;
+        config.cluster.call_retries = 0;
+    })
+    .await;
+    let _catalog = alone.start().await;
+    app.catalog_base = Some(alone.base.clone());
+    let shop = shop(&app, 10, 100).await;
+    let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+    let fresh = cart_of(&app, &cart, &token).await;
+    assert!(fresh.get("catalog_as_of").is_none(), "{fresh}");
+
+    // Resets: each call fails at once; the cart answers from the last known data.
+    proxy.set(Fault::Reset).await.unwrap();
+    let stale = cart_of(&app, &cart, &token).await;
+    assert!(stale["catalog_as_of"].is_string(), "{stale}");
+    assert_eq!(stale["totals"], fresh["totals"]);
+
+    // A blackhole: calls run into their deadline until failures in a row open the breaker;
+    // every cart read still answers, from the last known data.
+    proxy.set(Fault::Blackhole).await.unwrap();
+    let opened = eventually(Duration::from_secs(30), || async {
+        let stale = cart_of(&app, &cart, &token).await;
+        assert!(stale["catalog_as_of"].is_string(), "{stale}");
+        breaker_state(&app, &upstream).await == Some(1.0)
+    })
+    .await;
+    assert!(opened, "the breaker opens");
+
+    // Healed: the half-open probe gets through, the breaker closes, the data is fresh again.
+    proxy.set(Fault::Pass).await.unwrap();
+    let healed = eventually(Duration::from_secs(30), || async {
+        cart_of(&app, &cart, &token)
+            .await
+            .get("catalog_as_of")
+            .is_none()
+    })
+    .await;
+    assert!(healed, "fresh catalog data once the catalog answers");
+    assert_eq!(breaker_state(&app, &upstream).await, Some(0.0), "closed");
     drop(nats);
 }
