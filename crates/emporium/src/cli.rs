@@ -299,6 +299,8 @@ async fn wait_for_signal() {
 async fn print_openapi(config: &Config) -> anyhow::Result<()> {
     let scratch = std::env::temp_dir().join(format!("emporium-openapi-{}", std::process::id()));
     let mut config = config.clone();
+    // The whole store's document, whichever groups this configuration runs.
+    config.services = Vec::new();
     config.data_dir = scratch.clone();
     config.database_url = None;
     config.auth.signing_keys_file = None;

@@ -47,6 +47,11 @@ pub struct GatewayConfig {
     /// The service registry the instances of groups without static `upstreams` come from.
     #[serde(default)]
     pub registry: Option<RegistryConfig>,
+    /// A JSON file the gateway answers `GET /openapi.json` with (the whole store's document,
+    /// from `emporium openapi`), where each group's processes document only their own routes.
+    /// Read at start and at each reload.
+    #[serde(default)]
+    pub openapi_file: Option<std::path::PathBuf>,
 }
 
 /// Where the registry is: a NATS JetStream key-value bucket.
@@ -90,6 +95,7 @@ impl Default for GatewayConfig {
             retry_budget: RetryBudgetConfig::default(),
             release: BTreeMap::new(),
             registry: None,
+            openapi_file: None,
         }
     }
 }
@@ -399,6 +405,14 @@ pub(crate) fn parse_instance_url(url: &str) -> Result<hyper::Uri, String> {
 impl GatewayConfig {
     /// Checks every setting; the error names the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(file) = &self.openapi_file {
+            let readable = std::fs::read(file)
+                .ok()
+                .is_some_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok());
+            if !readable {
+                return invalid("openapi_file".to_owned(), "is not a readable JSON file");
+            }
+        }
         for (i, route) in self.routes.iter().enumerate() {
             let key = |field: &str| format!("routes[{i}].{field}");
             if !route.prefix.starts_with('/') {

@@ -239,6 +239,7 @@ impl RunningGateway {
             limiter: current.limiter.clone(),
             shed: current.shed.clone(),
             budget: current.budget.clone(),
+            openapi: current.openapi.clone(),
         }));
         tracing::info!(
             group,

@@ -33,6 +33,8 @@ pub(crate) struct State {
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) shed: Arc<Semaphore>,
     pub(crate) budget: Arc<TpsBudget>,
+    /// The document `GET /openapi.json` answers with, from `openapi_file`.
+    pub(crate) openapi: Option<Bytes>,
 }
 
 impl State {
@@ -58,12 +60,18 @@ impl State {
                 config.retry_budget.retry_percent,
             )),
         };
+        let openapi = config
+            .openapi_file
+            .as_ref()
+            .and_then(|file| std::fs::read(file).ok())
+            .map(Bytes::from);
         Self {
             config: Arc::new(config),
             table,
             limiter,
             shed,
             budget,
+            openapi,
         }
     }
 }
@@ -219,6 +227,20 @@ pub(crate) async fn handle(
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let state = shared.state.load_full();
+    if let (&Method::GET, "/openapi.json", Some(document)) =
+        (request.method(), path.as_str(), &state.openapi)
+    {
+        let mut response = Response::new(
+            Full::new(document.clone())
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
     // The gateway's own paths and the services' internal ones are never proxied.
     let route = if is_internal(&path) || path.starts_with("/gateway/") {
         None

@@ -169,3 +169,32 @@ async fn a_retryable_request_with_a_body_over_the_buffer_limit_is_a_413_problem(
     assert_eq!(json["code"], "body_too_large");
     assert_eq!(a.hits(), 0);
 }
+
+#[tokio::test]
+async fn the_whole_store_document_is_served_from_the_configured_file() {
+    let a = Upstream::start("a").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, r#"{"openapi": "3.1.0", "paths": {"/v1/x": {}}}"#).expect("write");
+    let mut cfg = config("docs", Balance::RoundRobin, &[&a]);
+    cfg.routes
+        .push(route("/openapi.json", "docs", Balance::RoundRobin));
+    cfg.openapi_file = Some(file.clone());
+    let gw = Gateway::start(cfg.clone()).await;
+    let client = TestClient::new();
+    let r = client.get(&format!("{}/openapi.json", gw.base)).await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.json()["paths"]["/v1/x"], serde_json::json!({}));
+    assert_eq!(a.hits(), 0, "the document never reaches an instance");
+    // Without the file the route goes to the group as any other.
+    cfg.openapi_file = None;
+    gw.running.reload(cfg.clone()).await.expect("reload");
+    let r = client.get(&format!("{}/openapi.json", gw.base)).await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "a"));
+    // A file that is not JSON is refused, naming the key.
+    std::fs::write(&file, "not json").expect("write");
+    cfg.openapi_file = Some(file);
+    let err = gw.running.reload(cfg).await.expect_err("refused");
+    assert_eq!(err.key, "openapi_file");
+}
