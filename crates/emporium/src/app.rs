@@ -990,7 +990,8 @@ pub(crate) fn spawn_keyring_reload(
 }
 
 /// Runs `work` at once and then every `period` (a late tick waits a whole period) until
-/// `stop`.
+/// `stop`, which also ends a run of `work` still under way: a process stopping never waits
+/// for a periodic call (say, to a group that has already gone).
 pub(crate) fn every<F, Fut>(tasks: &TaskTracker, period: Duration, stop: CancellationToken, work: F)
 where
     F: Fn() -> Fut + Send + 'static,
@@ -1001,8 +1002,14 @@ where
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = ticks.tick() => work().await,
+                biased;
                 () = stop.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = work() => {}
             }
         }
     });
