@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Drives the demo store through a gateway, as a shopper and a member of staff would: the
 # storefront's in-stock products (answered by the catalog group, as the gateway's counters
-# show), one of them read by id and found by search (core's index, fed by the catalog's
-# events), the demo shopper's sign-in (registered when missing), a cart
-# with one in-stock variant, an address, shipping, checkout with the `test` provider
-# (`tok_success`, enabled by --demo) answered 201 with an order, the order read back by the
-# shopper, and the variant's stock one unit lower as inventory (behind the same gateway) tells
-# the demo owner. Exits non-zero at the first answer that is not the expected one.
+# show), one of them read by id and found by search (the search group's index, fed by the
+# catalog's events), the demo shopper's sign-in at identity (registered when missing), a cart
+# with one in-stock variant, an address, shipping, checkout at ordering with the `test`
+# provider (`tok_success`) answered 201 with an order, the order read back by the shopper, and
+# the variant's stock one unit lower as inventory tells the demo owner; at the end, each of the
+# groups identity, catalog, search, inventory and ordering answered at least one of its
+# requests (the gateway's counters). Exits non-zero at the first answer that is not the expected one.
 #
 #   deploy/cluster-smoke.sh http://127.0.0.1:PORT     (default: cluster-run/gateway.url's URL)
 set -euo pipefail
@@ -80,8 +81,11 @@ for line in sys.stdin:
 print(int(total))' "$1" || fail "no counters at $base/gateway/metrics"
 }
 
+groups=(identity catalog search inventory ordering)
 echo "cluster-smoke: gateway $base"
-catalog_before=$(answered_by catalog)
+declare -A before
+for group in "${groups[@]}"; do before[$group]=$(answered_by "$group"); done
+catalog_before=${before[catalog]}
 call "products in stock" 200 GET '/v1/store/products?in_stock=true&currency=EUR&limit=50'
 picked=$(json '" ".join(next((p["id"], v["id"]) for p in d["items"] for v in p["variants"] if (v.get("available") or 0) > 0))')
 product=${picked% *}
@@ -92,7 +96,7 @@ catalog_after=$(answered_by catalog)
 call "the product by id" 200 GET "/v1/store/products/$product?currency=EUR"
 [ "$(json 'd["id"]')" = "$product" ] || fail "the product read back is not $product"
 title=$(json 'd["title"]')
-# Search runs in core, its index fed by the catalog's events: give it time to catch up.
+# Search runs apart, its index fed by the catalog's events: give it time to catch up.
 deadline=$((SECONDS + 60))
 until call "search finds the product" 200 GET /v1/store/search -G --data-urlencode "q=$title" -d limit=100 &&
     python3 -c 'import json, sys; sys.exit(not any(h["id"] == sys.argv[2] for h in json.load(open(sys.argv[1]))["hits"]))' \
@@ -140,5 +144,15 @@ call "stock after (inventory)" 200 GET "/v1/admin/inventory/levels?variant_id=$v
 available_after=$(json 'd["available"] if "available" in d else d["items"][0]["available"]')
 [ "$available_after" -eq $((available_before - 1)) ] ||
     fail "available stock of $variant went from $available_before to $available_after, not one less"
+
+# Every group of the layout answered through the gateway during this run: sign-in at identity,
+# products at the catalog, search at search, stock at inventory, carts and checkout at ordering.
+answered=
+for group in "${groups[@]}"; do
+    count=$(($(answered_by "$group") - before[$group]))
+    [ "$count" -gt 0 ] || fail "group $group answered none of this run's requests (gateway counters)"
+    answered="$answered $group=$count"
+done
+echo "cluster-smoke: requests answered per group:$answered"
 
 echo "cluster-smoke: OK: order $order placed through $base"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# A local cluster of the scaled-out store on this machine: the gateway, two core instances
-# (identity, search and ordering together), two catalog instances and two inventory instances,
-# each a process on its own loopback port, on this machine's PostgreSQL, NATS (with JetStream)
-# and Redis.
+# A local cluster of the scaled-out store on this machine: the gateway and two instances of
+# each service group apart (identity, catalog, search, inventory and ordering: carts, pricing,
+# payments and orders), each a process on its own loopback port, on this machine's PostgreSQL
+# (a database per group), NATS (with JetStream) and Redis.
 #
 #   deploy/local-cluster.sh up       start it (refused when it is already up), wait until every
 #                                    process is ready, print the gateway URL and demo accounts
@@ -16,15 +16,17 @@
 #                                 `cargo build --release --locked` when missing)
 #   EMPORIUM_GATEWAY_BIN          the binary that runs `emporium gateway` (default EMPORIUM_BIN)
 #   EMPORIUM_CLUSTER_DIR          the run folder: configs, data, logs, pids (default ./cluster-run)
-#   EMPORIUM_CLUSTER_DB_PREFIX    database names PREFIX_core, PREFIX_catalog and PREFIX_inventory,
-#                                 also naming the registry bucket (default emporium_local; [a-z0-9_])
+#   EMPORIUM_CLUSTER_DB_PREFIX    database names PREFIX_identity, PREFIX_catalog, PREFIX_search,
+#                                 PREFIX_inventory and PREFIX_ordering, also the events' namespace
+#                                 and the registry bucket (default emporium_local; [a-z0-9_])
 #   EMPORIUM_CLUSTER_PG_URL       PostgreSQL server (default postgres://postgres@127.0.0.1:5432;
 #                                 PGPASSWORD is used when the URL has no password)
 #   EMPORIUM_CLUSTER_NATS_URL     default nats://127.0.0.1:4222
 #   EMPORIUM_CLUSTER_REDIS_URL    default redis://127.0.0.1:6379
 #   EMPORIUM_CLUSTER_GATEWAY_PORT the gateway's port (default: a free one)
-#   EMPORIUM_CLUSTER_DEMO         1 (default): core-1 (accounts, pricing) and catalog-1 (products,
-#                                 their stock) run with --demo; 0: an empty store
+#   EMPORIUM_CLUSTER_DEMO         1 (default): identity-1 (accounts), ordering-1 (pricing) and
+#                                 catalog-1 (products, their stock) run with --demo, and every
+#                                 ordering instance takes `test` payments; 0: an empty store
 #   EMPORIUM_CLUSTER_DRAIN_MS     how long an instance keeps serving after SIGTERM (default 2000)
 #   EMPORIUM_CLUSTER_START_TIMEOUT seconds to wait for each process to be ready (default 180)
 #   EMPORIUM_CLUSTER_STOP_TIMEOUT  seconds to wait for the processes to exit (default 30)
@@ -41,10 +43,12 @@ demo=${EMPORIUM_CLUSTER_DEMO:-1}
 start_timeout=${EMPORIUM_CLUSTER_START_TIMEOUT:-180}
 stop_timeout=${EMPORIUM_CLUSTER_STOP_TIMEOUT:-30}
 # Signalled in this order, the gateway first; the instances keep serving while they drain.
-names=(gateway core-2 core-1 catalog-2 catalog-1 inventory-2 inventory-1)
-# The instances, in start order; the kinds, each with a database of its own.
-instances=(inventory-1 inventory-2 core-1 catalog-1 core-2 catalog-2)
-kinds=(core catalog inventory)
+names=(gateway ordering-2 ordering-1 search-2 search-1 catalog-2 catalog-1 identity-2 identity-1
+    inventory-2 inventory-1)
+# The instances, in start order; the kinds, one service group each with a database of its own.
+instances=(inventory-1 inventory-2 identity-1 ordering-1 catalog-1 search-1
+    identity-2 ordering-2 catalog-2 search-2)
+kinds=(identity catalog search inventory ordering)
 
 demo_owner="owner@demo.emporium.test / demo owner passphrase"
 demo_shopper="shopper@demo.emporium.test / demo shopper passphrase"
@@ -149,13 +153,9 @@ create_databases() {
     done
 }
 
-# Writes the configuration of instance $1 (core-N, catalog-N or inventory-N) on port $2.
+# Writes the configuration of instance $1 (KIND-N, running the service group KIND) on port $2.
 write_instance_config() {
-    local name=$1 port=$2 kind=${1%-*} services database
-    case "$kind" in
-        core) services='["identity", "search", "ordering"]' ;;
-        *) services="[\"$kind\"]" ;;
-    esac
+    local name=$1 port=$2 kind=${1%-*} database
     database=$(pg_database_url "${prefix}_$kind")
     mkdir -p "$run_dir/$name"
     (
@@ -165,7 +165,7 @@ write_instance_config() {
 listen = "127.0.0.1:$port"
 data_dir = "$run_dir/$name"
 database_url = "$database"
-services = $services
+services = ["$kind"]
 
 [auth]
 # One keyring for every process: the first to start creates it.
@@ -180,9 +180,9 @@ drain_ms = $drain_ms
 namespace = "${prefix}"
 registry_bucket = "${prefix}_registry"
 EOF
-        if [ "$kind" = core ] && [ "$demo" = 1 ]; then
-            # `--demo` (core-1 only) enables the `test` payment provider on its own instance;
-            # a checkout may reach either, so every core instance takes it.
+        if [ "$kind" = ordering ] && [ "$demo" = 1 ]; then
+            # `--demo` (ordering-1 only) enables the `test` payment provider on its own
+            # instance; a checkout may reach either, so every ordering instance takes it.
             printf '\n[payments]\nproviders = ["test"]\n' >>"$run_dir/$name.toml"
         fi
         if [ "$kind" = catalog ]; then
@@ -198,15 +198,17 @@ EOF
 }
 
 write_gateway_config() {
-    local port=$1 name
+    local port=$1 kind name
     {
         echo "# The gateway of the local cluster (deploy/local-cluster.sh): the routes of"
         echo "# deploy/gateway.toml, the instances of this cluster."
         sed -e '/^\[\[upstreams\./,$d' -e '/^#/d' \
             -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" "$root/deploy/gateway.toml"
-        for name in core-1 core-2 catalog-1 catalog-2 inventory-1 inventory-2; do
-            printf '[[upstreams.%s.instances]]\nurl = "http://127.0.0.1:%s"\n' \
-                "${name%-*}" "$(cat "$run_dir/$name.port")"
+        for kind in "${kinds[@]}"; do
+            for name in "$kind-1" "$kind-2"; do
+                printf '[[upstreams.%s.instances]]\nurl = "http://127.0.0.1:%s"\n' \
+                    "$kind" "$(cat "$run_dir/$name.port")"
+            done
         done
     } >"$run_dir/gateway.toml"
 }
@@ -283,7 +285,7 @@ cmd_up() {
         (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n' >"$secret_file")
     fi
     secret=$(cat "$secret_file")
-    local name
+    local name kind
     for name in "${names[@]}"; do
         if [ "$name" = gateway ] && [ -n "${EMPORIUM_CLUSTER_GATEWAY_PORT:-}" ]; then
             echo "$EMPORIUM_CLUSTER_GATEWAY_PORT" >"$run_dir/$name.port"
@@ -297,21 +299,26 @@ cmd_up() {
     write_gateway_config "$(cat "$run_dir/gateway.port")"
     # A failed start leaves nothing running.
     trap stop_after_failed_start EXIT
-    # inventory-1 first: it creates the keyring the others then read. With --demo, core-1 seeds
-    # the accounts and pricing, and catalog-1 the products with their stock, which goes to
-    # inventory: so catalog-1 starts once inventory answers (it reaches core lazily).
+    # inventory-1 first: it creates the keyring the others then read. With --demo, identity-1
+    # seeds the accounts, ordering-1 the pricing and catalog-1 the products with their stock,
+    # which goes to inventory: so catalog-1 starts once inventory answers (it reaches identity
+    # and pricing lazily). The first instance of each kind migrates its database before the
+    # second starts.
     local demo_args=()
     [ "$demo" = 0 ] || demo_args=(--demo)
     start inventory-1 "$bin" --config "$run_dir/inventory-1.toml" serve
     wait_ready inventory-1
     start inventory-2 "$bin" --config "$run_dir/inventory-2.toml" serve
-    start core-1 "$bin" --config "$run_dir/core-1.toml" serve "${demo_args[@]}"
+    start identity-1 "$bin" --config "$run_dir/identity-1.toml" serve "${demo_args[@]}"
+    start ordering-1 "$bin" --config "$run_dir/ordering-1.toml" serve "${demo_args[@]}"
     start catalog-1 "$bin" --config "$run_dir/catalog-1.toml" serve "${demo_args[@]}"
-    wait_ready inventory-2 core-1 catalog-1
-    start core-2 "$bin" --config "$run_dir/core-2.toml" serve
-    start catalog-2 "$bin" --config "$run_dir/catalog-2.toml" serve
+    start search-1 "$bin" --config "$run_dir/search-1.toml" serve
+    wait_ready inventory-2 identity-1 ordering-1 catalog-1 search-1
+    for kind in identity ordering catalog search; do
+        start "$kind-2" "$bin" --config "$run_dir/$kind-2.toml" serve
+    done
     start gateway "$gateway_bin" gateway --config "$run_dir/gateway.toml"
-    wait_ready core-2 catalog-2 gateway
+    wait_ready identity-2 ordering-2 catalog-2 search-2 gateway
     trap - EXIT
     local url
     url="http://127.0.0.1:$(cat "$run_dir/gateway.port")"
