@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drives the demo store through a gateway, as a shopper and a member of staff would: the
-# storefront's in-stock products (answered by the catalog group, as the gateway's counters
+# whole API document (every group's routes) at /openapi.json, the storefront's in-stock products (answered by the catalog group, as the gateway's counters
 # show), one of them read by id and found by search (the search group's index, fed by the
 # catalog's events), the demo shopper's sign-in at identity (registered when missing), a cart
 # with one in-stock variant, an address, shipping, checkout at ordering with the `test`
@@ -86,6 +86,9 @@ echo "cluster-smoke: gateway $base"
 declare -A before
 for group in "${groups[@]}"; do before[$group]=$(answered_by "$group"); done
 catalog_before=${before[catalog]}
+call "the whole API document" 200 GET /openapi.json
+json 'all(p in d["paths"] for p in ("/v1/auth/token", "/v1/store/products", "/v1/store/search", "/v1/store/carts")) or None' >/dev/null ||
+    fail "the gateway's /openapi.json lacks some group's routes"
 call "products in stock" 200 GET '/v1/store/products?in_stock=true&currency=EUR&limit=50'
 picked=$(json '" ".join(next((p["id"], v["id"]) for p in d["items"] for v in p["variants"] if (v.get("available") or 0) > 0))')
 product=${picked% *}

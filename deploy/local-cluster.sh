@@ -203,7 +203,9 @@ write_gateway_config() {
         echo "# The gateway of the local cluster (deploy/local-cluster.sh): the routes of"
         echo "# deploy/gateway.toml, the instances of this cluster."
         sed -e '/^\[\[upstreams\./,$d' -e '/^#/d' \
-            -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" "$root/deploy/gateway.toml"
+            -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" \
+            -e "s|^openapi_file = .*|openapi_file = \"$run_dir/openapi.json\"|" \
+            "$root/deploy/gateway.toml"
         for kind in "${kinds[@]}"; do
             for name in "$kind-1" "$kind-2"; do
                 printf '[[upstreams.%s.instances]]\nurl = "http://127.0.0.1:%s"\n' \
@@ -296,6 +298,9 @@ cmd_up() {
     for name in "${instances[@]}"; do
         write_instance_config "$name" "$(cat "$run_dir/$name.port")"
     done
+    # The whole store's API document, which the gateway answers /openapi.json with.
+    env "${unset_emporium[@]}" "$bin" --data-dir "$run_dir/openapi-scratch" openapi >"$run_dir/openapi.json"
+    rm -rf "$run_dir/openapi-scratch"
     write_gateway_config "$(cat "$run_dir/gateway.port")"
     # A failed start leaves nothing running.
     trap stop_after_failed_start EXIT
@@ -402,7 +407,7 @@ cmd_clean() {
         [ "$name" = gateway ] || rm -rf "${run_dir:?}/$name"
     done
     rm -rf "${run_dir:?}/keys" "${run_dir:?}/media"
-    rm -f "$run_dir/service-secret" "$run_dir/gateway.url" "$run_dir/redis-probe.toml"
+    rm -f "$run_dir/service-secret" "$run_dir/gateway.url" "$run_dir/redis-probe.toml" "$run_dir/openapi.json"
     rmdir "$run_dir" 2>/dev/null || true
     say "removed the cluster's files from $run_dir"
 }
