@@ -33,16 +33,12 @@ async fn read(app: &TestApp, id: &str) -> (String, Value) {
     (etag, r.json().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_product_loaded_by_one_instance_is_served_by_the_other_from_redis() {
-    let Some(redis) = redis_url() else {
-        return;
-    };
-    let Some(admin) = postgres_url() else {
-        return;
-    };
+/// Two store instances over one fresh PostgreSQL database, with `redis` as their product
+/// cache's second level; `None` when PostgreSQL is not configured.
+async fn two_instances(redis: &str) -> Option<(TestApp, TestApp)> {
+    let admin = postgres_url()?;
     let with_redis = |c: &mut emporium::config::Config| {
-        c.cache.redis_url = Some(Secret::new(redis.clone()));
+        c.cache.redis_url = Some(Secret::new(redis.to_owned()));
     };
     let a = TestApp::spawn_with(Backend::Postgres(admin.clone()), with_redis).await;
     let shared = a.config.database_url.clone();
@@ -51,6 +47,17 @@ async fn a_product_loaded_by_one_instance_is_served_by_the_other_from_redis() {
         c.database_url = shared;
     })
     .await;
+    Some((a, b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_loaded_by_one_instance_is_served_by_the_other_from_redis() {
+    let Some(redis) = redis_url() else {
+        return;
+    };
+    let Some((a, b)) = two_instances(&redis).await else {
+        return;
+    };
     let staff = a.staff_token("shared-cache@example.com", Role::Staff).await;
     let mug = create_product(&a, &staff, simple_product("Mug", "MUG-1", 900, &[])).await;
     let mug = mug["id"].as_str().unwrap().to_owned();
@@ -122,22 +129,11 @@ async fn reads_never_fail_while_the_shared_redis_is_killed_and_restarted() {
     if redis_url().is_none() {
         return;
     }
-    let Some(admin) = postgres_url() else {
-        return;
-    };
     let port = crate::events::free_port();
     let mut redis = own_redis(port).await;
-    let url = format!("redis://127.0.0.1:{port}");
-    let with_redis = |c: &mut emporium::config::Config| {
-        c.cache.redis_url = Some(Secret::new(url.clone()));
+    let Some((a, b)) = two_instances(&format!("redis://127.0.0.1:{port}")).await else {
+        return;
     };
-    let a = TestApp::spawn_with(Backend::Postgres(admin.clone()), with_redis).await;
-    let shared = a.config.database_url.clone();
-    let b = TestApp::spawn_with(Backend::Postgres(admin), |c| {
-        with_redis(c);
-        c.database_url = shared;
-    })
-    .await;
     let staff = a.staff_token("redis-down@example.com", Role::Staff).await;
     let mut ids = Vec::new();
     for n in 0..30 {

@@ -122,34 +122,12 @@ async fn without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_i
     // Two more carts while the catalog answers, then the catalog goes away.
     let (young, young_token) = ready_cart(&app, &shop, 1, false).await;
     let (old, old_token) = ready_cart(&app, &shop, 2, false).await;
-    let fresh: Value = app
-        .request(
-            reqwest::Method::GET,
-            &format!("/v1/store/carts/{old}"),
-            None,
-            None,
-            &[("x-cart-token", &old_token)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let fresh: Value = cart_of(&app, &old, &old_token).await;
     assert!(fresh.get("catalog_as_of").is_none(), "{fresh}");
     catalog.kill().await;
 
     // The cart still shows its lines and totals, from the last known data, with its time.
-    let stale: Value = app
-        .request(
-            reqwest::Method::GET,
-            &format!("/v1/store/carts/{old}"),
-            None,
-            None,
-            &[("x-cart-token", &old_token)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stale: Value = cart_of(&app, &old, &old_token).await;
     assert!(stale["catalog_as_of"].is_string(), "{stale}");
     assert_eq!(stale["items"], fresh["items"]);
     assert_eq!(stale["totals"], fresh["totals"]);
@@ -167,35 +145,13 @@ async fn without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_i
     let problem: Value = r.json().await.unwrap();
     assert_eq!(problem["code"], "catalog_unavailable", "{problem}");
     assert_eq!(available(&app, &shop).await, stock_before);
-    let cart: Value = app
-        .request(
-            reqwest::Method::GET,
-            &format!("/v1/store/carts/{old}"),
-            None,
-            None,
-            &[("x-cart-token", &old_token)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let cart: Value = cart_of(&app, &old, &old_token).await;
     assert!(cart.get("checkout_id").is_none(), "{cart}");
 
     // Back: fresh data again, and the same cart checks out.
     catalog.restart().await;
     let back = eventually(Duration::from_secs(20), || async {
-        let cart: Value = app
-            .request(
-                reqwest::Method::GET,
-                &format!("/v1/store/carts/{old}"),
-                None,
-                None,
-                &[("x-cart-token", &old_token)],
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let cart: Value = cart_of(&app, &old, &old_token).await;
         cart.get("catalog_as_of").is_none()
     })
     .await;
