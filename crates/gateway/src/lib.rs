@@ -11,6 +11,7 @@
 mod config;
 mod health;
 mod limit;
+mod meter;
 mod problem;
 mod proxy;
 mod stale;

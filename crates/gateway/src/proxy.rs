@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -20,10 +21,17 @@ use tower::retry::budget::{Budget, TpsBudget};
 use crate::ProxyBody;
 use crate::config::GatewayConfig;
 use crate::limit::{RateLimiter, Verdict, client_key};
+use crate::meter::{Outcome, RouteMeter};
 use crate::problem::Problem;
 use crate::stale::StaleAnswers;
 use crate::table::{Group, Table, cookie, is_internal, stable_hash};
 use crate::upstream::{Admission, OutstandingGuard, Upstream};
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Everything a request needs that a reload replaces at once.
 #[derive(Debug)]
@@ -98,16 +106,16 @@ pub(crate) fn client() -> Client<HttpConnector, ProxyBody> {
 }
 
 /// Headers meaningful to one connection only (RFC 9110 section 7.6.1), never forwarded.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -121,20 +129,21 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
-fn random_hex(bytes: usize) -> String {
+/// Fills `out` with random lowercase hex digits.
+fn random_hex(out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes * 2);
-    for _ in 0..bytes {
+    for pair in out.chunks_mut(2) {
         let b = fastrand::u8(..);
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        if let Some(low) = pair.get_mut(1) {
+            *low = DIGITS[usize::from(b & 0x0f)];
+        }
     }
-    out
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -145,7 +154,7 @@ fn is_hex(s: &str, len: usize) -> bool {
 
 /// The `traceparent` to send upstream: the caller's trace with a new span id for this hop, or a
 /// new trace when the caller sent none or an invalid one (W3C Trace Context).
-pub(crate) fn next_traceparent(incoming: Option<&HeaderValue>) -> String {
+pub(crate) fn next_traceparent(incoming: Option<&HeaderValue>) -> HeaderValue {
     let parsed = incoming.and_then(|v| v.to_str().ok()).and_then(|v| {
         let mut parts = v.trim().split('-');
         let (version, trace, parent, flags) =
@@ -158,33 +167,25 @@ pub(crate) fn next_traceparent(incoming: Option<&HeaderValue>) -> String {
             && is_hex(parent, 16)
             && parent.bytes().any(|b| b != b'0')
             && is_hex(flags, 2);
-        valid.then(|| (trace.to_owned(), flags.to_owned()))
+        valid.then_some((trace, flags))
     });
-    let mut span = random_hex(8);
-    while span == "0000000000000000" {
-        span = random_hex(8);
-    }
+    // 00-<trace: 32>-<span: 16>-<flags: 2>
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
     match parsed {
-        Some((trace, flags)) => format!("00-{trace}-{span}-{flags}"),
-        None => format!("00-{}-{span}-01", random_hex(16)),
+        Some((trace, flags)) => {
+            out[3..35].copy_from_slice(trace.as_bytes());
+            out[53..55].copy_from_slice(flags.as_bytes());
+        }
+        None => random_hex(&mut out[3..35]),
     }
+    while out[36..52].iter().all(|b| *b == b'0') {
+        random_hex(&mut out[36..52]);
+    }
+    HeaderValue::from_bytes(&out).expect("hex digits and dashes make a header value")
 }
 
-/// The labels of a request's metrics.
-struct Labels {
-    route: String,
-    group: String,
-}
-
-fn record_request(labels: &Labels, status: StatusCode, started: Instant) {
-    metrics::counter!("emporium_gateway_requests_total",
-        "route" => labels.route.clone(), "group" => labels.group.clone(),
-        "status" => status.as_u16().to_string())
-    .increment(1);
-    metrics::histogram!("emporium_gateway_request_duration_seconds",
-        "route" => labels.route.clone(), "group" => labels.group.clone())
-    .record(started.elapsed().as_secs_f64());
-}
+/// The metrics of requests no route serves.
+static UNMATCHED: RouteMeter = RouteMeter::new();
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ProxyBody> {
     let mut response = Response::new(
@@ -207,9 +208,8 @@ pub(crate) async fn handle(
     https: bool,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
-    let path = request.uri().path().to_owned();
     if request.method() == Method::GET {
-        match path.as_str() {
+        match request.uri().path() {
             "/gateway/healthz" => return text(StatusCode::OK, "text/plain", "ok\n".to_owned()),
             "/gateway/metrics" => {
                 let body = emporium_http::metrics::handle()
@@ -220,15 +220,10 @@ pub(crate) async fn handle(
             _ => {}
         }
     }
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let request_id = request_id(request.headers());
     let state = shared.state.load_full();
     if let (&Method::GET, "/openapi.json", Some(document)) =
-        (request.method(), path.as_str(), &state.openapi)
+        (request.method(), request.uri().path(), &state.openapi)
     {
         let mut response = Response::new(
             Full::new(document.clone())
@@ -242,22 +237,20 @@ pub(crate) async fn handle(
         return response;
     }
     // The gateway's own paths and the services' internal ones are never proxied.
-    let route = if is_internal(&path) || path.starts_with("/gateway/") {
+    let path = request.uri().path();
+    let route = if is_internal(path) || path.starts_with("/gateway/") {
         None
     } else {
-        state.table.route(&path).cloned()
+        state.table.route(path).cloned()
     };
     let Some(route) = route else {
-        let labels = Labels {
-            route: "unmatched".to_owned(),
-            group: "none".to_owned(),
-        };
-        record_request(&labels, StatusCode::NOT_FOUND, started);
-        return Problem::RouteNotFound.response(&request_id);
-    };
-    let labels = Labels {
-        route: route.config.prefix.clone(),
-        group: route.config.group.clone(),
+        UNMATCHED.record(
+            "unmatched",
+            "none",
+            StatusCode::NOT_FOUND,
+            started.elapsed(),
+        );
+        return Problem::RouteNotFound.response(id_str(&request_id));
     };
     let response = match admit_and_forward(
         &shared,
@@ -271,10 +264,33 @@ pub(crate) async fn handle(
     .await
     {
         Ok(response) => response,
-        Err(problem) => problem.response(&request_id),
+        Err(problem) => problem.response(id_str(&request_id)),
     };
-    record_request(&labels, response.status(), started);
+    route.meter.record(
+        &route.config.prefix,
+        &route.config.group,
+        response.status(),
+        started.elapsed(),
+    );
     response
+}
+
+/// The request's id: the caller's `x-request-id` when it is printable and at most 200 bytes,
+/// else a new UUIDv7.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(X_REQUEST_ID)
+        && v.to_str().is_ok_and(|s| !s.is_empty() && s.len() <= 200)
+    {
+        return v.clone();
+    }
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(id).expect("a UUID makes a header value")
+}
+
+/// A request id as text (it was checked to be printable when it was taken).
+fn id_str(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or_default()
 }
 
 /// Rate limits and shedding, then the forwarding.
@@ -285,11 +301,15 @@ async fn admit_and_forward(
     request: Request<Incoming>,
     peer: SocketAddr,
     https: bool,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> Result<Response<ProxyBody>, Problem> {
     if !state.limiter.is_off() {
         let client = client_key(request.headers(), peer.ip());
-        if let Verdict::Limited { scope, retry_after } = state.limiter.check(&client).await {
+        // Boxed: the check may go to Redis, whose future is large, and a future held across an
+        // await makes every request's future that large.
+        if let Verdict::Limited { scope, retry_after } =
+            Box::pin(state.limiter.check(&client)).await
+        {
             metrics::counter!("emporium_gateway_rate_limited_total", "scope" => scope).increment(1);
             return Err(Problem::RateLimited(retry_after));
         }
@@ -298,17 +318,19 @@ async fn admit_and_forward(
     let permit = match state.shed.clone().try_acquire_owned() {
         Ok(permit) => Some(permit),
         Err(_) if queue.is_zero() => None,
-        Err(_) => tokio::time::timeout(queue, state.shed.clone().acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok),
+        Err(_) => Box::pin(tokio::time::timeout(
+            queue,
+            state.shed.clone().acquire_owned(),
+        ))
+        .await
+        .ok()
+        .and_then(Result::ok),
     };
     let Some(permit) = permit else {
         metrics::counter!("emporium_gateway_shed_total").increment(1);
         return Err(Problem::Overloaded);
     };
     let stale_key = StaleAnswers::key_of(route, &request);
-    let stale_for = Duration::from_secs(route.stale_if_error_secs);
     let forwarded = match state.table.groups.get(&route.group).cloned() {
         Some(group) => {
             forward(
@@ -318,33 +340,41 @@ async fn admit_and_forward(
         }
         None => Err(Problem::UpstreamUnavailable),
     };
+    // The instance counts the request as outstanding, and the shedding slot stays taken,
+    // until the answer's body is sent: a streaming answer is in flight.
+    let forwarded = forwarded.map(|(response, outstanding)| {
+        response.map(|inner| {
+            Held {
+                inner,
+                _held: (outstanding, permit),
+            }
+            .boxed()
+        })
+    });
+    let Some(key) = stale_key else {
+        return forwarded;
+    };
     // On a route that keeps answers: a success is kept, a failure of the group replaced by
     // the last success when there is one young enough.
-    let response = match (forwarded, stale_key) {
-        (Ok(response), Some(key)) if response.status().is_server_error() => {
-            shared.stale.stale(&key, stale_for).unwrap_or(response)
+    let stale_for = Duration::from_secs(route.stale_if_error_secs);
+    match forwarded {
+        Ok(response) if response.status().is_server_error() => {
+            Ok(shared.stale.stale(&key, stale_for).unwrap_or(response))
         }
-        (Ok(response), Some(key)) => shared.stale.keep(key, response).await,
-        (Err(problem @ (Problem::UpstreamUnavailable | Problem::UpstreamTimeout)), Some(key)) => {
-            shared.stale.stale(&key, stale_for).ok_or(problem)?
+        // Boxed, as the rare paths are: reading a body whole makes a large future.
+        Ok(response) => Ok(Box::pin(shared.stale.keep(key, response)).await),
+        Err(problem @ (Problem::UpstreamUnavailable | Problem::UpstreamTimeout)) => {
+            shared.stale.stale(&key, stale_for).ok_or(problem)
         }
-        (forwarded, _) => forwarded?,
-    };
-    // The slot stays taken until the answer's body is sent: a streaming answer is in flight.
-    Ok(response.map(|body| Held::wrap(body, permit)))
+        Err(problem) => Err(problem),
+    }
 }
 
 /// A body that keeps something alive (a shedding slot, an outstanding count) until it is
 /// sent to the end or dropped.
 struct Held<T> {
-    inner: ProxyBody,
+    inner: Incoming,
     _held: T,
-}
-
-impl<T: Send + Sync + Unpin + 'static> Held<T> {
-    fn wrap(inner: ProxyBody, held: T) -> ProxyBody {
-        Self { inner, _held: held }.boxed()
-    }
 }
 
 impl<T: Unpin> hyper::body::Body for Held<T> {
@@ -383,37 +413,33 @@ fn rewrite_headers(
     authority: Option<&str>,
     peer: SocketAddr,
     https: bool,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) {
     strip_hop_by_hop(headers);
-    let traceparent = next_traceparent(headers.get("traceparent"));
-    if let Ok(v) = HeaderValue::from_str(&traceparent) {
-        headers.insert("traceparent", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", v);
-    }
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {}", peer.ip()),
-        None => peer.ip().to_string(),
+    let traceparent = next_traceparent(headers.get(TRACEPARENT));
+    headers.insert(TRACEPARENT, traceparent);
+    headers.insert(X_REQUEST_ID, request_id.clone());
+    let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) => HeaderValue::from_str(&format!("{previous}, {}", peer.ip())),
+        None => HeaderValue::try_from(peer.ip().to_string()),
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", v);
+    if let Ok(v) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if https { "https" } else { "http" }),
     );
     // The upstream's own authority goes in Host (the client sets it from the URI); the
     // client's is kept for links the upstream renders.
     match headers.remove(header::HOST) {
         Some(host) => {
-            headers.insert("x-forwarded-host", host);
+            headers.insert(X_FORWARDED_HOST, host);
         }
         None => {
             // HTTP/2 carries the host in the `:authority` pseudo-header, i.e. the URI.
             if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
-                headers.insert("x-forwarded-host", v);
+                headers.insert(X_FORWARDED_HOST, v);
             }
         }
     }
@@ -436,8 +462,8 @@ async fn forward(
     request: Request<Incoming>,
     peer: SocketAddr,
     https: bool,
-    request_id: &str,
-) -> Result<Response<ProxyBody>, Problem> {
+    request_id: &HeaderValue,
+) -> Result<(Response<Incoming>, OutstandingGuard), Problem> {
     let deadline = Instant::now() + Duration::from_millis(route.timeout_ms);
     let (mut parts, body) = request.into_parts();
     let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
@@ -451,9 +477,11 @@ async fn forward(
     let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let retries = if idempotent { route.retries } else { 0 };
     // A request that may be sent twice is buffered; others stream through once.
-    let mut body = if retries > 0 {
+    let mut body = if retries > 0 && hyper::body::Body::is_end_stream(&body) {
+        BodyKind::Buffered(Bytes::new())
+    } else if retries > 0 {
         let limit = state.config.limits.max_buffered_body_bytes;
-        match Limited::new(body, limit).collect().await {
+        match Box::pin(Limited::new(body, limit).collect()).await {
             Ok(collected) => BodyKind::Buffered(collected.to_bytes()),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -471,18 +499,20 @@ async fn forward(
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     state.budget.deposit();
     let mut tried: Vec<Arc<Upstream>> = Vec::new();
     let mut attempts = 0;
     // An upstream's failure answer that a retry may still replace.
     let mut last_answer: Option<(Response<Incoming>, OutstandingGuard)> = None;
     while attempts <= retries {
-        let Some(upstream) = group.pick(route.balance, key, version.as_deref(), &tried) else {
+        let now = Instant::now();
+        let Some(upstream) = group.pick(route.balance, key, version.as_deref(), &tried, now) else {
             break;
         };
         tried.push(upstream.clone());
-        let admission = upstream.admit(Instant::now());
+        let admission = upstream.admit(now);
         if admission == Admission::Refused {
             continue;
         }
@@ -504,18 +534,18 @@ async fn forward(
         attempts += 1;
         let mut outgoing = Request::from_parts(parts.clone(), outgoing_body);
         *outgoing.version_mut() = Version::HTTP_11;
-        *outgoing.uri_mut() = upstream_uri(&upstream.base, &path_and_query)?;
+        *outgoing.uri_mut() = upstream_uri(&upstream.base, path_and_query.clone())?;
         let outcome = attempt(shared, &upstream, outgoing, deadline).await;
-        let (success, label) = match &outcome {
-            Attempt::Answered(r, _) if r.status().is_server_error() => (false, "error_status"),
-            Attempt::Answered(..) => (true, "success"),
-            Attempt::Failed => (false, "connect_error"),
-            Attempt::TimedOut => (false, "timeout"),
+        let label = match &outcome {
+            Attempt::Answered(r, _) if r.status().is_server_error() => Outcome::ErrorStatus,
+            Attempt::Answered(..) => Outcome::Success,
+            Attempt::Failed => Outcome::ConnectError,
+            Attempt::TimedOut => Outcome::Timeout,
         };
-        metrics::counter!("emporium_gateway_upstream_requests_total",
-            "group" => group.name.clone(), "upstream" => upstream.instance.url.clone(),
-            "outcome" => label)
-        .increment(1);
+        let success = label == Outcome::Success;
+        upstream
+            .attempts
+            .record(&group.name, &upstream.instance.url, label);
         let size = group.upstreams.len();
         let max_percent = state.config.outlier.max_ejection_percent as usize;
         upstream.record(
@@ -543,7 +573,7 @@ async fn forward(
             }
             Attempt::Failed => {
                 tracing::warn!(group = %group.name, upstream = %upstream.instance.url,
-                    request_id, "upstream request failed");
+                    request_id = id_str(request_id), "upstream request failed");
             }
             Attempt::TimedOut => return Err(Problem::UpstreamTimeout),
         }
@@ -601,9 +631,9 @@ impl BodyKind {
     }
 }
 
-fn upstream_uri(base: &Uri, path_and_query: &str) -> Result<Uri, Problem> {
+fn upstream_uri(base: &Uri, path_and_query: PathAndQuery) -> Result<Uri, Problem> {
     let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(path_and_query.parse().map_err(|_| Problem::BadRequest)?);
+    parts.path_and_query = Some(path_and_query);
     Uri::from_parts(parts).map_err(|_| Problem::BadRequest)
 }
 
@@ -626,18 +656,16 @@ async fn attempt(
 
 /// The upstream's answer, minus hop-by-hop headers, with the request id.
 fn answer(
-    response: Response<Incoming>,
+    mut response: Response<Incoming>,
     outstanding: OutstandingGuard,
-    request_id: &str,
-) -> Response<ProxyBody> {
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    if !parts.headers.contains_key("x-request-id")
-        && let Ok(v) = HeaderValue::from_str(request_id)
-    {
-        parts.headers.insert("x-request-id", v);
+    request_id: &HeaderValue,
+) -> (Response<Incoming>, OutstandingGuard) {
+    let headers = response.headers_mut();
+    strip_hop_by_hop(headers);
+    if !headers.contains_key(X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID, request_id.clone());
     }
-    Response::from_parts(parts, Held::wrap(body.boxed(), outstanding))
+    (response, outstanding)
 }
 
 #[cfg(test)]
@@ -649,6 +677,7 @@ mod tests {
         let incoming =
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         let next = next_traceparent(Some(&incoming));
+        let next = next.to_str().unwrap();
         assert!(
             next.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
             "{next}"
@@ -667,6 +696,7 @@ mod tests {
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
         ] {
             let next = next_traceparent(Some(&HeaderValue::from_static(bad)));
+            let next = next.to_str().unwrap();
             assert_eq!(next.len(), 55, "{next}");
             assert!(
                 !next.contains("4bf92f3577b34da6a3ce929d0e0e4736"),

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::config::{
     Balance, ConfigError, GatewayConfig, Instance, ReleaseConfig, RouteConfig, parse_instance_url,
 };
+use crate::meter::RouteMeter;
 use crate::upstream::Upstream;
 
 /// Virtual nodes of an instance of weight 100 on the hash ring.
@@ -34,6 +35,7 @@ pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) config: RouteConfig,
+    pub(crate) meter: RouteMeter,
 }
 
 /// A group's instances with what selection needs.
@@ -108,8 +110,8 @@ impl Group {
         key: Option<u64>,
         version: Option<&str>,
         tried: &[Arc<Upstream>],
+        now: Instant,
     ) -> Option<Arc<Upstream>> {
-        let now = Instant::now();
         let usable =
             |u: &Arc<Upstream>| u.is_available(now) && !tried.iter().any(|t| Arc::ptr_eq(t, u));
         let mut candidates: Vec<usize> = (0..self.upstreams.len())
@@ -152,20 +154,17 @@ impl Group {
     /// Round robin by weight: weights reduced by their greatest common divisor give each
     /// candidate that many turns per cycle (equal weights alternate).
     fn weighted_turn(&self, candidates: &[usize]) -> usize {
-        let weights: Vec<u64> = candidates
-            .iter()
-            .map(|i| u64::from(self.upstreams[*i].instance.weight))
-            .collect();
-        let divisor = weights.iter().fold(0, |g, w| gcd(g, *w)).max(1);
-        let total: u64 = weights.iter().map(|w| w / divisor).sum();
+        let weight = |i: &usize| u64::from(self.upstreams[*i].instance.weight);
+        let divisor = candidates.iter().map(weight).fold(0, gcd).max(1);
+        let total: u64 = candidates.iter().map(|i| weight(i) / divisor).sum();
         if total == 0 {
             return candidates[0];
         }
         let mut turn = self.next.fetch_add(1, Ordering::Relaxed) as u64 % total;
-        for (k, w) in weights.iter().enumerate() {
-            let w = w / divisor;
+        for i in candidates {
+            let w = weight(i) / divisor;
             if turn < w {
-                return candidates[k];
+                return *i;
             }
             turn -= w;
         }
@@ -221,7 +220,12 @@ impl Table {
         let mut routes: Vec<Arc<Route>> = config
             .routes
             .iter()
-            .map(|r| Arc::new(Route { config: r.clone() }))
+            .map(|r| {
+                Arc::new(Route {
+                    config: r.clone(),
+                    meter: RouteMeter::new(),
+                })
+            })
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.config.prefix.len()));
         let mut names: std::collections::BTreeSet<&String> = config.upstreams.keys().collect();
@@ -311,6 +315,13 @@ fn build_group(
 /// True for paths the gateway never routes: service-to-service routes under `/internal`,
 /// however the path spells it (percent-encoding, empty or dot segments, case).
 pub(crate) fn is_internal(path: &str) -> bool {
+    // Nothing to decode and no dot segment (the usual path): the first segment decides.
+    if !path.bytes().any(|b| matches!(b, b'%' | b'\\' | b'.')) {
+        return path
+            .split('/')
+            .find(|s| !s.is_empty())
+            .is_some_and(|s| s.eq_ignore_ascii_case("internal"));
+    }
     let mut decoded = Vec::with_capacity(path.len());
     let bytes = path.as_bytes();
     let mut i = 0;
@@ -416,7 +427,7 @@ mod tests {
         let mut counts = std::collections::HashMap::new();
         for _ in 0..300 {
             let u = group
-                .pick(Balance::RoundRobin, None, None, &[])
+                .pick(Balance::RoundRobin, None, None, &[], Instant::now())
                 .expect("pick");
             *counts.entry(u.instance.url.clone()).or_insert(0) += 1;
         }
@@ -437,10 +448,10 @@ mod tests {
             .filter(|k| {
                 let key = stable_hash(&k.to_le_bytes());
                 let a = four
-                    .pick(Balance::Hash, Some(key), None, &[])
+                    .pick(Balance::Hash, Some(key), None, &[], Instant::now())
                     .map(|u| u.instance.url.clone());
                 let b = five
-                    .pick(Balance::Hash, Some(key), None, &[])
+                    .pick(Balance::Hash, Some(key), None, &[], Instant::now())
                     .map(|u| u.instance.url.clone());
                 a != b
             })

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{BreakerConfig, Instance};
+use crate::meter::AttemptMeter;
 
 /// The breaker's state, as the `emporium_gateway_breaker_state` gauge shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,8 @@ pub struct Upstream {
     pub(crate) base: hyper::Uri,
     /// The `group` label of its metrics.
     pub(crate) group: String,
+    /// Its attempts by outcome.
+    pub(crate) attempts: AttemptMeter,
     outstanding: AtomicUsize,
     healthy: AtomicBool,
     checks_passed: AtomicU32,
@@ -106,6 +109,7 @@ impl Upstream {
             instance,
             base,
             group: group.to_owned(),
+            attempts: AttemptMeter::new(),
             outstanding: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             checks_passed: AtomicU32::new(0),

@@ -7,12 +7,16 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// The process's Prometheus handle, installing the recorder on first use. `None` only when another
-/// recorder was installed first.
+/// How often recorded histogram values are folded into their buckets. The recorder keeps every
+/// value until then, so without it a process that nobody scrapes grows with every request.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The process's Prometheus handle, installing the recorder (and its upkeep) on first use.
+/// `None` only when another recorder was installed first.
 pub fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Suffix("_seconds".to_owned()),
                     &[
@@ -22,7 +26,22 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 )
                 .ok()?
                 .install_recorder()
-                .ok()
+                .ok()?;
+            // A thread rather than a task: the recorder outlives any one runtime (tests start
+            // many), and the upkeep is a few microseconds every few seconds.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".to_owned())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no metrics upkeep thread; histograms grow until scraped");
+            }
+            Some(handle)
         })
         .as_ref()
 }
