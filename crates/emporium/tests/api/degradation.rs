@@ -59,6 +59,19 @@ impl Alone {
     async fn start(&self) -> InventoryProcess {
         InventoryProcess::start(&self.config_file, &self.base).await
     }
+
+    /// Makes `config` the rest of the store: every group but this one's, on the same NATS,
+    /// keyring and service secret.
+    fn rest(&self, nats: &Nats, config: &mut emporium::config::Config) {
+        let group = self.config_file.file_stem().and_then(|s| s.to_str());
+        config.services = Group::ALL
+            .into_iter()
+            .filter(|g| Some(g.name()) != group)
+            .collect();
+        config.auth.signing_keys_file = Some(self.keys.clone());
+        config.cluster.nats_url = Some(nats.url.clone());
+        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,24 +81,13 @@ async fn without_the_catalog_carts_show_the_last_known_data_and_checkout_takes_i
         return;
     };
     let alone = Alone::configure(&nats, "catalog");
-    let (keys, catalog_base, store_port) = (alone.keys.clone(), alone.base.clone(), free_port());
+    let catalog_base = alone.base.clone();
     // The rest of the store, on a clock of the test's own: the catalog data's age is told on it.
     let clock = Arc::new(emporium_kernel::ManualClock::new(
         time::OffsetDateTime::now_utc(),
     ));
-    let nats_url = nats.url.clone();
-    let keyring = keys.clone();
     let mut app = TestApp::spawn_with_clock(Backend::Sqlite, clock.clone(), |config| {
-        config.listen = format!("127.0.0.1:{store_port}").parse().unwrap();
-        config.services = vec![
-            Group::Identity,
-            Group::Search,
-            Group::Inventory,
-            Group::Ordering,
-        ];
-        config.auth.signing_keys_file = Some(keyring);
-        config.cluster.nats_url = Some(nats_url);
-        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        alone.rest(&nats, config);
         config
             .cluster
             .upstreams
@@ -169,20 +171,9 @@ async fn search_apart_follows_the_catalog_and_the_product_list_outlives_it() {
         return;
     };
     let alone = Alone::configure(&nats, "search");
-    let (keys, search_base, store_port) = (alone.keys.clone(), alone.base.clone(), free_port());
-    let nats_url = nats.url.clone();
-    let keyring = keys.clone();
+    let search_base = alone.base.clone();
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
-        config.listen = format!("127.0.0.1:{store_port}").parse().unwrap();
-        config.services = vec![
-            Group::Identity,
-            Group::Catalog,
-            Group::Inventory,
-            Group::Ordering,
-        ];
-        config.auth.signing_keys_file = Some(keyring);
-        config.cluster.nats_url = Some(nats_url);
-        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        alone.rest(&nats, config);
         config.outbox.poll_interval_ms = 100;
     })
     .await;
@@ -261,7 +252,7 @@ async fn identity_apart_signs_tokens_the_store_honours_and_revokes_across_proces
         return;
     };
     let alone = Alone::configure(&nats, "identity");
-    let (keys, identity, store_port) = (alone.keys.clone(), alone.base.clone(), free_port());
+    let identity = alone.base.clone();
     // Identity first: it creates the keyring the store then reads. The owner is made by the
     // command line, where identity runs.
     let mut identity_process = alone.start().await;
@@ -282,19 +273,8 @@ async fn identity_apart_signs_tokens_the_store_honours_and_revokes_across_proces
         Some("a long owner passphrase\n"),
     );
     assert!(made.status.success(), "{made:?}");
-    let nats_url = nats.url.clone();
-    let keyring = keys.clone();
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
-        config.listen = format!("127.0.0.1:{store_port}").parse().unwrap();
-        config.services = vec![
-            Group::Catalog,
-            Group::Search,
-            Group::Inventory,
-            Group::Ordering,
-        ];
-        config.auth.signing_keys_file = Some(keyring);
-        config.cluster.nats_url = Some(nats_url);
-        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        alone.rest(&nats, config);
     })
     .await;
     let client = reqwest::Client::new();
@@ -468,17 +448,9 @@ async fn resets_and_a_blackhole_before_the_catalog_open_the_breaker_and_carts_st
         .await
         .unwrap();
     let upstream = format!("http://{}", proxy.local_addr());
-    let (keyring, nats_url, through) = (alone.keys.clone(), nats.url.clone(), upstream.clone());
+    let through = upstream.clone();
     let mut app = TestApp::spawn_with(Backend::Sqlite, |config| {
-        config.services = vec![
-            Group::Identity,
-            Group::Search,
-            Group::Inventory,
-            Group::Ordering,
-        ];
-        config.auth.signing_keys_file = Some(keyring);
-        config.cluster.nats_url = Some(nats_url);
-        config.cluster.service_secret = Some(emporium_kernel::Secret::new(SECRET.to_owned()));
+        alone.rest(&nats, config);
         config
             .cluster
             .upstreams
