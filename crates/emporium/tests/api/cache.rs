@@ -33,6 +33,16 @@ async fn read(app: &TestApp, id: &str) -> (String, Value) {
     (etag, r.json().await.unwrap())
 }
 
+/// The product cache's figures of `app`'s catalog.
+fn product_stats(app: &TestApp) -> emporium_cache::CacheStats {
+    app.store()
+        .catalog
+        .as_ref()
+        .expect("the catalog runs here")
+        .reads
+        .product_cache_stats()
+}
+
 /// Two store instances over one fresh PostgreSQL database, with `redis` as their product
 /// cache's second level; `None` when PostgreSQL is not configured.
 async fn two_instances(redis: &str) -> Option<(TestApp, TestApp)> {
@@ -67,13 +77,7 @@ async fn a_product_loaded_by_one_instance_is_served_by_the_other_from_redis() {
     let (etag_a, body_a) = read(&a, &mug).await;
     let (etag_b, body_b) = read(&b, &mug).await;
     assert_eq!((etag_b, body_b), (etag_a, body_a));
-    let stats = b
-        .store()
-        .catalog
-        .as_ref()
-        .expect("the catalog runs here")
-        .reads
-        .product_cache_stats();
+    let stats = product_stats(&b);
     assert_eq!((stats.loads, stats.second_level_hits), (0, 1));
 
     // A changes another product it has read: its invalidation removes the shared entry, so B,
@@ -95,13 +99,7 @@ async fn a_product_loaded_by_one_instance_is_served_by_the_other_from_redis() {
     a.drain_outbox().await;
     let (_, body) = read(&b, &cup).await;
     assert_eq!(body["title"], "Tea Cup");
-    let stats = b
-        .store()
-        .catalog
-        .as_ref()
-        .expect("the catalog runs here")
-        .reads
-        .product_cache_stats();
+    let stats = product_stats(&b);
     assert_eq!((stats.loads, stats.second_level_hits), (1, 1));
 }
 
@@ -146,14 +144,6 @@ async fn reads_never_fail_while_the_shared_redis_is_killed_and_restarted() {
         ids.push(p["id"].as_str().unwrap().to_owned());
     }
     a.drain_outbox().await;
-    let stats = |app: &TestApp| {
-        app.store()
-            .catalog
-            .as_ref()
-            .expect("the catalog runs here")
-            .reads
-            .product_cache_stats()
-    };
 
     // Each product is read once by each instance, so every read misses the first level and
     // asks Redis; Redis is killed a third of the way through and started again at two thirds.
@@ -179,7 +169,7 @@ async fn reads_never_fail_while_the_shared_redis_is_killed_and_restarted() {
     assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
     assert_eq!(answers.len(), 60);
     // Before the kill B found A's loads in Redis; with Redis back it does again.
-    let before = stats(&b).second_level_hits;
+    let before = product_stats(&b).second_level_hits;
     assert!(before >= 1, "B used Redis before it stopped");
     // Each attempt a new product, which neither instance has in memory: the reconnection
     // waits out the cool-down of the failed connection.
@@ -192,7 +182,7 @@ async fn reads_never_fail_while_the_shared_redis_is_killed_and_restarted() {
         a.drain_outbox().await;
         read(&a, cup).await;
         read(&b, cup).await;
-        stats(&b).second_level_hits > before
+        product_stats(&b).second_level_hits > before
     })
     .await;
     assert!(shared_again, "B reads A's loads from Redis again");
