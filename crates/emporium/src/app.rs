@@ -29,6 +29,9 @@ use emporium_identity::{
 use emporium_inventory::{InventoryApi, InventoryService, StockImport};
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
+use emporium_notify::{
+    Deliverer, MailComposer, Mailer, WebhookFanout, WebhookService, WebhookState,
+};
 use emporium_ordering::{CheckoutService, OrderService, OrderingState};
 use emporium_payments::PaymentService;
 use emporium_pricing::{PricingError, PricingService, RulesCalculator, ShopperPrices};
@@ -61,6 +64,7 @@ pub const MIGRATIONS: &[&[emporium_db::Migration]] = &[
     emporium_cart::MIGRATIONS,
     emporium_payments::MIGRATIONS,
     emporium_ordering::MIGRATIONS,
+    emporium_notify::MIGRATIONS,
 ];
 
 /// How often each process re-reads the token revocations that other processes wrote.
@@ -74,6 +78,7 @@ pub const ADMIN_RULES: &[&[emporium_http::admin::AdminRule]] = &[
     emporium_inventory::ADMIN_RULES,
     emporium_pricing::ADMIN_RULES,
     emporium_ordering::ADMIN_RULES,
+    emporium_notify::ADMIN_RULES,
 ];
 
 /// The documented paths whose handlers never touch the database (the search index has its own
@@ -150,7 +155,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 pub fn migrations_of(groups: &[crate::config::Group]) -> Vec<&'static [emporium_db::Migration]> {
     use crate::config::Group;
     let owner = |m: &[emporium_db::Migration]| -> Option<&[Group]> {
-        let by_group: [(&[emporium_db::Migration], &[Group]); 8] = [
+        let by_group: [(&[emporium_db::Migration], &[Group]); 9] = [
             (emporium_identity::MIGRATIONS, &[Group::Identity]),
             (journal::MIGRATIONS, &[Group::Ordering, Group::Search]),
             (emporium_catalog::MIGRATIONS, &[Group::Catalog]),
@@ -159,6 +164,7 @@ pub fn migrations_of(groups: &[crate::config::Group]) -> Vec<&'static [emporium_
             (emporium_cart::MIGRATIONS, &[Group::Ordering]),
             (emporium_payments::MIGRATIONS, &[Group::Ordering]),
             (emporium_ordering::MIGRATIONS, &[Group::Ordering]),
+            (emporium_notify::MIGRATIONS, &[Group::Ordering]),
         ];
         by_group
             .into_iter()
@@ -312,6 +318,75 @@ impl CatalogParts {
     }
 }
 
+/// Webhooks and e-mail: the service staff call, the consumers that turn events into
+/// deliveries and messages, and the workers that send them (started by `start`).
+#[derive(Clone)]
+pub struct NotifyParts {
+    pub webhooks: Arc<WebhookService>,
+    /// Sends due webhook deliveries.
+    pub deliverer: Arc<Deliverer>,
+    /// Wakes the deliverer when deliveries were made or replayed in this process.
+    pub deliveries: Arc<tokio::sync::Notify>,
+    /// Sends composed e-mails, when `notify.email.smtp_url` is set.
+    pub mailer: Option<Arc<Mailer>>,
+}
+
+impl NotifyParts {
+    /// Builds notify over the store's database and adds its consumers to `handlers`.
+    fn build(
+        config: &Config,
+        db: &Db,
+        clock: &Arc<dyn Clock>,
+        handlers: &mut Vec<(Arc<dyn EventHandler>, Delivery)>,
+    ) -> anyhow::Result<Self> {
+        let settings = config.webhook_settings();
+        let deliveries = Arc::new(tokio::sync::Notify::new());
+        let webhooks = Arc::new(WebhookService::new(
+            db.clone(),
+            clock.clone(),
+            settings.clone(),
+        ));
+        let deliverer = Arc::new(
+            Deliverer::new(db.clone(), clock.clone(), settings, deliveries.clone())
+                .context("cannot build the webhook client")?,
+        );
+        handlers.push((
+            Arc::new(WebhookFanout::new(
+                db.clone(),
+                clock.clone(),
+                deliveries.clone(),
+            )),
+            Delivery::Shared,
+        ));
+        let mailer = match &config.notify.email.smtp_url {
+            Some(url) => {
+                let composed = Arc::new(tokio::sync::Notify::new());
+                let mail = config.mail_settings();
+                let mailer = Mailer::new(
+                    db.clone(),
+                    clock.clone(),
+                    url.expose(),
+                    &mail,
+                    composed.clone(),
+                )
+                .context("notify.email")?;
+                handlers.push((
+                    Arc::new(MailComposer::new(db.clone(), clock.clone(), mail, composed)),
+                    Delivery::Shared,
+                ));
+                Some(Arc::new(mailer))
+            }
+            None => None,
+        };
+        Ok(Self {
+            webhooks,
+            deliverer,
+            deliveries,
+            mailer,
+        })
+    }
+}
+
 /// The parts of a running store that tests and the CLI reach into.
 #[derive(Clone)]
 pub struct Store {
@@ -349,6 +424,8 @@ pub struct Store {
     /// Every event consumer of this process, each subscribed to `bus`; in the scaled-out
     /// shape they consume from NATS instead.
     pub handlers: Vec<(Arc<dyn EventHandler>, Delivery)>,
+    /// Webhooks and e-mail, which run with ordering.
+    pub notify: NotifyParts,
     pub clock: Arc<dyn Clock>,
     pub crash_points: CrashPoints,
 }
@@ -471,6 +548,7 @@ impl Store {
             )),
             Delivery::Shared,
         ));
+        let notify = NotifyParts::build(config, &db, &clock, &mut handlers)?;
         for (handler, _) in &handlers {
             bus.subscribe(handler.clone());
         }
@@ -500,6 +578,7 @@ impl Store {
             journal,
             bus,
             handlers,
+            notify,
             clock,
             crash_points,
         })
@@ -556,6 +635,10 @@ impl Store {
             .merge(journal::router(self.db.clone()))
             .merge(emporium_pricing::router(self.pricing.clone()))
             .merge(emporium_cart::router(self.cart.clone()))
+            .merge(emporium_notify::router(WebhookState {
+                service: self.notify.webhooks.clone(),
+                wake: self.notify.deliveries.clone(),
+            }))
             .merge(emporium_ordering::router(OrderingState {
                 checkout: self.checkout.clone(),
                 orders: self.orders.clone(),
@@ -883,6 +966,12 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
             }
         }
     });
+
+    // Webhook deliveries and e-mails go out behind the events that made them.
+    tasks.spawn(store.notify.deliverer.clone().run(shutdown.clone()));
+    if let Some(mailer) = &store.notify.mailer {
+        tasks.spawn(mailer.clone().run(shutdown.clone()));
+    }
 
     // The search index follows the journal from its last checkpoint.
     if let Some(search) = &store.search {

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use emporium_kernel::Secret;
 use figment::Figment;
@@ -47,6 +48,8 @@ pub struct Config {
     pub services: Vec<Group>,
     /// How this process finds and calls the groups it does not run, and carries events.
     pub cluster: ClusterConfig,
+    /// Webhooks and e-mail.
+    pub notify: NotifyConfig,
 }
 
 /// A service group: the contexts that run, and own their tables, together.
@@ -247,6 +250,83 @@ impl Default for RecoveryConfig {
     }
 }
 
+/// Webhooks and e-mail (`notify`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    pub webhooks: WebhooksConfig,
+    pub email: EmailConfig,
+}
+
+/// How webhook deliveries are made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// One attempt's deadline: connecting, sending and reading the answer.
+    pub timeout_ms: u64,
+    /// Attempts under way at once in this process, over every endpoint.
+    pub max_in_flight: usize,
+    /// Attempts under way at once to one endpoint.
+    pub per_endpoint: usize,
+    /// The waits between attempts; when spent, a delivery is dead-lettered. Default: 13
+    /// attempts over about three days.
+    pub retry_delays_ms: Vec<u64>,
+    /// An endpoint with no successful delivery for this long is disabled and staff are told.
+    pub disable_after_ms: u64,
+    /// Networks (CIDR) deliveries may reach beside public addresses, e.g. `["10.0.0.0/8"]`
+    /// for receivers inside the store's own network. Loopback, private, link-local and other
+    /// special-purpose addresses are refused otherwise.
+    pub allowed_networks: Vec<String>,
+    /// The most of an answer's body read; the rest is never read.
+    pub response_max_bytes: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            max_in_flight: 64,
+            per_endpoint: 4,
+            retry_delays_ms: emporium_notify::domain::WEBHOOK_RETRY_DELAYS_MS.to_vec(),
+            disable_after_ms: 5 * 86_400_000,
+            allowed_networks: Vec::new(),
+            response_max_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// E-mail to customers and staff.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// `smtp://host:port`, `smtps://user:password@host` or `smtp://host?tls=required`; none:
+    /// no e-mail is composed or sent.
+    pub smtp_url: Option<Secret>,
+    /// The sender: `Name <address>` or an address.
+    pub from: String,
+    /// Staff addresses told of new orders, low stock and disabled webhook endpoints.
+    pub staff: Vec<String>,
+    /// The store's name in subjects and footers.
+    pub store_name: String,
+    /// A variant with fewer available units than this is low on stock.
+    pub low_stock_threshold: i64,
+    /// Each send's deadline.
+    pub timeout_ms: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: "Emporium <store@localhost>".to_owned(),
+            staff: Vec::new(),
+            store_name: "Emporium".to_owned(),
+            low_stock_threshold: 5,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 impl Config {
     /// The providers a checkout may choose: the configured ones, and `test` in a demo store.
     pub fn payment_providers(&self) -> Vec<String> {
@@ -426,6 +506,7 @@ impl Default for Config {
             crash_points: Vec::new(),
             services: Vec::new(),
             cluster: ClusterConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -570,6 +651,7 @@ impl Config {
                 reason: format!("unknown provider {name}; known: manual, test"),
             });
         }
+        self.validate_notify()?;
         if self.payments.breaker_failures == 0 {
             return invalid("payments.breaker_failures", "must be at least 1");
         }
@@ -663,6 +745,72 @@ impl Config {
             return invalid("log_level", "is not a valid tracing filter");
         }
         Ok(())
+    }
+
+    fn validate_notify(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: String| Err(ConfigError::Invalid { key, reason });
+        let w = &self.notify.webhooks;
+        if let Err(net) = emporium_notify::Destinations::parse(&w.allowed_networks) {
+            return invalid(
+                "notify.webhooks.allowed_networks",
+                format!("{net} is not a network in CIDR form (10.0.0.0/8, ::1/128)"),
+            );
+        }
+        if w.timeout_ms == 0 || w.max_in_flight == 0 || w.per_endpoint == 0 {
+            return invalid(
+                "notify.webhooks",
+                "timeout_ms, max_in_flight and per_endpoint must be at least 1".into(),
+            );
+        }
+        if w.retry_delays_ms.len() > 100 {
+            return invalid(
+                "notify.webhooks.retry_delays_ms",
+                "at most 100 retries".into(),
+            );
+        }
+        let e = &self.notify.email;
+        if e.smtp_url.is_some() {
+            if !emporium_notify::is_mailbox(&e.from) {
+                return invalid(
+                    "notify.email.from",
+                    "not an e-mail address (`Name <address>` or an address)".into(),
+                );
+            }
+            if let Some(bad) = e.staff.iter().find(|a| !emporium_notify::is_mailbox(a)) {
+                return invalid(
+                    "notify.email.staff",
+                    format!("{bad} is not an e-mail address"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The webhook settings notify works with.
+    pub fn webhook_settings(&self) -> emporium_notify::WebhookSettings {
+        let w = &self.notify.webhooks;
+        emporium_notify::WebhookSettings {
+            timeout: Duration::from_millis(w.timeout_ms),
+            max_in_flight: w.max_in_flight,
+            per_endpoint: w.per_endpoint,
+            retry_delays_ms: w.retry_delays_ms.clone(),
+            disable_after: Duration::from_millis(w.disable_after_ms),
+            destinations: emporium_notify::Destinations::parse(&w.allowed_networks)
+                .unwrap_or_default(),
+            response_max_bytes: w.response_max_bytes,
+        }
+    }
+
+    /// The e-mail settings notify works with.
+    pub fn mail_settings(&self) -> emporium_notify::MailSettings {
+        let e = &self.notify.email;
+        emporium_notify::MailSettings {
+            from: e.from.clone(),
+            staff: e.staff.clone(),
+            store_name: e.store_name.clone(),
+            low_stock_threshold: e.low_stock_threshold,
+            timeout: Duration::from_millis(e.timeout_ms),
+        }
     }
 
     fn validate_cluster(&self) -> Result<(), ConfigError> {

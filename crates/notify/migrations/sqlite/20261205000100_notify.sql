@@ -1,0 +1,87 @@
+-- Webhook endpoints staff register. The secret signs deliveries, so it is kept as given (a
+-- `whsec_` string); during a rotation the previous one signs too until `previous_expires_at`.
+CREATE TABLE webhook_endpoints (
+    id                  BLOB PRIMARY KEY,
+    url                 TEXT NOT NULL,
+    description         TEXT NOT NULL,
+    -- JSON array of event types or patterns (`order.*`, `*`).
+    event_types         TEXT NOT NULL,
+    enabled             INTEGER NOT NULL,
+    -- Why the store turned it off (`failing`), or NULL.
+    disabled_reason     TEXT,
+    secret              TEXT NOT NULL,
+    previous_secret     TEXT,
+    previous_expires_at TEXT,
+    -- First failure since the last success; NULL while it succeeds.
+    failing_since       TEXT,
+    version             INTEGER NOT NULL,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL
+);
+
+-- One event for one endpoint: the message, its state, and its last attempt. The id is the
+-- `webhook-id` every attempt of it carries.
+CREATE TABLE webhook_deliveries (
+    id               BLOB PRIMARY KEY,
+    endpoint_id      BLOB NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    event_id         BLOB NOT NULL,
+    event_type       TEXT NOT NULL,
+    aggregate_id     TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    -- `pending`, `succeeded` or `failed` (every attempt spent: the dead letter).
+    status           TEXT NOT NULL,
+    attempts         INTEGER NOT NULL,
+    -- `attempts` when it was last replayed: the retry schedule starts again from there.
+    replayed_after   INTEGER NOT NULL,
+    next_attempt_at  TEXT NOT NULL,
+    -- A worker holds it until then; another may take it after.
+    lease_until      TEXT,
+    last_attempt_at  TEXT,
+    last_status_code INTEGER,
+    last_duration_ms INTEGER,
+    last_error       TEXT,
+    last_response    TEXT,
+    created_at       TEXT NOT NULL,
+    UNIQUE (endpoint_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);
+
+-- Every attempt, for the staff's view of a delivery.
+CREATE TABLE webhook_attempts (
+    delivery_id  BLOB NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+    attempt      INTEGER NOT NULL,
+    at           TEXT NOT NULL,
+    status_code  INTEGER,
+    duration_ms  INTEGER NOT NULL,
+    error        TEXT,
+    response     TEXT,
+    PRIMARY KEY (delivery_id, attempt)
+);
+
+-- E-mails composed from events, sent by the mailer with retries.
+CREATE TABLE email_messages (
+    id              BLOB PRIMARY KEY,
+    event_id        BLOB NOT NULL,
+    kind            TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    text_body       TEXT NOT NULL,
+    html_body       TEXT NOT NULL,
+    -- `pending`, `sent` or `failed`.
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    lease_until     TEXT,
+    last_error      TEXT,
+    sent_at         TEXT,
+    created_at      TEXT NOT NULL,
+    UNIQUE (event_id, kind, recipient)
+);
+CREATE INDEX email_messages_due ON email_messages (status, next_attempt_at);
+
+-- Variants known to be below the low-stock threshold, so staff hear of each crossing once.
+CREATE TABLE notify_low_stock (
+    variant_id BLOB PRIMARY KEY,
+    since      TEXT NOT NULL
+);
