@@ -30,7 +30,7 @@ use emporium_inventory::{InventoryApi, InventoryService, StockImport};
 use emporium_kernel::fault::CrashPoints;
 use emporium_kernel::{Clock, ErrorKind};
 use emporium_notify::{
-    Deliverer, MailComposer, Mailer, WebhookFanout, WebhookService, WebhookState,
+    Deliverer, Handoff, MailComposer, Mailer, WebhookFanout, WebhookService, WebhookState,
 };
 use emporium_ordering::{CheckoutService, OrderService, OrderingState};
 use emporium_payments::PaymentService;
@@ -318,6 +318,10 @@ impl CatalogParts {
     }
 }
 
+/// New webhook deliveries a process keeps in memory for its own deliverer; more wait in the
+/// table.
+const HANDOFF_CAPACITY: usize = 4096;
+
 /// Webhooks and e-mail: the service staff call, the consumers that turn events into
 /// deliveries and messages, and the workers that send them (started by `start`).
 #[derive(Clone)]
@@ -341,21 +345,18 @@ impl NotifyParts {
     ) -> anyhow::Result<Self> {
         let settings = config.webhook_settings();
         let deliveries = Arc::new(tokio::sync::Notify::new());
+        let handoff = Arc::new(Handoff::new(HANDOFF_CAPACITY, deliveries.clone()));
         let webhooks = Arc::new(WebhookService::new(
             db.clone(),
             clock.clone(),
             settings.clone(),
         ));
         let deliverer = Arc::new(
-            Deliverer::new(db.clone(), clock.clone(), settings, deliveries.clone())
+            Deliverer::new(db.clone(), clock.clone(), settings, handoff.clone())
                 .context("cannot build the webhook client")?,
         );
         handlers.push((
-            Arc::new(WebhookFanout::new(
-                db.clone(),
-                clock.clone(),
-                deliveries.clone(),
-            )),
+            Arc::new(WebhookFanout::new(db.clone(), clock.clone(), handoff)),
             Delivery::Shared,
         ));
         let mailer = match &config.notify.email.smtp_url {

@@ -312,6 +312,9 @@ pub struct EmailConfig {
     pub low_stock_threshold: i64,
     /// Each send's deadline.
     pub timeout_ms: u64,
+    /// The waits between attempts of a message; when spent, it is marked `failed`. Default:
+    /// 12 attempts over about a day.
+    pub retry_delays_ms: Vec<u64>,
 }
 
 impl Default for EmailConfig {
@@ -323,6 +326,7 @@ impl Default for EmailConfig {
             store_name: "Emporium".to_owned(),
             low_stock_threshold: 5,
             timeout_ms: 10_000,
+            retry_delays_ms: emporium_notify::domain::EMAIL_RETRY_DELAYS_MS.to_vec(),
         }
     }
 }
@@ -810,6 +814,7 @@ impl Config {
             store_name: e.store_name.clone(),
             low_stock_threshold: e.low_stock_threshold,
             timeout: Duration::from_millis(e.timeout_ms),
+            retry_delays_ms: e.retry_delays_ms.clone(),
         }
     }
 

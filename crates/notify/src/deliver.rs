@@ -32,13 +32,17 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::domain::{self, DeliveryId, Destinations};
+use crate::fanout::Handoff;
 use crate::service::{WebhookSettings, disable_failing};
 use crate::store::{self, ClaimedRow, EndpointRow, Outcome};
 
 /// The most of an answer kept for staff to read.
 const KEPT_RESPONSE: usize = 1024;
 /// Deliveries taken per claim.
-const CLAIM_BATCH: usize = 32;
+const CLAIM_BATCH: usize = 128;
+/// How long a deliverer lets work gather before one transaction takes or records it: a
+/// little latency for far fewer write transactions beside the store's own.
+const LINGER: Duration = Duration::from_millis(20);
 /// The longest a deliverer sleeps without looking for due deliveries (others may make them).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -48,8 +52,8 @@ pub struct Deliverer {
     clock: Arc<dyn Clock>,
     settings: WebhookSettings,
     client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
-    /// Woken when deliveries were made or replayed here.
-    wake: Arc<Notify>,
+    /// New deliveries in memory, and the wake-up for replays.
+    handoff: Arc<Handoff>,
     endpoints: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
 }
 
@@ -59,7 +63,7 @@ impl Deliverer {
         db: Db,
         clock: Arc<dyn Clock>,
         settings: WebhookSettings,
-        wake: Arc<Notify>,
+        handoff: Arc<Handoff>,
     ) -> Result<Self, std::io::Error> {
         let mut tcp = HttpConnector::new_with_resolver(GuardedResolver {
             destinations: settings.destinations.clone(),
@@ -94,7 +98,7 @@ impl Deliverer {
             clock,
             settings,
             client,
-            wake,
+            handoff,
             endpoints: Mutex::new(HashMap::new()),
         })
     }
@@ -107,27 +111,41 @@ impl Deliverer {
         let writer = tokio::spawn(self.clone().write_outcomes(received));
         let tasks = TaskTracker::new();
         let freed = Arc::new(Notify::new());
+        // Attempts run on a thread of their own at the lowest CPU priority: on a busy machine
+        // the store's requests come first and deliveries take what is left.
+        let background = CancellationToken::new();
+        let attempts = match background_runtime(background.clone()) {
+            Ok(handle) => handle,
+            Err(e) => {
+                tracing::warn!(error = %e, "no background thread for webhook attempts; they share the request threads");
+                tokio::runtime::Handle::current()
+            }
+        };
         loop {
             if stop.is_cancelled() {
                 break;
             }
             let free = global.available_permits().min(CLAIM_BATCH);
-            // Look before taking: a claim is a write, a look a read.
-            let wait = if free == 0 {
-                IDLE_POLL
+            // Deliveries handed over in memory first: leased already, bodies at hand.
+            let handed = self.handoff.take(free);
+            let (claimed, bodies, wait) = if !handed.is_empty() {
+                let bodies = handed
+                    .iter()
+                    .map(|h| (h.event_id, h.body.clone()))
+                    .collect();
+                let rows = handed
+                    .into_iter()
+                    .map(|h| ClaimedRow {
+                        id: h.id,
+                        endpoint_id: h.endpoint_id,
+                        event_id: h.event_id,
+                        attempts: 0,
+                        replayed_after: 0,
+                    })
+                    .collect();
+                (rows, bodies, Duration::ZERO)
             } else {
-                self.until_next_due().await
-            };
-            let claimed = if wait.is_zero() {
-                match self.claim(free).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot take due webhook deliveries; will retry");
-                        Vec::new()
-                    }
-                }
-            } else {
-                Vec::new()
+                self.take_due(free).await
             };
             if claimed.is_empty() {
                 let wait = if wait.is_zero() {
@@ -138,7 +156,8 @@ impl Deliverer {
                 tokio::select! {
                     biased;
                     () = stop.cancelled() => break,
-                    () = self.wake.notified() => {}
+                    // Deliveries made close together are taken together.
+                    () = self.handoff.notified() => tokio::time::sleep(LINGER).await,
                     () = freed.notified() => {}
                     () = tokio::time::sleep(wait) => {}
                 }
@@ -155,39 +174,87 @@ impl Deliverer {
                 let Ok(permit) = global.clone().try_acquire_owned() else {
                     break;
                 };
-                let Some(endpoint) = endpoints.get(&row.endpoint_id).cloned() else {
+                let (Some(endpoint), Some(body)) = (
+                    endpoints.get(&row.endpoint_id).cloned(),
+                    bodies.get(&row.event_id).cloned(),
+                ) else {
                     continue;
                 };
+                // Disabled since it was handed over: it waits in the table, leased a while.
+                if !endpoint.enabled {
+                    continue;
+                }
                 let this = self.clone();
                 let outcomes = outcomes.clone();
                 let freed = freed.clone();
-                tasks.spawn(async move {
-                    let gate = this.gate(row.endpoint_id);
-                    let outcome = match gate.acquire().await {
-                        Ok(_held) => this.attempt(&endpoint, &row).await,
-                        Err(_) => return,
-                    };
-                    let _ = outcomes.send(outcome).await;
-                    drop(permit);
-                    freed.notify_one();
-                });
+                tasks.spawn_on(
+                    async move {
+                        let gate = this.gate(row.endpoint_id);
+                        let outcome = match gate.acquire().await {
+                            Ok(_held) => this.attempt(&endpoint, &row, body).await,
+                            Err(_) => return,
+                        };
+                        let _ = outcomes.send(outcome).await;
+                        drop(permit);
+                        freed.notify_one();
+                    },
+                    &attempts,
+                );
             }
         }
         tasks.close();
         tasks.wait().await;
+        background.cancel();
         drop(outcomes);
         let _ = writer.await;
     }
 
-    /// Takes up to `n` due deliveries, leased for as long as their attempts may wait and take.
-    async fn claim(&self, n: usize) -> Result<Vec<ClaimedRow>, emporium_db::DbError> {
+    /// Due deliveries from the table (none when `free` is 0), with their bodies; when none are
+    /// taken, how long to wait before looking again.
+    async fn take_due(&self, free: usize) -> (Vec<ClaimedRow>, HashMap<Uuid, Bytes>, Duration) {
+        // Look before taking: a claim is a write, a look a read.
+        let wait = if free == 0 {
+            IDLE_POLL
+        } else {
+            self.until_next_due().await
+        };
+        if !wait.is_zero() {
+            return (Vec::new(), HashMap::new(), wait);
+        }
+        match self.claim(free).await {
+            Ok((rows, bodies)) => (rows, bodies, Duration::ZERO),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take due webhook deliveries; will retry");
+                (Vec::new(), HashMap::new(), IDLE_POLL)
+            }
+        }
+    }
+
+    /// Takes up to `n` due deliveries, leased for as long as their attempts may wait and take,
+    /// with their bodies.
+    async fn claim(
+        &self,
+        n: usize,
+    ) -> Result<(Vec<ClaimedRow>, HashMap<Uuid, Bytes>), emporium_db::DbError> {
         let now = self.clock.now();
         let rounds = (n / self.settings.per_endpoint.max(1)) as u32 + 1;
         let lease = self.settings.timeout * rounds + Duration::from_secs(30);
         let mut tx = self.db.begin_write().await?;
         let rows = store::claim_due(&mut tx, now, now + lease, n as i64).await?;
+        let mut events: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+        events.sort();
+        events.dedup();
+        let bodies = if events.is_empty() {
+            HashMap::new()
+        } else {
+            store::messages(&mut tx, &events)
+                .await?
+                .into_iter()
+                .map(|m| (m.event_id, Bytes::from(m.payload.into_bytes())))
+                .collect()
+        };
         tx.commit().await?;
-        Ok(rows)
+        Ok((rows, bodies))
     }
 
     /// How long to sleep when nothing is due: until the next delivery is, at most `IDLE_POLL`.
@@ -231,11 +298,11 @@ impl Deliverer {
     }
 
     /// One attempt: signs, sends, reads a bounded answer, and says what comes next.
-    async fn attempt(&self, endpoint: &EndpointRow, row: &ClaimedRow) -> Outcome {
+    async fn attempt(&self, endpoint: &EndpointRow, row: &ClaimedRow, body: Bytes) -> Outcome {
         let started = Instant::now();
         let at = self.clock.now();
         let attempt = row.attempts + 1;
-        let result = self.send(endpoint, row, at).await;
+        let result = self.send(endpoint, row, body, at).await;
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let (status_code, error, response) = match result {
             Ok((code, body)) if (200..300).contains(&code) => (Some(i64::from(code)), None, body),
@@ -291,6 +358,7 @@ impl Deliverer {
         &self,
         endpoint: &EndpointRow,
         row: &ClaimedRow,
+        body: Bytes,
         at: OffsetDateTime,
     ) -> Result<(u16, Option<String>), String> {
         let url = url::Url::parse(&endpoint.url).map_err(|_| "the URL is not valid".to_owned())?;
@@ -313,7 +381,6 @@ impl Deliverer {
         {
             keys.extend(domain::secret_key(previous));
         }
-        let body = Bytes::from(row.payload.clone().into_bytes());
         let signature = domain::signature_header(&keys, &msg_id, timestamp, &body);
         let request = hyper::Request::post(url.as_str())
             .header("content-type", "application/json")
@@ -360,6 +427,14 @@ impl Deliverer {
     async fn write_outcomes(self: Arc<Self>, mut received: mpsc::Receiver<Outcome>) {
         let mut batch = Vec::with_capacity(256);
         while received.recv_many(&mut batch, 256).await > 0 {
+            // Outcomes that finish close together share a transaction.
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < 1024 {
+                match received.try_recv() {
+                    Ok(o) => batch.push(o),
+                    Err(_) => break,
+                }
+            }
             let mut tries = 0;
             loop {
                 match self.write_batch(&batch).await {
@@ -391,8 +466,8 @@ impl Deliverer {
     async fn write_batch(&self, batch: &[Outcome]) -> Result<(), emporium_db::DbError> {
         let mut tx = self.db.begin_write().await?;
         let mut health: HashMap<Uuid, (bool, OffsetDateTime)> = HashMap::new();
+        store::record_outcomes(&mut tx, batch).await?;
         for o in batch {
-            store::record_outcome(&mut tx, o).await?;
             let entry = health.entry(o.endpoint_id).or_insert((false, o.at));
             // One success in the batch clears the endpoint's failure record.
             entry.0 |= o.error.is_none();
@@ -434,6 +509,36 @@ impl Deliverer {
             }
         }
     }
+}
+
+/// A single-threaded runtime on a thread at the lowest priority (nice 19 on Linux), running
+/// until `stop`.
+fn background_runtime(stop: CancellationToken) -> std::io::Result<tokio::runtime::Handle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("emporium-webhooks".to_owned())
+        .spawn(move || {
+            if let Err(e) =
+                thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+            {
+                tracing::debug!(error = ?e, "cannot lower the webhook thread's priority");
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(runtime.handle().clone()));
+            runtime.block_on(stop.cancelled());
+            runtime.shutdown_background();
+        })?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the webhook thread ended at once"))?
 }
 
 /// Why an attempt got no answer, in words staff can act on.

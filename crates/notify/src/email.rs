@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::{self, EMAIL_RETRY_DELAYS_MS};
+use crate::domain;
 use crate::store;
 use crate::templates::{self, Message, OrderView};
 
@@ -39,6 +39,8 @@ pub struct MailSettings {
     pub low_stock_threshold: i64,
     /// Each send's deadline.
     pub timeout: Duration,
+    /// The waits between attempts; when spent, the message is `failed`.
+    pub retry_delays_ms: Vec<u64>,
 }
 
 /// True when `s` is an e-mail address, bare or as `Name <address>`.
@@ -257,6 +259,7 @@ pub struct Mailer {
     from: Mailbox,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     timeout: Duration,
+    retry_delays_ms: Vec<u64>,
     wake: Arc<Notify>,
 }
 
@@ -291,6 +294,7 @@ impl Mailer {
             from,
             transport,
             timeout: settings.timeout,
+            retry_delays_ms: settings.retry_delays_ms.clone(),
             wake,
         })
     }
@@ -354,7 +358,7 @@ impl Mailer {
             let (status, next, error) = match &result {
                 Ok(()) => ("sent", at, None),
                 Err(e) => {
-                    match domain::next_delay(EMAIL_RETRY_DELAYS_MS, attempts, fastrand::f64()) {
+                    match domain::next_delay(&self.retry_delays_ms, attempts, fastrand::f64()) {
                         Some(wait) => ("pending", at + wait, Some(e.as_str())),
                         None => ("failed", at, Some(e.as_str())),
                     }

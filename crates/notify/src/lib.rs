@@ -19,7 +19,7 @@ pub use domain::{DeliveryId, Destinations, EndpointId};
 pub use email::{MailComposer, MailSettings, Mailer, MailerError, is_mailbox};
 pub use error::NotifyError;
 pub use events::EndpointChanged;
-pub use fanout::{WebhookFanout, payload_of};
+pub use fanout::{Handoff, WebhookFanout, payload_of};
 pub use routes::{ADMIN_RULES, WebhookState, router};
 pub use service::{WebhookService, WebhookSettings};
 

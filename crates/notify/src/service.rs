@@ -269,11 +269,29 @@ impl WebhookService {
             .await?
             .ok_or(NotifyError::DeliveryNotFound)?;
         let payload = store::payload_of(&mut conn, delivery.0).await?;
-        let attempts = store::attempts_of(&mut conn, delivery.0).await?;
+        let mut attempts: Vec<Attempt> = store::attempts_of(&mut conn, delivery.0)
+            .await?
+            .iter()
+            .map(attempt_of)
+            .collect();
+        // Failures are kept one by one; a success is the delivery's last attempt.
+        if let (Some(at), Some(duration_ms)) = (row.last_attempt_at, row.last_duration_ms)
+            && row.last_error.is_none()
+            && attempts.last().is_none_or(|a| a.attempt < row.attempts)
+        {
+            attempts.push(Attempt {
+                attempt: row.attempts,
+                at,
+                status_code: row.last_status_code.and_then(|c| i32::try_from(c).ok()),
+                duration_ms,
+                error: None,
+                response: row.last_response.clone(),
+            });
+        }
         Ok(DeliveryDetail {
             delivery: delivery_of(&row),
             payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-            attempts: attempts.iter().map(attempt_of).collect(),
+            attempts,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Notify's SQL and nothing else.
 
-use emporium_db::{Arg, Conn, DbError, WriteTx, execute, run};
+use emporium_db::{Arg, Conn, DbError, Sql, WriteTx, execute, run};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -92,17 +92,25 @@ macro_rules! delivery_columns {
 pub struct ClaimedRow {
     pub id: Uuid,
     pub endpoint_id: Uuid,
-    pub payload: String,
+    pub event_id: Uuid,
     pub attempts: i64,
     pub replayed_after: i64,
 }
 emporium_db::from_row!(ClaimedRow {
     id,
     endpoint_id,
-    payload,
+    event_id,
     attempts,
     replayed_after
 });
+
+/// A `webhook_messages` row.
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub event_id: Uuid,
+    pub payload: String,
+}
+emporium_db::from_row!(MessageRow { event_id, payload });
 
 /// A `webhook_attempts` row.
 #[derive(Debug, Clone)]
@@ -244,15 +252,38 @@ pub async fn enabled_endpoints<'c>(c: impl Into<Conn<'c>>) -> Result<Vec<(Uuid, 
     .map_err(DbError::from))
 }
 
-/// Inserts deliveries (`id, endpoint_id, event_id, event_type, aggregate_id, payload, now`),
-/// skipping any an endpoint already has for its event.
+/// Inserts the bodies of events (`event_id, payload, now`), once each.
+pub async fn insert_messages(tx: &mut WriteTx, rows: Vec<Vec<Arg>>) -> Result<u64, DbError> {
+    emporium_db::insert_rows(
+        tx,
+        "INSERT INTO webhook_messages (event_id, payload, created_at) VALUES",
+        " ON CONFLICT (event_id) DO NOTHING",
+        rows,
+    )
+    .await
+}
+
+/// Inserts deliveries (`id, endpoint_id, event_id, event_type, aggregate_id, 'pending', 0, 0,
+/// now, lease_until, now`), skipping any an endpoint already has for its event.
 pub async fn insert_deliveries(tx: &mut WriteTx, rows: Vec<Vec<Arg>>) -> Result<u64, DbError> {
     emporium_db::insert_rows(
         tx,
         "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, aggregate_id, \
-         payload, status, attempts, replayed_after, next_attempt_at, created_at) VALUES",
+         status, attempts, replayed_after, next_attempt_at, lease_until, created_at) VALUES",
         " ON CONFLICT (endpoint_id, event_id) DO NOTHING",
         rows,
+    )
+    .await
+}
+
+/// The bodies of the events `ids`.
+pub async fn messages(tx: &mut WriteTx, ids: &[Uuid]) -> Result<Vec<MessageRow>, DbError> {
+    let ids: Vec<Arg> = ids.iter().map(|id| Arg::Uuid(*id)).collect();
+    emporium_db::fetch_in(
+        tx,
+        "SELECT event_id, payload FROM webhook_messages WHERE event_id IN (",
+        &ids,
+        "",
     )
     .await
 }
@@ -273,7 +304,7 @@ pub async fn claim_due<'c>(
             AND (d.lease_until IS NULL OR d.lease_until <= $2) AND e.enabled = $3 \
             ORDER BY d.next_attempt_at, d.id LIMIT $4) \
         AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $2) \
-        RETURNING id, endpoint_id, payload, attempts, replayed_after";
+        RETURNING id, endpoint_id, event_id, attempts, replayed_after";
     run!(c, |c| sqlx::query_as(SQL)
         .bind(lease_until)
         .bind(now)
@@ -314,40 +345,66 @@ pub struct Outcome {
     pub next_attempt_at: OffsetDateTime,
 }
 
-/// Writes an attempt's outcome onto its delivery and into the attempts.
-pub async fn record_outcome(tx: &mut WriteTx, o: &Outcome) -> Result<(), DbError> {
-    execute!(
-        &mut *tx,
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, \
-             lease_until = NULL, last_attempt_at = $5, last_status_code = $6, \
-             last_duration_ms = $7, last_error = $8, last_response = $9 WHERE id = $1"
-        )
-        .bind(o.delivery_id)
-        .bind(o.status)
-        .bind(o.attempt)
-        .bind(o.next_attempt_at)
-        .bind(o.at)
-        .bind(o.status_code)
-        .bind(o.duration_ms)
-        .bind(&o.error)
-        .bind(&o.response)
-    )?;
-    execute!(
-        &mut *tx,
-        sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, duration_ms, \
-             error, response) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (delivery_id, attempt) DO NOTHING"
-        )
-        .bind(o.delivery_id)
-        .bind(o.attempt)
-        .bind(o.at)
-        .bind(o.status_code)
-        .bind(o.duration_ms)
-        .bind(&o.error)
-        .bind(&o.response)
-    )?;
+/// Writes attempts' outcomes onto their deliveries, a statement per 64, and the failed ones
+/// into the attempts.
+pub async fn record_outcomes(tx: &mut WriteTx, outcomes: &[Outcome]) -> Result<(), DbError> {
+    for chunk in outcomes.chunks(64) {
+        let mut sql = Sql::default();
+        sql.push(
+            "UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, \
+             next_attempt_at = v.column4, lease_until = NULL, last_attempt_at = v.column5, \
+             last_status_code = v.column6, last_duration_ms = v.column7, last_error = v.column8, \
+             last_response = v.column9 FROM (VALUES ",
+        );
+        for (i, o) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            for (j, arg) in [
+                Arg::Uuid(o.delivery_id),
+                Arg::Text(o.status.to_owned()),
+                Arg::Int(o.attempt),
+                Arg::Time(o.next_attempt_at),
+                Arg::Time(o.at),
+                Arg::OptInt(o.status_code),
+                Arg::Int(o.duration_ms),
+                Arg::OptText(o.error.clone()),
+                Arg::OptText(o.response.clone()),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if j > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(arg);
+            }
+            sql.push(")");
+        }
+        sql.push(") AS v WHERE webhook_deliveries.id = v.column1");
+        sql.execute(&mut *tx).await?;
+    }
+    let failed: Vec<Vec<Arg>> = outcomes
+        .iter()
+        .filter(|o| o.error.is_some())
+        .map(|o| {
+            vec![
+                Arg::Uuid(o.delivery_id),
+                Arg::Int(o.attempt),
+                Arg::Time(o.at),
+                Arg::OptInt(o.status_code),
+                Arg::Int(o.duration_ms),
+                Arg::OptText(o.error.clone()),
+                Arg::OptText(o.response.clone()),
+            ]
+        })
+        .collect();
+    emporium_db::insert_rows(
+        tx,
+        "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, duration_ms, \
+         error, response) VALUES",
+        " ON CONFLICT (delivery_id, attempt) DO NOTHING",
+        failed,
+    )
+    .await?;
     Ok(())
 }
 
@@ -429,7 +486,8 @@ pub async fn find_delivery<'c>(
 /// The body a delivery sends.
 pub async fn payload_of<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<String, DbError> {
     run!(c, |c| sqlx::query_scalar(
-        "SELECT payload FROM webhook_deliveries WHERE id = $1"
+        "SELECT m.payload FROM webhook_messages m JOIN webhook_deliveries d \
+         ON d.event_id = m.event_id WHERE d.id = $1"
     )
     .bind(id)
     .fetch_one(c)

@@ -123,3 +123,74 @@ async fn order_emails_reach_a_real_smtp_server() {
     let extra = tokio::time::timeout(Duration::from_millis(500), sink.lines.recv()).await;
     assert!(extra.is_err(), "an unexpected e-mail: {extra:?}");
 }
+
+/// The state and attempts of every e-mail of the store, by kind.
+async fn emails(app: &TestApp) -> Vec<(String, String, i64, Option<String>)> {
+    let mut conn = app.store().db.read().await.unwrap();
+    emporium_db::run!(&mut conn, |c| sqlx::query_as(
+        "SELECT kind, status, attempts, last_error FROM email_messages ORDER BY kind"
+    )
+    .fetch_all(c)
+    .await
+    .unwrap())
+}
+
+/// An SMTP server that is down when the order is placed: the e-mail waits, is retried, and
+/// arrives once the server is up, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_is_retried_until_the_smtp_server_answers() {
+    let Some(python) = python_tools() else { return };
+    let port = crate::events::free_port();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.notify.email.smtp_url = Some(emporium_kernel::Secret::new(format!(
+            "smtp://127.0.0.1:{port}"
+        )));
+        c.notify.email.retry_delays_ms = vec![100; 1000];
+        c.notify.email.low_stock_threshold = 0;
+    })
+    .await;
+    let shop = shop(&app, 10, 10).await;
+    let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+    let r = check_out(&app, &cart, &token, "key-1", "tok_success").await;
+    assert_eq!(r.status().as_u16(), 201);
+    app.drain_outbox().await;
+
+    // Nothing listens: attempts fail and the message stays pending.
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = emails(&app).await;
+        if now.iter().any(|(_, status, attempts, error)| {
+            status == "pending" && *attempts >= 2 && error.is_some()
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no failed attempt recorded: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    // The server comes up: the message goes out, once.
+    let mut sink = Child::spawn(&python, "smtp_sink.py", &[&port.to_string()]);
+    assert_eq!(sink.line().await, "ready");
+    let mail = next_mail(&mut sink).await;
+    assert!(
+        mail["subject"].as_str().unwrap().contains("is placed"),
+        "{mail}"
+    );
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = emails(&app).await;
+        if now.iter().all(|(_, status, _, _)| status == "sent") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "not marked sent: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(500), sink.lines.recv()).await;
+    assert!(extra.is_err(), "sent twice: {extra:?}");
+}

@@ -19,7 +19,14 @@ CREATE TABLE webhook_endpoints (
     updated_at          TIMESTAMPTZ NOT NULL
 );
 
--- One event for one endpoint: the message, its state, and its last attempt. The id is the
+-- The body of each event's deliveries, written once however many endpoints receive it.
+CREATE TABLE webhook_messages (
+    event_id   UUID PRIMARY KEY,
+    payload    TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+-- One event for one endpoint: its state, and its last attempt. The id is the
 -- `webhook-id` every attempt of it carries.
 CREATE TABLE webhook_deliveries (
     id               UUID PRIMARY KEY,
@@ -27,7 +34,6 @@ CREATE TABLE webhook_deliveries (
     event_id         UUID NOT NULL,
     event_type       TEXT NOT NULL,
     aggregate_id     TEXT NOT NULL,
-    payload          TEXT NOT NULL,
     -- `pending`, `succeeded` or `failed` (every attempt spent: the dead letter).
     status           TEXT NOT NULL,
     attempts         BIGINT NOT NULL,
@@ -47,7 +53,8 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);
 
--- Every attempt, for the staff's view of a delivery.
+-- Every failed attempt, for the staff's view of a delivery (a success is the delivery's last
+-- attempt, kept on its row).
 CREATE TABLE webhook_attempts (
     delivery_id  UUID NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
     attempt      BIGINT NOT NULL,
