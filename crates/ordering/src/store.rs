@@ -383,6 +383,21 @@ pub async fn access_hash<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<
     Ok(row.map(|(h,)| h))
 }
 
+/// The status and document of every order placed at or after `since` (the summary's input;
+/// the `(created_at, id)` index bounds the scan to those orders).
+pub async fn orders_since<'c>(
+    c: impl Into<Conn<'c>>,
+    since: OffsetDateTime,
+) -> Result<Vec<(String, String)>, DbError> {
+    run!(c, |c| sqlx::query_as(
+        "SELECT status, document FROM orders WHERE created_at >= $1"
+    )
+    .bind(since)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))
+}
+
 /// Orders newest first, of `status` when given, after `(created_at, id)` when given.
 pub async fn list_orders<'c>(
     c: impl Into<Conn<'c>>,

@@ -12,6 +12,7 @@ mod catalog;
 mod checkout;
 mod cli;
 mod cluster;
+mod dashboard_reads;
 mod degradation;
 mod docs;
 mod events;
