@@ -47,6 +47,28 @@ pub struct Config {
     pub services: Vec<Group>,
     /// How this process finds and calls the groups it does not run, and carries events.
     pub cluster: ClusterConfig,
+    /// The staff web UI at `/admin`.
+    pub admin: AdminSettings,
+}
+
+/// The staff web UI at `/admin`, a client of the store's own HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Serve the UI.
+    pub enabled: bool,
+    /// The base URL the UI calls the API at (`http://…`, no trailing slash); unset: this
+    /// process's own bound address. Set it to the gateway's address when the groups run apart.
+    pub api_url: Option<String>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            api_url: None,
+        }
+    }
 }
 
 /// A service group: the contexts that run, and own their tables, together.
@@ -426,6 +448,7 @@ impl Default for Config {
             crash_points: Vec::new(),
             services: Vec::new(),
             cluster: ClusterConfig::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -569,6 +592,14 @@ impl Config {
                 key: "payments.providers",
                 reason: format!("unknown provider {name}; known: manual, test"),
             });
+        }
+        if let Some(url) = &self.admin.api_url
+            && !(url.starts_with("http://") && url.len() > "http://".len())
+        {
+            return invalid(
+                "admin.api_url",
+                "must be an http:// URL (the UI calls the API without TLS, on a trusted network)",
+            );
         }
         if self.payments.breaker_failures == 0 {
             return invalid("payments.breaker_failures", "must be at least 1");

@@ -6,6 +6,7 @@
 // Test code may panic on the unexpected: that is how a test fails.
 #![allow(clippy::unwrap_used)]
 
+mod admin_ui;
 mod cache;
 mod cart;
 mod catalog;
