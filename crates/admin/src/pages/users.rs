@@ -1,4 +1,4 @@
-//! Staff users and their roles: the list, a new user, removal. Only what the API's policy
+//! Staff users and their roles: the list, a new user, a role changed, removal. Only what the API's policy
 //! allows the signed-in role works (reading needs an admin, changes an owner).
 
 use axum::extract::{Path, Query};
@@ -22,6 +22,7 @@ pub(crate) fn routes() -> Router<Ui> {
     Router::new()
         .route("/admin/users", get(index).post(create))
         .route("/admin/users/{id}/delete", post(delete))
+        .route("/admin/users/{id}/role", post(set_role))
 }
 
 fn users_page(
@@ -46,7 +47,19 @@ fn users_page(
                         tr {
                             td data-label="E-mail address" { (text(u, "email")) }
                             td data-label="Name" { (text(u, "name")) }
-                            td data-label="Role" { (text(u, "role")) }
+                            td data-label="Role" {
+                                @let id = text(u, "id");
+                                form.inline method="post" action={ "/admin/users/" (segment(id)) "/role" } {
+                                    (layout::csrf(s))
+                                    label for={ "role-" (id) } {
+                                        span { "Role of " (text(u, "email")) }
+                                        select id={ "role-" (id) } name="role" {
+                                            @for r in ROLES { option value=(r) selected[*r == text(u, "role")] { (r) } }
+                                        }
+                                    }
+                                    button.secondary type="submit" { "Change role" }
+                                }
+                            }
                             td data-label="State" { @if u.get("disabled_at").is_some_and(|d| !d.is_null()) { "disabled" } @else { "active" } }
                             td data-label="Remove" {
                                 form method="post" action={ "/admin/users/" (segment(text(u, "id"))) "/delete" } data-confirm="Remove this staff user?" {
@@ -108,6 +121,41 @@ async fn create(Extension(s): Extension<Session>, Form(f): Form<Fields>) -> Page
         Err(Failure::Refused(problem)) => {
             let users = all_users(&s).await?;
             let page = users_page(&s, &users, &f, None, &FormErrors::from_problem(&problem));
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                layout::page(&s, "Staff", page),
+            )
+                .into_response())
+        }
+        Err(failure) => Err(s.fail(failure)),
+    }
+}
+
+/// `POST /admin/users/{id}/role`: the API ends the user's sessions on a demotion.
+async fn set_role(
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> PageResult {
+    let body = json!({ "role": f.get("role") });
+    match s
+        .call(
+            Method::PATCH,
+            &format!("/v1/admin/users/{}", segment(&id)),
+            Some(&body),
+        )
+        .await
+    {
+        Ok(_) => Ok(see_other("/admin/users?done=saved")),
+        Err(Failure::Refused(problem)) => {
+            let users = all_users(&s).await?;
+            let page = users_page(
+                &s,
+                &users,
+                &Fields::default(),
+                None,
+                &FormErrors::from_problem(&problem),
+            );
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 layout::page(&s, "Staff", page),

@@ -547,3 +547,61 @@ async fn staff_capture_and_ship_an_order_from_its_page() {
         assert!(html.contains(event), "the history shows {event}");
     }
 }
+
+/// A 1×1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xdd, 0x8d, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_uploaded_through_the_form_is_attached_only_with_the_csrf_token() {
+    let app = TestApp::spawn().await;
+    let browser = signed_in(&app, "owner@example.com", Role::Owner).await;
+    let token = csrf_of(&browser.get_html("/admin/products/new").await);
+    let r = browser
+        .post(
+            "/admin/products",
+            &[
+                ("_csrf", token.as_str()),
+                ("title", "Framed print"),
+                ("status", "draft"),
+            ],
+        )
+        .await;
+    let page = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let path = page.split('?').next().unwrap().to_owned();
+    let upload = |csrf: String| {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(PNG.to_vec())
+                    .file_name("dot.png")
+                    .mime_str("image/png")
+                    .unwrap(),
+            )
+            .text("alt", "A red dot");
+        browser
+            .client
+            .post(format!("{}{path}/media?_csrf={csrf}", app.base))
+            .header("origin", &app.base)
+            .multipart(form)
+            .send()
+    };
+
+    let forged = upload("wrong".to_owned()).await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let r = upload(token.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    let html = browser.get_html(&path).await;
+    assert!(html.contains(r#"alt="A red dot""#), "{html}");
+    assert_eq!(
+        html.matches("<figure").count(),
+        1,
+        "one image, the forged one refused"
+    );
+}
