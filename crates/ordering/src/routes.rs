@@ -175,17 +175,25 @@ pub async fn get_order(
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
     pub status: Option<OrderStatus>,
+    /// Only orders placed at or after this moment (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub placed_since: Option<time::OffsetDateTime>,
+    /// Only orders placed before this moment (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub placed_before: Option<time::OffsetDateTime>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
 }
 
-/// Orders, newest first, optionally of one status.
+/// Orders, newest first, optionally of one status and placed within a time range.
 #[utoipa::path(get, path = "/v1/admin/orders", operation_id = "listAdminOrders", tag = "admin", params(OrderListQuery),
     responses(
         (status = 200, description = "A page of orders", body = Page<Order>),
-        (status = 422, description = "A bad `status`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `status`, `placed_since`, `placed_before`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn admin_list_orders(
     State(state): State<OrderingState>,
@@ -194,7 +202,12 @@ pub async fn admin_list_orders(
     Ok(axum::Json(
         state
             .orders
-            .list(q.status, q.cursor.as_deref(), q.limit)
+            .list(
+                q.status,
+                (q.placed_since, q.placed_before),
+                q.cursor.as_deref(),
+                q.limit,
+            )
             .await?,
     ))
 }

@@ -94,16 +94,25 @@ impl OrderService {
     }
 
     /// Orders newest first, optionally of one status, after the cursor position.
+    ///
+    /// `placed` narrows to orders placed at or after its first bound and before its second.
     pub async fn list(
         &self,
         status: Option<OrderStatus>,
+        placed: (Option<OffsetDateTime>, Option<OffsetDateTime>),
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<emporium_kernel::Page<Order>, OrderingError> {
         let (after, limit) = page_request(cursor, limit)?;
         let mut conn = self.db.read().await?;
-        let rows = store::list_orders(&mut conn, status.map(OrderStatus::as_str), after, limit + 1)
-            .await?;
+        let rows = store::list_orders(
+            &mut conn,
+            status.map(OrderStatus::as_str),
+            placed,
+            after,
+            limit + 1,
+        )
+        .await?;
         page_of(rows, limit)
     }
 

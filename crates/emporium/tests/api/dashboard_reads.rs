@@ -1,6 +1,6 @@
-//! The admin routes a back-office dashboard reads: the order summary since a moment
-//! (`GET /v1/admin/orders/summary`) and the variants low on stock
-//! (`GET /v1/admin/inventory/low-stock`).
+//! The admin routes a back-office dashboard and its lists read: the order summary since a
+//! moment (`GET /v1/admin/orders/summary`), orders placed within a time range, and the variants
+//! low on stock (`GET /v1/admin/inventory/low-stock`).
 
 use emporium_kernel::auth::Role;
 use reqwest::Method;
@@ -12,6 +12,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     the_order_summary_counts_orders_since_a_moment_and_their_revenue,
+    staff_list_the_orders_placed_within_a_time_range,
     low_stock_lists_variants_below_the_threshold_fewest_first,
 );
 
@@ -149,4 +150,46 @@ async fn low_stock_lists_variants_below_the_threshold_fewest_first(app: TestApp)
     let problem = assert_problem(r, 422, "validation_failed").await;
     let at: Vec<String> = pointers(&problem).into_iter().map(|(p, _)| p).collect();
     assert_eq!(at, vec!["/below".to_owned(), "/limit".to_owned()]);
+}
+
+async fn staff_list_the_orders_placed_within_a_time_range(app: TestApp) {
+    let shop = shop(&app, 10, 10).await;
+    let rfc3339 = |t: time::OffsetDateTime| {
+        urlencode(
+            &t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        )
+    };
+    let before = rfc3339(time::OffsetDateTime::now_utc() - time::Duration::seconds(5));
+    for i in 0..2 {
+        let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+        let r = check_out(&app, &cart, &token, &format!("range-{i}"), "tok_success").await;
+        assert_eq!(r.status(), 201);
+    }
+    let after = rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(5));
+    let staff = app.staff_token("clerk@example.com", Role::Staff).await;
+    let count = |query: String| {
+        let (app, staff) = (&app, &staff);
+        async move {
+            let r = app
+                .get(&format!("/v1/admin/orders?{query}"), Some(staff))
+                .await;
+            assert_eq!(r.status(), 200, "{query}");
+            let page: Value = r.json().await.unwrap();
+            page["items"].as_array().unwrap().len()
+        }
+    };
+
+    assert_eq!(count(format!("placed_since={before}")).await, 2);
+    assert_eq!(
+        count(format!("placed_since={before}&placed_before={after}")).await,
+        2
+    );
+    assert_eq!(count(format!("placed_before={before}")).await, 0);
+    assert_eq!(count(format!("placed_since={after}")).await, 0);
+    assert_eq!(count(format!("placed_since={before}&status=paid")).await, 0);
+    let r = app
+        .get("/v1/admin/orders?placed_since=today", Some(&staff))
+        .await;
+    assert_problem(r, 422, "validation_failed").await;
 }
