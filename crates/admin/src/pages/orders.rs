@@ -1,4 +1,4 @@
-//! Orders: the list (by status, newest first, keyset pages), one order with its event history,
+//! Orders: the list (by status and days placed, newest first, keyset pages), one order with its event history,
 //! and the staff actions (capture, fulfil, ship, deliver, cancel, refund, return), each a
 //! `POST` form that the API's policy and the order's lifecycle decide.
 
@@ -67,11 +67,31 @@ pub(crate) fn table(orders: &[Value]) -> Markup {
 pub(crate) struct OrderQuery {
     #[serde(default)]
     status: Option<String>,
+    /// First day (`YYYY-MM-DD`, UTC) of the orders shown.
+    #[serde(default)]
+    from: Option<String>,
+    /// Last day (`YYYY-MM-DD`, UTC) of the orders shown.
+    #[serde(default)]
+    to: Option<String>,
     #[serde(default)]
     cursor: Option<String>,
 }
 
-/// `GET /admin/orders`.
+/// A `YYYY-MM-DD` day; `None` for anything else.
+fn day(text: &str) -> Option<time::Date> {
+    let mut parts = text.trim().splitn(3, '-');
+    let year = parts.next()?.parse().ok()?;
+    let month = time::Month::try_from(parts.next()?.parse::<u8>().ok()?).ok()?;
+    let day = parts.next()?.parse().ok()?;
+    time::Date::from_calendar_date(year, month, day).ok()
+}
+
+/// The start of `day` (UTC) as RFC 3339.
+fn midnight(day: time::Date) -> String {
+    format!("{day}T00:00:00Z")
+}
+
+/// `GET /admin/orders`: by status and days placed (from, to: both included).
 async fn index(Extension(s): Extension<Session>, Query(q): Query<OrderQuery>) -> PageResult {
     let status = q
         .status
@@ -79,10 +99,25 @@ async fn index(Extension(s): Extension<Session>, Query(q): Query<OrderQuery>) ->
         .filter(|v| STATUSES.contains(v))
         .unwrap_or_default();
     let cursor = q.cursor.as_deref().unwrap_or_default();
+    let from = q.from.as_deref().and_then(day);
+    let to = q.to.as_deref().and_then(day);
+    let since = from.map(midnight).unwrap_or_default();
+    let before = to
+        .and_then(|d| d.next_day())
+        .map(midnight)
+        .unwrap_or_default();
+    let from_text = from.map(|d| d.to_string()).unwrap_or_default();
+    let to_text = to.map(|d| d.to_string()).unwrap_or_default();
     let page = s
         .get(&format!(
             "/v1/admin/orders{}",
-            super::query(&[("status", status), ("cursor", cursor), ("limit", "50")])
+            super::query(&[
+                ("status", status),
+                ("placed_since", &since),
+                ("placed_before", &before),
+                ("cursor", cursor),
+                ("limit", "50")
+            ])
         ))
         .await?;
     let body = html! {
@@ -96,10 +131,12 @@ async fn index(Extension(s): Extension<Session>, Query(q): Query<OrderQuery>) ->
                     }
                 }
             }
+            label for="from" { span { "Placed from (UTC)" } input #from type="date" name="from" value=(from_text); }
+            label for="to" { span { "Placed to (UTC)" } input #to type="date" name="to" value=(to_text); }
             button type="submit" { "Filter" }
         }
         (table(list(&page, "items")))
-        (pager("/admin/orders", &[("status", status)], page.get("next_cursor").and_then(Value::as_str), !cursor.is_empty()))
+        (pager("/admin/orders", &[("status", status), ("from", &from_text), ("to", &to_text)], page.get("next_cursor").and_then(Value::as_str), !cursor.is_empty()))
     };
     Ok(layout::page(&s, "Orders", body).into_response())
 }

@@ -504,6 +504,17 @@ async fn staff_capture_and_ship_an_order_from_its_page() {
     let order = placed["order"]["id"].as_str().unwrap().to_owned();
     app.drain_outbox().await;
     let browser = signed_in(&app, "staff@example.com", Role::Staff).await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let list = browser
+        .get_html(&format!(
+            "/admin/orders?from={today}&to={today}&status=placed"
+        ))
+        .await;
+    assert!(list.contains(&order), "today's placed orders hold it");
+    let list = browser
+        .get_html("/admin/orders?from=2000-01-01&to=2000-01-31")
+        .await;
+    assert!(!list.contains(&order) && list.contains("No orders."));
     let page = browser.get_html(&format!("/admin/orders/{order}")).await;
     // The journal is for admins: a staff user sees the order without its history.
     assert!(page.contains("The event history is not available to your role."));
