@@ -596,7 +596,13 @@ impl Store {
     }
 
     /// The whole HTTP application, serving its OpenAPI document at `/openapi.json`.
-    pub fn router(&self, config: &Config, shutting_down: CancellationToken) -> Router {
+    /// `admin`, when given, is the staff web UI, served under the same outer layers.
+    pub fn router(
+        &self,
+        config: &Config,
+        shutting_down: CancellationToken,
+        admin: Option<Router>,
+    ) -> Router {
         let (api, doc) = self.api(config, shutting_down);
         let mut internal = Router::new();
         if let Some(inventory) = &self.inventory {
@@ -612,7 +618,7 @@ impl Store {
             RulesCalculator::new(self.pricing.clone()),
         )));
         let internal = crate::cluster::internal(config, internal);
-        finish_router(api, doc, internal, config, self.tokens.clone())
+        finish_router(api, doc, internal, admin, config, self.tokens.clone())
     }
 
     /// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.
@@ -673,11 +679,13 @@ impl Store {
 
 /// The documented routes (`api`, with their OpenAPI `doc`) and the internal ones, under the
 /// middleware every route shares: security headers, request context, panic catching,
-/// compression, body limit, bearer authentication (`verifier`), the admin guard.
+/// compression, body limit, bearer authentication (`verifier`), the admin guard. `admin` is the
+/// staff web UI (`/admin`), when this process serves it.
 pub(crate) fn finish_router(
     api: Router,
     doc: utoipa::openapi::OpenApi,
     internal: Router,
+    admin: Option<Router>,
     config: &Config,
     verifier: Arc<dyn TokenVerifier>,
 ) -> Router {
@@ -689,6 +697,7 @@ pub(crate) fn finish_router(
     };
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(internal)
+        .merge(admin.unwrap_or_default())
         .fallback(emporium_http::middleware::not_found)
         .method_not_allowed_fallback(emporium_http::middleware::method_not_allowed)
         .route_layer(from_fn_with_state(policy, emporium_http::admin::guard))
@@ -906,7 +915,8 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     let draining = CancellationToken::new();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let app = store.router(config, draining.clone());
+    let admin = admin_ui(config, local_addr)?;
+    let app = store.router(config, draining.clone(), admin);
     let server_done = serve_until(
         &tasks,
         listener,
@@ -1020,6 +1030,34 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         tasks,
         drain: Duration::from_millis(config.cluster.drain_ms),
     })
+}
+
+/// The staff web UI, when enabled: it calls the API at `admin.api_url`, by default this
+/// process's own address (a wildcard listen address is reached over loopback).
+fn admin_ui(config: &Config, local_addr: SocketAddr) -> anyhow::Result<Option<Router>> {
+    if !config.admin.enabled {
+        return Ok(None);
+    }
+    let api_url = match &config.admin.api_url {
+        Some(url) => url.clone(),
+        None => {
+            let mut own = local_addr;
+            if own.ip().is_unspecified() {
+                own.set_ip(match own {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{own}")
+        }
+    };
+    let router = emporium_admin::router(emporium_admin::AdminConfig {
+        api_url,
+        call_timeout: Duration::from_millis(config.http.request_timeout_ms),
+        media_max_bytes: config.media.max_bytes,
+    })
+    .context("cannot build the admin UI's HTTP client")?;
+    Ok(Some(router))
 }
 
 /// Serves `app` on `listener` until `stop`; in-flight requests then get `grace`, and so do

@@ -384,6 +384,7 @@ where
         api,
         doc,
         internal(config, parts.internal),
+        None,
         config,
         tokens.clone(),
     );

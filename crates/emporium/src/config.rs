@@ -50,6 +50,28 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Webhooks and e-mail.
     pub notify: NotifyConfig,
+    /// The staff web UI at `/admin`.
+    pub admin: AdminSettings,
+}
+
+/// The staff web UI at `/admin`, a client of the store's own HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Serve the UI.
+    pub enabled: bool,
+    /// The base URL the UI calls the API at (`http://…`, no trailing slash); unset: this
+    /// process's own bound address. Set it to the gateway's address when the groups run apart.
+    pub api_url: Option<String>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            api_url: None,
+        }
+    }
 }
 
 /// A service group: the contexts that run, and own their tables, together.
@@ -511,6 +533,7 @@ impl Default for Config {
             services: Vec::new(),
             cluster: ClusterConfig::default(),
             notify: NotifyConfig::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -656,6 +679,14 @@ impl Config {
             });
         }
         self.validate_notify()?;
+        if let Some(url) = &self.admin.api_url
+            && !(url.starts_with("http://") && url.len() > "http://".len())
+        {
+            return invalid(
+                "admin.api_url",
+                "must be an http:// URL (the UI calls the API without TLS, on a trusted network)",
+            );
+        }
         if self.payments.breaker_failures == 0 {
             return invalid("payments.breaker_failures", "must be at least 1");
         }

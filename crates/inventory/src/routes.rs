@@ -40,6 +40,12 @@ pub const ADMIN_RULES: &[AdminRule] = &[
     AdminRule::staff("PATCH", "/v1/admin/inventory/locations/{id}", Role::Staff),
     AdminRule::staff_or_client("GET", "/v1/admin/inventory/levels", Role::Staff, READ_SCOPE),
     AdminRule::staff_or_client(
+        "GET",
+        "/v1/admin/inventory/low-stock",
+        Role::Staff,
+        READ_SCOPE,
+    ),
+    AdminRule::staff_or_client(
         "PUT",
         "/v1/admin/inventory/levels/{variant_id}/{location_id}",
         Role::Staff,
@@ -66,6 +72,7 @@ pub fn router(service: Arc<InventoryService>) -> OpenApiRouter {
         .routes(routes!(list_locations, create_location))
         .routes(routes!(get_location, update_location))
         .routes(routes!(get_levels))
+        .routes(routes!(list_low_stock))
         .routes(routes!(set_level))
         .routes(routes!(adjust_level))
         .routes(routes!(list_ledger))
@@ -197,6 +204,41 @@ pub async fn get_levels(
     Query(q): Query<LevelsQuery>,
 ) -> Result<axum::Json<VariantStock>, ApiError> {
     Ok(axum::Json(service.variant_stock(q.variant_id).await?))
+}
+
+/// Query of the low-stock list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LowStockQuery {
+    /// List variants with fewer units than this available over all locations (1 to
+    /// 1 000 000 000); required.
+    #[param(minimum = 1, maximum = 1_000_000_000)]
+    pub below: i64,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// Variants running out: those with fewer than `below` units available over all their
+/// locations, fewest first (`locations` is empty in each entry; read a variant's levels for
+/// them). Only variants with a stock level at some location are listed.
+#[utoipa::path(get, path = "/v1/admin/inventory/low-stock", operation_id = "listAdminLowStock", tag = "admin", params(LowStockQuery),
+    responses(
+        (status = 200, description = "A page of variants' stock totals", body = Page<VariantStock>),
+        (status = 422, description = "A missing or out-of-range `below`, or a bad `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_low_stock(
+    State(service): Svc,
+    Query(q): Query<LowStockQuery>,
+) -> Result<axum::Json<Page<VariantStock>>, ApiError> {
+    Ok(axum::Json(
+        service
+            .low_stock(q.below, q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
 }
 
 /// Path of a stock level: `/v1/admin/inventory/levels/{variant_id}/{location_id}`.

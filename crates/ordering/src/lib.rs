@@ -21,7 +21,7 @@ pub use saga::{
     CheckoutFailure, CheckoutOutcome, CheckoutRequest, CheckoutService, CheckoutState,
     PaymentChoice, PlacedOrder,
 };
-pub use service::{Action, OrderService, SETTLE_RETRY_FIRST, SETTLE_RETRY_MAX};
+pub use service::{Action, OrderService, OrderSummary, SETTLE_RETRY_FIRST, SETTLE_RETRY_MAX};
 
 /// Ordering's schema migrations.
 pub const MIGRATIONS: &[emporium_db::Migration] = &[

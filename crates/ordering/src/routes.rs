@@ -38,6 +38,7 @@ pub const READ_SCOPE: &str = "orders:read";
 pub const ADMIN_RULES: &[AdminRule] = &[
     AdminRule::staff_or_client("GET", "/v1/admin/orders", Role::Staff, READ_SCOPE),
     AdminRule::staff_or_client("GET", "/v1/admin/orders/{id}", Role::Staff, READ_SCOPE),
+    AdminRule::staff_or_client("GET", "/v1/admin/orders/summary", Role::Staff, READ_SCOPE),
     AdminRule::staff("POST", "/v1/admin/orders/{id}/capture", Role::Staff),
     AdminRule::staff("POST", "/v1/admin/orders/{id}/fulfill", Role::Staff),
     AdminRule::staff("POST", "/v1/admin/orders/{id}/ship", Role::Staff),
@@ -55,6 +56,7 @@ pub fn router(state: OrderingState) -> OpenApiRouter {
         .routes(routes!(get_order))
         .routes(routes!(admin_list_orders))
         .routes(routes!(admin_get_order))
+        .routes(routes!(admin_order_summary))
         .routes(routes!(capture_order))
         .routes(routes!(fulfill_order))
         .routes(routes!(ship_order))
@@ -173,17 +175,25 @@ pub async fn get_order(
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
     pub status: Option<OrderStatus>,
+    /// Only orders placed at or after this moment (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub placed_since: Option<time::OffsetDateTime>,
+    /// Only orders placed before this moment (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub placed_before: Option<time::OffsetDateTime>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
 }
 
-/// Orders, newest first, optionally of one status.
+/// Orders, newest first, optionally of one status and placed within a time range.
 #[utoipa::path(get, path = "/v1/admin/orders", operation_id = "listAdminOrders", tag = "admin", params(OrderListQuery),
     responses(
         (status = 200, description = "A page of orders", body = Page<Order>),
-        (status = 422, description = "A bad `status`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `status`, `placed_since`, `placed_before`, `cursor` or `limit` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn admin_list_orders(
     State(state): State<OrderingState>,
@@ -192,9 +202,40 @@ pub async fn admin_list_orders(
     Ok(axum::Json(
         state
             .orders
-            .list(q.status, q.cursor.as_deref(), q.limit)
+            .list(
+                q.status,
+                (q.placed_since, q.placed_before),
+                q.cursor.as_deref(),
+                q.limit,
+            )
             .await?,
     ))
+}
+
+/// Query of the order summary.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// Count orders placed at or after this moment (RFC 3339), e.g. the start of today.
+    #[param(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: time::OffsetDateTime,
+}
+
+/// How many orders were placed since a moment and their revenue per currency (the totals of
+/// those not cancelled, less refunds): the figures of a back-office dashboard, read in one
+/// call over the orders placed since then.
+#[utoipa::path(get, path = "/v1/admin/orders/summary", operation_id = "summarizeAdminOrders", tag = "admin", params(SummaryQuery),
+    responses(
+        (status = 200, description = "The summary", body = crate::service::OrderSummary),
+        (status = 422, description = "A missing or malformed `since` (`validation_failed`)", body = emporium_http::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn admin_order_summary(
+    State(state): State<OrderingState>,
+    Query(q): Query<SummaryQuery>,
+) -> Result<axum::Json<crate::service::OrderSummary>, ApiError> {
+    Ok(axum::Json(state.orders.summary(q.since).await?))
 }
 
 /// One order.

@@ -38,6 +38,19 @@ pub enum Action {
 }
 
 /// Orders over one database, with the payments their actions move.
+/// Orders placed since a moment, and what they brought in (`GET /v1/admin/orders/summary`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct OrderSummary {
+    /// The moment counted from.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub since: OffsetDateTime,
+    /// Orders placed at or after `since`, in any status.
+    pub orders: i64,
+    /// Per currency (by code): the totals of those orders not cancelled, less refunds.
+    pub revenue: Vec<emporium_kernel::Money>,
+}
+
 pub struct OrderService {
     db: Db,
     clock: Arc<dyn Clock>,
@@ -81,17 +94,54 @@ impl OrderService {
     }
 
     /// Orders newest first, optionally of one status, after the cursor position.
+    ///
+    /// `placed` narrows to orders placed at or after its first bound and before its second.
     pub async fn list(
         &self,
         status: Option<OrderStatus>,
+        placed: (Option<OffsetDateTime>, Option<OffsetDateTime>),
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<emporium_kernel::Page<Order>, OrderingError> {
         let (after, limit) = page_request(cursor, limit)?;
         let mut conn = self.db.read().await?;
-        let rows = store::list_orders(&mut conn, status.map(OrderStatus::as_str), after, limit + 1)
-            .await?;
+        let rows = store::list_orders(
+            &mut conn,
+            status.map(OrderStatus::as_str),
+            placed,
+            after,
+            limit + 1,
+        )
+        .await?;
         page_of(rows, limit)
+    }
+
+    /// How many orders were placed at or after `since`, and their revenue per currency: the
+    /// totals of those not cancelled, less what was refunded.
+    pub async fn summary(&self, since: OffsetDateTime) -> Result<OrderSummary, OrderingError> {
+        let mut conn = self.db.read().await?;
+        let rows = store::orders_since(&mut conn, since).await?;
+        let mut revenue =
+            std::collections::BTreeMap::<String, (emporium_kernel::Currency, i64)>::new();
+        for (status, document) in &rows {
+            if status == OrderStatus::Cancelled.as_str() {
+                continue;
+            }
+            let order: Order = serde_json::from_str(document)
+                .map_err(|e| OrderingError::Corrupt(e.to_string()))?;
+            let entry = revenue
+                .entry(order.currency.to_string())
+                .or_insert((order.currency, 0));
+            entry.1 += order.total - order.refunded_amount;
+        }
+        Ok(OrderSummary {
+            since,
+            orders: rows.len() as i64,
+            revenue: revenue
+                .into_values()
+                .map(|(currency, amount)| emporium_kernel::Money { amount, currency })
+                .collect(),
+        })
     }
 
     /// Customer `customer`'s orders, newest first, after the cursor position.

@@ -383,10 +383,27 @@ pub async fn access_hash<'c>(c: impl Into<Conn<'c>>, id: Uuid) -> Result<Option<
     Ok(row.map(|(h,)| h))
 }
 
-/// Orders newest first, of `status` when given, after `(created_at, id)` when given.
+/// The status and document of every order placed at or after `since` (the summary's input;
+/// the `(created_at, id)` index bounds the scan to those orders).
+pub async fn orders_since<'c>(
+    c: impl Into<Conn<'c>>,
+    since: OffsetDateTime,
+) -> Result<Vec<(String, String)>, DbError> {
+    run!(c, |c| sqlx::query_as(
+        "SELECT status, document FROM orders WHERE created_at >= $1"
+    )
+    .bind(since)
+    .fetch_all(c)
+    .await
+    .map_err(DbError::from))
+}
+
+/// Orders newest first, of `status` when given, placed in `placed` (`[since, before)`, each
+/// bound when given), after `(created_at, id)` when given.
 pub async fn list_orders<'c>(
     c: impl Into<Conn<'c>>,
     status: Option<&str>,
+    placed: (Option<OffsetDateTime>, Option<OffsetDateTime>),
     after: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> Result<Vec<OrderRow>, DbError> {
@@ -395,6 +412,7 @@ pub async fn list_orders<'c>(
         order_columns!(),
         " FROM orders WHERE ($1 IS NULL OR status = $1) \
          AND ($2 IS NULL OR (created_at, id) < ($2, $3)) \
+         AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
     let (at, id) = after.map_or((None, None), |(t, i)| (Some(t), Some(i)));
@@ -403,6 +421,8 @@ pub async fn list_orders<'c>(
         .bind(at)
         .bind(id)
         .bind(limit)
+        .bind(placed.0)
+        .bind(placed.1)
         .fetch_all(c)
         .await
         .map_err(DbError::from))

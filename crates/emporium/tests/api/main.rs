@@ -6,12 +6,14 @@
 // Test code may panic on the unexpected: that is how a test fails.
 #![allow(clippy::unwrap_used)]
 
+mod admin_ui;
 mod cache;
 mod cart;
 mod catalog;
 mod checkout;
 mod cli;
 mod cluster;
+mod dashboard_reads;
 mod degradation;
 mod docs;
 mod events;

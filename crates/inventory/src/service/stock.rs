@@ -2,7 +2,7 @@
 
 use emporium_db::{Db, WriteTx};
 use emporium_kernel::ids::{LocationId, VariantId};
-use emporium_kernel::{Cursor, Violations};
+use emporium_kernel::{Cursor, FieldError, Violations};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -192,6 +192,53 @@ impl InventoryService {
             available: on_hand - reserved,
             locations: rows.iter().map(level_of).collect(),
         })
+    }
+
+    /// Variants with fewer than `below` units available over all their locations, fewest
+    /// first (a page; `locations` is left empty). `below` must be 1 to 1 000 000 000.
+    pub async fn low_stock(
+        &self,
+        below: i64,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<VariantStock>, InventoryError> {
+        let mut problems = Vec::new();
+        if !(1..=1_000_000_000).contains(&below) {
+            problems.push(FieldError::new("/below", "out_of_range", "1 to 1000000000"));
+        }
+        let after = match cursor.map(Cursor::decode::<(i64, Uuid)>) {
+            None => None,
+            Some(Ok(after)) => Some(after),
+            Some(Err(e)) => {
+                problems.push(e);
+                None
+            }
+        };
+        let limit = match page_limit(limit) {
+            Ok(limit) => limit,
+            Err(InventoryError::Invalid(e)) => {
+                problems.extend(e);
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        if !problems.is_empty() {
+            return Err(InventoryError::Invalid(problems));
+        }
+        let mut conn = self.db.read().await?;
+        let rows = store::low_stock(&mut conn, below, after, limit).await?;
+        Ok(page_of(
+            rows,
+            limit,
+            |(variant, on_hand, reserved)| (on_hand - reserved, *variant),
+            |(variant, on_hand, reserved)| VariantStock {
+                variant_id: VariantId(*variant),
+                on_hand: *on_hand,
+                reserved: *reserved,
+                available: on_hand - reserved,
+                locations: Vec::new(),
+            },
+        ))
     }
 
     /// Sets the absolute level of `variant` at `location`, creating the level when absent.

@@ -108,6 +108,34 @@ pub async fn levels_of_variant<'c>(
         .map_err(DbError::from))
 }
 
+/// Variants whose units available over all locations are below `below`, fewest first, after
+/// `(available, variant)` when given: `(variant, on_hand, reserved)` rows.
+pub async fn low_stock<'c>(
+    c: impl Into<Conn<'c>>,
+    below: i64,
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) -> Result<Vec<(Uuid, i64, i64)>, DbError> {
+    // The sums are cast: PostgreSQL sums a BIGINT column as NUMERIC.
+    const SQL: &str = "SELECT variant_id, on_hand, reserved FROM ( \
+           SELECT variant_id, CAST(SUM(on_hand) AS BIGINT) AS on_hand, \
+                  CAST(SUM(reserved) AS BIGINT) AS reserved \
+           FROM stock_levels GROUP BY variant_id) AS totals \
+         WHERE on_hand - reserved < $1 \
+         AND ($2 IS NULL OR on_hand - reserved > $2 \
+              OR (on_hand - reserved = $2 AND variant_id > $3)) \
+         ORDER BY on_hand - reserved, variant_id LIMIT $4";
+    let (available, variant) = after.map_or((None, None), |(a, v)| (Some(a), Some(v)));
+    run!(c, |c| sqlx::query_as(SQL)
+        .bind(below)
+        .bind(available)
+        .bind(variant)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(DbError::from))
+}
+
 /// Runs `sql`, a statement writing the level of `variant` (`$1`) at `location` (`$2`) with
 /// `amount` (`$3`) at `now` (`$4`) and returning the level's columns: the row after, or `None`
 /// when it wrote nothing.

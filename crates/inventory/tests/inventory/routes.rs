@@ -34,7 +34,7 @@ async fn every_route_is_documented_and_has_an_access_rule() {
         .collect();
     assert_eq!(documented, ruled);
     assert_eq!(ruled.len(), emporium_inventory::ADMIN_RULES.len());
-    assert_eq!(documented.len(), 9);
+    assert_eq!(documented.len(), 10);
     // Reads are open to API clients with the read scope, level writes with the write scope;
     // locations are managed by staff only.
     for rule in emporium_inventory::ADMIN_RULES {
