@@ -320,7 +320,7 @@ async fn the_openapi_document_describes_every_route_and_its_errors() {
                 // A command on the resource its path names takes no body.
                 assert!(
                     op.get("requestBody").is_some()
-                        || ["/merge", "/capture", "/deliver", "/return"]
+                        || ["/merge", "/capture", "/deliver", "/return", "/replay"]
                             .iter()
                             .any(|command| path.ends_with(command)),
                     "{method} {path} lacks its body schema"
