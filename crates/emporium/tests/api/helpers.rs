@@ -419,6 +419,31 @@ where
     }
 }
 
+/// Reads with `read` until `done` holds for what it read (polled as [`eventually`] does), and
+/// returns that reading; panics with `what` and the last reading after 30 s.
+pub async fn wait_for<T, F, Fut>(what: &str, mut read: F, done: impl Fn(&T) -> bool) -> T
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let last = std::sync::Mutex::new(None);
+    let met = eventually(Duration::from_secs(30), || {
+        let reading = read();
+        let (last, done) = (&last, &done);
+        async move {
+            let value = reading.await;
+            let met = done(&value);
+            *last.lock().unwrap() = Some(value);
+            met
+        }
+    })
+    .await;
+    let value = last.into_inner().unwrap().expect("read at least once");
+    assert!(met, "{what}: {value:#?}");
+    value
+}
+
 /// Runs the `emporium` binary with `args` on the data folder `dir` (SQLite, no configuration
 /// file); returns its exit code, standard output and standard error.
 pub fn emporium_cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::checkout::{check_out, ready_cart, shop};
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, wait_for};
 use crate::webhooks::{Child, python_tools};
 
 async fn next_mail(sink: &mut Child) -> Value {
@@ -156,20 +156,16 @@ async fn an_email_is_retried_until_the_smtp_server_answers() {
     app.drain_outbox().await;
 
     // Nothing listens: attempts fail and the message stays pending.
-    let end = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = emails(&app).await;
-        if now.iter().any(|(_, status, attempts, error)| {
-            status == "pending" && *attempts >= 2 && error.is_some()
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "no failed attempt recorded: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_for(
+        "a failed attempt recorded",
+        || emails(&app),
+        |now| {
+            now.iter().any(|(_, status, attempts, error)| {
+                status == "pending" && *attempts >= 2 && error.is_some()
+            })
+        },
+    )
+    .await;
 
     // The server comes up: the message goes out, once.
     let mut sink = Child::spawn(&python, "smtp_sink.py", &[&port.to_string()]);
@@ -179,18 +175,12 @@ async fn an_email_is_retried_until_the_smtp_server_answers() {
         mail["subject"].as_str().unwrap().contains("is placed"),
         "{mail}"
     );
-    let end = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = emails(&app).await;
-        if now.iter().all(|(_, status, _, _)| status == "sent") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "not marked sent: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_for(
+        "the message marked sent",
+        || emails(&app),
+        |now| now.iter().all(|(_, status, _, _)| status == "sent"),
+    )
+    .await;
     let extra = tokio::time::timeout(Duration::from_millis(500), sink.lines.recv()).await;
     assert!(extra.is_err(), "sent twice: {extra:?}");
 }

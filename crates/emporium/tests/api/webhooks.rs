@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::catalog::{create_product, simple_product};
-use crate::helpers::{Backend, TestApp, assert_problem, pointers};
+use crate::helpers::{Backend, TestApp, assert_problem, pointers, wait_for};
 use crate::on_both_backends;
 
 /// One request the receiver got.
@@ -80,10 +80,7 @@ impl Receiver {
                             .body(Body::from(format!("answer {seen} from {path}")))
                             .unwrap()
                     }
-                    Reply::Hang => {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        Response::new(Body::empty())
-                    }
+                    Reply::Hang => std::future::pending().await,
                     Reply::Endless => {
                         let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
                         let stream = futures_util::stream::repeat_with(move || {
@@ -154,28 +151,6 @@ async fn deliveries(app: &TestApp, admin: &str, endpoint: &str) -> Vec<Value> {
     assert_eq!(r.status().as_u16(), 200);
     let page: Value = r.json().await.unwrap();
     page["items"].as_array().unwrap().clone()
-}
-
-/// Polls `read` until `done` holds for what it read; panics with the last reading after 30 s
-/// (a deadline that matters only on failure).
-async fn wait_for<T: std::fmt::Debug, F, Fut>(
-    what: &str,
-    mut read: F,
-    done: impl Fn(&T) -> bool,
-) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = T>,
-{
-    let end = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let value = read().await;
-        if done(&value) {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < end, "{what}: {value:#?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// Waits until every delivery of `endpoint` is `status`, and there are `count` of them.
