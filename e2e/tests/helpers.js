@@ -1,7 +1,10 @@
 // Shared by the browser tests: the store under test, Chromium launched as this machine needs,
-// sign-in, storefront calls over plain fetch, and screenshots.
+// sign-in, storefront calls over plain fetch, screenshots, the mail the store sent, and a webhook
+// receiver.
 import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createHmac } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,4 +104,39 @@ export async function placeOrder(variantId) {
     body: { payment: { provider: 'test', token: 'tok_success' } },
   });
   return placed.order;
+}
+
+/** The messages the store's SMTP server received so far (run.sh's sink, one JSON line each). */
+export function mailReceived() {
+  const file = process.env.EMPORIUM_E2E_MAIL;
+  assert.ok(file, 'EMPORIUM_E2E_MAIL names the SMTP server\'s log (run the tests through run.sh)');
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+}
+
+/** A webhook receiver on loopback that keeps every request and answers 204. */
+export async function startReceiver() {
+  const got = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      got.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hooks`,
+    got,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+/** Whether a request carries a Standard Webhooks signature made with `secret` (`whsec_…`):
+ * `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`. */
+export function signedWith(request, secret) {
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+  const { 'webhook-id': id, 'webhook-timestamp': ts, 'webhook-signature': signatures = '' } = request.headers;
+  const expected = `v1,${createHmac('sha256', key).update(`${id}.${ts}.${request.body}`).digest('base64')}`;
+  return signatures.split(' ').includes(expected);
 }

@@ -1,19 +1,44 @@
-// The back office's main path in a real browser: sign in, create a product with a variant,
-// price and stock, publish it, find it through storefront search, buy it through the
-// storefront API, then capture and ship the order in the UI.
+// The back office's main path in a real browser: sign in, subscribe a webhook receiver to the
+// order events, create a product with a variant, price and stock, publish it, find it through
+// storefront search, buy it through the storefront API, capture and ship the order in the UI;
+// then the shipped e-mail arrives at the SMTP server and the signed webhook deliveries at the
+// receiver, and the UI lists them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, newPage, signIn, screenshot, api, eventually, placeOrder } from './helpers.js';
+import {
+  BASE, launch, newPage, signIn, screenshot, api, eventually, placeOrder, mailReceived,
+  startReceiver, signedWith,
+} from './helpers.js';
 
 let chrome;
-before(async () => { chrome = await launch(); });
-after(async () => { await chrome?.close(); });
+let receiver;
+before(async () => {
+  chrome = await launch();
+  receiver = await startReceiver();
+});
+after(async () => {
+  await chrome?.close();
+  await receiver?.close();
+});
 
 test('staff sell a new product and ship its order from the admin UI', async () => {
   const page = await newPage(chrome.context);
   page.on('dialog', (d) => d.accept());
   await signIn(page);
   await screenshot(page, 'dashboard');
+
+  // A webhook endpoint for the order events; its secret is shown once.
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByLabel('URL (https://…)').fill(receiver.url);
+  await page.getByLabel('Description').fill('Fulfilment system');
+  await page.getByLabel(/^Event types/).fill('order.*');
+  await page.getByRole('button', { name: 'Create endpoint' }).click();
+  const secret = await page.locator('#webhook-secret').textContent();
+  assert.match(secret, /^whsec_[A-Za-z0-9+/=]+$/);
+  await page.getByRole('link', { name: 'Open the endpoint' }).click();
+  const endpointUrl = page.url();
+  assert.equal(await page.locator('#endpoint-state').textContent(), 'enabled');
+  assert.equal(await page.content().then((html) => html.includes(secret)), false, 'the secret is shown once');
 
   const suffix = Date.now().toString(36);
   const title = `Brass lantern ${suffix}`;
@@ -62,6 +87,33 @@ test('staff sell a new product and ship its order from the admin UI', async () =
 
   await page.goto(`${BASE}/admin/orders?status=shipped`);
   await page.getByRole('link', { name: order.id }).waitFor();
+
+  // The customer's shipped e-mail, with its tracking number, at the SMTP server.
+  const shipped = await eventually(() => mailReceived().find(
+    (m) => m.to.includes('e2e-buyer@example.com') && (m.text ?? '').includes('TRACK-E2E-1'),
+  ), 30000, 'the shipped e-mail');
+  assert.match(shipped.subject, /shipped/i);
+  assert.ok(shipped.html.includes('TRACK-E2E-1'));
+
+  // The order's events at the receiver, each signed with the secret; the last says shipped.
+  const delivered = await eventually(() => {
+    const ours = receiver.got.filter((r) => r.body.includes(order.id));
+    return ours.some((r) => JSON.parse(r.body).data?.order?.status === 'shipped') && ours;
+  }, 30000, 'the shipped order delivered to the webhook receiver');
+  for (const r of delivered) {
+    assert.ok(signedWith(r, secret), `a valid signature on ${r.headers['webhook-id']}`);
+    assert.match(JSON.parse(r.body).type, /^order\./);
+  }
+  // The UI lists those deliveries as succeeded, and shows one with its attempt and body.
+  await page.goto(endpointUrl);
+  const rows = page.locator('#delivery-list tbody tr');
+  await eventually(async () => (await rows.count()) >= delivered.length, 10000, 'the deliveries listed');
+  assert.equal(await page.locator('#delivery-list td[data-label="State"]', { hasText: 'succeeded' }).count(), await rows.count());
+  await screenshot(page, 'webhook');
+  await rows.first().getByRole('link').click();
+  assert.equal(await page.locator('#delivery-status').textContent(), 'succeeded');
+  await page.getByText(order.id).first().waitFor();
+  await screenshot(page, 'webhook-delivery');
 
   // The same pages on a phone.
   const phone = await newPage(chrome.context, 390, 844);

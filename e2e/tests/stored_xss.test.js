@@ -1,5 +1,6 @@
 // Stored XSS: hostile text in every text field the UI writes (product, variant, customer
-// groups, promotion, coupon, price list, staff user), then every page that shows it. No dialog
+// groups, promotion, coupon, price list, staff user, webhook endpoint), then every page that
+// shows it. No dialog
 // may open, no payload may run (`window.__xss`), and no injected element may exist: the text
 // must show as text.
 import { test, before, after } from 'node:test';
@@ -101,11 +102,24 @@ test('hostile text in every field is shown as text on every page', async () => {
   }, 'Create staff user');
   await assertInert(page, dialogs, 'staff users');
 
+  // A webhook endpoint with a hostile description, and a refused one refilled with hostile text.
+  const types = 'Event types, separated by commas (order.placed, payment.*, or * for all)';
+  await page.goto(`${BASE}/admin/webhooks`);
+  await submit(page, { 'URL (https://…)': 'http://127.0.0.1:9/hook', Description: ALL, [types]: 'product.*' }, 'Create endpoint');
+  await page.getByRole('link', { name: 'Open the endpoint' }).click();
+  const webhookUrl = page.url();
+  await assertInert(page, dialogs, 'webhook endpoint');
+  await page.goto(`${BASE}/admin/webhooks`);
+  await submit(page, { 'URL (https://…)': PAYLOADS[1], Description: PAYLOADS[0], [types]: PAYLOADS[3] }, 'Create endpoint');
+  await page.getByText('The form was not saved.').waitFor();
+  await assertInert(page, dialogs, 'refused webhook form');
+
   // Every page that shows any of it.
   for (const path of [
     '/admin', '/admin/products', `/admin/products?q=${encodeURIComponent(MARK)}`, new URL(productUrl).pathname,
     '/admin/customers', new URL(customerUrl).pathname, '/admin/promotions', '/admin/coupons',
-    '/admin/price-lists', '/admin/users', `/admin/orders?status=${encodeURIComponent(PAYLOADS[1])}`,
+    '/admin/price-lists', '/admin/users', '/admin/webhooks', new URL(webhookUrl).pathname,
+    `/admin/orders?status=${encodeURIComponent(PAYLOADS[1])}`,
     `/admin/${encodeURIComponent(PAYLOADS[0])}`,
   ]) {
     await page.goto(`${BASE}${path}`);

@@ -41,7 +41,12 @@ fn is_current(path: &str, href: &str) -> bool {
 
 /// A page of a signed-in staff user: header with navigation and sign-out, then `body`.
 pub(crate) fn page(s: &Session, title: &str, body: Markup) -> Markup {
-    let staff_link = s.is_admin().then_some(("Staff", "/admin/users"));
+    // Webhooks and staff are the admin policy's; other roles would only meet "you may not".
+    let admin_links: &[(&str, &str)] = if s.is_admin() {
+        &[("Webhooks", "/admin/webhooks"), ("Staff", "/admin/users")]
+    } else {
+        &[]
+    };
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -53,7 +58,7 @@ pub(crate) fn page(s: &Session, title: &str, body: Markup) -> Markup {
                     button.secondary.nav-toggle #nav-toggle type="button" aria-controls="main-nav" hidden { "Menu" }
                     nav.main #main-nav aria-label="Main" {
                         ul {
-                            @for (label, href) in NAV.iter().copied().chain(staff_link) {
+                            @for (label, href) in NAV.iter().chain(admin_links).copied() {
                                 li {
                                     @if is_current(&s.path, href) {
                                         a href=(href) aria-current="page" { (label) }
@@ -201,6 +206,18 @@ impl FormErrors {
         self.fields.push((pointer.to_owned(), message.to_owned()));
     }
 
+    /// Moves the errors below `pointer` (`/event_types/2`) to `pointer` itself, for a form that
+    /// has one field for a whole list.
+    pub(crate) fn fold(mut self, pointer: &str) -> Self {
+        let below = format!("{pointer}/");
+        for (p, _) in &mut self.fields {
+            if p.starts_with(&below) {
+                pointer.clone_into(p);
+            }
+        }
+        self
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.general.is_empty() && self.fields.is_empty()
     }
@@ -253,6 +270,8 @@ pub(crate) enum Kind {
     Password,
     Number,
     TextArea,
+    /// A date and time without a zone (`datetime-local`).
+    DateTime,
 }
 
 /// One labelled field with the errors at its pointer. `name` is the form field, `pointer` the
@@ -274,6 +293,7 @@ pub(crate) fn field(
         Kind::Email => "email",
         Kind::Password => "password",
         Kind::Number => "number",
+        Kind::DateTime => "datetime-local",
     };
     html! {
         label for=(id) {

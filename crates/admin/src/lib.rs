@@ -70,6 +70,7 @@ pub fn router(config: AdminConfig) -> Result<Router, reqwest::Error> {
         .merge(pages::customers::routes())
         .merge(pages::pricing::routes())
         .merge(pages::users::routes())
+        .merge(pages::webhooks::routes())
         .route_layer(from_fn_with_state(ui.clone(), session::require_session));
     let open = Router::new()
         .route(

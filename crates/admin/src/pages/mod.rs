@@ -8,6 +8,7 @@ pub(crate) mod orders;
 pub(crate) mod pricing;
 pub(crate) mod products;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -133,6 +134,7 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "stock" => "Stock saved.",
         "variant" => "Variant saved.",
         "done" => "Done.",
+        "replayed" => "Queued to be sent again.",
         _ => return None,
     })
 }

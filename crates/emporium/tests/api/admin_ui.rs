@@ -14,7 +14,7 @@ use crate::helpers::{PASSWORD, TestApp};
 const XSS: &str = r#"<script>alert(1)</script>"'><img src=x onerror=alert(1)>"#;
 
 /// A browser: a cookie jar, no redirects followed, `Origin` sent on forms as browsers do.
-struct Browser {
+pub(crate) struct Browser {
     client: Client,
     base: String,
 }
@@ -31,7 +31,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> Response {
+    pub(crate) async fn get(&self, path: &str) -> Response {
         self.client
             .get(format!("{}{path}", self.base))
             .send()
@@ -39,13 +39,13 @@ impl Browser {
             .unwrap()
     }
 
-    async fn get_html(&self, path: &str) -> String {
+    pub(crate) async fn get_html(&self, path: &str) -> String {
         let r = self.get(path).await;
         assert_eq!(r.status(), 200, "GET {path}");
         r.text().await.unwrap()
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
         self.client
             .post(format!("{}{path}", self.base))
             .header("origin", &self.base)
@@ -74,14 +74,14 @@ impl Browser {
 }
 
 /// The value of the first `_csrf` field of a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="_csrf" value=""#).expect("a CSRF field");
     let rest = &html[at + r#"name="_csrf" value=""#.len()..];
     rest[..rest.find('"').unwrap()].to_owned()
 }
 
 /// A staff user of `role` signed in through the UI.
-async fn signed_in(app: &TestApp, email: &str, role: Role) -> Browser {
+pub(crate) async fn signed_in(app: &TestApp, email: &str, role: Role) -> Browser {
     app.staff_token(email, role).await;
     let browser = Browser::new(app);
     browser.sign_in(email, PASSWORD).await;

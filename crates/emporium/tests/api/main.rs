@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin_ui;
+mod admin_webhooks;
 mod cache;
 mod cart;
 mod catalog;

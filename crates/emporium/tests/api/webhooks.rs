@@ -174,7 +174,7 @@ async fn settle(
 
 /// Checks a request's Standard Webhooks signature with `secret`, as the specification defines
 /// it (the official library checks the same deliveries in `official_library_verifies`).
-fn signed_with(r: &Received, secret: &str) -> bool {
+pub(crate) fn signed_with(r: &Received, secret: &str) -> bool {
     let header = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     let key = emporium_notify::domain::secret_key(secret).unwrap();
     let ts: i64 = header("webhook-timestamp").parse().unwrap();
