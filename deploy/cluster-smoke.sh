@@ -5,7 +5,8 @@
 # catalog's events), the demo shopper's sign-in at identity (registered when missing), a cart
 # with one in-stock variant, an address, shipping, checkout at ordering with the `test`
 # provider (`tok_success`) answered 201 with an order, the order read back by the shopper, and
-# the variant's stock one unit lower as inventory tells the demo owner; at the end, each of the
+# the variant's stock one unit lower as inventory tells the demo owner, the order in the staff
+# web UI (served by ordering, calling the API through the gateway); at the end, each of the
 # groups identity, catalog, search, inventory and ordering answered at least one of its
 # requests (the gateway's counters). Exits non-zero at the first answer that is not the expected one.
 #
@@ -27,7 +28,8 @@ owner_email=owner@demo.emporium.test
 owner_password="demo owner passphrase"
 
 body=$(mktemp)
-trap 'rm -f "$body"' EXIT
+jar=$(mktemp)
+trap 'rm -f "$body" "$jar"' EXIT
 
 fail() {
     printf 'cluster-smoke: FAILED: %s\n' "$*" >&2
@@ -147,6 +149,19 @@ call "stock after (inventory)" 200 GET "/v1/admin/inventory/levels?variant_id=$v
 available_after=$(json 'd["available"] if "available" in d else d["items"][0]["available"]')
 [ "$available_after" -eq $((available_before - 1)) ] ||
     fail "available stock of $variant went from $available_before to $available_after, not one less"
+
+# The staff web UI through the gateway: served by ordering, which calls every group's API back
+# through the gateway (`admin.api_url`): sign-in at identity, the dashboard (ordering's order
+# summary, inventory's low stock), and the order list holding the order just placed.
+call "admin UI sign-in form" 200 GET /admin/login -c "$jar"
+csrf=$(python3 -c 'import re, sys; print(re.search(r"name=\"_csrf\" value=\"([^\"]+)\"", open(sys.argv[1]).read()).group(1))' "$body") ||
+    fail "no CSRF field on the sign-in form"
+call "admin UI sign-in" 303 POST /admin/login -b "$jar" -c "$jar" -H "origin: $base" \
+    --data-urlencode "_csrf=$csrf" --data-urlencode "email=$owner_email" \
+    --data-urlencode "password=$owner_password"
+call "admin UI dashboard" 200 GET /admin -b "$jar" -c "$jar"
+call "admin UI order list" 200 GET /admin/orders -b "$jar" -c "$jar"
+grep -q "$order" "$body" || fail "the admin UI's order list through the gateway lacks $order"
 
 # Every group of the layout answered through the gateway during this run: sign-in at identity,
 # products at the catalog, search at search, stock at inventory, carts and checkout at ordering.

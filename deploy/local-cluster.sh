@@ -185,6 +185,13 @@ EOF
             # instance; a checkout may reach either, so every ordering instance takes it.
             printf '\n[payments]\nproviders = ["test"]\n' >>"$run_dir/$name.toml"
         fi
+        if [ "$kind" = ordering ]; then
+            # The staff web UI on the ordering instances, calling the API through the gateway
+            # so each page reaches every group; the other groups serve none.
+            printf '\n[admin]\napi_url = "http://127.0.0.1:%s"\n' "$(cat "$run_dir/gateway.port")" >>"$run_dir/$name.toml"
+        else
+            printf '\n[admin]\nenabled = false\n' >>"$run_dir/$name.toml"
+        fi
         if [ "$kind" = catalog ]; then
             # Media in one folder both catalog instances share (the data folders are their
             # own), as a bucket would be: a file uploaded through one is served by either.

@@ -24,8 +24,20 @@ pub(crate) fn same_token(a: &str, b: &str) -> bool {
 }
 
 /// The origin this request was sent to (`http://host:port`), as the browser would write it.
+/// Behind a proxy (the gateway) that is the host the proxy was asked for (`X-Forwarded-Host`,
+/// its first entry), not the upstream's own: a cross-site form cannot set that header, so it
+/// does not weaken the check.
 fn own_origin(headers: &HeaderMap, scheme: Option<&str>) -> Option<String> {
-    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let forwarded = headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let host = match forwarded {
+        Some(host) => host,
+        None => headers.get(header::HOST)?.to_str().ok()?,
+    };
     let scheme = if crate::session::is_secure(headers, scheme) {
         "https"
     } else {
@@ -153,5 +165,20 @@ mod tests {
                 .expect("value"),
         );
         assert!(same_origin(&headers, None));
+    }
+
+    #[test]
+    fn behind_a_proxy_the_origin_is_the_forwarded_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "10.0.0.7:8080".parse().expect("value"));
+        headers.insert("x-forwarded-host", "shop.test".parse().expect("value"));
+        headers.insert("x-forwarded-proto", "https".parse().expect("value"));
+        headers.insert(header::ORIGIN, "https://shop.test".parse().expect("value"));
+        assert!(same_origin(&headers, None));
+        headers.insert(
+            header::ORIGIN,
+            "http://10.0.0.7:8080".parse().expect("value"),
+        );
+        assert!(!same_origin(&headers, None));
     }
 }
