@@ -264,6 +264,9 @@ async fn read_positioned(
 }
 
 /// Journal entries older than `before`, newest first; empty filters match everything.
+///
+/// Each combination of filters has a statement of its own, so that each can use its index: an
+/// `($n = '' OR column = $n)` condition would make both engines scan the whole journal.
 async fn read_journal(
     db: &Db,
     before: Uuid,
@@ -271,20 +274,39 @@ async fn read_journal(
     aggregate_id: &str,
     limit: i64,
 ) -> Result<Vec<Envelope>, emporium_db::DbError> {
+    // The aggregate's own events (a few) through `event_journal_aggregate`, a type's through
+    // `event_journal_type`, everything through the event id's index.
+    let sql = match (aggregate_id.is_empty(), event_type.is_empty()) {
+        (true, true) => concat!(
+            "SELECT event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data ",
+            "FROM event_journal WHERE event_id < $1 ORDER BY event_id DESC LIMIT $2"
+        ),
+        (false, true) => concat!(
+            "SELECT event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data ",
+            "FROM event_journal WHERE event_id < $1 AND aggregate_id = $3 ",
+            "ORDER BY event_id DESC LIMIT $2"
+        ),
+        (true, false) => concat!(
+            "SELECT event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data ",
+            "FROM event_journal WHERE event_id < $1 AND event_type = $3 ",
+            "ORDER BY event_id DESC LIMIT $2"
+        ),
+        (false, false) => concat!(
+            "SELECT event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data ",
+            // `|| ''` keeps the planner on the aggregate's index, not the whole type's.
+            "FROM event_journal WHERE event_id < $1 AND aggregate_id = $3 AND event_type || '' = $4 ",
+            "ORDER BY event_id DESC LIMIT $2"
+        ),
+    };
     let mut conn = db.read().await?;
     run!(&mut conn, |c| {
-        let rows = sqlx::query(
-            "SELECT event_id, event_type, version, aggregate_id, sequence, occurred_at, trace, data \
-             FROM event_journal \
-             WHERE event_id < $1 AND ($2 = '' OR event_type = $2) AND ($3 = '' OR aggregate_id = $3) \
-             ORDER BY event_id DESC LIMIT $4",
-        )
-        .bind(before)
-        .bind(event_type)
-        .bind(aggregate_id)
-        .bind(limit)
-        .fetch_all(c)
-        .await?;
+        let mut query = sqlx::query(sql).bind(before).bind(limit);
+        for filter in [aggregate_id, event_type] {
+            if !filter.is_empty() {
+                query = query.bind(filter);
+            }
+        }
+        let rows = query.fetch_all(c).await?;
         rows.iter().map(emporium_db::envelope_from_row).collect()
     })
 }
