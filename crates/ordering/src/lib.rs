@@ -49,4 +49,10 @@ pub const MIGRATIONS: &[emporium_db::Migration] = &[
         sqlite: include_str!("../migrations/sqlite/20261201230000_checkouts_by_order.sql"),
         postgres: include_str!("../migrations/postgres/20261201230000_checkouts_by_order.sql"),
     },
+    emporium_db::Migration {
+        version: 20261206000100,
+        description: "orders by status",
+        sqlite: include_str!("../migrations/sqlite/20261206000100_orders_by_status.sql"),
+        postgres: include_str!("../migrations/postgres/20261206000100_orders_by_status.sql"),
+    },
 ];

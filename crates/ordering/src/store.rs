@@ -407,16 +407,28 @@ pub async fn list_orders<'c>(
     after: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> Result<Vec<OrderRow>, DbError> {
-    const SQL: &str = concat!(
+    // With a status, `orders_status` yields that status's orders newest first; without one,
+    // `orders_created` yields every order newest first. (One statement with `$1 IS NULL OR
+    // status = $1` would walk every order by date until enough of a rare status turned up.)
+    const ANY: &str = concat!(
         "SELECT ",
         order_columns!(),
-        " FROM orders WHERE ($1 IS NULL OR status = $1) \
+        " FROM orders WHERE $1 IS NULL \
          AND ($2 IS NULL OR (created_at, id) < ($2, $3)) \
          AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
+    const OF_STATUS: &str = concat!(
+        "SELECT ",
+        order_columns!(),
+        " FROM orders WHERE status = $1 \
+         AND ($2 IS NULL OR (created_at, id) < ($2, $3)) \
+         AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
+         ORDER BY status DESC, created_at DESC, id DESC LIMIT $4"
+    );
+    let sql = if status.is_some() { OF_STATUS } else { ANY };
     let (at, id) = after.map_or((None, None), |(t, i)| (Some(t), Some(i)));
-    run!(c, |c| sqlx::query_as(SQL)
+    run!(c, |c| sqlx::query_as(sql)
         .bind(status)
         .bind(at)
         .bind(id)
