@@ -121,26 +121,22 @@ impl OrderService {
     pub async fn summary(&self, since: OffsetDateTime) -> Result<OrderSummary, OrderingError> {
         let mut conn = self.db.read().await?;
         let rows = store::orders_since(&mut conn, since).await?;
-        let mut revenue =
-            std::collections::BTreeMap::<String, (emporium_kernel::Currency, i64)>::new();
-        for (status, document) in &rows {
-            if status == OrderStatus::Cancelled.as_str() {
-                continue;
-            }
-            let order: Order = serde_json::from_str(document)
-                .map_err(|e| OrderingError::Corrupt(e.to_string()))?;
-            let entry = revenue
-                .entry(order.currency.to_string())
-                .or_insert((order.currency, 0));
-            entry.1 += order.total - order.refunded_amount;
+        let mut revenue = Vec::new();
+        for row in rows.iter().filter(|r| r.counted > 0) {
+            let currency = row
+                .currency
+                .parse()
+                .map_err(|_| OrderingError::Corrupt(format!("currency {:?}", row.currency)))?;
+            revenue.push(emporium_kernel::Money {
+                amount: row.revenue,
+                currency,
+            });
         }
+        revenue.sort_by(|a, b| a.currency.to_string().cmp(&b.currency.to_string()));
         Ok(OrderSummary {
             since,
-            orders: rows.len() as i64,
-            revenue: revenue
-                .into_values()
-                .map(|(currency, amount)| emporium_kernel::Money { amount, currency })
-                .collect(),
+            orders: rows.iter().map(|r| r.orders).sum(),
+            revenue,
         })
     }
 

@@ -54,6 +54,59 @@ async fn the_order_summary_counts_orders_since_a_moment_and_their_revenue(app: T
         json!([{"amount": totals, "currency": "EUR"}])
     );
 
+    // A cancelled order still counts as placed but takes nothing; a refund takes its amount
+    // off the revenue.
+    let mut ids = Vec::new();
+    for i in 2..4 {
+        let (cart, token) = ready_cart(&app, &shop, 1, false).await;
+        let r = check_out(&app, &cart, &token, &format!("key-{i}"), "tok_success").await;
+        let placed: Value = r.json().await.unwrap();
+        ids.push(placed["order"]["id"].as_str().unwrap().to_owned());
+        totals += placed["order"]["total"].as_i64().unwrap();
+    }
+    let admin = app.staff_token("refunds@example.com", Role::Admin).await;
+    let cancelled_total = {
+        let r = app
+            .post_json(
+                &format!("/v1/admin/orders/{}/cancel", ids[0]),
+                &json!({"reason": "customer asked"}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let order: Value = r.json().await.unwrap();
+        assert_eq!(order["status"], "cancelled");
+        order["total"].as_i64().unwrap()
+    };
+    let r = app
+        .post_json(
+            &format!("/v1/admin/orders/{}/capture", ids[1]),
+            &json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post_json(
+            &format!("/v1/admin/orders/{}/refund", ids[1]),
+            &json!({"amount": 150}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .get(
+            &format!("/v1/admin/orders/summary?since={}", urlencode(&since)),
+            Some(&staff),
+        )
+        .await;
+    let summary: Value = r.json().await.unwrap();
+    assert_eq!(summary["orders"], 4);
+    assert_eq!(
+        summary["revenue"],
+        json!([{"amount": totals - cancelled_total - 150, "currency": "EUR"}])
+    );
+
     let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
