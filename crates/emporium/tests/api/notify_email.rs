@@ -7,9 +7,10 @@ use emporium_kernel::auth::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::catalog::{create_product, simple_product};
 use crate::checkout::{check_out, ready_cart, shop};
 use crate::helpers::{Backend, TestApp, wait_for};
-use crate::webhooks::{Child, python_tools};
+use crate::webhooks::{Child, Receiver, Reply, create_endpoint, python_tools};
 
 async fn next_mail(sink: &mut Child) -> Value {
     serde_json::from_str(&sink.line().await).unwrap()
@@ -183,4 +184,64 @@ async fn an_email_is_retried_until_the_smtp_server_answers() {
     .await;
     let extra = tokio::time::timeout(Duration::from_millis(500), sink.lines.recv()).await;
     assert!(extra.is_err(), "sent twice: {extra:?}");
+}
+
+/// An endpoint the store disables for failing: the staff get an e-mail naming it, with its URL
+/// escaped in the HTML part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_are_emailed_when_the_store_disables_a_failing_endpoint() {
+    let Some(python) = python_tools() else { return };
+    let port = crate::events::free_port();
+    let mut sink = Child::spawn(&python, "smtp_sink.py", &[&port.to_string()]);
+    assert_eq!(sink.line().await, "ready");
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.notify.email.smtp_url = Some(emporium_kernel::Secret::new(format!(
+            "smtp://127.0.0.1:{port}"
+        )));
+        c.notify.email.staff = vec!["ops@example.com".to_owned()];
+        c.notify.webhooks.allowed_networks = vec!["127.0.0.0/8".to_owned()];
+        c.notify.webhooks.retry_delays_ms = vec![20; 50];
+        c.notify.webhooks.disable_after_ms = 1;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.reply("/in", Reply::Statuses(vec![503]));
+    let admin = app.staff_token("admin@example.com", Role::Admin).await;
+    let url = format!("{}/in?a=1&b=<x>", receiver.base);
+    let created = create_endpoint(&app, &admin, &url, &["product.*"]).await;
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    create_product(&app, &admin, simple_product("Kettle", "KET-1", 5_000, &[])).await;
+
+    // Mail arrives as the store makes it; the outbox is drained between reads.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mail = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no e-mail of the disabled endpoint"
+        );
+        app.drain_outbox().await;
+        let Ok(line) = tokio::time::timeout(Duration::from_millis(250), sink.line()).await else {
+            continue;
+        };
+        let mail: Value = serde_json::from_str(&line).unwrap();
+        if mail["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disabled")
+        {
+            break mail;
+        }
+    };
+    assert_eq!(mail["to"], json!(["ops@example.com"]));
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains(&endpoint), "{text}");
+    let html = mail["html"].as_str().unwrap();
+    assert!(html.contains(&endpoint) && !html.contains("<x>"), "{html}");
+    let state: Value = app
+        .get(&format!("/v1/admin/webhooks/{endpoint}"), Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["disabled_reason"], "failing");
 }
