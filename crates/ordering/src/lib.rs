@@ -51,8 +51,8 @@ pub const MIGRATIONS: &[emporium_db::Migration] = &[
     },
     emporium_db::Migration {
         version: 20261206000100,
-        description: "orders by status",
-        sqlite: include_str!("../migrations/sqlite/20261206000100_orders_by_status.sql"),
-        postgres: include_str!("../migrations/postgres/20261206000100_orders_by_status.sql"),
+        description: "orders status amounts",
+        sqlite: include_str!("../migrations/sqlite/20261206000100_orders_status_amounts.sql"),
+        postgres: include_str!("../migrations/postgres/20261206000100_orders_status_amounts.sql"),
     },
 ];

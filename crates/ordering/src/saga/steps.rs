@@ -364,6 +364,8 @@ pub(crate) fn projection_of(order: &Order) -> Result<OrderRow, OrderingError> {
         created_at: order.placed_at,
         updated_at: order.updated_at,
         payment_pending_since: order.pending_payment.as_ref().map(|p| p.requested_at),
+        currency: order.currency.to_string(),
+        net_total: order.total - order.refunded_amount,
     })
 }
 
