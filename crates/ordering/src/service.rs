@@ -132,7 +132,7 @@ impl OrderService {
                 currency,
             });
         }
-        revenue.sort_by(|a, b| a.currency.to_string().cmp(&b.currency.to_string()));
+        revenue.sort_by_key(|a| a.currency.to_string());
         Ok(OrderSummary {
             since,
             orders: rows.iter().map(|r| r.orders).sum(),
