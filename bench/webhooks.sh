@@ -9,7 +9,9 @@
 # The receiver runs at the lowest CPU priority (it stands in for other machines). Deliveries/s
 # is read from the store's own counter of successful attempts
 # (emporium_webhook_attempts_total) while the deliveries made by the run drain after it.
-# Traffic goes to 127.0.0.1 only. Run it on a quiet machine.
+# On SQLite; on PostgreSQL instead when BENCH_POSTGRES_URL is set (a server URL; each round
+# creates and drops a database of its own). Traffic goes to 127.0.0.1 only. Run it on a quiet
+# machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 carts=${1:-50}
@@ -31,9 +33,15 @@ password='bench staff passphrase'
 work=$(mktemp -d)
 pid=
 data=
+database=
+drop_database() {
+  [ -n "$database" ] && psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
+  database=
+}
 cleanup() {
   [ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  drop_database
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,6 +74,11 @@ succeeded() {
 run() {
   local hooks=$1
   data=$(mktemp -d -p "$work")
+  if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
+    database="emporium_bench_hooks_$$"
+    psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $database" >/dev/null
+    export EMPORIUM_DATABASE_URL="${BENCH_POSTGRES_URL%/*}/$database"
+  fi
   echo "$password" | EMPORIUM_LOG_LEVEL=warn "$bin" --data-dir "$data" admin create \
     --email bench@example.com --role admin >/dev/null
   EMPORIUM_PAYMENTS__PROVIDERS="[test]" EMPORIUM_LOG_LEVEL=warn \
@@ -97,6 +110,7 @@ run() {
   fi
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   rm -rf "$data"
+  drop_database
 }
 
 for _ in $(seq 1 "$rounds"); do
