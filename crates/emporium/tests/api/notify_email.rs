@@ -12,6 +12,14 @@ use crate::checkout::{check_out, ready_cart, shop};
 use crate::helpers::{Backend, TestApp, wait_for};
 use crate::webhooks::{Child, Receiver, Reply, create_endpoint, python_tools};
 
+/// A real SMTP server on a free loopback port, ready to receive, and its URL.
+async fn smtp_sink(python: &str) -> (Child, String) {
+    let port = crate::events::free_port();
+    let mut sink = Child::spawn(python, "smtp_sink.py", &[&port.to_string()]);
+    assert_eq!(sink.line().await, "ready");
+    (sink, format!("smtp://127.0.0.1:{port}"))
+}
+
 async fn next_mail(sink: &mut Child) -> Value {
     serde_json::from_str(&sink.line().await).unwrap()
 }
@@ -21,13 +29,9 @@ async fn next_mail(sink: &mut Child) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_emails_reach_a_real_smtp_server() {
     let Some(python) = python_tools() else { return };
-    let port = crate::events::free_port();
-    let mut sink = Child::spawn(&python, "smtp_sink.py", &[&port.to_string()]);
-    assert_eq!(sink.line().await, "ready");
+    let (mut sink, smtp_url) = smtp_sink(&python).await;
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.notify.email.smtp_url = Some(emporium_kernel::Secret::new(format!(
-            "smtp://127.0.0.1:{port}"
-        )));
+        c.notify.email.smtp_url = Some(emporium_kernel::Secret::new(smtp_url));
         c.notify.email.from = "Shop <shop@example.com>".to_owned();
         c.notify.email.staff = vec!["orders@example.com".to_owned()];
         c.notify.email.store_name = "Kettle & <Co>".to_owned();
@@ -191,13 +195,9 @@ async fn an_email_is_retried_until_the_smtp_server_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_are_emailed_when_the_store_disables_a_failing_endpoint() {
     let Some(python) = python_tools() else { return };
-    let port = crate::events::free_port();
-    let mut sink = Child::spawn(&python, "smtp_sink.py", &[&port.to_string()]);
-    assert_eq!(sink.line().await, "ready");
+    let (mut sink, smtp_url) = smtp_sink(&python).await;
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.notify.email.smtp_url = Some(emporium_kernel::Secret::new(format!(
-            "smtp://127.0.0.1:{port}"
-        )));
+        c.notify.email.smtp_url = Some(emporium_kernel::Secret::new(smtp_url));
         c.notify.email.staff = vec!["ops@example.com".to_owned()];
         c.notify.webhooks.allowed_networks = vec!["127.0.0.0/8".to_owned()];
         c.notify.webhooks.retry_delays_ms = vec![20; 50];
